@@ -1,0 +1,318 @@
+"""The FC 3.0 control plane through the official SDK, with typed errors and bounded retries.
+
+Only Celery tasks use this module. Every method returns the SDK response's `to_map()` (headers,
+statusCode, body with camelCase keys), the shape stored in a deployment's `result`.
+
+Idempotence under lost responses: a create whose response was lost is retried, gets AlreadyExists and
+turns into an update; a delete whose response was lost is retried and gets NotFound, which counts as
+done. So each create-or-update converges to exactly one function and one trigger.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
+
+from alibabacloud_fc20230330 import models as fc
+from alibabacloud_fc20230330.client import Client
+from alibabacloud_tea_openapi import models as open_api
+from alibabacloud_tea_openapi.exceptions import ClientException, ServerException, ThrottlingException
+from darabonba.exceptions import DaraException, UnretryableException
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+from deployer.errors import (
+    FCAccessDenied,
+    FCAlreadyExists,
+    FCConflict,
+    FCError,
+    FCInvalidArgument,
+    FCNotFound,
+    FCServerError,
+    FCThrottled,
+    FCUnreachable,
+)
+from deployer.settings import Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_CONFLICT_CODES = {"FunctionNotEmpty", "ConcurrentUpdateError", "PreconditionFailed"}
+_DENIED_CODES = {"AccessDenied", "SignatureNotMatch", "InvalidAccessKeyID", "Forbidden"}
+
+
+def map_sdk_error(exc: BaseException, operation: str) -> FCError:
+    """Turn an SDK exception into our hierarchy, keeping FC's code, status and request id only."""
+    if isinstance(exc, FCError):
+        return exc
+    if isinstance(exc, ThrottlingException):
+        # darabonba sleeps x-acs-retry-after as milliseconds (darabonba/core.py get_backoff_time).
+        retry_after = exc.retry_after / 1000.0 if exc.retry_after else None
+        return FCThrottled(
+            _message(exc), code=exc.code, status_code=_status(exc), request_id=_rid(exc),
+            operation=operation, retry_after=retry_after,
+        )
+    if isinstance(exc, ClientException | ServerException):
+        status, code = _status(exc), str(exc.code or "")
+        kw: dict[str, Any] = dict(code=code or None, status_code=status, request_id=_rid(exc), operation=operation)
+        msg = _message(exc)
+        if isinstance(exc, ServerException) or (status and status >= 500):
+            return FCServerError(msg, **kw)
+        if status == 429 or code.startswith("Throttling"):
+            return FCThrottled(msg, **kw)
+        if code.endswith("AlreadyExists"):
+            return FCAlreadyExists(msg, **kw)
+        if code.endswith("NotFound") or status == 404:
+            return FCNotFound(msg, **kw)
+        if code in _CONFLICT_CODES or status in (409, 412):
+            return FCConflict(msg, **kw)
+        if code in _DENIED_CODES or status in (401, 403):
+            return FCAccessDenied(msg, **kw)
+        return FCInvalidArgument(msg, **kw)
+    if isinstance(exc, UnretryableException | DaraException | OSError):
+        cause = getattr(exc, "inner_exception", None) or exc
+        return FCUnreachable(f"{type(cause).__name__}: {_short(str(cause))}", operation=operation)
+    raise exc
+
+
+def _status(exc: Any) -> int | None:
+    status = getattr(exc, "status_code", None) or getattr(exc, "statusCode", None)
+    try:
+        return int(status) if status is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _rid(exc: Any) -> str | None:
+    rid = getattr(exc, "request_id", None)
+    return None if rid in (None, "None", "") else str(rid)
+
+
+def _message(exc: Any) -> str:
+    """FC's own Message (the SDK's `message` prefixes code and request id; `str()` dumps the body)."""
+    data = getattr(exc, "data", None) or {}
+    msg = data.get("Message") or data.get("message") if isinstance(data, dict) else None
+    return _short(str(msg or getattr(exc, "message", "") or exc.__class__.__name__))
+
+
+def _short(text: str, limit: int = 500) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+Readiness = Literal["ready", "pending", "failed"]
+
+
+def function_readiness(function_body: dict[str, Any]) -> tuple[Readiness, str]:
+    """Where a function stands, from GetFunction's body: ready to serve, still changing, or failed."""
+    state = function_body.get("state")
+    update = function_body.get("lastUpdateStatus")
+    if state == "Failed":
+        return "failed", str(function_body.get("stateReason") or function_body.get("stateReasonCode") or "Failed")
+    if update == "Failed":
+        reason = function_body.get("lastUpdateStatusReason") or function_body.get("lastUpdateStatusReasonCode")
+        return "failed", str(reason or "update failed")
+    if state == "Pending" or update == "InProgress":
+        reason = function_body.get("lastUpdateStatusReasonCode") or function_body.get("stateReasonCode") or ""
+        return "pending", str(reason)
+    return "ready", str(state or "")
+
+
+class FCGateway:
+    """Create-or-update functions and HTTP triggers on FC 3.0, with retries for transient failures."""
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        max_attempts: int = 8,
+        backoff_initial_s: float = 0.2,
+        backoff_max_s: float = 8.0,
+        rate_limiter: Callable[[], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.max_attempts = max_attempts
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.rate_limiter = rate_limiter
+        self._sleep = sleep
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, rate_limiter: Callable[[], None] | None = None) -> FCGateway:
+        return cls(
+            make_client(settings),
+            max_attempts=settings.fc_max_attempts,
+            backoff_max_s=settings.fc_backoff_max_s,
+            rate_limiter=rate_limiter,
+        )
+
+    # -- the retry loop ------------------------------------------------------------------------
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        ceiling = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (state.attempt_number - 1))
+        delay = random.uniform(ceiling / 2, ceiling)  # exponential backoff with jitter
+        if isinstance(exc, FCThrottled) and exc.retry_after:
+            delay = max(delay, min(exc.retry_after, self.backoff_max_s))
+        return delay
+
+    def _call(self, operation: str, fn: Callable[..., Any], *args: Any) -> dict[str, Any]:
+        def attempt() -> dict[str, Any]:
+            if self.rate_limiter is not None:
+                self.rate_limiter()
+            try:
+                return fn(*args).to_map()
+            except Exception as exc:  # noqa: BLE001 - every SDK failure is mapped to our hierarchy
+                err = map_sdk_error(exc, operation)
+                if err.retryable:
+                    log.info("fc.retryable_error", extra={"operation": operation, "code": err.code})
+                raise err from None
+
+        retrying = Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, FCError) and e.retryable),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        return retrying(attempt)
+
+    # -- functions -----------------------------------------------------------------------------
+
+    def create_function(self, body: fc.CreateFunctionInput) -> dict[str, Any]:
+        return self._call("CreateFunction", self.client.create_function, fc.CreateFunctionRequest(body=body))
+
+    def update_function(self, name: str, body: fc.UpdateFunctionInput) -> dict[str, Any]:
+        return self._call("UpdateFunction", self.client.update_function, name, fc.UpdateFunctionRequest(body=body))
+
+    def get_function(self, name: str) -> dict[str, Any]:
+        return self._call("GetFunction", self.client.get_function, name, fc.GetFunctionRequest())
+
+    def create_or_update_function(
+        self, create: fc.CreateFunctionInput, update: fc.UpdateFunctionInput
+    ) -> tuple[dict[str, Any], Literal["created", "updated"]]:
+        """Create first (one call on the happy path); AlreadyExists means update in place."""
+        try:
+            return self.create_function(create), "created"
+        except FCAlreadyExists:
+            return self.update_function(create.function_name, update), "updated"
+
+    def update_or_create_function(
+        self, create: fc.CreateFunctionInput, update: fc.UpdateFunctionInput
+    ) -> tuple[dict[str, Any], Literal["created", "updated"]]:
+        """Update first, for redeploys (the function normally exists); NotFound means create."""
+        try:
+            return self.update_function(create.function_name, update), "updated"
+        except FCNotFound:
+            return self.create_or_update_function(create, update)
+
+    def delete_function(self, name: str, *, missing_ok: bool = True) -> bool:
+        try:
+            self._call("DeleteFunction", self.client.delete_function, name)
+            return True
+        except FCNotFound:
+            if not missing_ok:
+                raise
+            return False
+
+    def list_functions(self, prefix: str | None = None, page_size: int = 100) -> list[dict[str, Any]]:
+        functions: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            req = fc.ListFunctionsRequest(prefix=prefix, limit=page_size, next_token=token)
+            body = self._call("ListFunctions", self.client.list_functions, req).get("body") or {}
+            functions += body.get("functions") or []
+            token = body.get("nextToken")
+            if not token:
+                return functions
+
+    # -- triggers ------------------------------------------------------------------------------
+
+    def get_trigger(self, function_name: str, trigger_name: str) -> dict[str, Any]:
+        return self._call("GetTrigger", self.client.get_trigger, function_name, trigger_name)
+
+    def create_trigger(self, function_name: str, body: fc.CreateTriggerInput) -> dict[str, Any]:
+        return self._call(
+            "CreateTrigger", self.client.create_trigger, function_name, fc.CreateTriggerRequest(body=body)
+        )
+
+    def update_trigger(self, function_name: str, trigger_name: str, body: fc.UpdateTriggerInput) -> dict[str, Any]:
+        return self._call(
+            "UpdateTrigger",
+            self.client.update_trigger,
+            function_name,
+            trigger_name,
+            fc.UpdateTriggerRequest(body=body),
+        )
+
+    def create_or_update_trigger(
+        self, function_name: str, create: fc.CreateTriggerInput, update: fc.UpdateTriggerInput
+    ) -> tuple[dict[str, Any], Literal["created", "updated", "unchanged"]]:
+        """Create the trigger; if it exists, update it only when its config differs (the URL stays)."""
+        from deployer.spec import trigger_config_matches
+
+        try:
+            return self.create_trigger(function_name, create), "created"
+        except FCAlreadyExists:
+            current = self.get_trigger(function_name, create.trigger_name)
+            body = current.get("body") or {}
+            if trigger_config_matches(body.get("triggerConfig"), update) and body.get("qualifier") == update.qualifier:
+                return current, "unchanged"
+            return self.update_trigger(function_name, create.trigger_name, update), "updated"
+
+    def delete_trigger(self, function_name: str, trigger_name: str, *, missing_ok: bool = True) -> bool:
+        try:
+            self._call("DeleteTrigger", self.client.delete_trigger, function_name, trigger_name)
+            return True
+        except FCNotFound:
+            if not missing_ok:
+                raise
+            return False
+
+    def list_triggers(self, function_name: str) -> list[dict[str, Any]]:
+        triggers: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            req = fc.ListTriggersRequest(limit=100, next_token=token)
+            body = self._call("ListTriggers", self.client.list_triggers, function_name, req).get("body") or {}
+            triggers += body.get("triggers") or []
+            token = body.get("nextToken")
+            if not token:
+                return triggers
+
+    def delete_function_and_triggers(self, function_name: str) -> bool:
+        """Triggers first, then the function (FC refuses with FunctionNotEmpty otherwise)."""
+        try:
+            triggers = self.list_triggers(function_name)
+        except FCNotFound:
+            return False
+        for trigger in triggers:
+            self.delete_trigger(function_name, trigger["triggerName"])
+        return self.delete_function(function_name)
+
+
+def make_client(settings: Settings) -> Client:
+    """One SDK client from settings. Credentials come from the Alibaba credential chain, never from code."""
+    from alibabacloud_credentials.client import Client as CredentialClient
+
+    endpoint, protocol = settings.fc_endpoint, settings.fc_protocol
+    if endpoint and "://" in endpoint:
+        # The SDK would send "http://host:port" as the Host header (fc3-api.md §7.2): keep host:port and
+        # take the protocol from the scheme.
+        scheme, endpoint = endpoint.split("://", 1)
+        protocol = "http" if scheme == "http" else "https"
+        endpoint = endpoint.rstrip("/")
+    elif not endpoint and settings.fc_account_id:
+        endpoint = f"{settings.fc_account_id}.{settings.region}.fc.aliyuncs.com"
+    config = open_api.Config(
+        credential=CredentialClient(),
+        region_id=settings.region,
+        endpoint=endpoint,
+        protocol=protocol,
+        connect_timeout=int(settings.fc_connect_timeout_s * 1000),
+        read_timeout=int(settings.fc_read_timeout_s * 1000),
+    )
+    return Client(config)

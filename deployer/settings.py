@@ -1,0 +1,100 @@
+"""The one settings object (env prefix MCPFC_, `.env` supported).
+
+Embedded defaults put everything in DATA_DIR: a SQLite store, a file-backed Celery broker and the
+Celery results in the same database. Production points DATABASE_URL at PostgreSQL and BROKER_URL at
+Redis or RabbitMQ. Alibaba credentials are not settings: the SDK's credential chain reads them.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, computed_field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from deployer.errors import ConfigError
+
+DEFAULT_SECRET_KEY = "mcpfc-insecure-development-key-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MCPFC_", env_file=".env", env_ignore_empty=True, extra="ignore"
+    )
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".mcp-fc")
+
+    database_url: str | None = None
+    broker_url: str | None = None
+    result_backend: str | None = None
+
+    # Function Compute. FC_ENDPOINT unset means the public endpoint for REGION.
+    fc_endpoint: str | None = None
+    fc_protocol: Literal["https", "http"] = "https"
+    fc_account_id: str | None = None
+    region: str = "cn-hangzhou"
+    fc_connect_timeout_s: float = 5.0
+    fc_read_timeout_s: float = 15.0
+    fc_max_attempts: int = Field(default=8, ge=1)
+    fc_backoff_max_s: float = 8.0
+    fc_rate_limit_per_s: float = Field(default=0.0, ge=0, description="shared FC API rate; 0 = unlimited")
+
+    # Deploy behaviour
+    deploy_deadline_s: float = Field(default=1800.0, description="a deploy that is not done by then fails")
+    ready_poll_s: float = Field(default=1.0, description="first wait between readiness checks")
+    ready_poll_max_s: float = 10.0
+    probe_timeout_s: float = 30.0
+    probe_enabled: bool = True
+    rollback_on_probe_failure: bool = False
+
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+    old_secret_keys: list[SecretStr] = Field(default_factory=list, description="still decrypt, for rotation")
+
+    # HTTP API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    docs_enabled: bool = True
+    metrics_enabled: bool = True
+    post_rate_limit_per_min: int = 120
+
+    # CLI client
+    api_url: str = "http://127.0.0.1:8000"
+    api_key: SecretStr | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "mcp-fc.db"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.sqlite_path}"
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.data_dir / "broker"
+
+    @property
+    def effective_result_backend(self) -> str:
+        if self.result_backend:
+            return self.result_backend
+        url = self.effective_database_url
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        return "db+" + url
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_in_production(self) -> "Settings":
+        if self.environment == "production" and self.secret_key.get_secret_value() == DEFAULT_SECRET_KEY:
+            raise ConfigError("MCPFC_SECRET_KEY must be set to a random value in production")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

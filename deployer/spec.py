@@ -1,0 +1,203 @@
+"""DeployRequest → the SDK's function and trigger inputs. Pure functions: no I/O, no clock, no randomness.
+
+The container runs mcp-proxy in front of the stdio server. Facts that shape the command
+(shared/reference/mcp-hosting.md): mcp-proxy >= 0.8.1 silently ignores `--sse-port/--sse-host`, so we
+generate `--port 8080 --host 0.0.0.0`; `--allow-origin` takes several values, so it must be followed by
+another flag; without `--pass-environment` the child gets an empty PATH.
+"""
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from alibabacloud_fc20230330 import models as fc
+
+from deployer.errors import SpecError
+from schemas import AuthType, DeployRequest, ProxyKind, Transport, Urls
+from schemas.limits import CONTAINER_PORT
+
+RUNTIME = "custom-container"
+HANDLER = "index.handler"
+TRIGGER_NAME = "http"
+QUALIFIER = "LATEST"
+SSE_PATH = "/sse"
+MCP_PATH = "/mcp"
+HEALTH_PATH = "/status"  # mcp-proxy's status endpoint
+
+SSE_METHODS = ["GET", "POST", "OPTIONS"]
+# FC's streamable affinity (and any stateless client) needs DELETE to end a session.
+STREAMABLE_METHODS = ["GET", "POST", "DELETE", "OPTIONS"]
+
+
+@dataclass(frozen=True)
+class EndpointAuth:
+    """What the trigger checks callers against. Keys and tokens are made elsewhere (they need randomness)."""
+
+    jwks: dict[str, Any] | None = None
+    bearer_tokens: tuple[str, ...] = field(default_factory=tuple)
+
+
+def proxy_command(req: DeployRequest) -> list[str]:
+    """The container command: mcp-proxy on 0.0.0.0:8080, then `--`, then the stdio server's argv."""
+    if req.proxy == ProxyKind.none:
+        return list(req.command)
+    cmd = ["mcp-proxy", "--port", str(CONTAINER_PORT), "--host", "0.0.0.0"]
+    if req.transport == Transport.streamable_http:
+        # Stateless streamable HTTP survives requests landing on different instances.
+        cmd.append("--stateless")
+    if req.allow_origins:
+        cmd += ["--allow-origin", *req.allow_origins]
+    cmd += ["--pass-environment", "--", *req.command]
+    return cmd
+
+
+def environment(req: DeployRequest) -> dict[str, str]:
+    """The function's environment: plain env plus the decrypted secret env."""
+    return {**req.env, **req.secret_values()}
+
+
+def session_affinity(req: DeployRequest) -> tuple[str, str | None]:
+    """FC session affinity and its JSON-string config for the transport."""
+    if req.transport == Transport.sse:
+        # Each SSE session holds one unit of instance concurrency for its stream and needs at least one
+        # more for its POSTs, so an instance takes half as many sessions as it has concurrency.
+        sessions = max(1, req.instance_concurrency // 2)
+        config = {"sseEndpointPath": SSE_PATH, "sessionConcurrencyPerInstance": sessions}
+        return "MCP_SSE", json.dumps(config, separators=(",", ":"))
+    return "NONE", None
+
+
+def health_check(req: DeployRequest) -> fc.CustomHealthCheckConfig | None:
+    if req.proxy == ProxyKind.none:
+        return None
+    return fc.CustomHealthCheckConfig(
+        http_get_url=HEALTH_PATH,
+        initial_delay_seconds=1,
+        period_seconds=2,
+        timeout_seconds=3,
+        failure_threshold=30,
+        success_threshold=1,
+    )
+
+
+def container_config(req: DeployRequest) -> fc.CustomContainerConfig:
+    command = proxy_command(req)
+    return fc.CustomContainerConfig(
+        image=req.image,
+        port=CONTAINER_PORT,
+        command=command or None,
+        acr_instance_id=req.acr_instance_id,
+        health_check_config=health_check(req),
+    )
+
+
+def _vpc(req: DeployRequest) -> fc.VPCConfig | None:
+    if req.vpc is None:
+        return None
+    return fc.VPCConfig(
+        vpc_id=req.vpc.vpc_id, v_switch_ids=list(req.vpc.vswitch_ids), security_group_id=req.vpc.security_group_id
+    )
+
+
+def _log(req: DeployRequest) -> fc.LogConfig | None:
+    if req.log is None:
+        return None
+    return fc.LogConfig(
+        project=req.log.project, logstore=req.log.logstore, enable_request_metrics=True, enable_instance_metrics=True
+    )
+
+
+def _function_fields(req: DeployRequest) -> dict[str, Any]:
+    affinity, affinity_config = session_affinity(req)
+    return dict(
+        runtime=RUNTIME,
+        handler=HANDLER,
+        description=req.description,
+        cpu=req.cpu,
+        memory_size=req.memory_mb,
+        disk_size=req.disk_mb,
+        timeout=req.timeout_s,
+        instance_concurrency=req.instance_concurrency,
+        environment_variables=environment(req),
+        custom_container_config=container_config(req),
+        internet_access=True,
+        session_affinity=affinity,
+        session_affinity_config=affinity_config,
+        vpc_config=_vpc(req),
+        log_config=_log(req),
+        role=req.role,
+        # The role's STS credentials would reach the MCP server through --pass-environment.
+        disable_inject_credentials="None" if req.inject_credentials else "All",
+    )
+
+
+def create_function_input(req: DeployRequest) -> fc.CreateFunctionInput:
+    return fc.CreateFunctionInput(function_name=req.name, **_function_fields(req))
+
+
+def update_function_input(req: DeployRequest) -> fc.UpdateFunctionInput:
+    """Every managed field explicitly, so an update converges to the spec (UpdateFunction is PATCH-like)."""
+    return fc.UpdateFunctionInput(**_function_fields(req))
+
+
+def trigger_config(req: DeployRequest, auth: EndpointAuth) -> dict[str, Any]:
+    methods = SSE_METHODS if req.transport == Transport.sse else STREAMABLE_METHODS
+    config: dict[str, Any] = {"authType": req.auth.type.value, "methods": list(methods), "disableURLInternet": False}
+    if req.auth.type == AuthType.jwt:
+        if not auth.jwks or not auth.jwks.get("keys"):
+            raise SpecError("jwt endpoint auth needs the deployment's public signing keys (JWKS)")
+        # The wire form devsapp/fc3 sends: an object inside the triggerConfig JSON string.
+        config["authConfig"] = {
+            "jwks": auth.jwks,
+            "tokenLookup": "header:Authorization:Bearer",
+            "claimPassBy": "query::",
+        }
+    elif req.auth.type == AuthType.bearer:
+        if not auth.bearer_tokens:
+            raise SpecError("bearer endpoint auth needs at least one token")
+        config["authConfig"] = {"tokens": list(auth.bearer_tokens)}
+    return config
+
+
+def _trigger_config_json(req: DeployRequest, auth: EndpointAuth) -> str:
+    return json.dumps(trigger_config(req, auth), separators=(",", ":"), sort_keys=True)
+
+
+def create_trigger_input(req: DeployRequest, auth: EndpointAuth) -> fc.CreateTriggerInput:
+    return fc.CreateTriggerInput(
+        trigger_name=TRIGGER_NAME,
+        trigger_type="http",
+        qualifier=QUALIFIER,
+        trigger_config=_trigger_config_json(req, auth),
+        description=f"mcp-fc {req.transport.value} endpoint",
+    )
+
+
+def update_trigger_input(req: DeployRequest, auth: EndpointAuth) -> fc.UpdateTriggerInput:
+    return fc.UpdateTriggerInput(
+        qualifier=QUALIFIER,
+        trigger_config=_trigger_config_json(req, auth),
+        description=f"mcp-fc {req.transport.value} endpoint",
+    )
+
+
+def trigger_config_matches(current: str | dict[str, Any] | None, wanted: fc.UpdateTriggerInput) -> bool:
+    """True when the trigger FC has already carries the config we want (so no UpdateTrigger is needed)."""
+    if current is None:
+        return False
+    try:
+        have = json.loads(current) if isinstance(current, str) else current
+    except ValueError:
+        return False
+    return have == json.loads(wanted.trigger_config)
+
+
+def endpoint_urls(url_internet: str | None, url_intranet: str | None) -> Urls:
+    """The URLs an MCP client uses: `/sse` for SSE and `/mcp` for Streamable HTTP, both on the trigger root."""
+    base = (url_internet or "").rstrip("/")
+    return Urls(
+        internet=url_internet,
+        intranet=url_intranet,
+        sse=f"{base}{SSE_PATH}" if base else None,
+        mcp=f"{base}{MCP_PATH}" if base else None,
+    )

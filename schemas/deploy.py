@@ -1,0 +1,308 @@
+"""The deploy request: what a user asks for, validated against FC 3.0's limits."""
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from schemas import limits
+
+
+class Transport(StrEnum):
+    sse = "sse"
+    streamable_http = "streamable-http"
+
+
+class AuthType(StrEnum):
+    anonymous = "anonymous"
+    function = "function"
+    jwt = "jwt"
+    bearer = "bearer"
+
+
+class Priority(StrEnum):
+    high = "high"
+    normal = "normal"
+    low = "low"
+
+
+class ProxyKind(StrEnum):
+    mcp_proxy = "mcp-proxy"
+    none = "none"
+
+
+MASK = "***"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class AuthSpec(_Strict):
+    """How the HTTP trigger authenticates callers.
+
+    `jwt` (the default) uses deployer-managed signing keys and a minted token that MCP clients send as a
+    static `Authorization: Bearer` header. `anonymous` leaves the endpoint open.
+    """
+
+    type: AuthType = AuthType.jwt
+
+
+class VpcSpec(_Strict):
+    vpc_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^vpc-[A-Za-z0-9]+$")]
+    vswitch_ids: Annotated[list[Annotated[str, Field(pattern=r"^vsw-[A-Za-z0-9]+$")]], Field(min_length=1)]
+    security_group_id: Annotated[str, Field(pattern=r"^sg-[A-Za-z0-9]+$")]
+
+
+class LogSpec(_Strict):
+    project: Annotated[str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")]
+    logstore: Annotated[str, Field(min_length=2, max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*[a-z0-9]$")]
+
+
+def _rule(rule: str, message: str) -> PydanticCustomError:
+    """A validation error whose type names the FC rule that was broken (the API shows it as `rule`)."""
+    return PydanticCustomError(rule, message)
+
+
+def _check_env_keys(env: dict[str, Any], field: str) -> None:
+    for key in env:
+        if not limits.ENV_KEY_RE.match(key):
+            raise _rule("env_key", f"{field} key {key!r} {limits.ENV_KEY_RULE}")
+        if key.upper().startswith(limits.ENV_RESERVED_PREFIX):
+            raise _rule("env_key_reserved", f"{field} key {key!r} uses the prefix FC_, which Function Compute reserves")
+
+
+def _no_control_chars(value: str, what: str) -> str:
+    if "\x00" in value:
+        raise _rule("no_nul", f"{what} must not contain NUL characters")
+    return value
+
+
+class DeployRequest(_Strict):
+    """A stdio MCP server to run behind mcp-proxy as an FC 3.0 custom-container function."""
+
+    name: Annotated[
+        str,
+        Field(description=f"FC function name: {limits.FUNCTION_NAME_RULE}", examples=["mcp-time"]),
+    ]
+    image: Annotated[str, Field(min_length=1, max_length=limits.IMAGE_MAX, examples=["registry.cn-hangzhou.aliyuncs.com/ns/mcp-time:1.0"])]
+    command: Annotated[
+        list[Annotated[str, Field(max_length=4096)]],
+        Field(default_factory=list, max_length=256, description="argv of the stdio MCP server", examples=[["mcp-server-time"]]),
+    ]
+    env: dict[str, Annotated[str, Field(max_length=limits.ENV_TOTAL_BYTES)]] = Field(default_factory=dict)
+    secret_env: dict[str, SecretStr] = Field(
+        default_factory=dict, description="write-only: stored encrypted, always shown as ***"
+    )
+    region: str | None = Field(default=None, description="FC region; the service's default when omitted")
+    cpu: float = Field(default=0.5, description="vCPU, a multiple of 0.05 in 0.05-16")
+    memory_mb: int = Field(default=512, description="a multiple of 64 in 128-32768, 1-4 GB per vCPU")
+    disk_mb: int = Field(default=512, description="512 or 10240")
+    timeout_s: int = Field(default=600, description="1-86400; an SSE session lives at most this long")
+    instance_concurrency: int = Field(default=10, description="requests per instance, 1-200")
+    transport: Transport = Transport.sse
+    auth: AuthSpec = Field(default_factory=AuthSpec)
+    allow_origins: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=lambda: ["*"], max_length=32, description="CORS origins mcp-proxy allows"
+    )
+    priority: Priority = Priority.normal
+    proxy: ProxyKind = ProxyKind.mcp_proxy
+    description: str = Field(default="", max_length=limits.DESCRIPTION_MAX)
+    acr_instance_id: str | None = None
+    vpc: VpcSpec | None = None
+    log: LogSpec | None = None
+    role: str | None = Field(default=None, max_length=limits.ROLE_MAX)
+    inject_credentials: bool = Field(
+        default=False,
+        description="hand the function role's STS credentials to the MCP server's environment",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not limits.FUNCTION_NAME_RE.match(v):
+            raise _rule("function_name", f"function name must be {limits.FUNCTION_NAME_RULE}")
+        return v
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str) -> str:
+        if not limits.IMAGE_RE.match(v):
+            raise _rule("image_reference", "image must be a registry/repository[:tag][@sha256:digest] reference")
+        return v
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, v: list[str]) -> list[str]:
+        for arg in v:
+            _no_control_chars(arg, "command arguments")
+        if v and not v[0].strip():
+            raise _rule("command_program", "the first command element (the program) must not be blank")
+        return v
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+        _check_env_keys(v, "env")
+        for value in v.values():
+            _no_control_chars(value, "env values")
+        return v
+
+    @field_validator("secret_env")
+    @classmethod
+    def _secret_env(cls, v: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        _check_env_keys(v, "secret_env")
+        for value in v.values():
+            _no_control_chars(value.get_secret_value(), "secret_env values")
+        return v
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str | None) -> str | None:
+        if v is not None and not limits.REGION_RE.match(v):
+            raise _rule("region", "region must look like cn-hangzhou or ap-southeast-1")
+        return v
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu(cls, v: float) -> float:
+        if not (limits.CPU_MIN <= v <= limits.CPU_MAX) or not limits.is_multiple(v, limits.CPU_STEP):
+            raise _rule("cpu_range", "cpu must be a multiple of 0.05 between 0.05 and 16")
+        return round(v, 2)
+
+    @field_validator("memory_mb")
+    @classmethod
+    def _memory(cls, v: int) -> int:
+        if not (limits.MEMORY_MIN_MB <= v <= limits.MEMORY_MAX_MB) or v % limits.MEMORY_STEP_MB:
+            raise _rule("memory_range", "memory_mb must be a multiple of 64 between 128 and 32768")
+        return v
+
+    @field_validator("disk_mb")
+    @classmethod
+    def _disk(cls, v: int) -> int:
+        if v not in limits.DISK_SIZES_MB:
+            raise _rule("disk_size", "disk_mb must be 512 or 10240")
+        return v
+
+    @field_validator("timeout_s")
+    @classmethod
+    def _timeout(cls, v: int) -> int:
+        if not (limits.TIMEOUT_MIN_S <= v <= limits.TIMEOUT_MAX_S):
+            raise _rule("timeout_range", "timeout_s must be between 1 and 86400")
+        return v
+
+    @field_validator("instance_concurrency")
+    @classmethod
+    def _concurrency(cls, v: int) -> int:
+        if not (limits.CONCURRENCY_MIN <= v <= limits.CONCURRENCY_MAX):
+            raise _rule("concurrency_range", "instance_concurrency must be between 1 and 200")
+        return v
+
+    @field_validator("acr_instance_id")
+    @classmethod
+    def _acr(cls, v: str | None) -> str | None:
+        if v is not None and not limits.ACR_INSTANCE_ID_RE.match(v):
+            raise _rule("acr_instance_id", "acr_instance_id must look like cri-xxxxxxxx")
+        return v
+
+    @field_validator("role")
+    @classmethod
+    def _role(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("acs:ram::"):
+            raise _rule("role_arn", "role must be a RAM role ARN: acs:ram::<account>:role/<name>")
+        return v
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, v: str) -> str:
+        return _no_control_chars(v, "description")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _cross_field(cls, data: Any, handler: Any) -> "DeployRequest":
+        # Rules that span fields. Raised as located errors so a 422 names the field and the rule.
+        req = handler(data)
+        problems: list[InitErrorDetails] = []
+
+        def fail(field: str, rule: str, message: str, value: Any) -> None:
+            problems.append(InitErrorDetails(type=PydanticCustomError(rule, message), loc=(field,), input=value))
+
+        memory_gb = req.memory_mb / 1024
+        if not (req.cpu - 1e-9 <= memory_gb <= 4 * req.cpu + 1e-9):
+            fail(
+                "memory_mb",
+                "cpu_memory_ratio",
+                f"{req.memory_mb} MB is outside 1-4 GB per vCPU for cpu {req.cpu} "
+                f"(allowed {int(req.cpu * 1024)}-{int(req.cpu * 4096)} MB)",
+                req.memory_mb,
+            )
+        total = limits.env_size(req.env) + limits.env_size(req.secret_values())
+        if total > limits.ENV_TOTAL_BYTES:
+            fail("env", "env_total_size", f"env and secret_env together are {total} bytes; FC allows 4096", total)
+        overlap = sorted(set(req.env) & set(req.secret_env))
+        if overlap:
+            fail("secret_env", "env_duplicate_key", f"keys {overlap} are in both env and secret_env", overlap)
+        host = limits.image_registry_host(req.image)
+        if host and limits.ACR_EE_HOST_RE.match(host) and not req.acr_instance_id:
+            fail(
+                "acr_instance_id",
+                "acr_instance_required",
+                "images in an ACR Enterprise Edition registry need acr_instance_id (cri-...)",
+                None,
+            )
+        if req.proxy == ProxyKind.mcp_proxy and not req.command:
+            fail("command", "command_required", "give the stdio MCP server's argv when proxy is mcp-proxy", [])
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
+        return req
+
+    def secret_values(self) -> dict[str, str]:
+        """The plaintext secret env. Only the spec builder and the encrypted store may call this."""
+        return {k: v.get_secret_value() for k, v in self.secret_env.items()}
+
+    @field_serializer("secret_env")
+    def _mask_secrets(self, v: dict[str, SecretStr]) -> dict[str, str]:
+        return {k: MASK for k in v}
+
+
+class RedeployRequest(_Strict):
+    """Fields to change on an existing deployment; everything omitted stays as it was."""
+
+    image: str | None = None
+    command: list[str] | None = None
+    env: dict[str, str] | None = None
+    secret_env: dict[str, SecretStr] | None = None
+    cpu: float | None = None
+    memory_mb: int | None = None
+    disk_mb: int | None = None
+    timeout_s: int | None = None
+    instance_concurrency: int | None = None
+    allow_origins: list[str] | None = None
+    description: str | None = None
+    priority: Priority | None = None
+
+    @field_serializer("secret_env")
+    def _mask_secrets(self, v: dict[str, SecretStr] | None) -> dict[str, str] | None:
+        return None if v is None else {k: MASK for k in v}
+
+    def apply_to(self, current: DeployRequest) -> DeployRequest:
+        """The merged request, validated again as a whole (so ratios and env size still hold)."""
+        changes = {k: getattr(self, k) for k in self.model_fields_set if getattr(self, k) is not None}
+        data = current.model_dump(mode="python", exclude={"secret_env"})
+        secrets = current.secret_values()
+        if "secret_env" in changes:
+            secrets = {k: v.get_secret_value() for k, v in changes.pop("secret_env").items()}
+        data.update(changes)
+        data["secret_env"] = secrets
+        return DeployRequest.model_validate(data)
+

@@ -1,0 +1,90 @@
+"""The deployment record every API response carries, and its status machine."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.deploy import DeployRequest
+
+
+class Status(StrEnum):
+    pending = "pending"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+    deleting = "deleting"
+    deleted = "deleted"
+
+
+TERMINAL = frozenset({Status.succeeded, Status.failed, Status.cancelled, Status.deleted})
+
+# Legal status changes. A redeploy moves a finished deployment back to pending; a delete may start from
+# any state but deleted; a failed delete (FC refused) goes back to failed with the reason.
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.pending: frozenset({Status.running, Status.failed, Status.cancelled, Status.deleting}),
+    Status.running: frozenset({Status.succeeded, Status.failed, Status.cancelled, Status.deleting, Status.pending}),
+    Status.succeeded: frozenset({Status.pending, Status.deleting}),
+    Status.failed: frozenset({Status.pending, Status.deleting}),
+    Status.cancelled: frozenset({Status.pending, Status.deleting}),
+    Status.deleting: frozenset({Status.deleted, Status.failed}),
+    Status.deleted: frozenset(),
+}
+
+
+def can_transition(old: Status, new: Status) -> bool:
+    return old == new or new in TRANSITIONS[old]
+
+
+class DeploymentError(BaseModel):
+    code: str
+    message: str
+    retryable: bool = False
+    request_id: str | None = None
+    step: str | None = Field(default=None, description="the deploy step that failed")
+
+
+class Urls(BaseModel):
+    internet: str | None = None
+    intranet: str | None = None
+    sse: str | None = Field(default=None, description="SSE endpoint (GET /sse, then POST /messages/)")
+    mcp: str | None = Field(default=None, description="Streamable HTTP endpoint")
+
+
+class Deployment(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    region: str
+    status: Status
+    stage: str | None = None
+    progress: int = Field(default=0, ge=0, le=100)
+    task_id: str | None = None
+    attempts: int = 0
+    error: DeploymentError | None = None
+    spec: DeployRequest
+    result: dict[str, Any] | None = Field(
+        default=None, description='{"function_result": <SDK to_map()>, "trigger_result": <SDK to_map()>}'
+    )
+    urls: Urls = Field(default_factory=Urls)
+    tools: list[str] = Field(default_factory=list)
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeploymentPage(BaseModel):
+    items: list[Deployment]
+    next_cursor: str | None = None
+
+
+class TaskView(BaseModel):
+    """Celery's view of a task, as Flask's Celery example shows it."""
+
+    task_id: str
+    state: str
+    ready: bool
+    successful: bool | None
+    value: Any = None

@@ -1,0 +1,123 @@
+"""DeployRequest enforces FC 3.0's limits: every rejection names the field and the rule."""
+
+import pytest
+from pydantic import ValidationError
+
+from schemas import MASK, DeployRequest, RedeployRequest, Status, can_transition
+
+BASE = {"name": "mcp-time", "image": "registry.cn-hangzhou.aliyuncs.com/ns/mcp-time:1.0", "command": ["mcp-server-time"]}
+
+
+def errors_of(**overrides):
+    with pytest.raises(ValidationError) as info:
+        DeployRequest.model_validate({**BASE, **overrides})
+    return {(".".join(map(str, e["loc"])), e["type"]) for e in info.value.errors()}
+
+
+def test_defaults_match_the_contract():
+    req = DeployRequest.model_validate(BASE)
+    assert (req.cpu, req.memory_mb, req.disk_mb, req.timeout_s, req.instance_concurrency) == (0.5, 512, 512, 600, 10)
+    assert req.transport == "sse" and req.priority == "normal" and req.proxy == "mcp-proxy"
+    assert req.auth.type == "jwt", "endpoints are authenticated unless anonymous is asked for"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "rule"),
+    [
+        ({"name": "1abc"}, "name", "function_name"),
+        ({"name": "-abc"}, "name", "function_name"),
+        ({"name": "a" * 65}, "name", "function_name"),
+        ({"name": "has space"}, "name", "function_name"),
+        ({"name": "naïve"}, "name", "function_name"),
+        ({"memory_mb": 100}, "memory_mb", "memory_range"),
+        ({"memory_mb": 520}, "memory_mb", "memory_range"),
+        ({"memory_mb": 65536}, "memory_mb", "memory_range"),
+        ({"cpu": 0.03}, "cpu", "cpu_range"),
+        ({"cpu": 0.33}, "cpu", "cpu_range"),
+        ({"cpu": 17}, "cpu", "cpu_range"),
+        ({"cpu": 1.0, "memory_mb": 512}, "memory_mb", "cpu_memory_ratio"),
+        ({"cpu": 0.5, "memory_mb": 4096}, "memory_mb", "cpu_memory_ratio"),
+        ({"disk_mb": 1024}, "disk_mb", "disk_size"),
+        ({"timeout_s": 0}, "timeout_s", "timeout_range"),
+        ({"timeout_s": 86401}, "timeout_s", "timeout_range"),
+        ({"instance_concurrency": 0}, "instance_concurrency", "concurrency_range"),
+        ({"instance_concurrency": 201}, "instance_concurrency", "concurrency_range"),
+        ({"env": {"1A": "x"}}, "env", "env_key"),
+        ({"env": {"A-B": "x"}}, "env", "env_key"),
+        ({"env": {"FC_REGION": "x"}}, "env", "env_key_reserved"),
+        ({"secret_env": {"fc_token": "x"}}, "secret_env", "env_key_reserved"),
+        ({"env": {"BIG": "x" * 4094}}, "env", "env_total_size"),
+        ({"env": {"A": "x" * 3000}, "secret_env": {"B": "y" * 1100}}, "env", "env_total_size"),
+        ({"env": {"A": "1"}, "secret_env": {"A": "2"}}, "secret_env", "env_duplicate_key"),
+        ({"image": "inst-registry.cn-hangzhou.cr.aliyuncs.com/ns/repo:1"}, "acr_instance_id", "acr_instance_required"),
+        ({"image": "inst-registry-vpc.cn-hangzhou.cr.aliyuncs.com/ns/repo:1"}, "acr_instance_id", "acr_instance_required"),
+        ({"image": "has space:1"}, "image", "image_reference"),
+        ({"image": "UPPER/Case"}, "image", "image_reference"),
+        ({"command": []}, "command", "command_required"),
+        ({"command": [""]}, "command", "command_program"),
+        ({"command": ["ok", "a\x00b"]}, "command", "no_nul"),
+        ({"region": "Hangzhou"}, "region", "region"),
+        ({"role": "admin"}, "role", "role_arn"),
+        ({"acr_instance_id": "nope"}, "acr_instance_id", "acr_instance_id"),
+        ({"unknown_field": 1}, "unknown_field", "extra_forbidden"),
+        ({"memory_mb": "lots"}, "memory_mb", "int_parsing"),
+        ({"transport": "websocket"}, "transport", "enum"),
+        ({"auth": {"type": "oauth"}}, "auth.type", "enum"),
+    ],
+)
+def test_fc_limits_are_enforced_with_field_and_rule(overrides, field, rule):
+    assert (field, rule) in errors_of(**overrides)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"cpu": 0.05, "memory_mb": 128},
+        {"cpu": 0.15, "memory_mb": 192},
+        {"cpu": 16, "memory_mb": 32768},
+        {"cpu": 2, "memory_mb": 8192},
+        {"disk_mb": 10240},
+        {"timeout_s": 86400, "instance_concurrency": 200},
+        {"env": {"a": "b", "Z_1": ""}},
+        {"image": "inst-registry.cn-hangzhou.cr.aliyuncs.com/ns/repo:1", "acr_instance_id": "cri-abc123"},
+        {"image": "python:3.12-slim"},
+        {"image": "localhost:5000/team/server@sha256:" + "a" * 64},
+        {"proxy": "none", "command": []},
+        {"command": ["npx", "-y", "@modelcontextprotocol/server-everything", "--flag=$(rm -rf /)"]},
+    ],
+)
+def test_valid_edges_are_accepted(overrides):
+    DeployRequest.model_validate({**BASE, **overrides})
+
+
+def test_secret_env_is_write_only():
+    req = DeployRequest.model_validate({**BASE, "secret_env": {"SENTRY_TOKEN": "canary-123"}})
+    dumped = req.model_dump_json()
+    assert "canary-123" not in dumped and MASK in dumped
+    assert "canary-123" not in repr(req) and "canary-123" not in str(req)
+    assert req.secret_values() == {"SENTRY_TOKEN": "canary-123"}
+
+
+def test_redeploy_merges_and_revalidates():
+    current = DeployRequest.model_validate({**BASE, "secret_env": {"T": "s1"}, "env": {"A": "1"}})
+    merged = RedeployRequest(image="registry.cn-hangzhou.aliyuncs.com/ns/mcp-time:2.0").apply_to(current)
+    assert merged.image.endswith(":2.0") and merged.env == {"A": "1"} and merged.secret_values() == {"T": "s1"}
+    with pytest.raises(ValidationError) as info:
+        RedeployRequest(memory_mb=8192).apply_to(current)  # 8 GB for 0.5 vCPU breaks the ratio
+    assert info.value.errors()[0]["type"] == "cpu_memory_ratio"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "ok"),
+    [
+        ("pending", "running", True),
+        ("running", "succeeded", True),
+        ("succeeded", "pending", True),
+        ("deleting", "deleted", True),
+        ("deleted", "running", False),
+        ("succeeded", "running", False),
+        ("pending", "succeeded", False),
+    ],
+)
+def test_status_transitions(old, new, ok):
+    assert can_transition(Status(old), Status(new)) is ok

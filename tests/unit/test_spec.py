@@ -1,0 +1,129 @@
+"""The spec builder turns a DeployRequest into exactly what FC 3.0 and mcp-proxy need."""
+
+import json
+
+import pytest
+
+from deployer import spec
+from deployer.errors import SpecError
+from schemas import DeployRequest
+
+SENTRY_IMAGE = "registry.cn-beijing.aliyuncs.com/biyao/public:python-mcp-server-sentry-2025.1.14-v7"
+
+
+def sentry(**overrides) -> DeployRequest:
+    return DeployRequest.model_validate(
+        {
+            "name": "mcp-test1",
+            "image": SENTRY_IMAGE,
+            "command": ["mcp-server-sentry", "--auth-token", "tok-123"],
+            "env": {"a": "b"},
+            "cpu": 0.5,
+            "memory_mb": 512,
+            "disk_mb": 512,
+            "timeout_s": 600,
+            "instance_concurrency": 10,
+            "auth": {"type": "anonymous"},
+            **overrides,
+        }
+    )
+
+
+def test_create_function_body_for_the_reference_deploy():
+    body = spec.create_function_input(sentry()).to_map()
+    assert body["functionName"] == "mcp-test1"
+    assert body["runtime"] == "custom-container" and body["handler"] == "index.handler"
+    assert (body["cpu"], body["memorySize"], body["diskSize"], body["timeout"]) == (0.5, 512, 512, 600)
+    assert body["instanceConcurrency"] == 10
+    assert body["environmentVariables"] == {"a": "b"}
+    container = body["customContainerConfig"]
+    assert container["image"] == SENTRY_IMAGE and container["port"] == 8080
+    assert container["command"] == [
+        "mcp-proxy", "--port", "8080", "--host", "0.0.0.0",
+        "--allow-origin", "*", "--pass-environment",
+        "--", "mcp-server-sentry", "--auth-token", "tok-123",
+    ]  # fmt: skip
+    assert "--sse-port" not in container["command"] and "--sse-host" not in container["command"]
+    assert container["healthCheckConfig"]["httpGetUrl"] == "/status"
+
+
+def test_sse_gets_mcp_sse_affinity_as_a_json_string():
+    body = spec.create_function_input(sentry()).to_map()
+    assert body["sessionAffinity"] == "MCP_SSE"
+    config = json.loads(body["sessionAffinityConfig"])
+    assert config["sseEndpointPath"] == "/sse"
+    # sessions per instance never exceed the instance concurrency (FC rule), leaving room for POSTs
+    assert 1 <= config["sessionConcurrencyPerInstance"] <= body["instanceConcurrency"]
+
+
+def test_streamable_http_is_stateless_and_allows_delete():
+    req = sentry(transport="streamable-http")
+    body = spec.create_function_input(req).to_map()
+    assert "--stateless" in body["customContainerConfig"]["command"]
+    assert body["sessionAffinity"] == "NONE" and "sessionAffinityConfig" not in body
+    methods = json.loads(spec.create_trigger_input(req, spec.EndpointAuth()).trigger_config)["methods"]
+    assert {"GET", "POST", "DELETE"} <= set(methods)
+
+
+def test_trigger_input_is_http_latest_with_config_as_json_string():
+    trig = spec.create_trigger_input(sentry(), spec.EndpointAuth()).to_map()
+    assert trig["triggerType"] == "http" and trig["qualifier"] == "LATEST" and trig["triggerName"] == "http"
+    assert isinstance(trig["triggerConfig"], str)
+    config = json.loads(trig["triggerConfig"])
+    assert config["authType"] == "anonymous"
+    assert {"GET", "POST"} <= set(config["methods"])
+    assert config["disableURLInternet"] is False
+
+
+def test_jwt_trigger_carries_the_public_keys_only():
+    jwks = {"keys": [{"kty": "RSA", "alg": "RS256", "use": "sig", "kid": "k1", "n": "abc", "e": "AQAB"}]}
+    config = json.loads(
+        spec.create_trigger_input(sentry(auth={"type": "jwt"}), spec.EndpointAuth(jwks=jwks)).trigger_config
+    )
+    assert config["authType"] == "jwt"
+    assert config["authConfig"]["jwks"] == jwks
+    assert config["authConfig"]["tokenLookup"] == "header:Authorization:Bearer"
+    with pytest.raises(SpecError):
+        spec.create_trigger_input(sentry(auth={"type": "jwt"}), spec.EndpointAuth())
+
+
+def test_secret_env_reaches_the_function_but_not_the_spec_dump():
+    req = sentry(secret_env={"SENTRY_TOKEN": "canary-999"})
+    assert spec.create_function_input(req).environment_variables == {"a": "b", "SENTRY_TOKEN": "canary-999"}
+    assert "canary-999" not in req.model_dump_json()
+
+
+def test_role_credentials_are_not_injected_unless_asked():
+    assert spec.create_function_input(sentry()).disable_inject_credentials == "All"
+    assert spec.create_function_input(sentry(inject_credentials=True)).disable_inject_credentials == "None"
+
+
+def test_proxy_none_runs_the_image_command_as_is():
+    req = sentry(proxy="none", command=["node", "server.js", "--port", "8080"])
+    body = spec.create_function_input(req).to_map()
+    assert body["customContainerConfig"]["command"] == ["node", "server.js", "--port", "8080"]
+    assert "healthCheckConfig" not in body["customContainerConfig"]
+
+
+def test_update_input_sets_every_managed_field():
+    upd = spec.update_function_input(sentry(image=SENTRY_IMAGE.replace("v7", "v8"))).to_map()
+    assert upd["customContainerConfig"]["image"].endswith("v8")
+    for key in ("cpu", "memorySize", "diskSize", "timeout", "instanceConcurrency", "environmentVariables",
+                "sessionAffinity", "runtime", "handler"):  # fmt: skip
+        assert key in upd
+    assert "functionName" not in upd
+
+
+def test_trigger_config_matches_ignores_key_order():
+    req = sentry()
+    wanted = spec.update_trigger_input(req, spec.EndpointAuth())
+    same = json.dumps(dict(reversed(list(json.loads(wanted.trigger_config).items()))))
+    assert spec.trigger_config_matches(same, wanted)
+    other = spec.update_trigger_input(sentry(transport="streamable-http"), spec.EndpointAuth())
+    assert not spec.trigger_config_matches(other.trigger_config, wanted)
+
+
+def test_endpoint_urls():
+    urls = spec.endpoint_urls("https://x.cn-hangzhou.fcapp.run", "https://x.cn-hangzhou-vpc.fcapp.run")
+    assert urls.sse == "https://x.cn-hangzhou.fcapp.run/sse"
+    assert urls.mcp == "https://x.cn-hangzhou.fcapp.run/mcp"
