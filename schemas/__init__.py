@@ -14,6 +14,7 @@ from schemas.deploy import (
 )
 from schemas.deployment import (
     TERMINAL,
+    TRANSITIONS_INTO,
     Deployment,
     DeploymentError,
     DeploymentPage,
@@ -26,6 +27,7 @@ from schemas.deployment import (
 __all__ = [
     "MASK",
     "TERMINAL",
+    "TRANSITIONS_INTO",
     "AuthSpec",
     "AuthType",
     "DeployRequest",

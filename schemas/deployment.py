@@ -34,6 +34,12 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 }
 
 
+# For each status, the statuses it may be entered from (what a compare-and-set update checks).
+TRANSITIONS_INTO: dict[Status, frozenset[Status]] = {
+    new: frozenset(old for old, targets in TRANSITIONS.items() if new in targets) for new in Status
+}
+
+
 def can_transition(old: Status, new: Status) -> bool:
     return old == new or new in TRANSITIONS[old]
 

@@ -1,0 +1,385 @@
+"""Deployments, their events, API keys and idempotency keys: the database is the source of truth.
+
+Status changes are compare-and-set updates (`transition`), so two processes can never move a
+deployment along an illegal edge or overwrite each other's terminal state.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from deployer.crypto import Vault
+from deployer.tables import ApiKey, DeploymentEvent, DeploymentRow, IdempotencyKey, utcnow
+from schemas import TRANSITIONS_INTO, DeployRequest, Deployment, DeploymentError, Status, Urls
+
+
+class NameTaken(Exception):
+    """Another owner (or a live deployment) already uses this function name."""
+
+
+def new_id() -> str:
+    """Time-ordered and always starting with a digit, so an id can never be mistaken for a function name."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+
+
+# -- API keys --------------------------------------------------------------------------------------
+
+KEY_PREFIX = "mcpfc"
+
+
+def _hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_api_key(session: Session, *, name: str = "", owner_id: str | None = None) -> tuple[ApiKey, str]:
+    """A new key (a new owner unless owner_id is given). The plaintext is returned once, never stored."""
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    row = ApiKey(
+        id=key_id, owner_id=owner_id or f"own{secrets.token_hex(6)}", name=name, secret_hash=_hash_secret(secret)
+    )
+    session.add(row)
+    session.flush()
+    return row, f"{KEY_PREFIX}_{key_id}_{secret}"
+
+
+def import_api_key(session: Session, plaintext: str, *, name: str = "") -> ApiKey:
+    """Register a key chosen by the operator (MCPFC_API_KEY for `mcp-fc dev`), if it is well formed."""
+    parts = plaintext.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[2]) < 16:
+        # A free-form key: derive a stable id from it so the same value maps to the same owner.
+        key_id = hashlib.sha256(b"id:" + plaintext.encode()).hexdigest()[:12]
+        secret = plaintext
+    else:
+        key_id, secret = parts[1], parts[2]
+    row = session.get(ApiKey, key_id)
+    if row is None:
+        row = ApiKey(id=key_id, owner_id=f"own{key_id}", name=name, secret_hash=_hash_secret(secret))
+        session.add(row)
+        session.flush()
+    return row
+
+
+def authenticate(session: Session, presented: str) -> ApiKey | None:
+    parts = presented.split("_", 2)
+    if len(parts) == 3 and parts[0] == KEY_PREFIX:
+        key_id, secret = parts[1], parts[2]
+    else:
+        key_id, secret = hashlib.sha256(b"id:" + presented.encode()).hexdigest()[:12], presented
+    row = session.get(ApiKey, key_id)
+    if row is None or row.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(row.secret_hash, _hash_secret(secret)):
+        return None
+    return row
+
+
+def revoke_api_key(session: Session, key_id: str) -> bool:
+    result = session.execute(
+        update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())
+    )
+    return bool(result.rowcount)
+
+
+# -- deployments -----------------------------------------------------------------------------------
+
+
+def _masked_spec(req: DeployRequest, region: str) -> dict[str, Any]:
+    data = req.model_dump(mode="json")
+    data["region"] = region
+    return data
+
+
+def create_deployment(
+    session: Session, vault: Vault, *, owner_id: str, req: DeployRequest, region: str, deadline_s: float
+) -> DeploymentRow:
+    now = utcnow()
+    row = DeploymentRow(
+        id=new_id(),
+        owner_id=owner_id,
+        name=req.name,
+        region=region,
+        status=Status.pending.value,
+        stage="queued",
+        progress=0,
+        operation="deploy",
+        task_id=new_id(),
+        spec=_masked_spec(req, region),
+        secret_env_enc=vault.encrypt_json(req.secret_values()) if req.secret_env else None,
+        checkpoint={},
+        deadline_at=now + timedelta(seconds=deadline_s),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise NameTaken(req.name) from None
+    add_event(session, row, "queued for deploy")
+    return row
+
+
+def restart(
+    session: Session,
+    vault: Vault,
+    row: DeploymentRow,
+    *,
+    req: DeployRequest | None,
+    operation: str,
+    deadline_s: float,
+) -> bool:
+    """Queue a new deploy/redeploy/delete on an existing row: a new task id, a clean checkpoint."""
+    allowed = [s.value for s in TRANSITIONS_INTO[Status.deleting if operation == "delete" else Status.pending]]
+    values: dict[str, Any] = dict(
+        status=(Status.deleting if operation == "delete" else Status.pending).value,
+        stage="queued",
+        progress=0,
+        operation=operation,
+        task_id=new_id(),
+        error=None,
+        checkpoint={},
+        cancel_requested=False,
+        deadline_at=utcnow() + timedelta(seconds=deadline_s),
+        updated_at=utcnow(),
+    )
+    if req is not None:
+        values["spec"] = _masked_spec(req, row.region)
+        values["secret_env_enc"] = vault.encrypt_json(req.secret_values()) if req.secret_env else None
+    result = session.execute(
+        update(DeploymentRow)
+        .where(DeploymentRow.id == row.id, DeploymentRow.status.in_(allowed))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:
+        return False
+    session.refresh(row)
+    add_event(session, row, f"queued for {operation}")
+    return True
+
+
+def get_for_owner(session: Session, owner_id: str, id_or_name: str) -> DeploymentRow | None:
+    """By id, or by name (the live deployment, else the newest deleted one)."""
+    row = session.get(DeploymentRow, id_or_name)
+    if row is not None:
+        return row if row.owner_id == owner_id else None
+    stmt = (
+        select(DeploymentRow)
+        .where(DeploymentRow.owner_id == owner_id, DeploymentRow.name == id_or_name)
+        .order_by((DeploymentRow.status == Status.deleted.value).asc(), DeploymentRow.created_at.desc())
+        .limit(1)
+    )
+    return session.scalars(stmt).first()
+
+
+def live_by_name(session: Session, name: str) -> DeploymentRow | None:
+    stmt = select(DeploymentRow).where(DeploymentRow.name == name, DeploymentRow.status != Status.deleted.value)
+    return session.scalars(stmt).first()
+
+
+def get(session: Session, deployment_id: str) -> DeploymentRow | None:
+    return session.get(DeploymentRow, deployment_id)
+
+
+def _encode_cursor(row: DeploymentRow) -> str:
+    raw = json.dumps([row.created_at.isoformat(), row.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, dep_id = json.loads(raw)
+        return datetime.fromisoformat(created), str(dep_id)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("cursor is not one this API returned") from exc
+
+
+def list_for_owner(
+    session: Session,
+    owner_id: str,
+    *,
+    status: str | None = None,
+    name: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[DeploymentRow], str | None]:
+    """Newest first, keyset-paginated on (created_at, id) so deep pages cost the same as the first."""
+    stmt = select(DeploymentRow).where(DeploymentRow.owner_id == owner_id)
+    if status:
+        stmt = stmt.where(DeploymentRow.status == status)
+    if name:
+        stmt = stmt.where(DeploymentRow.name == name)
+    if cursor:
+        created, dep_id = _decode_cursor(cursor)
+        stmt = stmt.where(
+            or_(
+                DeploymentRow.created_at < created,
+                and_(DeploymentRow.created_at == created, DeploymentRow.id < dep_id),
+            )
+        )
+    stmt = stmt.order_by(DeploymentRow.created_at.desc(), DeploymentRow.id.desc()).limit(limit + 1)
+    rows = list(session.scalars(stmt))
+    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def request_of(vault: Vault, row: DeploymentRow) -> DeployRequest:
+    """The full request, secrets decrypted. For the worker only."""
+    data = dict(row.spec)
+    data["secret_env"] = vault.decrypt_json(row.secret_env_enc) or {}
+    return DeployRequest.model_validate(data)
+
+
+def transition(
+    session: Session,
+    deployment_id: str,
+    new: Status,
+    *,
+    expect_task: str | None = None,
+    message: str = "",
+    **fields: Any,
+) -> bool:
+    """Compare-and-set the status along a legal edge (and, optionally, only for the current task)."""
+    allowed = [s.value for s in TRANSITIONS_INTO[new]] + [new.value]
+    conditions = [DeploymentRow.id == deployment_id, DeploymentRow.status.in_(allowed)]
+    if expect_task is not None:
+        conditions.append(DeploymentRow.task_id == expect_task)
+    result = session.execute(
+        update(DeploymentRow)
+        .where(*conditions)
+        .values(status=new.value, updated_at=utcnow(), **fields)
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:
+        return False
+    row = session.get(DeploymentRow, deployment_id)
+    assert row is not None
+    session.refresh(row)
+    add_event(session, row, message)
+    return True
+
+
+def set_fields(session: Session, deployment_id: str, *, expect_task: str | None = None, **fields: Any) -> bool:
+    """Write progress, checkpoints and results without touching the status."""
+    conditions = [DeploymentRow.id == deployment_id]
+    if expect_task is not None:
+        conditions.append(DeploymentRow.task_id == expect_task)
+    result = session.execute(
+        update(DeploymentRow)
+        .where(*conditions)
+        .values(updated_at=utcnow(), **fields)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)
+
+
+def acquire_lease(session: Session, deployment_id: str, owner: str, seconds: float) -> bool:
+    now = utcnow()
+    result = session.execute(
+        update(DeploymentRow)
+        .where(
+            DeploymentRow.id == deployment_id,
+            or_(
+                DeploymentRow.lease_owner.is_(None),
+                DeploymentRow.lease_owner == owner,
+                DeploymentRow.lease_until < now,
+            ),
+        )
+        .values(lease_owner=owner, lease_until=now + timedelta(seconds=seconds))
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)
+
+
+def release_lease(session: Session, deployment_id: str, owner: str) -> None:
+    session.execute(
+        update(DeploymentRow)
+        .where(DeploymentRow.id == deployment_id, DeploymentRow.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def add_event(session: Session, row: DeploymentRow, message: str = "") -> None:
+    session.add(
+        DeploymentEvent(
+            deployment_id=row.id, status=row.status, stage=row.stage, progress=row.progress, message=message
+        )
+    )
+
+
+def events_after(session: Session, deployment_id: str, after_id: int = 0) -> list[DeploymentEvent]:
+    stmt = (
+        select(DeploymentEvent)
+        .where(DeploymentEvent.deployment_id == deployment_id, DeploymentEvent.id > after_id)
+        .order_by(DeploymentEvent.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def stale_running(session: Session, now: datetime | None = None) -> list[DeploymentRow]:
+    """Deployments past their deadline that still say pending, running or deleting."""
+    now = now or utcnow()
+    active = [Status.pending.value, Status.running.value, Status.deleting.value]
+    stmt = select(DeploymentRow).where(DeploymentRow.status.in_(active), DeploymentRow.deadline_at < now)
+    return list(session.scalars(stmt))
+
+
+def to_public(row: DeploymentRow) -> Deployment:
+    return Deployment(
+        id=row.id,
+        name=row.name,
+        region=row.region,
+        status=Status(row.status),
+        stage=row.stage,
+        progress=row.progress,
+        task_id=row.task_id,
+        attempts=row.attempts,
+        error=DeploymentError.model_validate(row.error) if row.error else None,
+        spec=DeployRequest.model_validate(row.spec),
+        result=row.result,
+        urls=Urls.model_validate(row.urls or {}),
+        tools=list(row.tools or []),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+# -- idempotency -----------------------------------------------------------------------------------
+
+
+def request_fingerprint(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def find_idempotent(session: Session, owner_id: str, key: str) -> IdempotencyKey | None:
+    return session.get(IdempotencyKey, (owner_id, key))
+
+
+def remember_idempotent(
+    session: Session, owner_id: str, key: str, fingerprint: str, deployment_id: str, status_code: int
+) -> None:
+    session.add(
+        IdempotencyKey(
+            owner_id=owner_id, key=key, request_hash=fingerprint, deployment_id=deployment_id, status_code=status_code
+        )
+    )
+
+
+def purge_idempotency(session: Session, older_than: timedelta = timedelta(days=1)) -> int:
+    result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - older_than))
+    return result.rowcount or 0
