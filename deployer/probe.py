@@ -1,0 +1,86 @@
+"""Check that a deployed endpoint really speaks MCP: the official client runs initialize + tools/list.
+
+A URL that answers HTTP but not MCP (the old `--sse-port` flags, a GET-only trigger, a signature-only
+trigger) fails here, with an error that says what was tried and what came back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import httpx
+from mcp import ClientSession
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamablehttp_client
+
+from deployer.errors import DeployError
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    server_name: str
+    server_version: str
+    protocol_version: str
+    tools: list[str]
+
+
+def _leaf_errors(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        leaves: list[BaseException] = []
+        for inner in exc.exceptions:
+            leaves += _leaf_errors(inner)
+        return leaves
+    return [exc]
+
+
+def describe_failure(exc: BaseException) -> str:
+    """What came back, in one line: an HTTP status and body excerpt, a refused connection, a timeout."""
+    parts = []
+    for leaf in _leaf_errors(exc):
+        if isinstance(leaf, httpx.HTTPStatusError):
+            body = ""
+            try:
+                body = leaf.response.text[:200]
+            except httpx.ResponseNotRead:
+                pass
+            parts.append(f"HTTP {leaf.response.status_code} {body}".strip())
+        elif isinstance(leaf, httpx.ConnectError):
+            parts.append(f"connection failed ({leaf})")
+        elif isinstance(leaf, TimeoutError | httpx.TimeoutException):
+            parts.append("no answer before the timeout")
+        else:
+            parts.append(f"{type(leaf).__name__}: {str(leaf)[:200]}")
+    return "; ".join(dict.fromkeys(parts)) or type(exc).__name__
+
+
+async def probe_async(url: str, *, transport: str, headers: dict[str, str] | None, timeout: float) -> ProbeResult:
+    async def run() -> ProbeResult:
+        if transport == "sse":
+            client = sse_client(url, headers=headers, timeout=timeout, sse_read_timeout=timeout)
+        else:
+            client = streamablehttp_client(url, headers=headers, timeout=timeout, sse_read_timeout=timeout)
+        async with client as streams:
+            read, write = streams[0], streams[1]
+            async with ClientSession(read, write) as session:
+                init = await session.initialize()
+                listed = await session.list_tools()
+                return ProbeResult(
+                    server_name=init.serverInfo.name,
+                    server_version=init.serverInfo.version,
+                    protocol_version=str(init.protocolVersion),
+                    tools=[tool.name for tool in listed.tools],
+                )
+
+    return await asyncio.wait_for(run(), timeout)
+
+
+def probe(url: str, *, transport: str, headers: dict[str, str] | None = None, timeout: float = 30.0) -> ProbeResult:
+    """Connect, initialize, list tools. Raises DeployError(code="ProbeFailed") saying what happened."""
+    what = f"MCP {transport} client at {url}"
+    try:
+        return asyncio.run(probe_async(url, transport=transport, headers=headers, timeout=timeout))
+    except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - every failure becomes one clear message
+        raise DeployError(
+            f"{what}: initialize + tools/list failed: {describe_failure(exc)}", code="ProbeFailed", step="probe"
+        ) from None

@@ -1,0 +1,127 @@
+"""The Celery side both the API (producer) and the worker (`tasks/`) share: config and task names.
+
+The API only ever sends a deployment id (the task looks everything else up), never the spec or its
+secrets. Settings follow shared/reference/celery.md: late acks, retry on worker loss, prefetch 1,
+duplicate suppression, soft shutdown.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from deployer.settings import Settings, get_settings
+
+DEPLOY_TASK = "mcpfc.deploy"
+DELETE_TASK = "mcpfc.delete"
+QUEUES = ("high", "default", "low")
+PRIORITY_QUEUE = {"high": "high", "normal": "default", "low": "low"}
+
+# Hard limit per task run. Waiting for FC is done by re-scheduling, so one run is short: a few FC calls
+# (each bounded by the SDK's connect/read timeouts and the gateway's retries) plus the MCP probe.
+SOFT_TIME_LIMIT_S = 240
+TIME_LIMIT_S = 300
+
+
+def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
+    url = settings.effective_broker_url
+    if url.startswith("filesystem://"):
+        base = settings.broker_dir
+        for sub in ("queue", "processed", "control"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        return url, {
+            "data_folder_in": str(base / "queue"),
+            "data_folder_out": str(base / "queue"),
+            "processed_folder": str(base / "processed"),
+            "store_processed": False,
+            "control_folder": str(base / "control"),
+            "polling_interval": 0.05,
+        }
+    if url.startswith(("redis://", "rediss://")):
+        return url, {
+            # Must exceed the longest countdown we schedule and the hard time limit (celery.md A.1).
+            "visibility_timeout": 3600,
+            "queue_order_strategy": "priority",
+            "socket_timeout": 10,
+            "socket_connect_timeout": 5,
+        }
+    if url.startswith(("amqp://", "amqps://", "pyamqp://")):
+        return url, {"confirm_publish": True}
+    return url, {}
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    broker_url, transport_options = broker_options(settings)
+    return dict(
+        broker_url=broker_url,
+        broker_transport_options=transport_options,
+        result_backend=settings.effective_result_backend,
+        result_backend_transport_options=transport_options if broker_url.startswith("redis") else {},
+        result_extended=True,
+        result_expires=7 * 24 * 3600,
+        database_create_tables_at_setup=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_acks_on_failure=True,
+        task_acks_on_timeout=True,
+        task_retry_on_worker_lost=True,
+        task_track_started=True,
+        task_soft_time_limit=SOFT_TIME_LIMIT_S,
+        task_time_limit=TIME_LIMIT_S,
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue="default",
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=4,
+        broker_pool_acquire_timeout=10,
+        worker_prefetch_multiplier=1,
+        worker_deduplicate_successful_tasks=not broker_url.startswith("filesystem://"),
+        worker_soft_shutdown_timeout=30.0,
+        worker_enable_soft_shutdown_on_idle=True,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+    )
+
+
+def make_celery(settings: Settings | None = None, *, main: str = "mcpfc") -> Celery:
+    settings = settings or get_settings()
+    app = Celery(main)
+    app.conf.update(celery_config(settings))
+    return app
+
+
+_producer: dict[str, Celery] = {}
+
+
+def producer(settings: Settings | None = None) -> Celery:
+    """The API's Celery app, one per broker URL (it only sends tasks and reads results)."""
+    settings = settings or get_settings()
+    key = f"{settings.effective_broker_url}|{settings.effective_result_backend}|{settings.data_dir}"
+    if key not in _producer:
+        _producer[key] = make_celery(settings, main="mcpfc-api")
+    return _producer[key]
+
+
+def enqueue(app: Celery, *, task: str, deployment_id: str, task_id: str, priority: str = "normal",
+            countdown: float | None = None) -> None:
+    """Send the deployment id only. Raises kombu's OperationalError when the broker is down."""
+    app.send_task(
+        task,
+        args=[deployment_id],
+        task_id=task_id,
+        queue=PRIORITY_QUEUE.get(priority, "default"),
+        countdown=countdown,
+        retry=True,
+    )
+
+
+def data_path(settings: Settings) -> Path:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings.data_dir

@@ -1,0 +1,6 @@
+"""Celery tasks: the only code that calls Function Compute. `celery -A tasks worker` finds `app` here."""
+
+from tasks.app import app
+from tasks import delete, deploy  # noqa: E402,F401  (registers the tasks)
+
+__all__ = ["app"]

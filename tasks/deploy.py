@@ -1,0 +1,231 @@
+"""The deploy task: an idempotent, checkpointed step machine.
+
+    function  create-or-update the function (redeploys update first, so the function keeps its identity)
+    wait      GetFunction until it is not Pending / InProgress; while waiting the task re-schedules
+              itself instead of sleeping, so no worker slot is held (bounded by the deploy deadline)
+    trigger   create-or-update the HTTP trigger (updated only if its config changed: the URL stays)
+    probe     the official MCP client runs initialize + tools/list through the trigger URL
+    done      result = {"function_result", "trigger_result"} as the SDK returned them, secrets masked
+
+Each step records itself in the row's checkpoint before the next starts; a redelivered message skips
+what is done. FC errors that are transient are retried by the gateway and then by re-scheduling; any
+other error fails the deployment with the step and FC's code, keeping what was already made.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from billiard.exceptions import SoftTimeLimitExceeded
+from celery import Task
+
+from deployer import spec, store
+from deployer.db import session_scope
+from deployer.endpoint_auth import SigningKey, mint_token, new_signing_key
+from deployer.errors import DeployError, FCError
+from deployer.gateway import function_readiness
+from deployer.probe import probe
+from deployer.queue import DEPLOY_TASK
+from deployer.tables import DeploymentRow
+from schemas import AuthType, DeployRequest, Status, Transport
+from tasks.app import app
+from tasks.context import Busy, Run, Superseded, log, mask_result
+
+MAX_TRANSIENT_RETRIES = 5
+
+
+class Reschedule(Exception):
+    def __init__(self, countdown: float) -> None:
+        self.countdown = countdown
+
+
+@app.task(name=DEPLOY_TASK, bind=True, acks_late=True, max_retries=None, default_retry_delay=2)
+def deploy(self: Task, deployment_id: str) -> dict[str, Any]:
+    run = Run(self, deployment_id, expected={Status.pending, Status.running})
+    try:
+        row = run.load()
+        run.acquire()
+    except Superseded:
+        return {"status": "superseded"}
+    except Busy:
+        raise self.retry(countdown=2) from None
+    try:
+        return DeploySteps(run, row).run()
+    except Reschedule as again:
+        countdown = again.countdown
+    finally:
+        run.release()
+    # Released before re-publishing, so the next run never finds its own lease taken.
+    raise self.retry(countdown=countdown)
+
+
+class DeploySteps:
+    def __init__(self, run: Run, row: DeploymentRow) -> None:
+        self.run_ = run
+        self.row = row
+        self.settings = run.ctx.settings
+        self.gateway = run.ctx.gateway
+        self.vault = run.ctx.vault
+        self.checkpoint: dict[str, Any] = dict(row.checkpoint or {})
+        self.result: dict[str, Any] = dict(row.result or {})
+        self.req: DeployRequest = store.request_of(self.vault, row)
+        self.secret_keys = set(self.req.secret_env)
+
+    def run(self) -> dict[str, Any]:
+        row, run = self.row, self.run_
+        if row.cancel_requested:
+            return self.cancel()
+        if run.past_deadline(row):
+            err = DeployError(
+                f"not done within {self.settings.deploy_deadline_s:.0f} s (last stage: {row.stage})",
+                code="DeadlineExceeded",
+            )
+            return run.fail(err, row.stage or "deploy")
+        if row.status == Status.pending:
+            run.finish(Status.running, f"{row.operation} started", stage="starting", progress=5,
+                       attempts=row.attempts + 1)
+        elif not self.checkpoint.get("waiting"):
+            run.save(attempts=row.attempts + 1)  # a redelivery after a crash resumes here
+
+        step = "function"
+        try:
+            self.function_step()
+            step = "wait_function"
+            self.wait_step()
+            step = "trigger"
+            self.trigger_step()
+            step = "probe"
+            tools = self.probe_step()
+        except Reschedule:
+            raise
+        except SoftTimeLimitExceeded:
+            raise Reschedule(5) from None
+        except FCError as exc:
+            if exc.retryable:
+                self.transient(exc, step)
+            return run.fail(exc, step)
+        except DeployError as exc:
+            if step == "probe" and self.settings.rollback_on_probe_failure and self.checkpoint.get("created"):
+                self.gateway.delete_function_and_triggers(self.req.name)
+            return run.fail(exc, step)
+        except Exception as exc:  # noqa: BLE001 - recorded on the row; the traceback goes to the log
+            return run.fail(exc, step)
+
+        run.finish(Status.succeeded, "deployed", stage="done", progress=100, tools=tools,
+                   checkpoint=self.checkpoint, error=None)
+        return {"status": "succeeded", "urls": self.row_urls(), "tools": tools}
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def function_step(self) -> None:
+        if self.checkpoint.get("function"):
+            return
+        self.run_.progress("creating_function", 10, f"{self.row.operation}: writing function {self.req.name}")
+        create, update = spec.create_function_input(self.req), spec.update_function_input(self.req)
+        if self.row.operation == "redeploy":
+            response, how = self.gateway.update_or_create_function(create, update)
+        else:
+            response, how = self.gateway.create_or_update_function(create, update)
+        self.checkpoint["function"] = True
+        if how == "created":
+            self.checkpoint["created"] = True
+        self.result["function_result"] = mask_result(response, self.secret_keys)
+        self.result.setdefault("trigger_result", None)
+        self.run_.save(checkpoint=self.checkpoint, result=self.result, function_created=True)
+
+    def wait_step(self) -> None:
+        if self.checkpoint.get("ready"):
+            return
+        body = self.gateway.get_function(self.req.name).get("body") or {}
+        readiness, reason = function_readiness(body)
+        if readiness == "failed":
+            raise DeployError(f"function {self.req.name} did not start: {reason}", code="FunctionFailed",
+                              step="wait_function")
+        if readiness == "pending":
+            polls = int(self.checkpoint.get("polls", 0)) + 1
+            self.checkpoint.update(polls=polls, waiting=True)
+            state = body.get("state") or "?"
+            self.run_.progress("waiting_function", min(60, 30 + 2 * polls),
+                               f"function {state}, update {body.get('lastUpdateStatus')}: {reason}".strip(),
+                               checkpoint=self.checkpoint)
+            delay = min(self.settings.ready_poll_max_s, self.settings.ready_poll_s * 1.5 ** (polls - 1))
+            raise Reschedule(delay)
+        self.checkpoint["ready"] = True
+        self.checkpoint.pop("waiting", None)
+        self.run_.save(checkpoint=self.checkpoint)
+
+    def trigger_step(self) -> None:
+        if self.checkpoint.get("trigger"):
+            return
+        self.run_.progress("creating_trigger", 70, "writing the HTTP trigger")
+        auth = self.endpoint_auth()
+        response, how = self.gateway.create_or_update_trigger(
+            self.req.name, spec.create_trigger_input(self.req, auth), spec.update_trigger_input(self.req, auth)
+        )
+        http = (response.get("body") or {}).get("httpTrigger") or {}
+        urls = spec.endpoint_urls(http.get("urlInternet"), http.get("urlIntranet"))
+        self.checkpoint["trigger"] = True
+        self.result["trigger_result"] = response
+        self.run_.save(checkpoint=self.checkpoint, result=self.result, urls=urls.model_dump())
+        log.info("deploy.trigger", extra={"deployment_id": self.row.id, "how": how})
+
+    def probe_step(self) -> list[str]:
+        if not self.settings.probe_enabled:
+            return list(self.row.tools or [])
+        self.run_.progress("probing", 85, "checking the endpoint with an MCP client")
+        urls = self.row_urls()
+        url = urls.get("sse") if self.req.transport == Transport.sse else urls.get("mcp")
+        if not url:
+            raise DeployError("the trigger has no internet URL to probe", code="ProbeFailed", step="probe")
+        token = self.endpoint_token()
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        found = probe(url, transport=self.req.transport.value, headers=headers, timeout=self.settings.probe_timeout_s)
+        self.checkpoint["probe"] = True
+        return found.tools
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def row_urls(self) -> dict[str, Any]:
+        with session_scope(self.settings) as session:
+            row = store.get(session, self.row.id)
+            return dict(row.urls or {}) if row else {}
+
+    def endpoint_auth(self) -> spec.EndpointAuth:
+        """The trigger's credentials. A deployment keeps its signing key across redeploys."""
+        if self.req.auth.type != AuthType.jwt:
+            return spec.EndpointAuth()
+        with session_scope(self.settings) as session:
+            row = store.get(session, self.row.id)
+            assert row is not None
+            if row.endpoint_key_enc:
+                key = SigningKey.from_json(self.vault.decrypt(row.endpoint_key_enc))
+            else:
+                key = new_signing_key()
+                token = mint_token(key, subject=f"{row.owner_id}/{row.name}")
+                store.set_fields(session, row.id, endpoint_key_enc=self.vault.encrypt(key.to_json()),
+                                 endpoint_token_enc=self.vault.encrypt(token))
+        return spec.EndpointAuth(jwks=key.jwks())
+
+    def endpoint_token(self) -> str | None:
+        if self.req.auth.type != AuthType.jwt:
+            return None
+        with session_scope(self.settings) as session:
+            row = store.get(session, self.row.id)
+            return self.vault.decrypt(row.endpoint_token_enc) if row and row.endpoint_token_enc else None
+
+    def transient(self, exc: FCError, step: str) -> None:
+        """FC kept failing transiently past the gateway's retries: try again later, a bounded number of times."""
+        count = int(self.checkpoint.get("transient", 0)) + 1
+        if count > MAX_TRANSIENT_RETRIES:
+            return
+        self.checkpoint["transient"] = count
+        self.run_.progress(self.row.stage or step, self.row.progress, f"{step}: {exc.code}, retrying",
+                           checkpoint=self.checkpoint)
+        raise Reschedule(min(60, 2**count))
+
+    def cancel(self) -> dict[str, Any]:
+        """Stop here. A first deploy that created the function removes it again; a redeploy leaves it."""
+        if self.checkpoint.get("created") and self.row.operation == "deploy":
+            self.gateway.delete_function_and_triggers(self.req.name)
+        self.run_.finish(Status.cancelled, "cancelled", stage="cancelled")
+        return {"status": "cancelled"}
