@@ -1,0 +1,95 @@
+"""The emulator's control API under ``/_emulator/`` (moto's ``/moto-api/``), NOT signature-checked.
+
+It listens only on the emulator's own host and port. All bodies are JSON.
+
+======  =========================  ==============================================================================
+method  path                       does
+======  =========================  ==============================================================================
+POST    ``/_emulator/reset``       wipe functions, triggers (closing their listeners), fault rules, counters and
+                                   the runtime config; answers ``{"reset": true}``
+GET     ``/_emulator/faults``      the fault rules ``{"CreateFunction": {...rule...}, "*": {...}}`` (``count`` shows
+                                   what is left)
+PUT     ``/_emulator/faults``      replace all rules with the body (same shape); answers the new rules
+DELETE  ``/_emulator/faults``      drop all rules; answers ``{}``
+GET     ``/_emulator/state``       ``{"functions": {name: Function}, "triggers": {function: {name: Trigger}}}``
+GET     ``/_emulator/stats``       ``{"calls": {op: n}, "faults": {op: {"latency"|"throttle"|"error"|
+                                   "lose_response": n}}, "total_calls": n, "total_faults": n}``
+DELETE  ``/_emulator/stats``       zero the counters
+GET     ``/_emulator/config``      ``{"pending_seconds": 1.0, "fail_images": []}``
+PUT     ``/_emulator/config``      change some of those keys (e.g. ``{"pending_seconds": 0.2}``); answers all
+GET     ``/_emulator/healthz``     ``{"status": "ok", "endpoint", "url", "accessKeyId", "region", "accountId"}``
+======  =========================  ==============================================================================
+
+Fault rule keys are documented in :mod:`deployer.emulator.faults`. Errors use the FC error body.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import InvalidArgument, PathNotSupported
+
+if TYPE_CHECKING:
+    from .server import EmulatorServer
+
+CONTROL_PREFIX = "/_emulator"
+CONFIG_KEYS = frozenset({"pending_seconds", "fail_images"})
+
+
+def is_control_path(raw_path: str) -> bool:
+    return raw_path == CONTROL_PREFIX or raw_path.startswith(CONTROL_PREFIX + "/")
+
+
+def _json(body: bytes) -> Any:
+    if not body.strip():
+        return {}
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(f"the request body is not valid JSON: {exc}") from None
+
+
+def handle(emulator: EmulatorServer, method: str, raw_path: str, body: bytes) -> tuple[int, Any]:
+    """Answer one control request: ``(status, JSON-able payload)``; raises :class:`FCError`."""
+    path = raw_path.rstrip("/")
+    method = method.upper()
+    if path == f"{CONTROL_PREFIX}/healthz" and method in ("GET", "HEAD"):
+        return 200, {"status": "ok", **emulator.info()}
+    if path == f"{CONTROL_PREFIX}/reset" and method == "POST":
+        emulator.reset()
+        return 200, {"reset": True}
+    if path == f"{CONTROL_PREFIX}/state" and method == "GET":
+        return 200, emulator.backend.snapshot()
+    if path == f"{CONTROL_PREFIX}/stats":
+        if method == "GET":
+            return 200, emulator.faults.stats()
+        if method == "DELETE":
+            emulator.faults.reset_stats()
+            return 200, emulator.faults.stats()
+    if path == f"{CONTROL_PREFIX}/faults":
+        if method == "GET":
+            return 200, emulator.faults.get_config()
+        if method == "PUT":
+            try:
+                return 200, emulator.faults.configure(_json(body))
+            except ValueError as exc:
+                raise InvalidArgument(str(exc)) from None
+        if method == "DELETE":
+            emulator.faults.clear()
+            return 200, {}
+    if path == f"{CONTROL_PREFIX}/config":
+        if method == "GET":
+            return 200, emulator.backend.get_config()
+        if method == "PUT":
+            data = _json(body)
+            if not isinstance(data, dict):
+                raise InvalidArgument("the config must be a JSON object")
+            unknown = sorted(set(data) - CONFIG_KEYS)
+            if unknown:
+                raise InvalidArgument(f"unknown config key(s) {unknown}; valid keys are {sorted(CONFIG_KEYS)}")
+            return 200, emulator.backend.configure(**data)
+    raise PathNotSupported(method, raw_path)
+
+
+__all__ = ["CONTROL_PREFIX", "handle", "is_control_path"]

@@ -1,0 +1,424 @@
+"""The data plane: one loopback HTTP listener per HTTP trigger, plus the HTTP plumbing both planes share.
+
+Each HTTP trigger gets its own port, so its URL (``http://127.0.0.1:<port>``) is the ROOT of its own origin,
+like FC's ``https://<id>.<region>.fcapp.run``. This matters for MCP over SSE: the proxy in the function emits
+absolute paths such as ``/messages/?session_id=...`` that path-prefix routing would break. ``urlIntranet``
+is the same URL as ``urlInternet`` (there is no VPC on a laptop).
+
+All trigger listeners share one selector thread (:class:`ListenerHub`); each accepted connection is served
+in its own daemon thread by :class:`TriggerRequestHandler`, which looks the function and trigger up at
+request time and hands the request to :meth:`DataPlane.handle`.
+
+Extension point for running functions locally: subclass :class:`DataPlane` and override :meth:`DataPlane.serve`
+(called after the trigger's ``methods`` check) to start the function's container command as a local process
+and reverse-proxy the request to it, streaming the response (``request.wfile``) for SSE. Use
+``function.revision`` to notice an UpdateFunction, :meth:`DataPlane.function_deleted` and
+:meth:`DataPlane.close` to stop processes. Pass the instance as ``EmulatorServer(dataplane=...)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import selectors
+import socket
+import socketserver
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from .exceptions import FCError, FunctionNotReady, InternalServerError, InvalidArgument, MethodNotAllowed, \
+    new_request_id
+from .models import Function, Trigger
+
+logger = logging.getLogger("deployer.emulator")
+
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+ERROR_CONTENT_TYPE = "application/json"
+EXPOSE_HEADERS = ("Date,x-fc-request-id,x-fc-error-type,x-fc-code-checksum,x-fc-invocation-duration,"
+                  "x-fc-max-memory-usage,x-fc-log-result,x-fc-invocation-code-version,x-fc-instance-id")
+
+
+# shared HTTP plumbing ----------------------------------------------------------------------------------
+
+class LoopbackHTTPServer(ThreadingHTTPServer):
+    """A threaded HTTP server that binds fast (no reverse DNS) and can cut all its open connections."""
+
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, addr = self.socket.accept()
+        conn.setblocking(True)  # the listener may be non-blocking (ListenerHub); connections are not
+        return conn, addr
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Shut down every open client connection (idle keep-alive ones and streams alike)."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logger.debug("error while serving %s", client_address, exc_info=True)
+
+
+class JSONRequestHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive handler with JSON responses, FC request ids and a quiet log."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "fc-emulator"
+    sys_version = ""
+    #: Largest request body read into memory.
+    max_body_bytes = 16 * 1024 * 1024
+
+    request_id: str = ""
+    headers_sent = False
+    body_consumed = False
+    _body: bytes | None = None
+
+    def parse_request(self) -> bool:
+        # One handler instance serves every request of a keep-alive connection: reset per request.
+        self.request_id = ""
+        self.headers_sent = False
+        self.body_consumed = False
+        self._body = None
+        return super().parse_request()
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.headers_sent = True
+        super().send_response(code, message)
+
+    def read_body(self) -> bytes:
+        """Read the whole request body (Content-Length or chunked); cached."""
+        if self._body is not None:
+            return self._body
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            self._body = self._read_chunked()
+        else:
+            raw = self.headers.get("Content-Length")
+            try:
+                length = int(raw) if raw else 0
+            except ValueError:
+                self.close_connection = True
+                raise InvalidArgument(f"invalid Content-Length {raw!r}") from None
+            if length < 0:
+                self.close_connection = True
+                raise InvalidArgument(f"invalid Content-Length {raw!r}")
+            if length > self.max_body_bytes:
+                self.close_connection = True
+                raise FCError(f"the request body exceeds {self.max_body_bytes} bytes", status=400,
+                              code="EntityTooLarge")
+            self._body = self.rfile.read(length) if length else b""
+        self.body_consumed = True
+        return self._body
+
+    def _read_chunked(self) -> bytes:
+        chunks, total = [], 0
+        while True:
+            line = self.rfile.readline(65537)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                self.close_connection = True
+                raise InvalidArgument("malformed chunked request body") from None
+            if size == 0:
+                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            total += size
+            if total > self.max_body_bytes:
+                self.close_connection = True
+                raise FCError(f"the request body exceeds {self.max_body_bytes} bytes", status=400,
+                              code="EntityTooLarge")
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(3)
+
+    def send_json(self, status: int, payload: Any, *, headers: dict[str, str] | None = None,
+                  content_type: str = JSON_CONTENT_TYPE) -> None:
+        """Send a JSON response (``payload is None`` -> no body, e.g. 204)."""
+        body = b"" if payload is None else json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        self.send_response(status)
+        if payload is not None:
+            self.send_header("Content-Type", content_type)
+        if status != 204:
+            self.send_header("Content-Length", str(len(body)))
+        if self.request_id:
+            self.send_header("x-fc-request-id", self.request_id)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if body and self.command != "HEAD":
+            self.wfile.write(body)
+
+    def send_fc_error(self, exc: FCError) -> None:
+        if not self.request_id:
+            self.request_id = new_request_id()
+        if not self.body_consumed:
+            self.close_connection = True  # the unread body would desynchronise keep-alive
+        self.send_json(exc.status, exc.to_dict(self.request_id), headers=exc.headers,
+                       content_type=ERROR_CONTENT_TYPE)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own errors (bad request line, unsupported method ...) as FC JSON errors."""
+        self.close_connection = True
+        codes = {400: "InvalidArgument", 404: "PathNotSupported", 405: "MethodNotAllowed",
+                 414: "InvalidArgument", 431: "InvalidArgument", 501: "PathNotSupported"}
+        status = 404 if code == 501 else code
+        try:
+            self.send_fc_error(FCError(message or explain or "bad request", status=status,
+                                       code=codes.get(code, "InternalServerError")))
+        except OSError:
+            pass
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s %s", self.address_string(), format % args)
+
+
+# data plane hook ---------------------------------------------------------------------------------------
+
+class DataPlane:
+    """Serves requests that arrive on an HTTP trigger's URL.
+
+    :meth:`handle` enforces the trigger's ``methods`` (405 JSON otherwise) and calls :meth:`serve`. This
+    phase's :meth:`serve` answers ``503 FunctionNotReady``; a later phase overrides it to run the function's
+    container command locally and reverse-proxy (streaming) to it.
+
+    ``request`` is the :class:`TriggerRequestHandler` (a ``BaseHTTPRequestHandler``): ``request.command``,
+    ``request.path`` (raw), ``request.headers``, ``request.rfile``/``request.read_body()``, ``request.wfile``,
+    ``request.send_json(...)``. Raising an :class:`FCError` before anything is written answers it as JSON.
+    ``function`` and ``trigger`` are settled copies taken at request time (``function.state``,
+    ``function.spec``, ``function.revision``, ``trigger.config``).
+    """
+
+    def handle(self, request: TriggerRequestHandler, function: Function, trigger: Trigger) -> None:
+        self.check_method(request, trigger)
+        self.serve(request, function, trigger)
+
+    def check_method(self, request: TriggerRequestHandler, trigger: Trigger) -> None:
+        methods = [m.upper() for m in trigger.config.get("methods") or []]
+        if request.command.upper() not in methods:
+            raise MethodNotAllowed(f"method {request.command} is not allowed by trigger '{trigger.name}' "
+                                   f"(allowed: {', '.join(methods)})", headers={"Allow": ", ".join(methods)})
+
+    def serve(self, request: TriggerRequestHandler, function: Function, trigger: Trigger) -> None:
+        if function.state != "Active":
+            raise FunctionNotReady(f"function '{function.name}' is {function.state}: "
+                                   f"{function.state_reason or 'not ready'}")
+        raise FunctionNotReady(f"function '{function.name}' has no running instance: the local emulator does "
+                               "not run function containers yet")
+
+    def function_deleted(self, function_name: str) -> None:
+        """Called (outside the backend lock) after DeleteFunction."""
+
+    def close(self) -> None:
+        """Called on emulator stop: release everything (processes, sockets)."""
+
+
+class TriggerRequestHandler(JSONRequestHandler):
+    server: TriggerHTTPServer
+
+    def _dispatch(self) -> None:
+        self.request_id = new_request_id()
+        hub = self.server.hub
+        try:
+            function, trigger = hub.resolve(self.server.function_name, self.server.trigger_name)
+            hub.dataplane.handle(self, function, trigger)
+        except FCError as exc:
+            self._fail(exc)
+        except Exception:  # noqa: BLE001 - answer 500 rather than drop the connection
+            logger.exception("data plane error on %s/%s", self.server.function_name, self.server.trigger_name)
+            self._fail(InternalServerError("internal error in the emulator's data plane"))
+        finally:
+            if not self.body_consumed and self.headers.get("Content-Length", "0") not in ("", "0"):
+                self.close_connection = True
+
+    def _fail(self, exc: FCError) -> None:
+        if self.headers_sent:
+            self.close_connection = True
+            return
+        self.send_fc_error(exc)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = _dispatch
+
+
+class TriggerHTTPServer(LoopbackHTTPServer):
+    def __init__(self, address: tuple[str, int], hub: ListenerHub, function_name: str, trigger_name: str) -> None:
+        self.hub = hub
+        self.function_name = function_name
+        self.trigger_name = trigger_name
+        super().__init__(address, TriggerRequestHandler)
+
+
+# the listener hub ----------------------------------------------------------------------------------------
+
+class ListenerHub:
+    """Owns the HTTP trigger listeners (implements ``models.TriggerListeners``).
+
+    One selector thread accepts connections on every listener; handling runs in per-connection threads.
+    ``open``/``close`` are cheap (bind/close a socket) and may be called under the backend lock.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", dataplane: DataPlane | None = None,
+                 url_host: str | None = None) -> None:
+        self.host = host
+        self.url_host = url_host or (host if host not in ("", "0.0.0.0") else "127.0.0.1")
+        self.dataplane = dataplane or DataPlane()
+        self.resolver: Callable[[str, str], tuple[Function, Trigger]] | None = None
+        self._lock = threading.Lock()
+        self._servers: dict[tuple[str, str], TriggerHTTPServer] = {}
+        self._selector: selectors.BaseSelector | None = None
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    # lifecycle ---------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._stopping.clear()
+            self._selector = selectors.DefaultSelector()
+            self._wake_r, self._wake_w = socket.socketpair()
+            self._wake_r.setblocking(False)
+            self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+            for server in self._servers.values():
+                self._selector.register(server.socket, selectors.EVENT_READ, server)
+            self._thread = threading.Thread(target=self._run, name="fc-emulator-triggers", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self.close_all()
+        with self._lock:
+            thread, self._thread = self._thread, None
+            self._stopping.set()
+            if self._wake_w is not None:
+                try:
+                    self._wake_w.send(b"x")
+                except OSError:
+                    pass
+        if thread is not None:
+            thread.join(timeout=5)
+        with self._lock:
+            for sock in (self._wake_r, self._wake_w):
+                if sock is not None:
+                    sock.close()
+            self._wake_r = self._wake_w = None
+            if self._selector is not None:
+                self._selector.close()
+                self._selector = None
+        self.dataplane.close()
+
+    def _run(self) -> None:
+        selector = self._selector
+        assert selector is not None
+        while not self._stopping.is_set():
+            try:
+                events = selector.select(timeout=1.0)
+            except (OSError, ValueError):
+                if self._stopping.is_set():
+                    return
+                continue
+            for key, _ in events:
+                if key.data is None:
+                    try:
+                        key.fileobj.recv(512)  # type: ignore[union-attr]
+                    except OSError:
+                        pass
+                    continue
+                try:
+                    key.data._handle_request_noblock()
+                except Exception:  # noqa: BLE001 - keep accepting on the other listeners
+                    logger.debug("accept failed on trigger listener", exc_info=True)
+
+    # TriggerListeners protocol -----------------------------------------------------------------------------
+    def resolve(self, function_name: str, trigger_name: str) -> tuple[Function, Trigger]:
+        if self.resolver is None:
+            raise FunctionNotReady("the emulator backend is not attached")
+        return self.resolver(function_name, trigger_name)
+
+    def _bind(self, function_name: str, trigger_name: str, port: int | None) -> TriggerHTTPServer:
+        if port:
+            try:
+                return TriggerHTTPServer((self.host, port), self, function_name, trigger_name)
+            except OSError:
+                logger.info("port %s is not free for trigger %s/%s; picking another", port, function_name,
+                            trigger_name)
+        return TriggerHTTPServer((self.host, 0), self, function_name, trigger_name)
+
+    def open(self, function_name: str, trigger_name: str, port: int | None = None) -> int:
+        server = self._bind(function_name, trigger_name, port)
+        server.socket.setblocking(False)
+        with self._lock:
+            old = self._servers.pop((function_name, trigger_name), None)
+            self._servers[(function_name, trigger_name)] = server
+            if self._selector is not None:
+                self._selector.register(server.socket, selectors.EVENT_READ, server)
+        if old is not None:
+            self._shutdown_server(old)
+        bound = server.server_address[1]
+        logger.debug("trigger %s/%s listening on %s:%s", function_name, trigger_name, self.host, bound)
+        return bound
+
+    def _shutdown_server(self, server: TriggerHTTPServer) -> None:
+        with self._lock:
+            if self._selector is not None:
+                try:
+                    self._selector.unregister(server.socket)
+                except (KeyError, ValueError):
+                    pass
+        server.server_close()
+        server.close_connections()
+
+    def close(self, function_name: str, trigger_name: str) -> None:
+        with self._lock:
+            server = self._servers.pop((function_name, trigger_name), None)
+        if server is not None:
+            self._shutdown_server(server)
+
+    def close_all(self) -> None:
+        with self._lock:
+            servers = list(self._servers.values())
+            self._servers.clear()
+        for server in servers:
+            self._shutdown_server(server)
+
+    def function_deleted(self, function_name: str) -> None:
+        self.dataplane.function_deleted(function_name)
+
+    def ports(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return {key: server.server_address[1] for key, server in self._servers.items()}
