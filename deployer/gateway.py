@@ -11,6 +11,7 @@ done. So each create-or-update converges to exactly one function and one trigger
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
@@ -294,9 +295,28 @@ class FCGateway:
         return self.delete_function(function_name)
 
 
+def credential_client() -> Any:
+    """The Alibaba credential chain: env vars, then profiles, OIDC and RAM roles.
+
+    alibabacloud-credentials reads ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET/SECURITY_TOKEN once, when it is
+    first imported; read them at call time instead so a process that sets them later (tests, `mcp-fc dev`)
+    still uses them. Everything else is the SDK's own default chain.
+    """
+    from alibabacloud_credentials import models as cred_models
+    from alibabacloud_credentials.client import Client as CredentialClient
+
+    ak, sk = os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID"), os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+    if ak and sk:
+        token = os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN")
+        kind = "sts" if token else "access_key"
+        return CredentialClient(
+            cred_models.Config(type=kind, access_key_id=ak, access_key_secret=sk, security_token=token)
+        )
+    return CredentialClient()
+
+
 def make_client(settings: Settings) -> Client:
     """One SDK client from settings. Credentials come from the Alibaba credential chain, never from code."""
-    from alibabacloud_credentials.client import Client as CredentialClient
 
     endpoint, protocol = settings.fc_endpoint, settings.fc_protocol
     if endpoint and "://" in endpoint:
@@ -308,7 +328,7 @@ def make_client(settings: Settings) -> Client:
     elif not endpoint and settings.fc_account_id:
         endpoint = f"{settings.fc_account_id}.{settings.region}.fc.aliyuncs.com"
     config = open_api.Config(
-        credential=CredentialClient(),
+        credential=credential_client(),
         region_id=settings.region,
         endpoint=endpoint,
         protocol=protocol,
