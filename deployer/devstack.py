@@ -1,0 +1,199 @@
+"""`mcp-fc dev`: the API, a Celery worker and the local FC emulator in one command, no external server.
+
+Everything lives in the data dir: the SQLite store (deployments and Celery results), the file-backed
+broker and the emulator's state. The worker is a child process (`celery -A tasks worker`), exactly as
+in production; the emulator runs in this process and starts each function's command locally.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from deployer.emulator import EmulatorServer
+from deployer.settings import Settings
+
+DEMO_NAME = "time"
+DEMO_IMAGE = "registry.cn-hangzhou.aliyuncs.com/mcp-fc/mcp-server-time:latest"
+DEMO_COMMAND = ["mcp-server-time", "--local-timezone", "UTC"]
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _dev_api_key(data_dir: Path) -> str:
+    """MCPFC_API_KEY when set; otherwise one key kept in the data dir, so restarts keep working."""
+    chosen = os.environ.get("MCPFC_API_KEY")
+    if chosen:
+        return chosen
+    path = data_dir / "dev-api-key"
+    if path.exists():
+        return path.read_text().strip()
+    key = f"mcpfc_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+class DevStack:
+    def __init__(self, *, port: int = 8000, data_dir: Path | None = None, host: str = "127.0.0.1",
+                 worker_concurrency: int = 8) -> None:
+        base = Settings()
+        self.data_dir = (data_dir or base.data_dir).expanduser().resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.host, self.port = host, port
+        self.worker_concurrency = worker_concurrency
+        self.emulator: EmulatorServer | None = None
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.env: dict[str, str] = {}
+        self.api_key = _dev_api_key(self.data_dir)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start_backends(self) -> Settings:
+        """Emulator (unless MCPFC_FC_ENDPOINT is set), database, API key and worker."""
+        env = dict(os.environ)
+        env["MCPFC_DATA_DIR"] = str(self.data_dir)
+        env.setdefault("MCPFC_API_URL", self.api_url)
+        if not env.get("MCPFC_FC_ENDPOINT"):
+            self.emulator = EmulatorServer(
+                port=0, pending_seconds=float(env.get("MCPFC_EMULATOR_PENDING_S", "1.0")),
+                state_file=self.data_dir / "emulator-state.json",
+            ).start()
+            env["MCPFC_FC_ENDPOINT"] = self.emulator.url
+            env["ALIBABA_CLOUD_ACCESS_KEY_ID"] = self.emulator.access_key_id
+            env["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] = self.emulator.access_key_secret
+        self.env = env
+        os.environ.update({k: v for k, v in env.items() if k.startswith(("MCPFC_", "ALIBABA_CLOUD_"))})
+        settings = Settings()
+
+        from deployer import store
+        from deployer.db import session_scope
+        from deployer.migrate import upgrade
+
+        upgrade(settings.effective_database_url)
+        with session_scope(settings) as session:
+            store.import_api_key(session, self.api_key, name="dev")
+
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--pool", "threads",
+             "--concurrency", str(self.worker_concurrency), "--loglevel", env.get("MCPFC_WORKER_LOGLEVEL", "WARNING"),
+             "--hostname", f"dev@{os.uname().nodename}", "--without-mingle", "--without-gossip"],
+            env=env,
+        )
+        return settings
+
+    def stop(self) -> None:
+        if self.worker is not None and self.worker.poll() is None:
+            self.worker.terminate()
+            try:
+                self.worker.wait(20)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+        if self.emulator is not None:
+            self.emulator.stop()
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.worker is not None and self.worker.poll() is not None:
+                raise RuntimeError(f"the worker exited with code {self.worker.returncode}")
+            try:
+                if httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"the API did not answer on {self.api_url}/healthz within {timeout:.0f} s")
+
+
+def deploy_demo(api_url: str, api_key: str, *, timeout: float = 180.0) -> dict[str, Any]:
+    """Deploy the sample server through the HTTP API, as a user would, and wait for the result."""
+    headers = {"Authorization": f"Bearer {api_key}", "Idempotency-Key": f"demo-{secrets.token_hex(8)}"}
+    body = {"name": DEMO_NAME, "image": DEMO_IMAGE, "command": DEMO_COMMAND}
+    with httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=90) as http:
+        resp = http.post("/v1/deployments", json=body, headers=headers)
+        if resp.status_code == 409:  # a demo from an earlier run still exists: redeploy it in place
+            resp = http.post(f"/v1/deployments/{DEMO_NAME}/redeploy", json={})
+        resp.raise_for_status()
+        dep = resp.json()
+        deadline = time.monotonic() + timeout
+        while dep["status"] not in ("succeeded", "failed", "cancelled", "deleted"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the demo deploy is still {dep['status']} after {timeout:.0f} s")
+            _say(f"  {dep['status']:<9} {dep.get('stage') or '':<18} {dep.get('progress', 0):>3}%")
+            dep = http.get(f"/v1/deployments/{dep['id']}", params={"wait": 20}).json()
+        if dep["status"] == "succeeded":
+            dep["client_config"] = http.get(f"/v1/deployments/{dep['id']}/client-config").json()
+        return dep
+
+
+def run_dev(*, port: int = 8000, data_dir: Path | None = None, demo: bool = False, host: str = "127.0.0.1") -> int:
+    import uvicorn
+
+    from deployer.api import create_app
+
+    stack = DevStack(port=port, data_dir=data_dir, host=host)
+    settings = stack.start_backends()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning"))
+    outcome: dict[str, Any] = {}
+
+    def announce() -> None:
+        try:
+            stack.wait_ready()
+        except RuntimeError as exc:
+            _say(f"error: {exc}")
+            server.should_exit = True
+            return
+        fc = stack.emulator.url if stack.emulator else stack.env.get("MCPFC_FC_ENDPOINT")
+        _say(f"mcp-fc dev is ready\n  API      {stack.api_url}  (docs: {stack.api_url}/docs)\n"
+             f"  API key  {stack.api_key}\n  FC       {fc}{' (local emulator)' if stack.emulator else ''}\n"
+             f"  data     {stack.data_dir}\n"
+             f"  try      MCPFC_API_KEY={stack.api_key} mcp-fc deploy NAME --image IMAGE -- SERVER_CMD")
+        if demo:
+            _say(f"deploying the sample MCP server ({' '.join(DEMO_COMMAND)}) ...")
+            try:
+                dep = deploy_demo(stack.api_url, stack.api_key)
+            except Exception as exc:  # noqa: BLE001 - reported, the stack keeps running
+                _say(f"error: the demo deploy did not finish: {exc}")
+                return
+            outcome["deployment"] = dep
+            if dep["status"] != "succeeded":
+                _say(f"error: the demo deploy {dep['status']}: {json.dumps(dep.get('error'))}")
+                return
+            _print_demo(dep)
+
+    threading.Thread(target=announce, name="dev-announce", daemon=True).start()
+    try:
+        server.run()
+    finally:
+        stack.stop()
+    failed_demo = demo and outcome.get("deployment", {}).get("status") != "succeeded"
+    return 1 if failed_demo else 0
+
+
+def _print_demo(dep: dict[str, Any]) -> None:
+    urls = dep.get("urls") or {}
+    config = dep.get("client_config") or {}
+    server = next(iter((config.get("mcpServers") or {}).values()), {})
+    headers = server.get("headers") or {}
+    print(f"\nDeployed {dep['name']}: tools {', '.join(dep.get('tools') or []) or '(none listed)'}", flush=True)
+    print(f"MCP SSE URL:     {urls.get('sse')}", flush=True)
+    print(f"Streamable URL:  {urls.get('mcp')}", flush=True)
+    for key, value in headers.items():
+        print(f"Header:          {key}: {value}", flush=True)
+    print("\nmcp.json for Claude / Cursor / MCP Inspector:", flush=True)
+    print(json.dumps(config, indent=2), flush=True)
+    print("\nThe endpoint stays live while this command runs (Ctrl-C stops everything).", flush=True)

@@ -1,0 +1,223 @@
+"""A whole mcp-fc stack per test module: the real API (uvicorn on loopback), real Celery worker
+processes, and the FC emulator, on the embedded default or on Redis / RabbitMQ / PostgreSQL.
+
+Under CI=true a missing Redis, RabbitMQ or PostgreSQL fails the test instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from deployer import store
+from deployer.db import session_scope
+from deployer.emulator import EmulatorServer
+from deployer.migrate import upgrade
+from deployer.settings import Settings
+from tests.conftest import TEST_AK, TEST_SK, in_ci
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def service_up(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, port: int) -> None:
+    if service_up(port):
+        return
+    message = f"{name} is not running on 127.0.0.1:{port} (.ci/run starts it)"
+    if in_ci():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ApiServer:
+    """uvicorn in a thread, like httpx's test server."""
+
+    def __init__(self, app: Any, port: int) -> None:
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = f"http://127.0.0.1:{port}"
+
+    def __enter__(self) -> ApiServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the API server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    api_url: str
+    api_key: str
+    other_key: str
+    fc: EmulatorServer
+    env: dict[str, str]
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def http(self, key: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key or self.api_key}"}
+        return httpx.Client(base_url=self.api_url, headers=headers, timeout=70)
+
+    def wait_for(self, dep_id: str, statuses: set[str], timeout: float = 90) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self.http() as http:
+            while True:
+                dep = http.get(f"/v1/deployments/{dep_id}", params={"wait": 10}).json()
+                if dep["status"] in statuses:
+                    return dep
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"deployment {dep_id} still {dep['status']}/{dep.get('stage')}: {dep}")
+                for worker in self.workers:
+                    assert worker.poll() is None, f"a worker died with code {worker.returncode}"
+
+    def start_worker(self, name: str, *, pool: str = "prefork", concurrency: int = 2) -> subprocess.Popen[bytes]:
+        log = open(self.settings.data_dir / f"worker-{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--pool", pool,
+             "--concurrency", str(concurrency), "--hostname", f"{name}@%h", "--loglevel", "INFO",
+             "--without-mingle", "--without-gossip"],
+            env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        )
+        self.workers.append(proc)
+        return proc
+
+    def stop_workers(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.workers:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        self.workers.clear()
+
+    def worker_logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-4000:] for p in self.settings.data_dir.glob("worker-*.log"))
+
+
+@pytest.fixture(scope="module")
+def stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    started: list[tuple[Stack, ApiServer]] = []
+    emulators: list[EmulatorServer] = []
+
+    def start(*, broker_url: str | None = None, database_url: str | None = None, result_backend: str | None = None,
+              workers: int = 1, pool: str = "prefork", concurrency: int = 2, probe: bool = True,
+              extra_env: dict[str, str] | None = None) -> Stack:
+        data_dir = tmp_path_factory.mktemp("stack")
+        fc = EmulatorServer(port=0, access_key_id=TEST_AK, access_key_secret=TEST_SK, pending_seconds=0.5).start()
+        emulators.append(fc)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MCPFC_")}
+        env.update(
+            MCPFC_DATA_DIR=str(data_dir),
+            MCPFC_FC_ENDPOINT=fc.url,
+            MCPFC_READY_POLL_S="0.2",
+            MCPFC_READY_POLL_MAX_S="1",
+            MCPFC_PROBE_ENABLED="true" if probe else "false",
+            MCPFC_PROBE_TIMEOUT_S="30",
+            ALIBABA_CLOUD_ACCESS_KEY_ID=TEST_AK,
+            ALIBABA_CLOUD_ACCESS_KEY_SECRET=TEST_SK,
+            PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+            PYTHONPATH=str(REPO),
+        )
+        for key, value in (("MCPFC_BROKER_URL", broker_url), ("MCPFC_DATABASE_URL", database_url),
+                           ("MCPFC_RESULT_BACKEND", result_backend)):
+            if value:
+                env[key] = value
+        env.update(extra_env or {})
+        settings = Settings(
+            data_dir=data_dir, broker_url=broker_url, database_url=database_url, result_backend=result_backend,
+            fc_endpoint=fc.url, probe_enabled=probe,
+        )
+        upgrade(settings.effective_database_url)
+        with session_scope(settings) as session:
+            _, key = store.create_api_key(session, name="it-owner")
+            _, other = store.create_api_key(session, name="it-other")
+
+        from deployer.api import create_app
+
+        api = ApiServer(create_app(settings), free_port()).__enter__()
+        stack = Stack(settings=settings, api_url=api.url, api_key=key, other_key=other, fc=fc, env=env)
+        started.append((stack, api))
+        for i in range(workers):
+            stack.start_worker(f"w{i}-{secrets.token_hex(3)}", pool=pool, concurrency=concurrency)
+        return stack
+
+    yield start
+    for stack, api in started:
+        stack.stop_workers()
+        api.__exit__()
+    for fc in emulators:
+        fc.stop()
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A fresh database for this module, dropped afterwards."""
+    require_service("PostgreSQL", 5432)
+    import psycopg
+
+    name = f"mcpfc_it_{secrets.token_hex(4)}"
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    from deployer.db import engine_for
+
+    for url in (f"postgresql://postgres@127.0.0.1:5432/{name}", f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"):
+        engine_for(url).dispose()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    require_service("Redis", 6379)
+    import redis
+
+    db = 9
+    client = redis.Redis(host="127.0.0.1", port=6379, db=db)
+    client.flushdb()
+    yield f"redis://127.0.0.1:6379/{db}"
+    client.flushdb()
+
+
+@pytest.fixture(scope="module")
+def rabbitmq_url() -> str:
+    require_service("RabbitMQ", 5672)
+    return "amqp://guest:guest@127.0.0.1:5672//"
