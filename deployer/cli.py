@@ -1,0 +1,730 @@
+"""`mcp-fc`: deploy stdio MCP servers to Function Compute through the mcp-fc API.
+
+Client commands (deploy, redeploy, status, list, delete, cancel, events, config) talk to the HTTP API
+(`MCPFC_API_URL`, `MCPFC_API_KEY`, or --api-url / --api-key). Server commands (api, worker, dev,
+emulator, keys) run or administer the service itself.
+
+Exit codes: 0 success, 1 deployment failed, 2 usage or validation error, 3 service unreachable.
+Errors are one line on standard error, `error: ...`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from typer._click.exceptions import ClickException
+from typer.core import TyperCommand, TyperGroup
+
+from deployer import cli_render as render
+from deployer.cli_input import (
+    InputError,
+    build_deploy_body,
+    build_redeploy_body,
+    field_errors,
+    load_file,
+    parse_pairs,
+    redact,
+)
+from deployer.client import VERSION, APIClient, APIError, ServiceUnreachable
+from deployer.errors import ConfigError, MCPFCError
+from deployer.settings import Settings
+from schemas import TERMINAL, AuthType, Deployment, Priority, Status, Transport
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+SERVER_CMD = "mcpfc.server_cmd"
+WAIT_POLL_S = 20.0
+LIST_CAP = 1000
+
+
+class DeploymentFailed(MCPFCError):
+    """The deployment (or its deletion) ended in failure: exit 1."""
+
+    code = "DeploymentFailed"
+
+
+# -- error handling -------------------------------------------------------------------------------
+
+
+def _exit_code(exc: MCPFCError) -> int:
+    if isinstance(exc, DeploymentFailed):
+        return EXIT_FAILED
+    if isinstance(exc, ServiceUnreachable):
+        return EXIT_UNREACHABLE
+    if isinstance(exc, APIError):
+        return EXIT_UNREACHABLE if exc.unavailable else EXIT_USAGE
+    if isinstance(exc, InputError | ConfigError):
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
+def _error_message(exc: MCPFCError) -> str:
+    if isinstance(exc, APIError):
+        if exc.status == 401:
+            return "the API refused the key (set MCPFC_API_KEY or --api-key)"
+        if exc.status == 403:
+            return f"the API key may not do this: {exc.message}"
+        if exc.status in (502, 503, 504):
+            return f"the mcp-fc API is unavailable: {exc.message}"
+    return exc.message
+
+
+def _fail(exc: MCPFCError, secrets: list[str]) -> typer.Exit:
+    message = " ".join(redact(_error_message(exc), secrets).split())
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(_exit_code(exc))
+
+
+class CLIGroup(TyperGroup):
+    """Turns our exceptions into one `error: ...` line and the contract's exit code (for every command,
+    under `main()` and under test runners alike). Typer's own usage errors keep their exit 2."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MCPFCError as exc:
+            state = ctx.obj if isinstance(ctx.obj, State) else None
+            raise _fail(exc, state.secrets if state else []) from None
+        except (ClickException, typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a bug of ours: still one line, unless asked for the traceback
+            if os.environ.get("MCPFC_DEBUG"):
+                raise
+            state = ctx.obj if isinstance(ctx.obj, State) else None
+            first = redact((str(exc).splitlines() or [""])[0], state.secrets if state else [])
+            typer.echo(
+                f"error: unexpected {type(exc).__name__}: {first} (set MCPFC_DEBUG=1 for the traceback)",
+                err=True,
+            )
+            raise typer.Exit(EXIT_FAILED) from None
+
+
+class PassthroughCommand(TyperCommand):
+    """A command whose arguments after `--` are the MCP server's argv, kept verbatim (`ctx.meta`)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if "--" in args:
+            cut = args.index("--")
+            ctx.meta[SERVER_CMD] = args[cut + 1 :]
+            args = args[:cut]
+        return super().parse_args(ctx, args)
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return [*super().collect_usage_pieces(ctx), "[-- SERVER_CMD [ARGS]...]"]
+
+
+# -- state ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class State:
+    api_url: str | None = None
+    api_key: str | None = None
+    secrets: list[str] = field(default_factory=list)
+    out: Any = None
+    err: Any = None
+
+    def __post_init__(self) -> None:
+        self.out, self.err = render.make_consoles()
+
+    def settings(self, **overrides: Any) -> Settings:
+        try:
+            return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        except ValidationError as exc:
+            problems = "; ".join(str(e) for e in field_errors(exc))
+            raise ConfigError(f"invalid settings (MCPFC_* environment or .env): {problems}") from None
+
+    def client(self, api_url: str | None = None, api_key: str | None = None) -> APIClient:
+        settings = self.settings(api_url=api_url or self.api_url, api_key=api_key or self.api_key)
+        key = settings.api_key.get_secret_value() if settings.api_key else None
+        return APIClient(settings.api_url, key)
+
+
+def _state(ctx: typer.Context) -> State:
+    root = ctx.find_root()
+    if not isinstance(root.obj, State):
+        root.obj = State()
+    return root.obj
+
+
+# -- the app --------------------------------------------------------------------------------------
+
+app = typer.Typer(
+    cls=CLIGroup,
+    name="mcp-fc",
+    help="Deploy stdio MCP servers to Alibaba Cloud Function Compute 3.0.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+keys_app = typer.Typer(
+    help="Create and revoke API keys (opens the service database directly).", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+
+ApiUrl = Annotated[
+    str | None,
+    typer.Option("--api-url", help="mcp-fc API base URL (env MCPFC_API_URL; default http://127.0.0.1:8000)"),
+]
+ApiKey = Annotated[
+    str | None, typer.Option("--api-key", help="API key (env MCPFC_API_KEY)", show_default=False)
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON only (progress, if any, goes to stderr).")]
+NoWait = Annotated[bool, typer.Option("--no-wait", help="Return once the API has accepted the request.")]
+EnvOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--env", "-e", metavar="KEY=VALUE", help="Environment variable (repeatable; bare KEY copies yours)."
+    ),
+]
+SecretOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--secret-env",
+        "-s",
+        metavar="KEY=VALUE",
+        help="Secret env variable: stored encrypted, never shown (repeatable; bare KEY copies yours).",
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mcp-fc {VERSION}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Deploy stdio MCP servers to Alibaba Cloud Function Compute 3.0.
+
+    Exit codes: 0 success, 1 deployment failed, 2 usage or validation error, 3 service unreachable.
+    """
+    state = _state(ctx)
+    state.api_url, state.api_key = api_url, api_key
+
+
+# -- waiting --------------------------------------------------------------------------------------
+
+
+def _wait(
+    state: State, api: APIClient, dep: Deployment, until: Callable[[Deployment], bool], *, json_out: bool
+) -> Deployment:
+    """Long-poll until `until` holds, showing progress on stderr. Ctrl-C stops waiting, not the work."""
+    display = render.WaitDisplay(state.err, quiet=json_out and not state.err.is_terminal)
+    try:
+        with display:
+            return api.wait(dep.id, until=until, on_update=display.update, current=dep, poll_s=WAIT_POLL_S)
+    except KeyboardInterrupt:
+        typer.echo(
+            f"stopped waiting; {dep.name} carries on in the service (see `mcp-fc status {dep.name}`)",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+
+
+def _finish_deploy(state: State, dep: Deployment, *, json_out: bool, verb: str, started: float) -> None:
+    if json_out:
+        typer.echo(render.deployment_json(dep))
+    if dep.status != Status.succeeded:
+        raise DeploymentFailed(render.error_line(dep))
+    if not json_out:
+        render.print_success(state.out, dep, verb=verb, elapsed=time.monotonic() - started)
+
+
+def _accepted(state: State, dep: Deployment, *, json_out: bool, what: str) -> None:
+    if json_out:
+        typer.echo(render.deployment_json(dep))
+        return
+    typer.echo(f"{what} {dep.name} (id {dep.id}): {dep.status.value}")
+    typer.echo(f"follow it with: mcp-fc status {dep.name}", err=True)
+
+
+def _remember_secrets(state: State, *maps: dict[str, Any] | None) -> None:
+    for mapping in maps:
+        if isinstance(mapping, dict):
+            state.secrets.extend(str(v) for v in mapping.values() if v is not None)
+
+
+# -- client commands ------------------------------------------------------------------------------
+
+
+@app.command(cls=PassthroughCommand, no_args_is_help=True)
+def deploy(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None,
+        typer.Argument(metavar="NAME", help="Function name (may come from --file).", show_default=False),
+    ] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", "-i", help="Container image with the MCP server.")
+    ] = None,
+    env: EnvOpt = None,
+    secret_env: SecretOpt = None,
+    region: Annotated[
+        str | None, typer.Option(help="FC region, e.g. cn-hangzhou (default: the service's)")
+    ] = None,
+    cpu: Annotated[float | None, typer.Option(help="vCPU, a multiple of 0.05 (default: 0.5)")] = None,
+    memory: Annotated[
+        int | None, typer.Option("--memory", metavar="MB", help="Memory in MB (default: 512)")
+    ] = None,
+    timeout: Annotated[
+        int | None, typer.Option("--timeout", metavar="S", help="Request/session timeout (default: 600)")
+    ] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Requests per instance (default: 10)")] = None,
+    transport: Annotated[Transport | None, typer.Option(help="MCP transport (default: sse)")] = None,
+    auth: Annotated[AuthType | None, typer.Option(help="Endpoint auth (default: jwt)")] = None,
+    priority: Annotated[Priority | None, typer.Option(help="Queue priority (default: normal)")] = None,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file", "-f", metavar="PATH", help="YAML DeployRequest ('-' = stdin); flags override it."
+        ),
+    ] = None,
+    no_wait: NoWait = False,
+    json_out: JsonOut = False,
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Deploy a stdio MCP server: mcp-fc deploy NAME --image IMAGE -- SERVER_CMD [ARGS...]
+
+    Waits until the endpoint answers MCP, then prints its URLs and tools.
+    """
+    state = _state(ctx)
+    started = time.monotonic()
+    secret_pairs = parse_pairs(secret_env, "--secret-env", secret=True)
+    _remember_secrets(state, secret_pairs)
+    file_data = load_file(file) if file else None
+    if file_data:
+        _remember_secrets(state, file_data.get("secret_env"))
+    _, body = build_deploy_body(
+        file_data,
+        name=name,
+        image=image,
+        command=ctx.meta.get(SERVER_CMD) or None,
+        env=parse_pairs(env, "--env"),
+        secret_env=secret_pairs,
+        region=region,
+        cpu=cpu,
+        memory_mb=memory,
+        timeout_s=timeout,
+        instance_concurrency=concurrency,
+        transport=transport.value if transport else None,
+        auth=auth.value if auth else None,
+        priority=priority.value if priority else None,
+    )
+    with state.client(api_url, api_key) as api:
+        # One key per invocation: if the HTTP request is retried, the API deploys once.
+        dep = api.deploy(body, idempotency_key=str(uuid.uuid4()))
+        if no_wait:
+            _accepted(state, dep, json_out=json_out, what="queued")
+            return
+        dep = _wait(state, api, dep, lambda d: d.status in TERMINAL, json_out=json_out)
+    _finish_deploy(state, dep, json_out=json_out, verb="deployed", started=started)
+
+
+@app.command(cls=PassthroughCommand, no_args_is_help=True)
+def redeploy(
+    ctx: typer.Context,
+    name: Annotated[
+        str, typer.Argument(metavar="NAME|ID", help="Deployment name or id.", show_default=False)
+    ],
+    image: Annotated[str | None, typer.Option("--image", "-i", help="New container image.")] = None,
+    env: Annotated[
+        list[str] | None,
+        typer.Option("--env", "-e", metavar="KEY=VALUE", help="Replaces the whole env map (repeatable)."),
+    ] = None,
+    secret_env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--secret-env", "-s", metavar="KEY=VALUE", help="Replaces the whole secret env map (repeatable)."
+        ),
+    ] = None,
+    cpu: Annotated[float | None, typer.Option(help="vCPU")] = None,
+    memory: Annotated[int | None, typer.Option("--memory", metavar="MB", help="Memory in MB")] = None,
+    timeout: Annotated[int | None, typer.Option("--timeout", metavar="S", help="Timeout in seconds")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Requests per instance")] = None,
+    priority: Annotated[Priority | None, typer.Option(help="Queue priority")] = None,
+    no_wait: NoWait = False,
+    json_out: JsonOut = False,
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Update a deployment in place (only the fields given change; the URL stays the same).
+
+    With no changes it runs the deploy again, e.g. after a failure. A new server command goes after `--`.
+    """
+    state = _state(ctx)
+    started = time.monotonic()
+    secret_pairs = parse_pairs(secret_env, "--secret-env", secret=True)
+    _remember_secrets(state, secret_pairs)
+    body = build_redeploy_body(
+        image=image,
+        command=ctx.meta.get(SERVER_CMD) or None,
+        env=parse_pairs(env, "--env"),
+        secret_env=secret_pairs,
+        cpu=cpu,
+        memory_mb=memory,
+        timeout_s=timeout,
+        instance_concurrency=concurrency,
+        priority=priority.value if priority else None,
+    )
+    with state.client(api_url, api_key) as api:
+        dep = api.redeploy(name, body)
+        if no_wait:
+            _accepted(state, dep, json_out=json_out, what="redeploying")
+            return
+        dep = _wait(state, api, dep, lambda d: d.status in TERMINAL, json_out=json_out)
+    _finish_deploy(state, dep, json_out=json_out, verb="redeployed", started=started)
+
+
+@app.command(no_args_is_help=True)
+def status(
+    ctx: typer.Context,
+    name: Annotated[
+        str, typer.Argument(metavar="NAME|ID", help="Deployment name or id.", show_default=False)
+    ],
+    json_out: JsonOut = False,
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Show one deployment: status, stage, URLs, tools, error."""
+    state = _state(ctx)
+    with state.client(api_url, api_key) as api:
+        dep = api.get(name)
+    if json_out:
+        typer.echo(render.deployment_json(dep))
+    else:
+        render.print_deployment(state.out, dep)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    status_filter: Annotated[
+        Status | None, typer.Option("--status", help="Only deployments in this status.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Only deployments with this name.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = LIST_CAP,
+    json_out: JsonOut = False,
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """List deployments, newest first (all pages, up to --limit)."""
+    state = _state(ctx)
+    with state.client(api_url, api_key) as api:
+        items, truncated = api.list_all(
+            status=status_filter.value if status_filter else None, name=name, max_items=limit
+        )
+    if json_out:
+        typer.echo(render.to_json([d.model_dump(mode="json") for d in items]))
+    elif items:
+        state.out.print(render.deployments_table(items))
+    else:
+        typer.echo("No deployments.")
+    if truncated:
+        typer.echo(f"showing the first {len(items)} deployments; raise --limit to see more", err=True)
+
+
+@app.command(no_args_is_help=True)
+def delete(
+    ctx: typer.Context,
+    name: Annotated[
+        str, typer.Argument(metavar="NAME|ID", help="Deployment name or id.", show_default=False)
+    ],
+    no_wait: NoWait = False,
+    json_out: JsonOut = False,
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Tear down the trigger and the function; waits until the deployment is deleted."""
+    state = _state(ctx)
+    with state.client(api_url, api_key) as api:
+        dep = api.delete(name)
+        if no_wait:
+            _accepted(state, dep, json_out=json_out, what="deleting")
+            return
+        try:
+            dep = _wait(
+                state, api, dep, lambda d: d.status in (Status.deleted, Status.failed), json_out=json_out
+            )
+        except APIError as exc:
+            if exc.status != 404:
+                raise
+            dep = dep.model_copy(update={"status": Status.deleted, "progress": 100})
+    if json_out:
+        typer.echo(render.deployment_json(dep))
+    if dep.status != Status.deleted:
+        raise DeploymentFailed(render.error_line(dep).replace("deployment", "delete of", 1))
+    if not json_out:
+        typer.echo(f"deleted {dep.name} (id {dep.id})")
+
+
+@app.command(no_args_is_help=True)
+def cancel(
+    ctx: typer.Context,
+    name: Annotated[
+        str, typer.Argument(metavar="NAME|ID", help="Deployment name or id.", show_default=False)
+    ],
+    json_out: JsonOut = False,
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Cancel a pending or running deploy."""
+    state = _state(ctx)
+    with state.client(api_url, api_key) as api:
+        dep = api.cancel(name)
+    if json_out:
+        typer.echo(render.deployment_json(dep))
+    else:
+        typer.echo(f"{dep.name} (id {dep.id}): {dep.status.value}")
+
+
+@app.command(no_args_is_help=True)
+def config(
+    ctx: typer.Context,
+    names: Annotated[
+        list[str], typer.Argument(metavar="NAME...", help="Deployment names or ids.", show_default=False)
+    ],
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Print one {"mcpServers": {...}} for Claude, Cursor or the MCP Inspector (contains endpoint tokens)."""
+    state = _state(ctx)
+    merged: dict[str, Any] = {}
+    with state.client(api_url, api_key) as api:
+        for name in dict.fromkeys(names):
+            merged.update(api.client_config(name)["mcpServers"])
+    typer.echo(render.to_json({"mcpServers": merged}))
+
+
+def _events(
+    ctx: typer.Context,
+    name: Annotated[
+        str, typer.Argument(metavar="NAME|ID", help="Deployment name or id.", show_default=False)
+    ],
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per event (NDJSON).")] = False,
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Stream a deployment's progress events until it reaches a final state."""
+    state = _state(ctx)
+    with state.client(api_url, api_key) as api:
+        try:
+            for event in api.events(name):
+                data = event.data
+                if json_out:
+                    typer.echo(render.to_json(data).replace("\n", "") if not isinstance(data, str) else data)
+                elif isinstance(data, dict):
+                    parts = [str(data.get(k)) for k in ("status", "stage") if data.get(k)]
+                    if data.get("progress") is not None:
+                        parts.append(f"{data['progress']}%")
+                    if data.get("message"):
+                        parts.append(str(data["message"]))
+                    typer.echo("  ".join(parts) or event.raw)
+                elif data is not None:
+                    typer.echo(str(data))
+                if isinstance(data, dict) and data.get("status") in {s.value for s in TERMINAL}:
+                    break
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+
+app.command("events", no_args_is_help=True)(_events)
+app.command("logs", no_args_is_help=True, help="Same as `events`.")(_events)
+
+
+# -- server-side commands -------------------------------------------------------------------------
+
+
+def _db_unavailable(url: str, exc: Exception) -> ServiceUnreachable:
+    from sqlalchemy.engine import make_url
+
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        shown = "the configured database"
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return ServiceUnreachable(f"cannot open {shown}: {reason}")
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+    owner: Annotated[
+        str | None, typer.Option(help="Add the key to this existing owner instead of a new one.")
+    ] = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Create an API key (a new owner) and print it once."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from deployer import migrate, store
+    from deployer.db import session_scope
+
+    settings = _state(ctx).settings()
+    url = settings.effective_database_url
+    try:
+        migrate.upgrade(url)
+        with session_scope(settings) as session:
+            row, plaintext = store.create_api_key(session, name=name, owner_id=owner)
+            key_id, owner_id = row.id, row.owner_id
+    except (SQLAlchemyError, OSError) as exc:
+        raise _db_unavailable(url, exc) from None
+    if json_out:
+        typer.echo(render.to_json({"id": key_id, "owner_id": owner_id, "name": name, "key": plaintext}))
+    else:
+        typer.echo(f"id     {key_id}")
+        typer.echo(f"owner  {owner_id}")
+        typer.echo(f"key    {plaintext}")
+    typer.echo("Store the key now: it is not shown again. Use it as MCPFC_API_KEY or --api-key.", err=True)
+
+
+@keys_app.command("revoke", no_args_is_help=True)
+def keys_revoke(
+    ctx: typer.Context,
+    key_id: Annotated[
+        str, typer.Argument(metavar="ID", help="The key id `keys create` printed.", show_default=False)
+    ],
+) -> None:
+    """Revoke an API key: requests with it are refused from now on."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from deployer import migrate, store
+    from deployer.db import session_scope
+
+    settings = _state(ctx).settings()
+    url = settings.effective_database_url
+    try:
+        migrate.upgrade(url)
+        with session_scope(settings) as session:
+            revoked = store.revoke_api_key(session, key_id)
+    except (SQLAlchemyError, OSError) as exc:
+        raise _db_unavailable(url, exc) from None
+    if not revoked:
+        raise InputError(f"no active API key with id {key_id}")
+    typer.echo(f"revoked {key_id}")
+
+
+def _lazy(what: str, importer: Callable[[], Any]) -> Any:
+    try:
+        return importer()
+    except ImportError as exc:
+        raise ConfigError(f"{what} is not available in this installation ({exc})") from None
+
+
+@app.command()
+def emulator(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 9000,
+) -> None:
+    """Run the local FC 3.0 emulator (keys from ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET)."""
+
+    def load() -> Any:
+        from deployer.emulator.server import run
+
+        return run
+
+    _lazy("the FC emulator", load)(host=host, port=port)
+
+
+@app.command()
+def api(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default: MCPFC_API_HOST or 127.0.0.1)")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: MCPFC_API_PORT or 8000)")] = None,
+) -> None:
+    """Run the HTTP API (production; or `uvicorn`)."""
+
+    def load() -> Any:
+        from deployer.api import serve
+
+        return serve
+
+    serve = _lazy("the HTTP API", load)
+    serve(_state(ctx).settings(api_host=host, api_port=port))
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes/threads (default: CPUs)")
+    ] = None,
+    pool: Annotated[str, typer.Option(help="prefork, threads or solo")] = "prefork",
+    queues: Annotated[
+        str, typer.Option(help="Queues to consume, highest priority first.")
+    ] = "high,default,low",
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """Run a Celery worker (production; or `celery -A tasks worker`)."""
+    if pool not in ("prefork", "threads", "solo"):
+        raise InputError(f"--pool must be prefork, threads or solo, not {pool!r}")
+
+    def load() -> Any:
+        from tasks import app as celery_app
+
+        return celery_app
+
+    celery_app = _lazy("the Celery worker", load)
+    argv = ["worker", f"--pool={pool}", f"--queues={queues}", f"--loglevel={loglevel}"]
+    if concurrency:
+        argv.append(f"--concurrency={concurrency}")
+    celery_app.worker_main(argv)
+
+
+@app.command()
+def dev(
+    port: Annotated[int, typer.Option(help="API port.")] = 8000,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="State directory (default: MCPFC_DATA_DIR or ~/.mcp-fc)")
+    ] = None,
+    demo: Annotated[bool, typer.Option(help="Also deploy a sample MCP server.")] = False,
+) -> None:
+    """API + worker + local FC emulator in one process: no external services needed."""
+
+    def load() -> Any:
+        from deployer.devstack import run_dev
+
+        return run_dev
+
+    _lazy("the embedded dev stack", load)(port=port, data_dir=data_dir, demo=demo)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point (`mcp-fc`)."""
+    try:
+        app(args=argv, prog_name="mcp-fc")
+    except MCPFCError as exc:  # raised outside a command (e.g. while building settings)
+        raise SystemExit(_fail(exc, []).exit_code) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception as exc:
+        if os.environ.get("MCPFC_DEBUG"):
+            raise
+        typer.echo(
+            f"error: unexpected {type(exc).__name__}: {exc} (set MCPFC_DEBUG=1 for the traceback)", err=True
+        )
+        raise SystemExit(EXIT_FAILED) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

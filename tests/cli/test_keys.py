@@ -1,0 +1,68 @@
+"""`mcp-fc keys`: server-side administration against a real (temporary) SQLite database."""
+
+from __future__ import annotations
+
+import json
+
+from deployer import store
+from deployer.db import session_scope
+from deployer.settings import Settings
+
+
+def _authenticates(key: str) -> bool:
+    with session_scope(Settings()) as session:
+        return store.authenticate(session, key) is not None
+
+
+def _printed(stdout: str) -> dict[str, str]:
+    return dict(line.split(None, 1) for line in stdout.splitlines() if line.strip())
+
+
+def test_create_prints_a_key_that_authenticates(cli, tmp_path):
+    result = cli("keys", "create", "--name", "ci")
+
+    assert result.exit_code == 0, result.stderr
+    printed = _printed(result.stdout)
+    assert set(printed) == {"id", "owner", "key"}
+    assert printed["key"].startswith(f"mcpfc_{printed['id']}_")
+    assert result.stdout.count(printed["key"]) == 1, "the key is printed once"
+    assert "not shown again" in result.stderr
+    assert (tmp_path / "data" / "mcp-fc.db").exists()
+    assert _authenticates(printed["key"])
+
+
+def test_revoke_makes_the_key_useless(cli):
+    printed = _printed(cli("keys", "create").stdout)
+    assert _authenticates(printed["key"])
+
+    result = cli("keys", "revoke", printed["id"])
+
+    assert result.exit_code == 0, result.stderr
+    assert not _authenticates(printed["key"])
+    again = cli("keys", "revoke", printed["id"])
+    assert again.exit_code == 2 and again.stderr == f"error: no active API key with id {printed['id']}\n"
+
+
+def test_create_json_and_existing_owner(cli):
+    first = json.loads(cli("keys", "create", "--json").stdout)
+    second = json.loads(
+        cli("keys", "create", "--owner", first["owner_id"], "--json", "--name", "laptop").stdout
+    )
+    assert second["owner_id"] == first["owner_id"] and second["id"] != first["id"]
+    assert second["name"] == "laptop"
+    assert _authenticates(first["key"]) and _authenticates(second["key"])
+
+
+def test_keys_use_the_database_url_setting(cli, monkeypatch, tmp_path):
+    monkeypatch.setenv("MCPFC_DATABASE_URL", f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    printed = _printed(cli("keys", "create").stdout)
+    assert (tmp_path / "elsewhere.db").exists()
+    assert _authenticates(printed["key"])
+
+
+def test_unusable_database_is_one_line(cli, monkeypatch, tmp_path):
+    (tmp_path / "not-a-dir").write_text("")
+    monkeypatch.setenv("MCPFC_DATABASE_URL", f"sqlite:///{tmp_path / 'not-a-dir' / 'x.db'}")
+    result = cli("keys", "create")
+    assert result.exit_code in (2, 3)
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
