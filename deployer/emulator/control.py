@@ -2,23 +2,18 @@
 
 It listens only on the emulator's own host and port. All bodies are JSON.
 
-======  =========================  ==============================================================================
-method  path                       does
-======  =========================  ==============================================================================
-POST    ``/_emulator/reset``       wipe functions, triggers (closing their listeners), fault rules, counters and
-                                   the runtime config; answers ``{"reset": true}``
-GET     ``/_emulator/faults``      the fault rules ``{"CreateFunction": {...rule...}, "*": {...}}`` (``count`` shows
-                                   what is left)
-PUT     ``/_emulator/faults``      replace all rules with the body (same shape); answers the new rules
-DELETE  ``/_emulator/faults``      drop all rules; answers ``{}``
-GET     ``/_emulator/state``       ``{"functions": {name: Function}, "triggers": {function: {name: Trigger}}}``
-GET     ``/_emulator/stats``       ``{"calls": {op: n}, "faults": {op: {"latency"|"throttle"|"error"|
-                                   "lose_response": n}}, "total_calls": n, "total_faults": n}``
-DELETE  ``/_emulator/stats``       zero the counters
-GET     ``/_emulator/config``      ``{"pending_seconds": 1.0, "fail_images": []}``
-PUT     ``/_emulator/config``      change some of those keys (e.g. ``{"pending_seconds": 0.2}``); answers all
-GET     ``/_emulator/healthz``     ``{"status": "ok", "endpoint", "url", "accessKeyId", "region", "accountId"}``
-======  =========================  ==============================================================================
+- ``POST /_emulator/reset``: wipe functions, triggers (closing their listeners), fault rules, counters and
+  the runtime config; answers ``{"reset": true}``.
+- ``GET /_emulator/faults``: the fault rules ``{"CreateFunction": {...rule...}, "*": {...}}`` (``count``
+  shows what is left). ``PUT`` replaces all rules with the body (same shape) and answers the new rules;
+  ``DELETE`` drops them all and answers ``{}``.
+- ``GET /_emulator/state``: ``{"functions": {name: Function}, "triggers": {function: {name: Trigger}}}``
+  in FC's wire shape.
+- ``GET /_emulator/stats``: ``{"calls": {op: n}, "faults": {op: {"latency"|"throttle"|"error"|"lose_response":
+  n}}, "total_calls": n, "total_faults": n}``; ``DELETE`` zeroes the counters.
+- ``GET /_emulator/config``: ``{"pending_seconds": 1.0, "fail_images": []}``; ``PUT`` changes some of those
+  keys (e.g. ``{"pending_seconds": 0.2}``) and answers all of them.
+- ``GET /_emulator/healthz``: ``{"status": "ok", "endpoint", "url", "accessKeyId", "region", "accountId"}``.
 
 Fault rule keys are documented in :mod:`deployer.emulator.faults`. Errors use the FC error body.
 """
@@ -87,7 +82,8 @@ def handle(emulator: EmulatorServer, method: str, raw_path: str, body: bytes) ->
                 raise InvalidArgument("the config must be a JSON object")
             unknown = sorted(set(data) - CONFIG_KEYS)
             if unknown:
-                raise InvalidArgument(f"unknown config key(s) {unknown}; valid keys are {sorted(CONFIG_KEYS)}")
+                raise InvalidArgument(f"unknown config key(s) {unknown}; "
+                                      f"valid keys are {sorted(CONFIG_KEYS)}")
             return 200, emulator.backend.configure(**data)
     raise PathNotSupported(method, raw_path)
 

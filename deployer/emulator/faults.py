@@ -4,11 +4,11 @@ An operation is the SDK action name (``CreateFunction``, ``GetFunction`` ...) or
 A rule (all keys optional)::
 
     {"latency_ms": 100,            # sleep this long before answering (in the request's own thread)
-     "error_rate": 0.0,            # probability of answering error_status/error_code instead of running the call
+     "error_rate": 0.0,            # probability of answering error_status/error_code instead of running it
      "error_status": 500, "error_code": "InternalServerError", "error_message": "...",
      "throttle_rate": 0.0,         # probability of answering 429 Throttling + x-acs-retry-after: retry_after
      "retry_after": 1,             # seconds (positive integer) -> the SDK raises ThrottlingException
-     "lose_response_rate": 0.0,    # probability that the call COMMITS and the connection is then closed unanswered
+     "lose_response_rate": 0.0,    # probability that the call COMMITS, then the connection closes unanswered
      "seed": 42,                   # seeds this rule's own random generator (reproducible sequences)
      "count": 3}                   # the rule covers only the next N calls of the operation, then lapses
 
@@ -96,7 +96,8 @@ class FaultRule:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "latency_ms": self.latency_ms, "error_rate": self.error_rate, "error_status": self.error_status,
-            "error_code": self.error_code, "throttle_rate": self.throttle_rate, "retry_after": self.retry_after,
+            "error_code": self.error_code, "throttle_rate": self.throttle_rate,
+            "retry_after": self.retry_after,
             "lose_response_rate": self.lose_response_rate, "seed": self.seed, "count": self.count,
         }
         if self.error_message is not None:

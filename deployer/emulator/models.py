@@ -166,7 +166,8 @@ def _validate_session_affinity(spec: Mapping[str, Any]) -> None:
     raw = spec.get("sessionAffinityConfig")
     if raw is None or raw == "":
         if affinity == "HEADER_FIELD":
-            raise InvalidArgument("sessionAffinityConfig.affinityHeaderFieldName is required for HEADER_FIELD")
+            raise InvalidArgument("sessionAffinityConfig.affinityHeaderFieldName is required for "
+                                  "HEADER_FIELD")
         return
     if not isinstance(raw, str):
         raise InvalidArgument("sessionAffinityConfig must be a JSON string")
@@ -182,9 +183,11 @@ def _validate_session_affinity(spec: Mapping[str, Any]) -> None:
         _int_in(config, "sessionIdleTimeoutInSeconds", 0, 21600, where)
     if affinity == "HEADER_FIELD":
         name = config.get("affinityHeaderFieldName")
-        if not isinstance(name, str) or not HEADER_FIELD_NAME_RE.match(name) or name.lower().startswith("x-fc-"):
-            raise InvalidArgument("sessionAffinityConfig.affinityHeaderFieldName must be 5-40 characters, start "
-                                  "with a letter, use letters, digits, '-' or '_', and not start with 'x-fc-'")
+        if (not isinstance(name, str) or not HEADER_FIELD_NAME_RE.match(name)
+                or name.lower().startswith("x-fc-")):
+            raise InvalidArgument("sessionAffinityConfig.affinityHeaderFieldName must be 5-40 characters, "
+                                  "start with a letter, use letters, digits, '-' or '_', and not start "
+                                  "with 'x-fc-'")
 
 
 def _validate_container(config: Any, runtime: Any) -> None:
@@ -226,8 +229,8 @@ def validate_function_fields(spec: Mapping[str, Any]) -> None:
     """Check each field that is present (types, ranges, patterns)."""
     name = spec.get("functionName")
     if name is not None and (not isinstance(name, str) or not FUNCTION_NAME_RE.match(name)):
-        raise InvalidArgument(f"functionName {name!r} is invalid: it must be 1-64 characters of letters, digits, "
-                              "'_' or '-' and must not start with a digit or '-'")
+        raise InvalidArgument(f"functionName {name!r} is invalid: it must be 1-64 characters of letters, "
+                              "digits, '_' or '-' and must not start with a digit or '-'")
     runtime = spec.get("runtime")
     if runtime is not None and runtime not in RUNTIMES:
         raise InvalidArgument(f"runtime {runtime!r} is not supported")
@@ -264,7 +267,8 @@ def apply_function_defaults(spec: dict[str, Any]) -> None:
     if spec.get("memorySize") is None and spec.get("cpu") is None:
         spec["memorySize"] = 512
     if spec.get("cpu") is None:
-        spec["cpu"] = round(min(16.0, max(0.05, math.ceil(spec["memorySize"] / 1024 / 2 / 0.05 - 1e-9) * 0.05)), 2)
+        steps = math.ceil(spec["memorySize"] / 1024 / 2 / 0.05 - 1e-9)
+        spec["cpu"] = round(min(16.0, max(0.05, steps * 0.05)), 2)
     if spec.get("memorySize") is None:
         spec["memorySize"] = min(32768, max(128, math.ceil(spec["cpu"] * 2 * 1024 / 64 - 1e-9) * 64))
     for key, value in (("diskSize", 512), ("timeout", 3), ("instanceConcurrency", 1), ("description", ""),
@@ -289,8 +293,8 @@ def validate_function_spec(spec: Mapping[str, Any]) -> None:
         raise InvalidArgument("handler is required (1-128 characters)")
     cpu, memory_gb = spec["cpu"], spec["memorySize"] / 1024
     if not cpu - 1e-9 <= memory_gb <= 4 * cpu + 1e-9:
-        raise InvalidArgument(f"cpu {cpu} and memorySize {spec['memorySize']} MB do not fit: cpu : memory(GB) "
-                              "must be between 1:1 and 1:4")
+        raise InvalidArgument(f"cpu {cpu} and memorySize {spec['memorySize']} MB do not fit: "
+                              "cpu : memory(GB) must be between 1:1 and 1:4")
     _validate_container(spec.get("customContainerConfig"), spec.get("runtime"))
 
 
@@ -298,8 +302,8 @@ def validate_trigger_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     """Validate a complete trigger spec; return its parsed triggerConfig."""
     name = spec.get("triggerName")
     if not isinstance(name, str) or not TRIGGER_NAME_RE.match(name):
-        raise InvalidArgument(f"triggerName {name!r} is invalid: it must be 1-128 characters of letters, digits, "
-                              "'_' or '-' and must not start with a digit or '-'")
+        raise InvalidArgument(f"triggerName {name!r} is invalid: it must be 1-128 characters of letters, "
+                              "digits, '_' or '-' and must not start with a digit or '-'")
     ttype = spec.get("triggerType")
     if not ttype:
         raise InvalidArgument("triggerType is required")
@@ -324,7 +328,8 @@ def validate_trigger_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
                                   f"{sorted(HTTP_METHODS)}")
         auth = config.get("authType", "function")
         if auth not in HTTP_AUTH_TYPES:
-            raise InvalidArgument(f"triggerConfig.authType must be one of {list(HTTP_AUTH_TYPES)}, got {auth!r}")
+            raise InvalidArgument(f"triggerConfig.authType must be one of {list(HTTP_AUTH_TYPES)}, "
+                                  f"got {auth!r}")
         if auth == "jwt":
             if config.get("authConfig") in (None, ""):
                 raise InvalidArgument("triggerConfig.authConfig is required when authType is jwt")
@@ -410,7 +415,8 @@ class Function:
         self.last_update_status_reason = "Function updating"
         self.last_update_status_reason_code = "Updating"
         self._update_at = now + pending_seconds
-        self._update_to = (("Failed", fail_reason, "ImagePullFailed") if fail_reason else ("Successful", "", ""))
+        self._update_to = (("Failed", fail_reason, "ImagePullFailed") if fail_reason
+                           else ("Successful", "", ""))
 
     def to_dict(self) -> dict[str, Any]:
         """The FC ``Function`` wire shape (camelCase)."""
@@ -581,7 +587,8 @@ def parse_limit(limit: Any) -> int:
     return value
 
 
-def _paginate(names: list[str], prefix: str | None, limit: Any, next_token: str | None) -> tuple[list[str], str | None]:
+def _paginate(names: list[str], prefix: str | None, limit: Any,
+              next_token: str | None) -> tuple[list[str], str | None]:
     size = parse_limit(limit)
     selected = sorted(n for n in names if not prefix or n.startswith(prefix))
     if next_token:
@@ -605,7 +612,8 @@ class FCBackend:
         self.listeners: TriggerListeners = listeners or NullListeners()
         self.state_file = os.fspath(state_file) if state_file is not None else None
         self.clock = clock
-        self._initial_config = {"pending_seconds": float(pending_seconds), "fail_images": list(fail_images or [])}
+        self._initial_config = {"pending_seconds": float(pending_seconds),
+                                "fail_images": list(fail_images or [])}
         self._lock = threading.RLock()
         self._persist_lock = threading.Lock()
         self._seq = 0
@@ -620,7 +628,8 @@ class FCBackend:
         with self._lock:
             return {"pending_seconds": self.pending_seconds, "fail_images": list(self.fail_images)}
 
-    def configure(self, pending_seconds: float | None = None, fail_images: list[str] | None = None) -> dict[str, Any]:
+    def configure(self, pending_seconds: float | None = None,
+                  fail_images: list[str] | None = None) -> dict[str, Any]:
         if pending_seconds is not None:
             if not _is_number(pending_seconds) or pending_seconds < 0:
                 raise InvalidArgument("pending_seconds must be a number >= 0")
@@ -760,8 +769,8 @@ class FCBackend:
     def _check_trigger_limits(self, function_name: str, spec: Mapping[str, Any], exclude: str | None) -> None:
         others = [t for n, t in self.triggers.get(function_name, {}).items() if n != exclude]
         if exclude is None and len(others) >= MAX_TRIGGERS_PER_FUNCTION:
-            raise InvalidArgument(f"function '{function_name}' already has {MAX_TRIGGERS_PER_FUNCTION} triggers, "
-                                  "the maximum")
+            raise InvalidArgument(f"function '{function_name}' already has {MAX_TRIGGERS_PER_FUNCTION} "
+                                  "triggers, the maximum")
         if spec["triggerType"] == "http":
             qualifier = spec.get("qualifier") or "LATEST"
             for other in others:
@@ -863,7 +872,7 @@ class FCBackend:
             seq = self._changed()
         self._persist(seq)
 
-    # persistence ---------------------------------------------------------------------------------------------
+    # persistence -------------------------------------------------------------------------------------
     def _changed(self) -> int:
         """Call under the lock after a mutation; returns the change's sequence number."""
         self._seq += 1
@@ -907,6 +916,22 @@ class FCBackend:
                 pass
             raise
 
+    def reopen_listeners(self) -> None:
+        """Re-open the listener of every HTTP trigger (after the listeners were closed, e.g. on restart),
+        on its previous port when free."""
+        with self._lock:
+            changed = False
+            for function_name, triggers in self.triggers.items():
+                for trigger in triggers.values():
+                    if trigger.is_http:
+                        previous = trigger.port
+                        trigger.url_host = self.listeners.url_host
+                        trigger.port = self.listeners.open(function_name, trigger.name, previous)
+                        changed = changed or trigger.port != previous
+            seq = self._changed() if changed else 0
+        if seq:
+            self._persist(seq)
+
     def load_state(self) -> int:
         """Load functions and triggers from ``state_file`` (if it exists) and re-open trigger listeners,
         re-binding each trigger's previous port when it is free. Returns the number of functions loaded."""
@@ -933,7 +958,7 @@ class FCBackend:
                     trigger.url_host = self.listeners.url_host
                     trigger.port = self.listeners.open(trigger.function_name, trigger.name, previous)
                     if previous and trigger.port != previous:
-                        logger.warning("trigger %s/%s: port %s is taken, now listening on %s (its URL changed)",
+                        logger.warning("trigger %s/%s: port %s is taken, now listening on %s (URL changed)",
                                        trigger.function_name, trigger.name, previous, trigger.port)
                 self.triggers[trigger.function_name][trigger.name] = trigger
             seq = self._changed()

@@ -77,7 +77,8 @@ def _delete_function(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str,
 
 def _list_functions(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str, Any] | None]:
     q = req.query
-    return 200, backend.list_functions(prefix=q.get("prefix"), limit=q.get("limit"), next_token=q.get("nextToken"))
+    return 200, backend.list_functions(prefix=q.get("prefix"), limit=q.get("limit"),
+                                       next_token=q.get("nextToken"))
 
 
 def _create_trigger(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str, Any] | None]:
@@ -99,8 +100,8 @@ def _delete_trigger(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str, 
 
 def _list_triggers(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str, Any] | None]:
     q = req.query
-    return 200, backend.list_triggers(req.path_params["function"], prefix=q.get("prefix"), limit=q.get("limit"),
-                                      next_token=q.get("nextToken"))
+    return 200, backend.list_triggers(req.path_params["function"], prefix=q.get("prefix"),
+                                      limit=q.get("limit"), next_token=q.get("nextToken"))
 
 
 # the table -------------------------------------------------------------------------------------------

@@ -45,7 +45,8 @@ ENV_ACCESS_KEY_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
 
 def resolve_credentials(access_key_id: str | None = None,
                         access_key_secret: str | None = None) -> tuple[str, str, str]:
-    """``(access_key_id, secret, source)``: explicit pair > ``ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET`` > defaults."""
+    """``(access_key_id, secret, source)``: explicit pair, else ``ALIBABA_CLOUD_ACCESS_KEY_ID``/``_SECRET``,
+    else the documented defaults."""
     if access_key_id or access_key_secret:
         if not (access_key_id and access_key_secret):
             raise ValueError("give both access_key_id and access_key_secret, or neither")
@@ -197,14 +198,17 @@ class EmulatorServer:
         return {"endpoint": self.endpoint, "url": self.url, "accessKeyId": self.access_key_id,
                 "region": self.region, "accountId": self.account_id}
 
-    # lifecycle -----------------------------------------------------------------------------------------------
+    # lifecycle ---------------------------------------------------------------------------------------
     def start(self) -> EmulatorServer:
         """Load ``state_file`` (if any), start listening in background threads; returns ``self``."""
         if self._httpd is not None:
             raise RuntimeError("the emulator is already started")
         self.hub.start()
         try:
-            self.backend.load_state()
+            if self.backend.state_file is not None:
+                self.backend.load_state()
+            else:
+                self.backend.reopen_listeners()  # a restart of this object: bring its triggers back
             httpd = _ControlHTTPServer((self.host, self._requested_port), self)
         except BaseException:
             self.hub.stop()
@@ -246,15 +250,16 @@ class EmulatorServer:
 
 
 def run(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, access_key_id: str | None = None,
-        access_key_secret: str | None = None, account_id: str = DEFAULT_ACCOUNT_ID, region: str = DEFAULT_REGION,
+        access_key_secret: str | None = None, account_id: str = DEFAULT_ACCOUNT_ID,
+        region: str = DEFAULT_REGION,
         pending_seconds: float = 1.0, state_file: str | os.PathLike[str] | None = None,
         out: IO[str] | None = None, stop_event: threading.Event | None = None) -> int:
     """Serve until Ctrl-C / SIGTERM (or ``stop_event``); for ``mcp-fc emulator``. Returns the exit code 0.
 
     Prints one line: the endpoint and the access key id it accepts (never the secret).
     """
-    server = EmulatorServer(host, port, access_key_id, access_key_secret, account_id=account_id, region=region,
-                            pending_seconds=pending_seconds, state_file=state_file).start()
+    server = EmulatorServer(host, port, access_key_id, access_key_secret, account_id=account_id,
+                            region=region, pending_seconds=pending_seconds, state_file=state_file).start()
     stop = stop_event or threading.Event()
     source = {"environment": f" (from {ENV_ACCESS_KEY_ID})", "default": " (default)"}.get(
         server.credentials_source, "")

@@ -2,7 +2,8 @@
 
 This mirrors ``alibabacloud_tea_openapi.utils.Utils.get_authorization`` exactly::
 
-    CanonicalRequest = METHOD \\n CanonicalURI \\n CanonicalQuery \\n CanonicalHeaders \\n SignedHeaders \\n sha256(body)
+    CanonicalRequest = METHOD \\n CanonicalURI \\n CanonicalQuery \\n CanonicalHeaders \\n SignedHeaders
+                       \\n hex(sha256(body))
     StringToSign     = "ACS3-HMAC-SHA256" \\n hex(sha256(CanonicalRequest))
     Signature        = hex(HMAC-SHA256(secret, StringToSign))
 
@@ -85,7 +86,8 @@ def canonical_query_string(raw_query: str) -> str:
 
 
 def header_values(headers: Any, name: str) -> list[str]:
-    """All values of header ``name`` from an ``email.message.Message``, a mapping or ``(name, value)`` pairs."""
+    """All values of header ``name`` from an ``email.message.Message``, a mapping or ``(name, value)``
+    pairs."""
     if hasattr(headers, "get_all"):
         return [str(v) for v in (headers.get_all(name) or [])]
     items: Iterable[tuple[str, str]] = headers.items() if isinstance(headers, Mapping) else headers
@@ -139,7 +141,8 @@ def verify_request(method: str, raw_path: str, raw_query: str, headers: Any, bod
     """Verify a V3-signed request; return the access key id, or raise an FC 403 error.
 
     ``raw_path`` and ``raw_query`` are the request-target as sent (percent-encoded, split at ``?``);
-    ``headers`` an ``email.message.Message`` (what ``http.server`` gives), a mapping or ``(name, value)`` pairs.
+    ``headers`` an ``email.message.Message`` (what ``http.server`` gives), a mapping or ``(name, value)``
+    pairs.
 
     Raises :class:`InvalidAccessKeyID` for an unknown key id and :class:`SignatureNotMatch` for a missing or
     malformed Authorization, a body whose sha256 differs from ``x-acs-content-sha256``, or a bad signature.
@@ -154,7 +157,8 @@ def verify_request(method: str, raw_path: str, raw_query: str, headers: Any, bod
 
     sts_ids = header_values(headers, "x-acs-accesskey-id")
     if sts_ids and sts_ids[0].strip() != auth.access_key_id:
-        raise SignatureNotMatch("x-acs-accesskey-id does not match the Credential of the Authorization header")
+        raise SignatureNotMatch("x-acs-accesskey-id does not match the Credential of the Authorization "
+                                "header")
 
     payload_hash = hashlib.sha256(body).hexdigest()
     declared = header_values(headers, "x-acs-content-sha256")
