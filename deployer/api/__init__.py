@@ -1,0 +1,90 @@
+"""The HTTP API: `create_app(settings)` (also `uvicorn --factory deployer.api:create_app`) and `serve`.
+
+It stores requests and queues tasks; it never calls Function Compute and never imports `tasks`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+import anyio.to_thread
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from deployer import migrate, queue
+from deployer.api import problems
+from deployer.api.deps import RateLimiter
+from deployer.api.metrics import ApiMetrics, MetricsMiddleware
+from deployer.api.routes import deployments, health, tasks
+from deployer.crypto import Vault
+from deployer.settings import Settings, get_settings
+
+log = logging.getLogger("deployer.api")
+
+try:
+    __version__ = version("mcp-fc")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
+    __version__ = "0.0.0"
+
+
+def _unique_id(route: APIRoute) -> str:
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+def _start(settings: Settings) -> None:
+    migrate.upgrade(settings.effective_database_url)
+    queue.producer(settings)  # builds the Celery app (and the embedded broker's folders) once
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(_start, settings)
+        log.info(
+            "mcp-fc API ready (database migrated, broker %s)", settings.effective_broker_url.split("://")[0]
+        )
+        yield
+
+    app = FastAPI(
+        title="mcp-fc",
+        version=__version__,
+        summary="Deploy stdio MCP servers to Alibaba Cloud Function Compute 3.0",
+        lifespan=lifespan,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+        generate_unique_id_function=_unique_id,
+    )
+    app.state.settings = settings
+    app.state.vault = Vault.from_settings(settings)
+    app.state.limiter = RateLimiter(settings.post_rate_limit_per_min)
+    app.state.metrics = ApiMetrics()
+
+    problems.install(app)
+    app.include_router(health.router)
+    if settings.metrics_enabled:
+        app.include_router(health.metrics_router)
+    app.include_router(deployments.router)
+    app.include_router(tasks.router)
+
+    # Last added is outermost: metrics see the final status, 500s are produced inside them.
+    app.add_middleware(problems.BodyLimitMiddleware, limit=problems.MAX_BODY_BYTES)
+    app.add_middleware(problems.UnexpectedErrorMiddleware)
+    if settings.metrics_enabled:
+        app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app
+
+
+def serve(settings: Settings | None = None) -> None:
+    """Run the API with uvicorn on settings.api_host:api_port (`mcp-fc api`)."""
+    import uvicorn
+
+    settings = settings or get_settings()
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, proxy_headers=True)

@@ -1,0 +1,565 @@
+"""/v1/deployments: queue deploys, redeploys and deletes; read, long-poll, stream and cancel them.
+
+The database row is the truth. A task message carries the deployment id only. A route commits its
+row before it sends the task, so a worker never sees a message whose row is missing. A broker that
+refuses the task gets a 503, and the row is marked failed, so nothing is lost silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from celery import Celery
+from fastapi import APIRouter, BackgroundTasks, Header, Path, Query, Request, Response
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sse_starlette import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
+
+from deployer import queue, store
+from deployer.api.deps import (
+    CurrentOwner,
+    Owner,
+    ProducerDep,
+    RateLimited,
+    SessionDep,
+    SettingsDep,
+    StreamOwner,
+    VaultDep,
+)
+from deployer.api.problems import Problem, ProblemDetail, from_validation_error
+from deployer.db import session_scope
+from deployer.settings import Settings
+from deployer.tables import DeploymentRow
+from schemas import (
+    TERMINAL,
+    AuthType,
+    Deployment,
+    DeploymentPage,
+    DeployRequest,
+    RedeployRequest,
+    Status,
+    Transport,
+)
+
+log = logging.getLogger("deployer.api")
+
+# Full paths on each route (no router prefix), so scope["route"].path is the whole template for metrics.
+PREFIX = "/v1/deployments"
+router = APIRouter(
+    tags=["deployments"],
+    responses={401: {"model": ProblemDetail, "description": "missing, unknown or revoked API key"}},
+)
+
+IN_PROGRESS = frozenset({Status.pending, Status.running, Status.deleting})
+WAIT_POLL_S = 0.1
+EVENTS_POLL_S = 0.2
+EVENTS_MAX_S = 3600.0  # a stream ends after an hour; clients reconnect with Last-Event-ID
+
+IdOrName = Annotated[str, Path(description="deployment id, or the function name", max_length=128)]
+_404 = {404: {"model": ProblemDetail, "description": "no such deployment for this API key"}}
+_409 = {409: {"model": ProblemDetail, "description": "the deployment's state does not allow this"}}
+_503 = {503: {"model": ProblemDetail, "description": "the task broker is unreachable; the row says failed"}}
+
+
+def _not_found(id_or_name: str) -> Problem:
+    return Problem(404, f"no deployment {id_or_name!r}", kind="not-found")
+
+
+def _location(dep_id: str) -> str:
+    return f"{PREFIX}/{dep_id}"
+
+
+def _get_row(session: Session, owner: Owner, id_or_name: str) -> DeploymentRow:
+    row = store.get_for_owner(session, owner.owner_id, id_or_name)
+    if row is None:
+        raise _not_found(id_or_name)
+    return row
+
+
+def _busy(row: DeploymentRow) -> Problem:
+    what = "a delete" if row.status == Status.deleting else "a deploy"
+    return Problem(
+        409,
+        f"{what} of {row.name} is in progress ({row.status}); wait for it or cancel it",
+        kind="in-progress",
+        deployment_id=row.id,
+        deployment_status=row.status,
+    )
+
+
+def _enqueue(
+    request: Request,
+    session: Session,
+    producer: Celery,
+    row: DeploymentRow,
+    *,
+    task: str,
+    priority: str,
+) -> None:
+    """Send the task for a committed row. On broker failure mark the row failed, commit, answer 503."""
+    metrics = request.app.state.metrics
+    try:
+        queue.enqueue(producer, task=task, deployment_id=row.id, task_id=row.task_id or "", priority=priority)
+    except Exception as exc:  # OperationalError, connection errors, pool timeouts: nothing was queued
+        log.warning("enqueue of %s for deployment %s failed: %s", task, row.id, type(exc).__name__)
+        metrics.enqueue_failures.labels(row.operation).inc()
+        store.transition(
+            session,
+            row.id,
+            Status.failed,
+            expect_task=row.task_id,
+            message="the task broker is unreachable",
+            error={
+                "code": "BrokerUnavailable",
+                "message": "the task broker is unreachable; nothing was queued, retry later",
+                "retryable": True,
+                "step": "enqueue",
+            },
+            stage="enqueue",
+        )
+        session.commit()
+        raise Problem(
+            503,
+            "the task broker is unreachable; the deployment is marked failed and nothing was queued",
+            kind="broker-unavailable",
+            headers={"Retry-After": "5"},
+            deployment_id=row.id,
+        ) from None
+    metrics.tasks_queued.labels(row.operation).inc()
+    log.info("queued %s of %s (%s) as task %s", row.operation, row.id, row.name, row.task_id)
+
+
+def _accepted(response: Response, row: DeploymentRow, status_code: int = 202) -> Deployment:
+    response.status_code = status_code
+    response.headers["Location"] = _location(row.id)
+    return store.to_public(row)
+
+
+def _fingerprint(settings: Settings, req: DeployRequest, region: str) -> str:
+    """Keyed hash of the canonical request (secret values included, so a change of secret is a new
+    request; keyed, so the stored hash cannot be used to guess a low-entropy secret)."""
+    data = req.model_dump(mode="json")
+    data["secret_env"] = req.secret_values()
+    data["region"] = region
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    mac = hmac.new(settings.secret_key.get_secret_value().encode(), canonical, hashlib.sha256).hexdigest()
+    return store.request_fingerprint(mac.encode())
+
+
+def _replay(
+    session: Session, owner: Owner, key: str, fingerprint: str, response: Response
+) -> Deployment | None:
+    record = store.find_idempotent(session, owner.owner_id, key)
+    if record is None:
+        return None
+    if record.request_hash != fingerprint:
+        raise Problem(
+            422,
+            "this Idempotency-Key was already used with a different request body",
+            kind="idempotency-key-reused",
+            errors=[
+                {
+                    "field": "Idempotency-Key",
+                    "rule": "idempotency_key_reused",
+                    "message": "the key was first used with another body",
+                }
+            ],
+        )
+    row = store.get(session, record.deployment_id)
+    if row is None:  # pragma: no cover - rows are never deleted
+        return None
+    response.headers["Idempotent-Replayed"] = "true"
+    return _accepted(response, row, record.status_code)
+
+
+@router.post(
+    PREFIX,
+    status_code=202,
+    response_model=Deployment,
+    dependencies=[RateLimited],
+    responses={**_409, **_503, 422: {"model": ProblemDetail, "description": "the request breaks an FC rule"}},
+)
+def create_deployment(
+    body: DeployRequest,
+    request: Request,
+    response: Response,
+    owner: CurrentOwner,
+    session: SessionDep,
+    settings: SettingsDep,
+    vault: VaultDep,
+    producer: ProducerDep,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+) -> Deployment:
+    """Queue a deploy. A name this key already deploys is deployed again with the new spec."""
+    region = body.region or settings.region
+    fingerprint = _fingerprint(settings, body, region) if idempotency_key else ""
+    if idempotency_key and (replayed := _replay(session, owner, idempotency_key, fingerprint, response)):
+        return replayed
+
+    created = False
+    existing = store.live_by_name(session, body.name)
+    if existing is None:
+        try:
+            row = store.create_deployment(
+                session,
+                vault,
+                owner_id=owner.owner_id,
+                req=body,
+                region=region,
+                deadline_s=settings.deploy_deadline_s,
+            )
+            created = True
+        except store.NameTaken:
+            # Someone got there first: perhaps this very request, retried with the same Idempotency-Key.
+            if idempotency_key and (
+                replayed := _replay(session, owner, idempotency_key, fingerprint, response)
+            ):
+                return replayed
+            existing = store.live_by_name(session, body.name)
+            if existing is None:
+                raise Problem(409, f"the name {body.name} is being taken; retry", kind="name-taken") from None
+    if not created:
+        assert existing is not None
+        if existing.owner_id != owner.owner_id:
+            raise Problem(409, f"the function name {body.name} is taken", kind="name-taken")
+        if existing.region != region:
+            raise Problem(
+                409,
+                f"{body.name} is deployed in {existing.region}; delete it before deploying it to {region}",
+                kind="region-conflict",
+                deployment_id=existing.id,
+            )
+        if Status(existing.status) in IN_PROGRESS:
+            raise _busy(existing)
+        if not store.restart(
+            session, vault, existing, req=body, operation="deploy", deadline_s=settings.deploy_deadline_s
+        ):
+            session.refresh(existing)
+            raise _busy(existing)
+        row = existing
+
+    if idempotency_key:
+        store.remember_idempotent(session, owner.owner_id, idempotency_key, fingerprint, row.id, 202)
+    try:
+        session.commit()
+    except IntegrityError:
+        # The same Idempotency-Key raced us; the winner's answer is the answer.
+        session.rollback()
+        if idempotency_key and (replayed := _replay(session, owner, idempotency_key, fingerprint, response)):
+            return replayed
+        raise
+
+    try:
+        _enqueue(request, session, producer, row, task=queue.DEPLOY_TASK, priority=body.priority.value)
+    except Problem:
+        if idempotency_key:
+            # A retry with the same key should try again, not replay the outage.
+            record = store.find_idempotent(session, owner.owner_id, idempotency_key)
+            if record is not None:
+                session.delete(record)
+                session.commit()
+        raise
+    if created:
+        request.app.state.metrics.deployments_created.inc()
+    return _accepted(response, row)
+
+
+@router.get(PREFIX, response_model=DeploymentPage, responses={400: {"model": ProblemDetail}})
+def list_deployments(
+    owner: CurrentOwner,
+    session: SessionDep,
+    status: Annotated[Status | None, Query(description="only this status")] = None,
+    name: Annotated[str | None, Query(max_length=64, description="only this function name")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="next_cursor of the previous page")
+    ] = None,
+) -> DeploymentPage:
+    """List this key's deployments, newest first."""
+    try:
+        rows, next_cursor = store.list_for_owner(
+            session,
+            owner.owner_id,
+            status=status.value if status else None,
+            name=name,
+            limit=limit,
+            cursor=cursor,
+        )
+    except ValueError:
+        raise Problem(
+            400,
+            "cursor is not one this API returned",
+            kind="bad-cursor",
+            errors=[{"field": "query.cursor", "rule": "cursor", "message": "not a cursor this API returned"}],
+        ) from None
+    return DeploymentPage(items=[store.to_public(r) for r in rows], next_cursor=next_cursor)
+
+
+def _load_public(settings: Settings, owner_id: str, id_or_name: str) -> Deployment | None:
+    """One short read (runs in a worker thread)."""
+    with session_scope(settings) as session:
+        row = store.get_for_owner(session, owner_id, id_or_name)
+        return store.to_public(row) if row is not None else None
+
+
+@router.get(PREFIX + "/{id}", response_model=Deployment, responses=_404)
+async def read_deployment(
+    id: IdOrName,
+    request: Request,
+    owner: StreamOwner,
+    settings: SettingsDep,
+    wait: Annotated[
+        float,
+        Query(ge=0, le=60, description="long-poll: answer when the deployment changes or ends, at most S s"),
+    ] = 0,
+) -> Deployment:
+    """One deployment, by id or name; `?wait=S` waits for a change first."""
+    dep = await run_in_threadpool(_load_public, settings, owner.owner_id, id)
+    if dep is None:
+        raise _not_found(id)
+    if wait <= 0 or dep.status in TERMINAL:
+        return dep
+    deadline = time.monotonic() + wait
+    seen = dep.updated_at
+    while (remaining := deadline - time.monotonic()) > 0:
+        await asyncio.sleep(min(WAIT_POLL_S, remaining))
+        if await request.is_disconnected():
+            break
+        current = await run_in_threadpool(_load_public, settings, owner.owner_id, dep.id)
+        if current is None:  # pragma: no cover - rows are never deleted
+            break
+        dep = current
+        if dep.updated_at != seen or dep.status in TERMINAL:
+            break
+    return dep
+
+
+@router.post(
+    PREFIX + "/{id}/redeploy",
+    status_code=202,
+    response_model=Deployment,
+    dependencies=[RateLimited],
+    responses={**_404, **_409, **_503, 422: {"model": ProblemDetail}},
+)
+def redeploy(
+    id: IdOrName,
+    body: RedeployRequest,
+    request: Request,
+    response: Response,
+    owner: CurrentOwner,
+    session: SessionDep,
+    settings: SettingsDep,
+    vault: VaultDep,
+    producer: ProducerDep,
+) -> Deployment:
+    """Update the function in place with the fields given; the trigger URL stays the same."""
+    row = _get_row(session, owner, id)
+    if row.status == Status.deleted:
+        raise Problem(
+            409, f"{row.name} was deleted; deploy it again instead", kind="deleted", deployment_id=row.id
+        )
+    if Status(row.status) in IN_PROGRESS:
+        raise _busy(row)
+    try:
+        merged = body.apply_to(store.request_of(vault, row))
+    except ValidationError as exc:
+        raise from_validation_error(exc) from None
+    if not store.restart(
+        session, vault, row, req=merged, operation="redeploy", deadline_s=settings.deploy_deadline_s
+    ):
+        session.refresh(row)
+        raise _busy(row)
+    session.commit()
+    _enqueue(request, session, producer, row, task=queue.DEPLOY_TASK, priority=merged.priority.value)
+    return _accepted(response, row)
+
+
+@router.delete(
+    PREFIX + "/{id}",
+    status_code=202,
+    response_model=Deployment,
+    dependencies=[RateLimited],
+    responses={**_404, **_503},
+)
+def delete_deployment(
+    id: IdOrName,
+    request: Request,
+    response: Response,
+    owner: CurrentOwner,
+    session: SessionDep,
+    settings: SettingsDep,
+    vault: VaultDep,
+    producer: ProducerDep,
+) -> Deployment:
+    """Tear down trigger then function. Idempotent: deleting or deleted answers 202 with the row as is."""
+    row = _get_row(session, owner, id)
+    if row.status in (Status.deleted, Status.deleting):
+        return _accepted(response, row)
+    if not store.restart(
+        session, vault, row, req=None, operation="delete", deadline_s=settings.deploy_deadline_s
+    ):
+        session.refresh(row)
+        return _accepted(response, row)  # it became deleting/deleted meanwhile
+    session.commit()
+    _enqueue(
+        request,
+        session,
+        producer,
+        row,
+        task=queue.DELETE_TASK,
+        priority=str(row.spec.get("priority", "normal")),
+    )
+    return _accepted(response, row)
+
+
+def _revoke(producer: Celery, task_id: str) -> None:
+    """Best effort: the embedded broker may not reach workers; the worker also checks the row."""
+    try:
+        producer.control.revoke(task_id)
+    except Exception as exc:
+        log.info("revoke of task %s not delivered: %s", task_id, type(exc).__name__)
+
+
+@router.post(
+    PREFIX + "/{id}/cancel",
+    response_model=Deployment,
+    dependencies=[RateLimited],
+    responses={
+        **_404,
+        **_409,
+        202: {"model": Deployment, "description": "a running deploy will stop at its next step"},
+    },
+)
+def cancel_deployment(
+    id: IdOrName,
+    response: Response,
+    background: BackgroundTasks,
+    owner: CurrentOwner,
+    session: SessionDep,
+    producer: ProducerDep,
+) -> Deployment:
+    """Cancel a deploy: a pending one at once (200), a running one at its next step (202)."""
+    row = _get_row(session, owner, id)
+    task_id = row.task_id
+    if row.status == Status.pending:
+        if store.transition(
+            session, row.id, Status.cancelled, expect_task=task_id, message="cancelled before it started"
+        ):
+            session.commit()
+            if task_id:
+                background.add_task(_revoke, producer, task_id)
+            return store.to_public(row)
+        session.refresh(row)
+    if row.status == Status.running:
+        if store.set_fields(session, row.id, expect_task=task_id, cancel_requested=True):
+            session.commit()
+            session.refresh(row)
+            response.status_code = 202
+            return store.to_public(row)
+        session.refresh(row)
+    if row.status == Status.deleting:
+        raise Problem(
+            409, f"a delete of {row.name} is in progress and cannot be cancelled", kind="not-cancellable"
+        )
+    raise Problem(409, f"{row.name} is {row.status}: there is nothing to cancel", kind="not-cancellable")
+
+
+def _events_since(settings: Settings, dep_id: str, after: int) -> tuple[str, list[dict[str, Any]]]:
+    """The row's status, then the events after `after`, read in that order (see stream_events)."""
+    with session_scope(settings) as session:
+        row = store.get(session, dep_id)
+        status = row.status if row is not None else Status.deleted.value
+        events = [
+            {
+                "id": ev.id,
+                "status": ev.status,
+                "stage": ev.stage,
+                "progress": ev.progress,
+                "message": ev.message,
+                "at": ev.at.isoformat(),
+            }
+            for ev in store.events_after(session, dep_id, after)
+        ]
+        return status, events
+
+
+def _resolve_id(settings: Settings, owner_id: str, id_or_name: str) -> str | None:
+    with session_scope(settings) as session:
+        row = store.get_for_owner(session, owner_id, id_or_name)
+        return row.id if row is not None else None
+
+
+@router.get(
+    PREFIX + "/{id}/events",
+    response_class=EventSourceResponse,
+    responses={
+        **_404,
+        200: {"content": {"text/event-stream": {}}, "description": "`event: progress` events"},
+    },
+)
+async def stream_events(
+    id: IdOrName,
+    owner: StreamOwner,
+    settings: SettingsDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> EventSourceResponse:
+    """Server-Sent Events of progress; ends after a terminal status. Honours Last-Event-ID."""
+    dep_id = await run_in_threadpool(_resolve_id, settings, owner.owner_id, id)
+    if dep_id is None:
+        raise _not_found(id)
+    try:
+        after = max(0, int(last_event_id or 0))
+    except ValueError:
+        after = 0
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        nonlocal after
+        deadline = time.monotonic() + EVENTS_MAX_S
+        while True:
+            # Status first: if it was terminal, the events read next include its terminal event.
+            status, batch = await run_in_threadpool(_events_since, settings, dep_id, after)
+            for ev in batch:
+                after = ev.pop("id")
+                yield {"event": "progress", "id": str(after), "data": json.dumps(ev, separators=(",", ":"))}
+            if Status(status) in TERMINAL and (not batch or Status(batch[-1]["status"]) in TERMINAL):
+                return
+            if time.monotonic() > deadline:
+                return
+            await asyncio.sleep(EVENTS_POLL_S)
+
+    return EventSourceResponse(
+        events(), ping=15, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+@router.get(PREFIX + "/{id}/client-config", responses={**_404, **_409})
+def client_config(id: IdOrName, owner: CurrentOwner, session: SessionDep, vault: VaultDep) -> dict[str, Any]:
+    """The `mcpServers` entry for Claude, Cursor or the MCP Inspector (contains the endpoint token)."""
+    row = _get_row(session, owner, id)
+    dep = store.to_public(row)
+    sse = dep.spec.transport == Transport.sse
+    url = dep.urls.sse if sse else dep.urls.mcp
+    if not url or row.status in (Status.deleting, Status.deleted):
+        raise Problem(409, f"{row.name} has no endpoint URL yet (status {row.status})", kind="no-url")
+    auth = dep.spec.auth.type
+    if auth == AuthType.function:
+        raise Problem(
+            409,
+            f"{row.name} uses FC signature auth, which MCP clients cannot produce; redeploy it with auth jwt",
+            kind="unusable-auth",
+        )
+    server: dict[str, Any] = {"type": "sse" if sse else "streamable-http", "url": url}
+    if auth in (AuthType.jwt, AuthType.bearer):
+        if not row.endpoint_token_enc:
+            raise Problem(409, f"{row.name} has no endpoint token yet (status {row.status})", kind="no-token")
+        server["headers"] = {"Authorization": f"Bearer {vault.decrypt(row.endpoint_token_enc)}"}
+    return {"mcpServers": {row.name: server}}
