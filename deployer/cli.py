@@ -633,16 +633,22 @@ def _lazy(what: str, importer: Callable[[], Any]) -> Any:
 @app.command()
 def emulator(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 9000,
+    port: Annotated[int, typer.Option(help="Port to listen on (not 9000: FC's default container port).")] = 8931,
+    pending_seconds: Annotated[
+        float, typer.Option(help="How long new and updated functions stay Pending / InProgress.")
+    ] = 1.0,
+    state_file: Annotated[
+        Path | None, typer.Option(help="Keep functions and triggers in this JSON file across restarts.")
+    ] = None,
 ) -> None:
-    """Run the local FC 3.0 emulator (keys from ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET)."""
+    """Run the local FC 3.0 emulator (keys from ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET, else mcpfc-local)."""
 
     def load() -> Any:
         from deployer.emulator.server import run
 
         return run
 
-    _lazy("the FC emulator", load)(host=host, port=port)
+    _lazy("the FC emulator", load)(host=host, port=port, pending_seconds=pending_seconds, state_file=state_file)
 
 
 @app.command()
@@ -706,7 +712,8 @@ def dev(
 
         return run_dev
 
-    _lazy("the embedded dev stack", load)(port=port, data_dir=data_dir, demo=demo)
+    code = _lazy("the embedded dev stack", load)(port=port, data_dir=data_dir, demo=demo)
+    raise typer.Exit(code or 0)
 
 
 def main(argv: list[str] | None = None) -> None:
