@@ -194,6 +194,12 @@ def get(session: Session, deployment_id: str) -> DeploymentRow | None:
     return session.get(DeploymentRow, deployment_id)
 
 
+def task_owned_by(session: Session, owner_id: str, task_id: str) -> bool:
+    """True when task_id is the current task of one of the owner's deployments."""
+    stmt = select(DeploymentRow.id).where(DeploymentRow.task_id == task_id, DeploymentRow.owner_id == owner_id)
+    return session.scalar(stmt) is not None
+
+
 def _encode_cursor(row: DeploymentRow) -> str:
     raw = json.dumps([row.created_at.isoformat(), row.id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -250,11 +256,14 @@ def transition(
     new: Status,
     *,
     expect_task: str | None = None,
+    expect_status: Status | None = None,
     message: str = "",
     **fields: Any,
 ) -> bool:
-    """Compare-and-set the status along a legal edge (and, optionally, only for the current task)."""
+    """Compare-and-set the status along a legal edge (optionally only from one status, or for one task)."""
     allowed = [s.value for s in TRANSITIONS_INTO[new]] + [new.value]
+    if expect_status is not None:
+        allowed = [expect_status.value] if expect_status.value in allowed else []
     conditions = [DeploymentRow.id == deployment_id, DeploymentRow.status.in_(allowed)]
     if expect_task is not None:
         conditions.append(DeploymentRow.task_id == expect_task)
@@ -378,6 +387,11 @@ def remember_idempotent(
             owner_id=owner_id, key=key, request_hash=fingerprint, deployment_id=deployment_id, status_code=status_code
         )
     )
+
+
+def forget_idempotent(session: Session, owner_id: str, key: str) -> None:
+    """Drop a remembered answer (e.g. a 503: a retry with the same key should try again)."""
+    session.execute(delete(IdempotencyKey).where(IdempotencyKey.owner_id == owner_id, IdempotencyKey.key == key))
 
 
 def purge_idempotency(session: Session, older_than: timedelta = timedelta(days=1)) -> int:

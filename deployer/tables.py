@@ -93,6 +93,7 @@ class DeploymentRow(Base):
         ),
         Index("ix_deployments_owner_created", "owner_id", "created_at", "id"),
         Index("ix_deployments_status_updated", "status", "updated_at"),
+        Index("ix_deployments_task_id", "task_id"),
     )
 
 

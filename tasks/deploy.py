@@ -82,8 +82,9 @@ class DeploySteps:
             )
             return run.fail(err, row.stage or "deploy")
         if row.status == Status.pending:
-            run.finish(Status.running, f"{row.operation} started", stage="starting", progress=5,
-                       attempts=row.attempts + 1)
+            if not run.finish(Status.running, f"{row.operation} started", stage="starting", progress=5,
+                              attempts=row.attempts + 1):
+                return {"status": "superseded"}  # cancelled or replaced between load and start
         elif not self.checkpoint.get("waiting"):
             run.save(attempts=row.attempts + 1)  # a redelivery after a crash resumes here
 
@@ -92,8 +93,12 @@ class DeploySteps:
             self.function_step()
             step = "wait_function"
             self.wait_step()
+            if self.cancel_requested():
+                return self.cancel()
             step = "trigger"
             self.trigger_step()
+            if self.cancel_requested():
+                return self.cancel()
             step = "probe"
             tools = self.probe_step()
         except Reschedule:
@@ -222,6 +227,11 @@ class DeploySteps:
         self.run_.progress(self.row.stage or step, self.row.progress, f"{step}: {exc.code}, retrying",
                            checkpoint=self.checkpoint)
         raise Reschedule(min(60, 2**count))
+
+    def cancel_requested(self) -> bool:
+        with session_scope(self.settings) as session:
+            row = store.get(session, self.row.id)
+            return bool(row is None or row.cancel_requested or row.task_id != self.run_.task_id)
 
     def cancel(self) -> dict[str, Any]:
         """Stop here. A first deploy that created the function removes it again; a redeploy leaves it."""

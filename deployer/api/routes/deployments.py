@@ -263,10 +263,8 @@ def create_deployment(
     except Problem:
         if idempotency_key:
             # A retry with the same key should try again, not replay the outage.
-            record = store.find_idempotent(session, owner.owner_id, idempotency_key)
-            if record is not None:
-                session.delete(record)
-                session.commit()
+            store.forget_idempotent(session, owner.owner_id, idempotency_key)
+            session.commit()
         raise
     if created:
         request.app.state.metrics.deployments_created.inc()
@@ -452,7 +450,8 @@ def cancel_deployment(
     task_id = row.task_id
     if row.status == Status.pending:
         if store.transition(
-            session, row.id, Status.cancelled, expect_task=task_id, message="cancelled before it started"
+            session, row.id, Status.cancelled, expect_task=task_id, expect_status=Status.pending,
+            message="cancelled before it started",
         ):
             session.commit()
             if task_id:

@@ -8,11 +8,10 @@ from typing import Annotated
 from celery.result import AsyncResult
 from celery.states import READY_STATES, SUCCESS
 from fastapi import APIRouter, Path
-from sqlalchemy import select
 
 from deployer.api.deps import CurrentOwner, ProducerDep, SessionDep
+from deployer import store
 from deployer.api.problems import Problem, ProblemDetail
-from deployer.tables import DeploymentRow
 from schemas import TaskView
 
 log = logging.getLogger("deployer.api")
@@ -35,12 +34,7 @@ def read_task(
     producer: ProducerDep,
 ) -> TaskView:
     """State of the current task of one of this key's deployments. A failure shows its exception type only."""
-    owned = session.scalar(
-        select(DeploymentRow.id).where(
-            DeploymentRow.task_id == task_id, DeploymentRow.owner_id == owner.owner_id
-        )
-    )
-    if owned is None:
+    if not store.task_owned_by(session, owner.owner_id, task_id):
         raise Problem(404, f"no task {task_id!r}", kind="not-found")
     result = AsyncResult(task_id, app=producer)
     try:

@@ -61,6 +61,7 @@ def upgrade() -> None:
     with op.batch_alter_table('deployments', schema=None) as batch_op:
         batch_op.create_index('ix_deployments_owner_created', ['owner_id', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_deployments_status_updated', ['status', 'updated_at'], unique=False)
+        batch_op.create_index('ix_deployments_task_id', ['task_id'], unique=False)
         batch_op.create_index('uq_deployments_live_name', ['name'], unique=True, sqlite_where=sa.text("status != 'deleted'"), postgresql_where=sa.text("status != 'deleted'"))
 
     op.create_table('idempotency_keys',
@@ -98,6 +99,7 @@ def downgrade() -> None:
     op.drop_table('idempotency_keys')
     with op.batch_alter_table('deployments', schema=None) as batch_op:
         batch_op.drop_index('uq_deployments_live_name', sqlite_where=sa.text("status != 'deleted'"), postgresql_where=sa.text("status != 'deleted'"))
+        batch_op.drop_index('ix_deployments_task_id')
         batch_op.drop_index('ix_deployments_status_updated')
         batch_op.drop_index('ix_deployments_owner_created')
 
