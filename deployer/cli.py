@@ -35,7 +35,8 @@ from deployer.cli_input import (
     redact,
 )
 from deployer.client import VERSION, APIClient, APIError, ServiceUnreachable
-from deployer.errors import ConfigError, MCPFCError
+from deployer import mcp_json
+from deployer.errors import ConfigError, MCPFCError, SpecError
 from deployer.settings import Settings
 from schemas import TERMINAL, AuthType, Deployment, Priority, Status, Transport
 
@@ -61,7 +62,7 @@ def _exit_code(exc: MCPFCError) -> int:
         return EXIT_UNREACHABLE
     if isinstance(exc, APIError):
         return EXIT_UNREACHABLE if exc.unavailable else EXIT_USAGE
-    if isinstance(exc, InputError | ConfigError):
+    if isinstance(exc, InputError | ConfigError | SpecError):
         return EXIT_USAGE
     return EXIT_FAILED
 
@@ -297,6 +298,14 @@ def deploy(
             "--file", "-f", metavar="PATH", help="YAML DeployRequest ('-' = stdin); flags override it."
         ),
     ] = None,
+    from_mcp_json: Annotated[
+        str | None,
+        typer.Option(
+            "--from-mcp-json",
+            metavar="FILE",
+            help="Deploy every stdio server of a Claude/Cursor mcp.json (with --image); prints the remote config.",
+        ),
+    ] = None,
     no_wait: NoWait = False,
     json_out: JsonOut = False,
     api_url: ApiUrl = None,
@@ -310,6 +319,16 @@ def deploy(
     started = time.monotonic()
     secret_pairs = parse_pairs(secret_env, "--secret-env", secret=True)
     _remember_secrets(state, secret_pairs)
+    if from_mcp_json:
+        if name or ctx.meta.get(SERVER_CMD) or file:
+            raise InputError("--from-mcp-json takes the names and commands from the file: drop NAME, --file and --")
+        flags = dict(image=image, env=parse_pairs(env, "--env"), region=region, cpu=cpu, memory_mb=memory,
+                     timeout_s=timeout, instance_concurrency=concurrency,
+                     transport=transport.value if transport else None, auth=auth.value if auth else None,
+                     priority=priority.value if priority else None)
+        _deploy_mcp_json(state, from_mcp_json, flags, secret_pairs, no_wait=no_wait, json_out=json_out,
+                         api_url=api_url, api_key=api_key)
+        return
     file_data = load_file(file) if file else None
     if file_data:
         _remember_secrets(state, file_data.get("secret_env"))
@@ -337,6 +356,55 @@ def deploy(
             return
         dep = _wait(state, api, dep, lambda d: d.status in TERMINAL, json_out=json_out)
     _finish_deploy(state, dep, json_out=json_out, verb="deployed", started=started)
+
+
+def _deploy_mcp_json(
+    state: State,
+    path: str,
+    flags: dict[str, Any],
+    secret_pairs: dict[str, str],
+    *,
+    no_wait: bool,
+    json_out: bool,
+    api_url: str | None,
+    api_key: str | None,
+) -> None:
+    """Deploy each stdio server of an mcp.json, report each one, print the remote mcpServers config."""
+    servers, skipped = mcp_json.load(path)
+    for skip in skipped:
+        typer.echo(f"skipped {skip.key}: {skip.reason}", err=True)
+    if not servers:
+        raise InputError(f"{path} has no stdio servers to deploy")
+    bodies = []
+    for server in servers:
+        _remember_secrets(state, server.env)
+        _, body = build_deploy_body(None, name=server.name, command=server.command,
+                                    secret_env={**server.env, **secret_pairs}, **flags)
+        bodies.append(body)
+    with state.client(api_url, api_key) as api:
+        deps = [api.deploy(body, idempotency_key=str(uuid.uuid4())) for body in bodies]
+        if no_wait:
+            for dep in deps:
+                _accepted(state, dep, json_out=json_out, what="queued")
+            return
+        finals = [_wait(state, api, dep, lambda d: d.status in TERMINAL, json_out=json_out) for dep in deps]
+        merged: dict[str, Any] = {}
+        for server, dep in zip(servers, finals, strict=True):
+            if dep.status == Status.succeeded:
+                entry = api.client_config(dep.id)["mcpServers"]
+                merged[server.key] = next(iter(entry.values()))
+                typer.echo(f"deployed {server.key} as {dep.name}: {render.endpoint_url(dep)} "
+                           f"({len(dep.tools)} tools)", err=True)
+            else:
+                typer.echo(f"failed {server.key}: {render.error_line(dep)}", err=True)
+    config_out = {"mcpServers": merged}
+    if json_out:
+        typer.echo(render.to_json({"deployments": [d.model_dump(mode="json") for d in finals], **config_out}))
+    else:
+        typer.echo(render.to_json(config_out))
+    failed = [d.name for d in finals if d.status != Status.succeeded]
+    if failed:
+        raise DeploymentFailed(f"{len(failed)} of {len(finals)} deployments failed: {', '.join(failed)}")
 
 
 @app.command(cls=PassthroughCommand, no_args_is_help=True)
