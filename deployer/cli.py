@@ -171,6 +171,8 @@ keys_app = typer.Typer(
     help="Create and revoke API keys (opens the service database directly).", no_args_is_help=True
 )
 app.add_typer(keys_app, name="keys")
+token_app = typer.Typer(help="Manage a deployment's endpoint token.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
 
 ApiUrl = Annotated[
     str | None,
@@ -562,6 +564,31 @@ def cancel(
         typer.echo(render.deployment_json(dep))
     else:
         typer.echo(f"{dep.name} (id {dep.id}): {dep.status.value}")
+
+
+@token_app.command("rotate", no_args_is_help=True)
+def token_rotate(
+    ctx: typer.Context,
+    name: Annotated[
+        str, typer.Argument(metavar="NAME|ID", help="Deployment name or id.", show_default=False)
+    ],
+    no_wait: NoWait = False,
+    json_out: JsonOut = False,
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """New endpoint signing key and token: the trigger is rewritten, every earlier token stops working."""
+    state = _state(ctx)
+    started = time.monotonic()
+    with state.client(api_url, api_key) as api:
+        dep = api.rotate_token(name)
+        if no_wait:
+            _accepted(state, dep, json_out=json_out, what="rotating the token of")
+            return
+        dep = _wait(state, api, dep, lambda d: d.status in TERMINAL, json_out=json_out)
+    _finish_deploy(state, dep, json_out=json_out, verb="rotated the token of", started=started)
+    if not json_out:
+        typer.echo(f"get the new client config with: mcp-fc config {dep.name}", err=True)
 
 
 @app.command(no_args_is_help=True)

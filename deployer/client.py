@@ -323,6 +323,10 @@ class APIClient:
         """POST /v1/deployments/{id}/redeploy with the fields to change."""
         return self._deployment(self._request("POST", self._path(id_or_name, "/redeploy"), json_body=body))
 
+    def rotate_token(self, id_or_name: str) -> Deployment:
+        """POST /v1/deployments/{id}/rotate-token: a new endpoint key and token (old tokens stop working)."""
+        return self._deployment(self._request("POST", self._path(id_or_name, "/rotate-token")))
+
     def get(self, id_or_name: str, wait: float | None = None) -> Deployment:
         """GET /v1/deployments/{id}; `wait` long-polls up to that many seconds for a change."""
         timeout = None

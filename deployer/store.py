@@ -140,8 +140,13 @@ def restart(
     req: DeployRequest | None,
     operation: str,
     deadline_s: float,
+    rotate_endpoint_key: bool = False,
 ) -> bool:
-    """Queue a new deploy/redeploy/delete on an existing row: a new task id, a clean checkpoint."""
+    """Queue a new deploy/redeploy/delete on an existing row: a new task id, a clean checkpoint.
+
+    With rotate_endpoint_key the deployment's signing key and token are dropped, so the run makes new
+    ones and rewrites the trigger: every earlier token stops working.
+    """
     allowed = [s.value for s in TRANSITIONS_INTO[Status.deleting if operation == "delete" else Status.pending]]
     values: dict[str, Any] = dict(
         status=(Status.deleting if operation == "delete" else Status.pending).value,
@@ -155,6 +160,8 @@ def restart(
         deadline_at=utcnow() + timedelta(seconds=deadline_s),
         updated_at=utcnow(),
     )
+    if rotate_endpoint_key:
+        values.update(endpoint_key_enc=None, endpoint_token_enc=None)
     if req is not None:
         values["spec"] = _masked_spec(req, row.region)
         values["secret_env_enc"] = vault.encrypt_json(req.secret_values()) if req.secret_env else None

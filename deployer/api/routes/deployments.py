@@ -381,6 +381,45 @@ def redeploy(
     return _accepted(response, row)
 
 
+@router.post(
+    PREFIX + "/{id}/rotate-token",
+    status_code=202,
+    response_model=Deployment,
+    dependencies=[RateLimited],
+    responses={**_404, **_409, **_503},
+)
+def rotate_token(
+    id: IdOrName,
+    request: Request,
+    response: Response,
+    owner: CurrentOwner,
+    session: SessionDep,
+    settings: SettingsDep,
+    vault: VaultDep,
+    producer: ProducerDep,
+) -> Deployment:
+    """New endpoint signing key and token; the trigger is rewritten and every earlier token stops working."""
+    row = _get_row(session, owner, id)
+    if row.status == Status.deleted:
+        raise Problem(409, f"{row.name} was deleted", kind="deleted", deployment_id=row.id)
+    if Status(row.status) in IN_PROGRESS:
+        raise _busy(row)
+    current = store.request_of(vault, row)
+    if current.auth.type != AuthType.jwt:
+        raise Problem(
+            409, f"{row.name} uses {current.auth.type.value} auth: it has no token to rotate", kind="no-token"
+        )
+    if not store.restart(
+        session, vault, row, req=current, operation="redeploy", deadline_s=settings.deploy_deadline_s,
+        rotate_endpoint_key=True,
+    ):
+        session.refresh(row)
+        raise _busy(row)
+    session.commit()
+    _enqueue(request, session, producer, row, task=queue.DEPLOY_TASK, priority=current.priority.value)
+    return _accepted(response, row)
+
+
 @router.delete(
     PREFIX + "/{id}",
     status_code=202,
