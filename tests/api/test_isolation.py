@@ -16,6 +16,7 @@ ROUTES = [
     ("GET", "/v1/deployments/{ref}?wait=5", None),
     ("POST", "/v1/deployments/{ref}/redeploy", {"image": "registry.cn-hangzhou.aliyuncs.com/ns/other:9"}),
     ("POST", "/v1/deployments/{ref}/cancel", None),
+    ("POST", "/v1/deployments/{ref}/rotate-token", None),
     ("DELETE", "/v1/deployments/{ref}", None),
     ("GET", "/v1/deployments/{ref}/events", None),
     ("GET", "/v1/deployments/{ref}/client-config", None),
@@ -62,3 +63,15 @@ def test_the_owner_reaches_the_same_routes(client: TestClient, alices, alice) ->
 def test_lists_are_per_owner(client: TestClient, alices, alice, bob) -> None:
     assert client.get("/v1/deployments", headers=bob).json() == {"items": [], "next_cursor": None}
     assert [d["id"] for d in client.get("/v1/deployments", headers=alice).json()["items"]] == [alices["id"]]
+
+
+def test_every_owned_route_is_in_the_isolation_table(client: TestClient) -> None:
+    """A new route on someone's deployment or task must be added to ROUTES (and so to the test above)."""
+    listed = {(m, t.split("?")[0].replace("{ref}", "{id}").replace("{task}", "{task_id}")) for m, t, _ in ROUTES}
+    served = {
+        (method, route.path)
+        for route in client.app.routes
+        if "{" in getattr(route, "path", "")
+        for method in getattr(route, "methods", set()) - {"HEAD", "OPTIONS"}
+    }
+    assert served <= listed, served - listed
