@@ -143,6 +143,11 @@ class FCGateway:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, rate_limiter: Callable[[], None] | None = None) -> FCGateway:
+        """With no rate_limiter given, settings.fc_rate_limit_per_s > 0 builds the shared one."""
+        if rate_limiter is None:
+            from deployer import ratelimit
+
+            rate_limiter = ratelimit.from_settings(settings)
         return cls(
             make_client(settings),
             max_attempts=settings.fc_max_attempts,

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     api_url: str = "http://127.0.0.1:8000"
     api_key: SecretStr | None = None
 
+    # Shared FC API rate limiter (deployer/ratelimit.py), used when fc_rate_limit_per_s > 0.
+    fc_rate_limit_burst: int = Field(default=1, ge=1, description="FC calls allowed at once above the rate")
+    fc_rate_limit_redis_url: str | None = Field(default=None, description="unset: the broker's Redis, if any")
+    fc_rate_limit_max_wait_s: float = Field(default=5.0, ge=0, description="longer waits raise FCThrottled")
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def sqlite_path(self) -> Path:
