@@ -11,8 +11,13 @@ It listens only on the emulator's own host and port. All bodies are JSON.
   in FC's wire shape.
 - ``GET /_emulator/stats``: ``{"calls": {op: n}, "faults": {op: {"latency"|"throttle"|"error"|"lose_response":
   n}}, "total_calls": n, "total_faults": n}``; ``DELETE`` zeroes the counters.
-- ``GET /_emulator/config``: ``{"pending_seconds": 1.0, "fail_images": []}``; ``PUT`` changes some of those
-  keys (e.g. ``{"pending_seconds": 0.2}``) and answers all of them.
+- ``GET /_emulator/config``: ``{"pending_seconds": 1.0, "fail_images": [], "runtime": true,
+  "start_timeout_s": 20.0, "idle_timeout_s": 600.0}``; ``PUT`` changes some of those keys (e.g.
+  ``{"pending_seconds": 0.2}`` or ``{"start_timeout_s": 3}``) and answers all of them. ``runtime: false``
+  stops every instance and makes trigger URLs answer 503 ``FunctionNotReady``.
+- ``GET /_emulator/instances``: ``{"instances": [{"functionName", "instanceId", "revision", "pid", "port",
+  "containerPort", "url", "command", "startedAt", "coldStartMs", "activeRequests", "logFile", ...}]}``, the
+  running function processes; ``DELETE`` stops them all (the next request cold-starts again).
 - ``GET /_emulator/healthz``: ``{"status": "ok", "endpoint", "url", "accessKeyId", "region", "accountId"}``.
 
 Fault rule keys are documented in :mod:`deployer.emulator.faults`. Errors use the FC error body.
@@ -29,7 +34,9 @@ if TYPE_CHECKING:
     from .server import EmulatorServer
 
 CONTROL_PREFIX = "/_emulator"
-CONFIG_KEYS = frozenset({"pending_seconds", "fail_images"})
+BACKEND_CONFIG_KEYS = frozenset({"pending_seconds", "fail_images"})
+RUNTIME_CONFIG_KEYS = frozenset({"runtime", "start_timeout_s", "idle_timeout_s"})
+CONFIG_KEYS = BACKEND_CONFIG_KEYS | RUNTIME_CONFIG_KEYS
 
 
 def is_control_path(raw_path: str) -> bool:
@@ -85,6 +92,12 @@ def handle(emulator: EmulatorServer, method: str, raw_path: str, body: bytes) ->
                 raise InvalidArgument(f"unknown config key(s) {unknown}; "
                                       f"valid keys are {sorted(CONFIG_KEYS)}")
             return 200, emulator.backend.configure(**data)
+    if path == f"{CONTROL_PREFIX}/instances":
+        if method == "GET":
+            return 200, {"instances": emulator.dataplane.list_instances()}
+        if method == "DELETE":
+            emulator.dataplane.instances.stop_all()
+            return 200, {"instances": emulator.dataplane.list_instances()}
     raise PathNotSupported(method, raw_path)
 
 

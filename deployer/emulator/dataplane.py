@@ -9,17 +9,21 @@ All trigger listeners share one selector thread (:class:`ListenerHub`); each acc
 in its own daemon thread by :class:`TriggerRequestHandler`, which looks the function and trigger up at
 request time and hands the request to :meth:`DataPlane.handle`.
 
-Extension point for running functions locally: subclass :class:`DataPlane` and override
-:meth:`DataPlane.serve` (called after the trigger's ``methods`` check) to start the function's container
-command as a local process and reverse-proxy the request to it, streaming the response (``request.wfile``)
-for SSE. Use ``function.revision`` to notice an UpdateFunction, :meth:`DataPlane.function_deleted` and
-:meth:`DataPlane.close` to stop processes. Pass the instance as ``EmulatorServer(dataplane=...)``.
+Requests are served by :class:`DataPlane`: the trigger's ``methods`` and ``authType`` are enforced first
+(:mod:`~deployer.emulator.trigger_auth`), then the function's container command runs as a local process
+(:mod:`~deployer.emulator.runtime`, started on the first request) and the request is reverse-proxied to it,
+the response streamed back (:mod:`~deployer.emulator.proxy`). Instances stop on UpdateFunction (the next
+request starts the new revision), DeleteFunction, DeleteTrigger, idle timeout, reset and emulator stop.
+A custom :class:`DataPlane` (subclass, override :meth:`DataPlane.serve`) can be passed as
+``EmulatorServer(dataplane=...)``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import selectors
 import socket
 import socketserver
@@ -31,6 +35,10 @@ from typing import Any
 from .exceptions import FCError, FunctionNotReady, InternalServerError, InvalidArgument, MethodNotAllowed, \
     new_request_id
 from .models import Function, Trigger
+from .proxy import forward
+from .runtime import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_START_TIMEOUT_S, DEFAULT_STOP_GRACE_S, InstanceManager
+from .signing import Credentials
+from .trigger_auth import AuthResult, authenticate
 
 logger = logging.getLogger("deployer.emulator")
 
@@ -209,24 +217,85 @@ class JSONRequestHandler(BaseHTTPRequestHandler):
             logger.debug("%s %s", self.address_string(), format % args)
 
 
-# data plane hook ---------------------------------------------------------------------------------------
+# data plane ---------------------------------------------------------------------------------------------
 
 class DataPlane:
-    """Serves requests that arrive on an HTTP trigger's URL.
+    """Serves requests that arrive on an HTTP trigger's URL, as FC's gateway does.
 
-    :meth:`handle` enforces the trigger's ``methods`` (405 JSON otherwise) and calls :meth:`serve`. This
-    phase's :meth:`serve` answers ``503 FunctionNotReady``; a later phase overrides it to run the function's
-    container command locally and reverse-proxy (streaming) to it.
+    :meth:`handle`: the trigger's ``methods`` (405 JSON otherwise) → its ``authType``
+    (:mod:`~deployer.emulator.trigger_auth`; 401/403 JSON, before anything is started) → :meth:`serve`, which
+    answers ``503 FunctionNotReady`` unless the function is ``Active`` (and the runtime enabled), gets an
+    instance from :class:`~deployer.emulator.runtime.InstanceManager` (cold start: the container command as
+    a local process; ``502 FunctionNotStarted`` when it cannot start) and streams the request through
+    :func:`~deployer.emulator.proxy.forward`.
+
+    Runtime settings (also ``GET``/``PUT /_emulator/config``): ``runtime`` (run functions at all; when off,
+    trigger URLs answer 503 as before this existed), ``start_timeout_s`` (default 20) and ``idle_timeout_s``
+    (default 600). ``stop_grace_s`` is how long a stopping instance gets between SIGTERM and SIGKILL.
 
     ``request`` is the :class:`TriggerRequestHandler` (a ``BaseHTTPRequestHandler``): ``request.command``,
-    ``request.path`` (raw), ``request.headers``, ``request.rfile``/``request.read_body()``, ``request.wfile``,
+    ``request.path`` (raw), ``request.headers``, ``request.read_body()``, ``request.wfile``,
     ``request.send_json(...)``. Raising an :class:`FCError` before anything is written answers it as JSON.
     ``function`` and ``trigger`` are settled copies taken at request time (``function.state``,
-    ``function.spec``, ``function.revision``, ``trigger.config``).
+    ``function.spec``, ``function.revision``, ``trigger.config``). Subclasses may override :meth:`serve`.
     """
 
+    def __init__(self, *, runtime: bool = True, start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
+                 idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S, stop_grace_s: float = DEFAULT_STOP_GRACE_S,
+                 runtime_dir: str | os.PathLike[str] | None = None) -> None:
+        _check_config(start_timeout_s=start_timeout_s, idle_timeout_s=idle_timeout_s)
+        self.runtime = bool(runtime)
+        self.instances = InstanceManager(start_timeout_s=start_timeout_s, idle_timeout_s=idle_timeout_s,
+                                         stop_grace_s=stop_grace_s, runtime_dir=runtime_dir)
+        #: The emulator's key pair(s), for ``function`` trigger auth (set by :meth:`attach`).
+        self.credentials: Credentials = {}
+        self._initial_config = self.get_config()
+
+    # wiring and configuration --------------------------------------------------------------------------
+    def attach(self, *, credentials: Credentials, account_id: str, region: str,
+               runtime_dir: str | os.PathLike[str] | None = None) -> None:
+        """Called by :class:`~deployer.emulator.server.EmulatorServer` with its key pair and identity."""
+        self.credentials = credentials
+        self.instances.account_id = account_id
+        self.instances.region = region
+        if runtime_dir is not None:
+            self.instances.set_runtime_dir(runtime_dir)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"runtime": self.runtime, "start_timeout_s": self.instances.start_timeout_s,
+                "idle_timeout_s": self.instances.idle_timeout_s}
+
+    def configure(self, *, runtime: bool | None = None, start_timeout_s: float | None = None,
+                  idle_timeout_s: float | None = None, initial: bool = False) -> dict[str, Any]:
+        """Change some settings (``initial=True``: also make them what :meth:`reset` restores); all are
+        validated before any changes."""
+        if runtime is not None and not isinstance(runtime, bool):
+            raise InvalidArgument("runtime must be a boolean")
+        _check_config(start_timeout_s=start_timeout_s, idle_timeout_s=idle_timeout_s)
+        if runtime is not None:
+            self.runtime = runtime
+        self.instances.configure(start_timeout_s=start_timeout_s, idle_timeout_s=idle_timeout_s)
+        if initial:
+            self._initial_config = self.get_config()
+        if runtime is False:
+            self.instances.stop_all()
+        return self.get_config()
+
+    def reset(self) -> None:
+        """Stop every instance and restore the initial settings (``POST /_emulator/reset``)."""
+        self.instances.stop_all()
+        initial = self._initial_config
+        self.runtime = initial["runtime"]
+        self.instances.configure(start_timeout_s=initial["start_timeout_s"],
+                                 idle_timeout_s=initial["idle_timeout_s"])
+
+    def list_instances(self) -> list[dict[str, Any]]:
+        return self.instances.list()
+
+    # requests ----------------------------------------------------------------------------------------------
     def handle(self, request: TriggerRequestHandler, function: Function, trigger: Trigger) -> None:
         self.check_method(request, trigger)
+        request.auth = self.check_auth(request, trigger)
         self.serve(request, function, trigger)
 
     def check_method(self, request: TriggerRequestHandler, trigger: Trigger) -> None:
@@ -235,25 +304,60 @@ class DataPlane:
             raise MethodNotAllowed(f"method {request.command} is not allowed by trigger '{trigger.name}' "
                                    f"(allowed: {', '.join(methods)})", headers={"Allow": ", ".join(methods)})
 
+    def check_auth(self, request: TriggerRequestHandler, trigger: Trigger) -> AuthResult:
+        raw_path, _, raw_query = request.path.partition("?")
+        return authenticate(method=request.command, raw_path=raw_path, raw_query=raw_query,
+                            headers=request.headers, read_body=request.read_body, config=trigger.config,
+                            credentials=self.credentials)
+
     def serve(self, request: TriggerRequestHandler, function: Function, trigger: Trigger) -> None:
         if function.state != "Active":
             raise FunctionNotReady(f"function '{function.name}' is {function.state}: "
                                    f"{function.state_reason or 'not ready'}")
-        raise FunctionNotReady(f"function '{function.name}' has no running instance: the local emulator does "
-                               "not run function containers yet")
+        if not self.runtime:
+            raise FunctionNotReady(f"function '{function.name}' has no running instance: the emulator's "
+                                   "local runtime is disabled (PUT /_emulator/config {\"runtime\": true})")
+        instance = self.instances.acquire(function)
+        try:
+            forward(request, instance, auth=request.auth, timeout_s=float(function.spec.get("timeout") or 3))
+        finally:
+            self.instances.release(instance)
+
+    # lifecycle hooks (called outside the backend lock) ---------------------------------------------------
+    def function_updated(self, function_name: str) -> None:
+        """After UpdateFunction: stop the instance; the next request starts the new revision."""
+        self.instances.stop_function(function_name)
 
     def function_deleted(self, function_name: str) -> None:
-        """Called (outside the backend lock) after DeleteFunction."""
+        """After DeleteFunction."""
+        self.instances.stop_function(function_name, wait=True)
+
+    def trigger_deleted(self, function_name: str, trigger_name: str) -> None:
+        """After DeleteTrigger of an HTTP trigger: nothing can reach the instance any more."""
+        self.instances.stop_function(function_name)
 
     def close(self) -> None:
-        """Called on emulator stop: release everything (processes, sockets)."""
+        """Called on emulator stop: stop every instance and wait until they are gone."""
+        self.instances.close()
+
+
+def _check_config(*, start_timeout_s: Any = None, idle_timeout_s: Any = None) -> None:
+    for name, value in (("start_timeout_s", start_timeout_s), ("idle_timeout_s", idle_timeout_s)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or value <= 0:
+            raise InvalidArgument(f"{name} must be a number > 0, got {value!r}")
 
 
 class TriggerRequestHandler(JSONRequestHandler):
     server: TriggerHTTPServer
+    #: What trigger authentication left for the proxy (set per request by :meth:`DataPlane.handle`).
+    auth: AuthResult | None = None
 
     def _dispatch(self) -> None:
         self.request_id = new_request_id()
+        self.auth = None
         hub = self.server.hub
         try:
             function, trigger = hub.resolve(self.server.function_name, self.server.trigger_name)
@@ -423,6 +527,18 @@ class ListenerHub:
 
     def function_deleted(self, function_name: str) -> None:
         self.dataplane.function_deleted(function_name)
+
+    def function_updated(self, function_name: str) -> None:
+        self.dataplane.function_updated(function_name)
+
+    def trigger_deleted(self, function_name: str, trigger_name: str) -> None:
+        self.dataplane.trigger_deleted(function_name, trigger_name)
+
+    def get_runtime_config(self) -> dict[str, Any]:
+        return self.dataplane.get_config()
+
+    def configure_runtime(self, **settings: Any) -> dict[str, Any]:
+        return self.dataplane.configure(**settings)
 
     def ports(self) -> dict[tuple[str, str], int]:
         with self._lock:

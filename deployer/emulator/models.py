@@ -537,7 +537,14 @@ class TriggerListeners(Protocol):
 
     def close_all(self) -> None: ...
 
-    def function_deleted(self, function_name: str) -> None: ...
+    def function_deleted(self, function_name: str) -> None:
+        """After DeleteFunction (outside the backend lock)."""
+
+    def function_updated(self, function_name: str) -> None:
+        """After UpdateFunction (outside the backend lock)."""
+
+    def trigger_deleted(self, function_name: str, trigger_name: str) -> None:
+        """After DeleteTrigger of an HTTP trigger (outside the backend lock; ``close`` ran under it)."""
 
 
 class NullListeners:
@@ -559,6 +566,12 @@ class NullListeners:
         return None
 
     def function_deleted(self, function_name: str) -> None:
+        return None
+
+    def function_updated(self, function_name: str) -> None:
+        return None
+
+    def trigger_deleted(self, function_name: str, trigger_name: str) -> None:
         return None
 
 
@@ -625,17 +638,30 @@ class FCBackend:
 
     # configuration -------------------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
+        """``pending_seconds``, ``fail_images`` and the data plane's runtime settings (``runtime``,
+        ``start_timeout_s``, ``idle_timeout_s``) when the listeners have any."""
+        runtime = getattr(self.listeners, "get_runtime_config", None)
         with self._lock:
-            return {"pending_seconds": self.pending_seconds, "fail_images": list(self.fail_images)}
+            config: dict[str, Any] = {"pending_seconds": self.pending_seconds,
+                                      "fail_images": list(self.fail_images)}
+        if runtime is not None:
+            config.update(runtime())
+        return config
 
     def configure(self, pending_seconds: float | None = None,
-                  fail_images: list[str] | None = None) -> dict[str, Any]:
+                  fail_images: list[str] | None = None, **runtime: Any) -> dict[str, Any]:
+        """Change some settings; ``runtime`` keys go to the data plane (validated before anything changes)."""
         if pending_seconds is not None:
             if not _is_number(pending_seconds) or pending_seconds < 0:
                 raise InvalidArgument("pending_seconds must be a number >= 0")
         if fail_images is not None:
             if not isinstance(fail_images, list) or not all(isinstance(s, str) and s for s in fail_images):
                 raise InvalidArgument("fail_images must be a list of non-empty strings")
+        if runtime:
+            configure_runtime = getattr(self.listeners, "configure_runtime", None)
+            if configure_runtime is None:
+                raise InvalidArgument(f"unknown config key(s) {sorted(runtime)}")
+            configure_runtime(**runtime)
         with self._lock:
             if pending_seconds is not None:
                 self.pending_seconds = float(pending_seconds)
@@ -736,6 +762,7 @@ class FCBackend:
             result = fn.to_dict()
             seq = self._changed()
         self._persist(seq)
+        self.listeners.function_updated(function_name)
         return result
 
     def delete_function(self, function_name: str) -> None:
@@ -829,6 +856,8 @@ class FCBackend:
                 self.listeners.close(function_name, trigger_name)
             seq = self._changed()
         self._persist(seq)
+        if trigger.is_http:
+            self.listeners.trigger_deleted(function_name, trigger_name)
 
     def list_triggers(self, function_name: str, prefix: str | None = None, limit: Any = None,
                       next_token: str | None = None) -> dict[str, Any]:

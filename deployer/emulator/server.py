@@ -147,13 +147,20 @@ class EmulatorServer:
     functions and triggers are saved as JSON after every change and loaded by :meth:`start` (trigger ports
     are re-bound when free). ``dataplane`` replaces the :class:`~deployer.emulator.dataplane.DataPlane` that
     answers requests on HTTP trigger URLs.
+
+    HTTP trigger URLs are live: the first request starts the function's container command as a local process
+    (see :mod:`deployer.emulator.runtime`) and the request is streamed through to it. ``runtime=False``
+    turns that off (trigger URLs then answer ``503 FunctionNotReady``); ``start_timeout_s`` (default 20)
+    bounds a cold start and ``idle_timeout_s`` (default 600) stops an unused instance. :meth:`stop` and
+    :meth:`reset` stop every instance; no function process outlives :meth:`stop`.
     """
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = 0, access_key_id: str | None = None,
                  access_key_secret: str | None = None, account_id: str = DEFAULT_ACCOUNT_ID,
                  region: str = DEFAULT_REGION, pending_seconds: float = 1.0,
                  state_file: str | os.PathLike[str] | None = None, *, fail_images: list[str] | None = None,
-                 dataplane: DataPlane | None = None) -> None:
+                 dataplane: DataPlane | None = None, runtime: bool | None = None,
+                 start_timeout_s: float | None = None, idle_timeout_s: float | None = None) -> None:
         self.host = host
         self._requested_port = port
         self.access_key_id, self.access_key_secret, self.credentials_source = resolve_credentials(
@@ -165,6 +172,13 @@ class EmulatorServer:
         self.hub = ListenerHub(host, dataplane)
         self.backend = FCBackend(region, account_id, pending_seconds, fail_images=fail_images,
                                  listeners=self.hub, state_file=state_file)
+        runtime_dir = None
+        if state_file is not None:
+            runtime_dir = os.path.join(os.path.dirname(os.path.abspath(state_file)), "fc-instances")
+        self.hub.dataplane.attach(credentials=self.credentials, account_id=account_id, region=region,
+                                  runtime_dir=runtime_dir)
+        self.hub.dataplane.configure(runtime=runtime, start_timeout_s=start_timeout_s,
+                                     idle_timeout_s=idle_timeout_s, initial=True)
         self.hub.resolver = self.backend.resolve
         self._httpd: _ControlHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -234,9 +248,11 @@ class EmulatorServer:
         self.hub.stop()
 
     def reset(self) -> None:
-        """Wipe functions, triggers (and their listeners), fault rules, counters and runtime config."""
+        """Wipe functions, triggers (and their listeners), running instances, fault rules, counters and
+        runtime config."""
         self.backend.reset()
         self.faults.reset()
+        self.dataplane.reset()
 
     def __enter__(self) -> EmulatorServer:
         return self.start()
@@ -253,13 +269,15 @@ def run(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, access_key_id: st
         access_key_secret: str | None = None, account_id: str = DEFAULT_ACCOUNT_ID,
         region: str = DEFAULT_REGION,
         pending_seconds: float = 1.0, state_file: str | os.PathLike[str] | None = None,
-        out: IO[str] | None = None, stop_event: threading.Event | None = None) -> int:
+        out: IO[str] | None = None, stop_event: threading.Event | None = None,
+        start_timeout_s: float | None = None, idle_timeout_s: float | None = None) -> int:
     """Serve until Ctrl-C / SIGTERM (or ``stop_event``); for ``mcp-fc emulator``. Returns the exit code 0.
 
     Prints one line: the endpoint and the access key id it accepts (never the secret).
     """
     server = EmulatorServer(host, port, access_key_id, access_key_secret, account_id=account_id,
-                            region=region, pending_seconds=pending_seconds, state_file=state_file).start()
+                            region=region, pending_seconds=pending_seconds, state_file=state_file,
+                            start_timeout_s=start_timeout_s, idle_timeout_s=idle_timeout_s).start()
     stop = stop_event or threading.Event()
     source = {"environment": f" (from {ENV_ACCESS_KEY_ID})", "default": " (default)"}.get(
         server.credentials_source, "")

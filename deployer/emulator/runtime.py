@@ -1,0 +1,779 @@
+"""Function instances as local processes: the emulator's ``docker run`` (without Docker).
+
+On the first request to an HTTP trigger (a cold start) the data plane asks :class:`InstanceManager` for an
+instance of the function. The manager runs ``customContainerConfig.entrypoint + command`` as a local process
+and waits until it listens. What that means, and where it differs from FC:
+
+* **The image is not pulled.** The command is looked up on ``PATH``: the emulator's own ``PATH`` with the
+  directory of ``sys.executable`` in front (so the console scripts of the emulator's virtualenv, such as
+  ``mcp-proxy`` and ``mcp-server-time``, are found). A function without a command cannot run locally.
+* **Port mapping, as ``docker run -p``.** The container port (``customContainerConfig.port``, default 9000)
+  is mapped to a free loopback port. A local process cannot be remapped transparently, so the command is
+  rewritten: the value of ``--port N`` / ``--port=N`` / ``-p N`` that equals the container port becomes the
+  allocated port, and ``--host 0.0.0.0`` / ``--host=0.0.0.0`` (or ``::``) becomes ``127.0.0.1``: a local
+  MCP server is never exposed beyond loopback. Only the part before the first ``--`` is rewritten (what
+  follows belongs to the wrapped stdio server). ``PORT``, ``FC_SERVER_PORT`` and ``FC_CUSTOM_LISTEN_PORT``
+  carry the allocated port too.
+* **Limit: a command without such a port flag runs unchanged** and is expected to listen on the container
+  port itself (on this machine). If that port is already taken, the start fails with a clear
+  ``FunctionNotStarted`` error, and two such functions with the same port cannot run at once. The
+  deprecated ``mcp-proxy --sse-port/--sse-host`` flags are deliberately not mapped: mcp-proxy ignores them,
+  and the emulator then fails the same way FC does (nothing listens on the container port).
+* **A minimal environment**, never the emulator's own (it may hold ``MCPFC_SECRET_KEY`` or real Alibaba
+  keys): ``PATH``, ``HOME``, ``LANG``/``LC_ALL`` when set, ``TMPDIR``; then the function's
+  ``environmentVariables``; then the ``FC_*`` variables FC injects; then, when the function has a ``role``
+  and ``disableInjectCredentials`` is not ``Env`` or ``All``, fake STS credentials
+  (``ALIBABA_CLOUD_ACCESS_KEY_ID=STS.emulated...``, ``..._SECRET``, ``ALIBABA_CLOUD_SECURITY_TOKEN``).
+* **Readiness**: a TCP connect to the port and, when ``healthCheckConfig.httpGetUrl`` is set, an HTTP GET
+  answering 2xx (first attempted once the port accepts and ``initialDelaySeconds`` have passed, then every
+  ``periodSeconds``). The wait is bounded by ``min(initialDelaySeconds + periodSeconds * failureThreshold +
+  timeoutSeconds, start_timeout_s)``. A process that exits first fails at once with its exit code and the
+  last lines of its output; one that never gets ready fails at the deadline and is killed.
+* **One instance per function** (no scale-out; ``instanceConcurrency`` is not enforced). Concurrent cold
+  requests start one instance (a lock per function). An instance whose process died is replaced on the
+  next request; one of an older revision (after UpdateFunction) is stopped.
+* **Each instance is its own process group** (``start_new_session=True``). Stopping it cuts the proxied
+  connections, sends SIGTERM to the group, waits up to ``stop_grace_s`` for the leader, then sends SIGKILL
+  to the whole group and to every descendant that left it (on Linux, found through ``/proc`` before the
+  SIGTERM: mcp's stdio client starts the wrapped server in a session of its own) and reaps the leader, so
+  no process outlives :meth:`InstanceManager.close`.
+* Output (stdout and stderr) goes to ``<runtime dir>/<function>-<instance id>/output.log``; the runtime dir
+  is a temporary directory (removed by :meth:`InstanceManager.close`) unless one is given (the server uses
+  ``<state_file dir>/fc-instances``, where the latest 50 instance directories are kept). The process runs
+  in its instance directory.
+* Idle instances (no request in flight for ``idle_timeout_s``) are stopped by one reaper thread, which also
+  reaps instances whose process has died.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .exceptions import FCError, FunctionNotReady
+
+logger = logging.getLogger("deployer.emulator")
+
+DEFAULT_CONTAINER_PORT = 9000
+DEFAULT_START_TIMEOUT_S = 20.0
+DEFAULT_IDLE_TIMEOUT_S = 600.0
+DEFAULT_STOP_GRACE_S = 3.0
+#: How many lines of the process output an error message carries.
+LOG_TAIL_LINES = 20
+#: Instance directories (with their output.log) kept in the runtime dir; older ones are pruned.
+KEEP_INSTANCE_DIRS = 50
+#: FC's defaults for the fields of ``healthCheckConfig`` left out.
+HEALTH_CHECK_DEFAULTS = {"initialDelaySeconds": 0, "periodSeconds": 3, "timeoutSeconds": 1,
+                         "failureThreshold": 3}
+#: ``--host`` values rewritten to loopback.
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]", "*"})
+#: Variables passed from the emulator's environment when set (besides PATH, HOME and TMPDIR).
+PASSED_LOCALE_VARS = ("LANG", "LC_ALL")
+#: ``disableInjectCredentials`` values that keep the role's credentials out of the environment.
+NO_ENV_CREDENTIALS = frozenset({"Env", "All"})
+
+
+class FunctionNotStarted(FCError):
+    """The function's instance could not be started (exited, never listened, not found, port taken)."""
+
+    status = 502
+    code = "FunctionNotStarted"
+
+
+# command and environment -----------------------------------------------------------------------------
+
+def map_command(argv: Sequence[str], container_port: int, host_port: int) -> tuple[list[str], bool]:
+    """Rewrite ``argv`` for a loopback port: ``(new argv, whether a port flag was mapped)``.
+
+    Before the first ``--``: ``--port``/``-p`` values equal to ``container_port`` become ``host_port`` and
+    wildcard ``--host`` values become ``127.0.0.1``.
+    """
+    out = list(argv)
+    end = out.index("--") if "--" in out else len(out)
+    wanted = str(container_port)
+    mapped = False
+    i = 1  # out[0] is the program
+    while i < end:
+        arg = out[i]
+        if arg in ("--port", "-p") and i + 1 < end:
+            if out[i + 1] == wanted:
+                out[i + 1] = str(host_port)
+                mapped = True
+            i += 2
+            continue
+        if arg == "--host" and i + 1 < end:
+            if out[i + 1] in WILDCARD_HOSTS:
+                out[i + 1] = "127.0.0.1"
+            i += 2
+            continue
+        if arg.startswith("--port=") and arg.partition("=")[2] == wanted:
+            out[i] = f"--port={host_port}"
+            mapped = True
+        elif arg.startswith("--host=") and arg.partition("=")[2] in WILDCARD_HOSTS:
+            out[i] = "--host=127.0.0.1"
+        i += 1
+    return out, mapped
+
+
+def runtime_path() -> str:
+    """The emulator's ``PATH`` with the directory of ``sys.executable`` (the venv's ``bin``) in front."""
+    bindir = os.path.dirname(os.path.abspath(sys.executable))
+    parts = [p for p in os.environ.get("PATH", os.defpath).split(os.pathsep) if p]
+    if bindir not in parts:
+        parts.insert(0, bindir)
+    return os.pathsep.join(parts)
+
+
+def injects_credentials(spec: Mapping[str, Any]) -> bool:
+    """FC hands the role's STS credentials to the environment unless ``disableInjectCredentials`` says no."""
+    return bool(spec.get("role")) and spec.get("disableInjectCredentials") not in NO_ENV_CREDENTIALS
+
+
+def build_environment(spec: Mapping[str, Any], *, port: int, instance_id: str, account_id: str,
+                      region: str, qualifier: str = "LATEST") -> dict[str, str]:
+    """The instance's whole environment (see the module docstring); nothing else of the emulator's."""
+    env: dict[str, str] = {"PATH": runtime_path(),
+                           "HOME": os.environ.get("HOME") or tempfile.gettempdir(),
+                           "TMPDIR": os.environ.get("TMPDIR") or tempfile.gettempdir()}
+    for name in PASSED_LOCALE_VARS:
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    env.update({str(k): str(v) for k, v in (spec.get("environmentVariables") or {}).items()})
+    env.update({
+        "FC_FUNCTION_NAME": str(spec.get("functionName", "")),
+        "FC_FUNCTION_HANDLER": str(spec.get("handler", "")),
+        "FC_FUNCTION_MEMORY_SIZE": str(spec.get("memorySize", "")),
+        "FC_QUALIFIER": qualifier,
+        "FC_REGION": region,
+        "FC_ACCOUNT_ID": account_id,
+        "FC_INSTANCE_ID": instance_id,
+        "FC_SERVER_PORT": str(port),
+        "FC_CUSTOM_LISTEN_PORT": str(port),
+        "PORT": str(port),
+    })
+    if injects_credentials(spec):
+        env.update({
+            "ALIBABA_CLOUD_ACCESS_KEY_ID": f"STS.emulated{secrets.token_hex(8)}",
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": secrets.token_urlsafe(24),
+            "ALIBABA_CLOUD_SECURITY_TOKEN": f"emulated-sts-token-{secrets.token_urlsafe(32)}",
+        })
+    return env
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_accepts(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bool:
+    """True when something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def http_status(port: int, path: str, timeout: float) -> int | None:
+    """Status of ``GET path`` on the loopback port, or None when no answer came."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path if path.startswith("/") else "/" + path,
+                     headers={"User-Agent": "fc-emulator-health-check"})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+def tail(path: str, lines: int = LOG_TAIL_LINES, max_bytes: int = 64 * 1024) -> str:
+    """The last ``lines`` lines of a (log) file, decoded leniently; "" when unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read()
+    except OSError:
+        return ""
+    text = data.decode("utf-8", errors="replace").rstrip()
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"was killed by signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with code {returncode}"
+
+
+# instances ---------------------------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class Instance:
+    """One running function process."""
+
+    function_name: str
+    revision: int
+    instance_id: str
+    argv: list[str]
+    port: int
+    container_port: int
+    port_mapped: bool
+    process: subprocess.Popen[bytes]
+    directory: str
+    log_path: str
+    started_at: float
+    start_timeout_s: float
+    ready_at: float | None = None
+    cold_start_ms: float | None = None
+    last_used: float = field(default_factory=time.monotonic)
+    active: int = 0
+    stopping: bool = False
+    _connections: set[socket.socket] = field(default_factory=set, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def output_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        return tail(self.log_path, lines)
+
+    def track(self, sock: socket.socket) -> None:
+        """Register a proxied upstream connection, cut by :meth:`cut_connections`."""
+        with self._lock:
+            self._connections.add(sock)
+
+    def untrack(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._connections.discard(sock)
+
+    def cut_connections(self) -> None:
+        with self._lock:
+            connections = list(self._connections)
+        for sock in connections:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def to_dict(self) -> dict[str, Any]:
+        now = time.monotonic()
+        return {
+            "functionName": self.function_name,
+            "instanceId": self.instance_id,
+            "revision": self.revision,
+            "pid": self.pid,
+            "port": self.port,
+            "containerPort": self.container_port,
+            "portMapped": self.port_mapped,
+            "url": f"http://127.0.0.1:{self.port}",
+            "command": list(self.argv),
+            "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
+            "coldStartMs": self.cold_start_ms,
+            "idleSeconds": round(now - self.last_used, 3) if not self.active else 0.0,
+            "activeRequests": self.active,
+            "alive": self.alive,
+            "logFile": self.log_path,
+        }
+
+
+class InstanceManager:
+    """Starts, tracks and stops function instances (see the module docstring). Thread-safe."""
+
+    def __init__(self, *, start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
+                 idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S, stop_grace_s: float = DEFAULT_STOP_GRACE_S,
+                 runtime_dir: str | os.PathLike[str] | None = None, account_id: str = "1234567890123456",
+                 region: str = "cn-hangzhou") -> None:
+        self.start_timeout_s = float(start_timeout_s)
+        self.idle_timeout_s = float(idle_timeout_s)
+        self.stop_grace_s = float(stop_grace_s)
+        self.account_id = account_id
+        self.region = region
+        self._runtime_dir = os.fspath(runtime_dir) if runtime_dir is not None else None
+        self._temp_dir: str | None = None
+        self._lock = threading.Lock()
+        self._instances: dict[str, Instance] = {}
+        self._start_locks: dict[str, threading.Lock] = {}
+        #: Bumped when a function's instance is stopped (``_epoch``: when all are): a start that raced with
+        #: the stop is discarded.
+        self._generation: dict[str, int] = {}
+        self._epoch = 0
+        self._stoppers: set[threading.Thread] = set()
+        self._reaper: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._closing = False
+
+    # configuration -------------------------------------------------------------------------------------
+    def set_runtime_dir(self, path: str | os.PathLike[str] | None) -> None:
+        self._runtime_dir = os.fspath(path) if path is not None else None
+
+    def configure(self, *, start_timeout_s: float | None = None, idle_timeout_s: float | None = None) -> None:
+        if start_timeout_s is not None:
+            self.start_timeout_s = float(start_timeout_s)
+        if idle_timeout_s is not None:
+            self.idle_timeout_s = float(idle_timeout_s)
+            self._wake.set()  # the reaper re-reads its period
+
+    def runtime_dir(self) -> str:
+        if self._runtime_dir is not None:
+            os.makedirs(self._runtime_dir, exist_ok=True)
+            return self._runtime_dir
+        with self._lock:
+            if self._temp_dir is None or not os.path.isdir(self._temp_dir):
+                self._temp_dir = tempfile.mkdtemp(prefix="fc-emulator-instances-")
+            return self._temp_dir
+
+    # acquire / release -----------------------------------------------------------------------------------
+    def _start_lock(self, function_name: str) -> threading.Lock:
+        with self._lock:
+            return self._start_locks.setdefault(function_name, threading.Lock())
+
+    def acquire(self, function: Any) -> Instance:
+        """A ready instance of ``function`` (a settled :class:`~deployer.emulator.models.Function`), started
+        if needed; counts one request in flight until :meth:`release`. Raises :class:`FunctionNotStarted`."""
+        name = function.name
+        with self._start_lock(name):
+            with self._lock:
+                if self._closing:
+                    raise FunctionNotReady("the emulator is stopping")
+                instance = self._instances.get(name)
+                generation = (self._epoch, self._generation.get(name, 0))
+            if instance is not None and (instance.revision != function.revision or not instance.alive):
+                why = ("revision changed" if instance.revision != function.revision
+                       else f"process {describe_exit(instance.process.returncode)}")
+                logger.info("instance %s of %s is stale (%s); replacing it", instance.instance_id, name, why)
+                self._retire(name, instance, wait=False)
+                instance = None
+            if instance is None:
+                instance = self._start(function)
+                with self._lock:
+                    if self._closing or (self._epoch, self._generation.get(name, 0)) != generation:
+                        raced = True
+                    else:
+                        raced = False
+                        self._instances[name] = instance
+                if raced:
+                    self._terminate(instance)
+                    raise FunctionNotReady(f"function '{name}' was changed or deleted while its instance "
+                                           "was starting; retry")
+                self._ensure_reaper()
+            with instance._lock:
+                instance.active += 1
+                instance.last_used = time.monotonic()
+            return instance
+
+    def release(self, instance: Instance) -> None:
+        with instance._lock:
+            instance.active = max(0, instance.active - 1)
+            instance.last_used = time.monotonic()
+
+    # starting --------------------------------------------------------------------------------------------
+    def _start(self, function: Any) -> Instance:
+        name = function.name
+        spec = function.spec
+        container = spec.get("customContainerConfig") or {}
+        argv = [str(a) for a in (container.get("entrypoint") or [])] + \
+               [str(a) for a in (container.get("command") or [])]
+        if not argv:
+            raise FunctionNotStarted(
+                f"function '{name}' has no customContainerConfig.command or entrypoint: the local emulator "
+                "does not pull images, so it can only run an explicit command")
+        container_port = int(container.get("port") or DEFAULT_CONTAINER_PORT)
+        host_port = free_port()
+        mapped_argv, mapped = map_command(argv, container_port, host_port)
+        port = host_port if mapped else container_port
+        if not mapped:
+            self._check_unmapped_port(name, port)
+        instance_id = f"c-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:8]}"
+        env = build_environment(spec, port=port, instance_id=instance_id, account_id=self.account_id,
+                                region=self.region)
+        executable = shutil.which(mapped_argv[0], path=env["PATH"])
+        if executable is None:
+            raise FunctionNotStarted(
+                f"function '{name}': command '{argv[0]}' was not found on PATH (the local emulator runs the "
+                "container command on this machine and does not pull the image; install it here)")
+        runtime_dir = self.runtime_dir()
+        _prune(runtime_dir, KEEP_INSTANCE_DIRS - 1, keep=self._live_directories())
+        directory = os.path.join(runtime_dir, f"{name}-{instance_id}")
+        os.makedirs(directory, exist_ok=True)
+        log_path = os.path.join(directory, "output.log")
+        started_wall, started = time.time(), time.monotonic()
+        with open(log_path, "ab") as log:
+            try:
+                process = subprocess.Popen(  # the function's own command, by design
+                    mapped_argv, executable=executable, env=env, cwd=directory, stdin=subprocess.DEVNULL,
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+            except OSError as exc:
+                raise FunctionNotStarted(f"function '{name}': could not run {argv[0]!r}: {exc}") from None
+        limit = self._start_limit(container.get("healthCheckConfig"))
+        instance = Instance(function_name=name, revision=function.revision, instance_id=instance_id,
+                            argv=mapped_argv, port=port, container_port=container_port, port_mapped=mapped,
+                            process=process, directory=directory, log_path=log_path, started_at=started_wall,
+                            start_timeout_s=limit)
+        logger.info("starting %s (revision %s) as pid %s on 127.0.0.1:%s: %s", name, function.revision,
+                    process.pid, port, " ".join(mapped_argv))
+        try:
+            self._wait_ready(instance, container.get("healthCheckConfig"), started, limit)
+        except BaseException:
+            self._terminate(instance)
+            raise
+        instance.ready_at = time.monotonic()
+        instance.cold_start_ms = round((instance.ready_at - started) * 1000, 1)
+        instance.last_used = instance.ready_at
+        logger.info("%s is ready on 127.0.0.1:%s after %.0f ms", name, port, instance.cold_start_ms)
+        return instance
+
+    def _check_unmapped_port(self, name: str, port: int) -> None:
+        with self._lock:
+            owners = [i.function_name for i in self._instances.values()
+                      if i.port == port and i.function_name != name and i.alive]
+        if owners or port_accepts(port):
+            who = f"the instance of function '{owners[0]}'" if owners else "another process"
+            raise FunctionNotStarted(
+                f"function '{name}': its command has no --port/-p flag equal to the container port {port}, "
+                f"so the local emulator runs it unchanged and expects it on 127.0.0.1:{port}, but that port "
+                f"is already taken by {who}. Add '--port {port}' to the command (the emulator then maps it "
+                "to a free port) or change customContainerConfig.port")
+
+    def _start_limit(self, health: Mapping[str, Any] | None) -> float:
+        limit = self.start_timeout_s
+        if isinstance(health, Mapping) and health.get("httpGetUrl"):
+            h = {**HEALTH_CHECK_DEFAULTS, **{k: v for k, v in health.items() if v is not None}}
+            derived = (float(h["initialDelaySeconds"])
+                       + float(h["periodSeconds"]) * float(h["failureThreshold"])
+                       + float(h["timeoutSeconds"]))
+            limit = min(limit, derived)
+        return max(0.0, limit)
+
+    def _wait_ready(self, instance: Instance, health: Mapping[str, Any] | None, started: float,
+                    limit: float) -> None:
+        port, process = instance.port, instance.process
+        url = health.get("httpGetUrl") if isinstance(health, Mapping) else None
+        h = {**HEALTH_CHECK_DEFAULTS, **{k: v for k, v in (health or {}).items() if v is not None}}
+        deadline = started + limit
+        next_check = started + float(h["initialDelaySeconds"])
+        listening = False
+        last_status: int | None = None
+        step = 0.005
+        while True:
+            returncode = process.poll()
+            if returncode is not None:
+                what = f"{describe_exit(returncode)} before listening on port {instance.container_port}"
+                raise FunctionNotStarted(self._failure(instance, what))
+            now = time.monotonic()
+            if not listening:
+                listening = port_accepts(port, timeout=max(0.01, min(0.2, deadline - now)))
+            if listening:
+                if not url:
+                    return
+                now = time.monotonic()
+                if now >= next_check:
+                    timeout = max(0.05, min(float(h["timeoutSeconds"]), deadline - now))
+                    last_status = http_status(port, str(url), timeout)
+                    if last_status is not None and 200 <= last_status < 300:
+                        return
+                    next_check = time.monotonic() + float(h["periodSeconds"])
+            now = time.monotonic()
+            if now >= deadline:
+                if listening:
+                    got = f"HTTP {last_status}" if last_status is not None else "no answer"
+                    what = f"did not pass its health check GET {url} within {limit:g} s (last result: {got})"
+                else:
+                    what = f"did not listen on port {instance.container_port} within {limit:g} s"
+                    if instance.port_mapped:
+                        what += f" (mapped to 127.0.0.1:{port})"
+                    else:
+                        what += (" (its command has no --port/-p flag equal to the container port, so it was "
+                                 f"run unchanged and expected on 127.0.0.1:{port})")
+                raise FunctionNotStarted(self._failure(instance, what))
+            wait = min(step, max(0.0, deadline - now))
+            if url and listening:
+                wait = min(max(wait, next_check - now), max(0.0, deadline - now))
+            try:
+                process.wait(timeout=wait)  # returns early when the process exits
+            except subprocess.TimeoutExpired:
+                pass
+            step = min(step * 2, 0.05)
+
+    @staticmethod
+    def _failure(instance: Instance, what: str) -> str:
+        output = instance.output_tail()
+        message = f"function '{instance.function_name}' instance {what}; command: {' '.join(instance.argv)}"
+        if output:
+            message += f"; last output:\n{output}"
+        else:
+            message += "; it printed nothing"
+        return message
+
+    # stopping --------------------------------------------------------------------------------------------
+    def _retire(self, name: str, instance: Instance, *, wait: bool) -> None:
+        """Detach ``instance`` (so the next request starts a new one) and stop it."""
+        with self._lock:
+            if self._instances.get(name) is instance:
+                del self._instances[name]
+        if wait:
+            self._terminate(instance)
+            return
+        thread = threading.Thread(target=self._terminate_tracked, args=(instance,), daemon=True,
+                                  name=f"fc-emulator-stop-{instance.pid}")
+        with self._lock:
+            self._stoppers.add(thread)
+        thread.start()
+
+    def _terminate_tracked(self, instance: Instance) -> None:
+        try:
+            self._terminate(instance)
+        finally:
+            with self._lock:
+                self._stoppers.discard(threading.current_thread())
+
+    def _terminate(self, instance: Instance) -> None:
+        """SIGTERM the process group, wait up to the grace period, SIGKILL the group, reap the leader."""
+        instance.stopping = True
+        instance.cut_connections()
+        pid = instance.process.pid
+        if instance.process.returncode is None:
+            # Children may have left the group (mcp's stdio client starts the server in a session of its own):
+            # remember every descendant now, while the tree is intact.
+            family = descendants(pid)
+            _signal_group(pid, signal.SIGTERM)
+            deadline = time.monotonic() + self.stop_grace_s
+            while time.monotonic() < deadline and not _leader_exited(pid):
+                time.sleep(0.01)
+            # The leader is exited but not reaped (a zombie keeps its pid), so the group id is still ours:
+            # kill whatever is left in the group (children that ignored SIGTERM or were orphaned) ...
+            _signal_group(pid, signal.SIGKILL)
+            # ... and every descendant that outlived its parent's shutdown, in whatever group it is.
+            family.update(descendants(pid))
+            killed = []
+            for child, started in family.items():
+                if _start_time(child) == started:
+                    try:
+                        os.kill(child, signal.SIGKILL)
+                        killed.append((child, started))
+                    except (ProcessLookupError, PermissionError):
+                        pass
+            # not our children, so no waitpid: wait (bounded) until they are gone or zombies
+            deadline = time.monotonic() + 2.0
+            while killed and time.monotonic() < deadline:
+                killed = [(c, t) for c, t in killed if _start_time(c) == t]
+                if killed:
+                    time.sleep(0.005)
+        else:
+            # The leader died by itself (and was reaped): what is left of its group (the pgid stays reserved
+            # while members exist) goes too.
+            _signal_group(pid, signal.SIGKILL)
+        try:
+            instance.process.wait(timeout=self.stop_grace_s + 5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
+            logger.warning("instance pid %s did not die after SIGKILL", pid)
+        logger.info("stopped %s instance %s (pid %s)", instance.function_name, instance.instance_id, pid)
+
+    def stop_function(self, function_name: str, *, wait: bool = False) -> None:
+        """Stop the function's instance (after UpdateFunction, DeleteFunction, DeleteTrigger)."""
+        with self._lock:
+            self._generation[function_name] = self._generation.get(function_name, 0) + 1
+            instance = self._instances.get(function_name)
+        if instance is not None:
+            self._retire(function_name, instance, wait=wait)
+
+    def stop_all(self) -> None:
+        """Stop every instance and wait until all are gone (including stops already under way)."""
+        with self._lock:
+            instances = list(self._instances.items())
+            self._epoch += 1
+        for name, instance in instances:
+            self._retire(name, instance, wait=True)
+        self._join_stoppers()
+
+    def _join_stoppers(self) -> None:
+        while True:
+            with self._lock:
+                stoppers = list(self._stoppers)
+            if not stoppers:
+                return
+            for thread in stoppers:
+                thread.join()
+
+    def close(self) -> None:
+        """Stop everything, the reaper included, and wait; removes the temporary runtime dir. The manager can
+        be used again afterwards (a restarted emulator)."""
+        with self._lock:
+            self._closing = True
+            reaper, self._reaper = self._reaper, None
+        self._wake.set()
+        if reaper is not None:
+            reaper.join(timeout=10)
+        try:
+            self.stop_all()
+        finally:
+            with self._lock:
+                self._closing = False
+                temp, self._temp_dir = self._temp_dir, None
+            self._wake.clear()
+            if temp is not None:
+                shutil.rmtree(temp, ignore_errors=True)
+
+    # idle reaper -----------------------------------------------------------------------------------------
+    def _ensure_reaper(self) -> None:
+        with self._lock:
+            if self._reaper is not None or self._closing:
+                return
+            self._reaper = threading.Thread(target=self._reap_loop, name="fc-emulator-reaper", daemon=True)
+            self._reaper.start()
+
+    def _reap_loop(self) -> None:
+        while True:
+            period = min(5.0, max(0.05, self.idle_timeout_s / 4))
+            self._wake.wait(period)
+            self._wake.clear()
+            with self._lock:
+                if self._closing or self._reaper is not threading.current_thread():
+                    return
+            try:
+                self.reap()
+            except Exception:  # noqa: BLE001 - keep reaping
+                logger.exception("instance reaper failed")
+
+    def reap(self) -> list[str]:
+        """Stop idle instances and drop dead ones; returns the instance ids removed."""
+        now = time.monotonic()
+        with self._lock:
+            candidates = list(self._instances.items())
+        removed = []
+        for name, instance in candidates:
+            if not instance.alive:
+                logger.info("instance %s of %s %s", instance.instance_id, name,
+                            describe_exit(instance.process.returncode))
+                self._retire(name, instance, wait=True)
+                removed.append(instance.instance_id)
+                continue
+            with instance._lock:
+                idle = instance.active == 0 and now - instance.last_used >= self.idle_timeout_s
+            if idle:
+                logger.info("stopping idle instance %s of %s", instance.instance_id, name)
+                self._retire(name, instance, wait=False)
+                removed.append(instance.instance_id)
+        return removed
+
+    # introspection -------------------------------------------------------------------------------------
+    def _live_directories(self) -> set[str]:
+        with self._lock:
+            return {i.directory for i in self._instances.values()}
+
+    def get(self, function_name: str) -> Instance | None:
+        with self._lock:
+            return self._instances.get(function_name)
+
+    def list(self) -> list[dict[str, Any]]:
+        with self._lock:
+            instances = sorted(self._instances.values(), key=lambda i: i.function_name)
+        return [i.to_dict() for i in instances]
+
+
+def _prune(runtime_dir: str, limit: int, keep: set[str]) -> None:
+    """Remove the oldest instance directories beyond ``limit`` (never one in ``keep``)."""
+    try:
+        entries = [e for e in os.scandir(runtime_dir) if e.is_dir() and e.path not in keep]
+    except OSError:
+        return
+    if len(entries) <= limit:
+        return
+    entries.sort(key=lambda e: e.stat().st_mtime)
+    for entry in entries[:len(entries) - limit]:
+        shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot) from ``/proc``; None when gone or unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] == b"Z":
+        return None
+    return int(fields[19])
+
+
+def descendants(pid: int) -> dict[int, int]:
+    """``{pid: start time}`` of every live descendant of ``pid`` (Linux ``/proc``; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    starts: dict[int, int] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return {}
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] == b"Z":
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        starts[int(entry)] = int(fields[19])
+    found: dict[int, int] = {}
+    todo = list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        if child in found:
+            continue
+        found[child] = starts[child]
+        todo.extend(children.get(child, []))
+    return found
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _leader_exited(pid: int) -> bool:
+    """True once the process has exited (without reaping it, so its pid/pgid cannot be reused yet)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+__all__ = [
+    "DEFAULT_IDLE_TIMEOUT_S",
+    "DEFAULT_START_TIMEOUT_S",
+    "FunctionNotStarted",
+    "Instance",
+    "InstanceManager",
+    "build_environment",
+    "map_command",
+]
