@@ -7,10 +7,16 @@ A rule (all keys optional)::
      "error_rate": 0.0,            # probability of answering error_status/error_code instead of running it
      "error_status": 500, "error_code": "InternalServerError", "error_message": "...",
      "throttle_rate": 0.0,         # probability of answering 429 Throttling + x-acs-retry-after: retry_after
-     "retry_after": 1,             # seconds (positive integer) -> the SDK raises ThrottlingException
+     "retry_after": 1,             # x-acs-retry-after header value (positive integer); read as MILLISECONDS
      "lose_response_rate": 0.0,    # probability that the call COMMITS, then the connection closes unanswered
      "seed": 42,                   # seeds this rule's own random generator (reproducible sequences)
      "count": 3}                   # the rule covers only the next N calls of the operation, then lapses
+
+``retry_after`` is sent as the integer of the ``x-acs-retry-after`` header of the 429, which makes the SDK
+raise ``ThrottlingException(retry_after=N)``. The SDK's own retry backoff reads it as MILLISECONDS
+(``darabonba/core.py`` ``get_backoff_time`` returns it and ``sleep`` waits ``N / 1000`` s), and so does
+mcp-fc's gateway (``deployer/gateway.py``); the default ``1`` is therefore a 1 ms hint. Give e.g. ``2000``
+for a two-second backoff.
 
 Rule choice: an operation's own rule wins over ``*`` as a whole (keys are not merged); once the operation's
 rule has lapsed (``count`` used up) the ``*`` rule applies again. ``count`` is consumed by every call the rule
