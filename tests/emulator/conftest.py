@@ -73,8 +73,10 @@ def _wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: fl
 
 @pytest.fixture(scope="session")
 def emulator_session() -> Iterator[EmulatorServer]:
+    # The API-level tests never need a function process: trigger URLs answer 503 FunctionNotReady.
+    # The local runtime has its own servers (test_runtime.py, test_trigger_auth.py).
     server = EmulatorServer(port=0, access_key_id=ACCESS_KEY_ID, access_key_secret=ACCESS_KEY_SECRET,
-                            pending_seconds=PENDING_SECONDS).start()
+                            pending_seconds=PENDING_SECONDS, runtime=False).start()
     yield server
     server.stop()
 

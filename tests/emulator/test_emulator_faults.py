@@ -136,7 +136,9 @@ def test_reset_clears_state_faults_stats_and_config(emulator, client, created, h
     assert httpx.get(f"{emulator.url}/_emulator/state").json() == {"functions": {}, "triggers": {}}
     assert httpx.get(f"{emulator.url}/_emulator/faults").json() == {}
     assert httpx.get(f"{emulator.url}/_emulator/stats").json()["total_calls"] == 0
-    assert httpx.get(f"{emulator.url}/_emulator/config").json() == {"pending_seconds": 0.3, "fail_images": []}
+    assert httpx.get(f"{emulator.url}/_emulator/config").json() == {
+        "pending_seconds": 0.3, "fail_images": [], "runtime": False, "start_timeout_s": 20.0,
+        "idle_timeout_s": 600.0}
     with pytest.raises(ClientException):
         client.get_function(created, fc.GetFunctionRequest())
 

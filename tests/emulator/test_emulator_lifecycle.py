@@ -143,7 +143,9 @@ def test_failed_image_ends_in_failed_state(emulator, client, function_input, wai
 
 def test_fail_images_via_control_api(emulator, client, function_input):
     r = httpx.put(f"{emulator.url}/_emulator/config", json={"fail_images": ["nope"], "pending_seconds": 0})
-    assert r.status_code == 200 and r.json() == {"fail_images": ["nope"], "pending_seconds": 0.0}
+    assert r.status_code == 200 and r.json() == {"fail_images": ["nope"], "pending_seconds": 0.0,
+                                                 "runtime": False, "start_timeout_s": 20.0,
+                                                 "idle_timeout_s": 600.0}
     body = client.create_function(fc.CreateFunctionRequest(body=function_input(
         custom_container_config=fc.CustomContainerConfig(image="r.example.com/ns/nope:1")))).body
     assert body.state == "Failed"

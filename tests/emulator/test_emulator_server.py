@@ -18,7 +18,7 @@ from deployer.emulator import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, 
 def test_state_file_round_trip(tmp_path, make_client, function_input, http_trigger_input, wait_until):
     state = tmp_path / "fc-state.json"
     with EmulatorServer(port=0, access_key_id="ak", access_key_secret="sk", pending_seconds=0.1,
-                        state_file=state) as first:
+                        state_file=state, runtime=False) as first:
         client = make_client(first, "ak", "sk")
         created = client.create_function(fc.CreateFunctionRequest(body=function_input())).body
         trigger = client.create_trigger("mcp-weather",
@@ -35,7 +35,7 @@ def test_state_file_round_trip(tmp_path, make_client, function_input, http_trigg
         httpx.get(url, timeout=2)
 
     with EmulatorServer(port=0, access_key_id="ak", access_key_secret="sk", pending_seconds=0.1,
-                        state_file=state) as second:
+                        state_file=state, runtime=False) as second:
         client = make_client(second, "ak", "sk")
         got = wait_until(lambda: (f := client.get_function("mcp-weather", fc.GetFunctionRequest()).body)
                          .last_update_status == "Successful" and f)
@@ -53,7 +53,8 @@ def test_state_file_round_trip(tmp_path, make_client, function_input, http_trigg
 def test_state_file_rebinds_another_port_when_taken(tmp_path, make_client, function_input,
                                                     http_trigger_input):
     state = tmp_path / "state.json"
-    with EmulatorServer(port=0, access_key_id="ak", access_key_secret="sk", state_file=state) as first:
+    with EmulatorServer(port=0, access_key_id="ak", access_key_secret="sk", state_file=state,
+                        runtime=False) as first:
         client = make_client(first, "ak", "sk")
         client.create_function(fc.CreateFunctionRequest(body=function_input()))
         url = client.create_trigger("mcp-weather", fc.CreateTriggerRequest(body=http_trigger_input())).body \
@@ -63,7 +64,8 @@ def test_state_file_rebinds_another_port_when_taken(tmp_path, make_client, funct
         blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         blocker.bind(("127.0.0.1", port))
         blocker.listen()
-        with EmulatorServer(port=0, access_key_id="ak", access_key_secret="sk", state_file=state) as second:
+        with EmulatorServer(port=0, access_key_id="ak", access_key_secret="sk", state_file=state,
+                            runtime=False) as second:
             got = make_client(second, "ak", "sk").get_trigger("mcp-weather", "http").body
             new_url = got.http_trigger.url_internet
             assert new_url != url
@@ -140,7 +142,7 @@ def test_context_manager_and_repr():
 
 def test_restart_of_the_same_object_keeps_functions_and_trigger_urls(make_client, function_input,
                                                                      http_trigger_input):
-    server = EmulatorServer(port=0, access_key_id="ak", access_key_secret="sk").start()
+    server = EmulatorServer(port=0, access_key_id="ak", access_key_secret="sk", runtime=False).start()
     try:
         client = make_client(server, "ak", "sk")
         client.create_function(fc.CreateFunctionRequest(body=function_input()))

@@ -1,0 +1,208 @@
+"""The emulator's live trigger URLs with the REAL mcp-proxy and mcp-server-time, used by the OFFICIAL MCP
+client.
+
+Functions and triggers are built by mcp-fc's own spec builder (``deployer.spec``) and created with the real
+SDK; the trigger uses jwt auth with a token minted by ``deployer.endpoint_auth``. Both transports: ``sse``
+(``GET /sse`` + ``POST /messages/``) and ``streamable-http`` (``--stateless``, ``POST /mcp``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from alibabacloud_fc20230330 import models as fc
+from alibabacloud_fc20230330.client import Client
+from alibabacloud_tea_openapi import models as om
+from mcp import ClientSession
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamablehttp_client
+
+from deployer import spec
+from deployer.emulator import EmulatorServer
+from deployer.endpoint_auth import SigningKey, mint_token, new_signing_key
+from schemas import DeployRequest
+
+pytestmark = pytest.mark.e2e
+
+AK, SK = "e2e-ak", "e2e-secret"
+IMAGE = "registry.cn-hangzhou.aliyuncs.com/mcp-fc/mcp-server-time:1.0"
+
+
+def poll(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+        time.sleep(0.02)
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def family(pid: int) -> set[int]:
+    """The process and its live descendants (mcp-server-time runs in a session of its own)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parents[int(entry.name)] = int(fields[1])
+    found = {pid} if pid in parents else set()
+    changed = True
+    while changed:
+        changed = False
+        for child, parent in parents.items():
+            if parent in found and child not in found:
+                found.add(child)
+                changed = True
+    return found
+
+
+@pytest.fixture(scope="module")
+def fc_emulator() -> Iterator[EmulatorServer]:
+    server = EmulatorServer(port=0, access_key_id=AK, access_key_secret=SK, pending_seconds=0).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def sdk(fc_emulator: EmulatorServer) -> Client:
+    return Client(om.Config(access_key_id=AK, access_key_secret=SK, endpoint=fc_emulator.endpoint,
+                            protocol="http"))
+
+
+@pytest.fixture(scope="module")
+def key() -> SigningKey:
+    return new_signing_key()
+
+
+def deploy(sdk: Client, req: DeployRequest, auth: spec.EndpointAuth) -> str:
+    sdk.create_function(fc.CreateFunctionRequest(body=spec.create_function_input(req)))
+    body = spec.create_trigger_input(req, auth)
+    return sdk.create_trigger(req.name, fc.CreateTriggerRequest(body=body)).body.http_trigger.url_internet
+
+
+def instances(server: EmulatorServer) -> dict[str, dict[str, Any]]:
+    return {i["functionName"]: i for i in httpx.get(f"{server.url}/_emulator/instances").json()["instances"]}
+
+
+async def use(url: str, transport: str, headers: dict[str, str] | None) -> tuple[list[str], str]:
+    client = (sse_client(url, headers=headers, timeout=30) if transport == "sse"
+              else streamablehttp_client(url, headers=headers, timeout=30))
+    async with client as streams, ClientSession(streams[0], streams[1]) as session:
+        await session.initialize()
+        tools = [t.name for t in (await session.list_tools()).tools]
+        called = await session.call_tool("get_current_time", {"timezone": "UTC"})
+        assert not called.isError, called
+        return tools, called.content[0].text
+
+
+@pytest.mark.parametrize("transport", ["sse", "streamable-http"])
+def test_official_client_through_a_jwt_trigger(fc_emulator, sdk, key, transport):
+    name = f"time-{transport.replace('-', '')}"
+    req = DeployRequest(name=name, image=IMAGE, command=["mcp-server-time"], transport=transport,
+                        auth={"type": "jwt"})
+    base = deploy(sdk, req, spec.EndpointAuth(jwks=key.jwks()))
+    urls = spec.endpoint_urls(base, base)
+    url = urls.sse if transport == "sse" else urls.mcp
+    token = mint_token(key, subject=name)
+
+    # the trigger refuses callers without the token or with a wrong one, before anything starts
+    assert httpx.get(url, timeout=10).status_code == 401
+    assert httpx.get(url, headers={"Authorization": "Bearer not-a-jwt"}, timeout=10).status_code == 401
+    wrong = mint_token(new_signing_key(), subject=name)
+    r = httpx.post(url, headers={"Authorization": f"Bearer {wrong}"}, json={}, timeout=10)
+    assert r.status_code == 401
+    assert name not in instances(fc_emulator)
+
+    started = time.monotonic()
+    tools, text = asyncio.run(use(url, transport, {"Authorization": f"Bearer {token}"}))
+    first_session_s = time.monotonic() - started
+    assert "get_current_time" in tools
+    assert json.loads(text)["timezone"] == "UTC"
+    inst = instances(fc_emulator)[name]
+    expected = ["mcp-proxy", "--port", str(inst["port"]), "--host", "127.0.0.1"]
+    assert inst["command"][:5] == expected and ("--stateless" in inst["command"]) == (transport != "sse")
+    print(f"\n{transport}: cold start {inst['coldStartMs']} ms, "
+          f"first MCP session {first_session_s * 1000:.0f} ms")
+
+    # warm: a second session reuses the instance
+    asyncio.run(use(url, transport, {"Authorization": f"Bearer {token}"}))
+    assert instances(fc_emulator)[name]["pid"] == inst["pid"]
+
+
+def test_sse_endpoint_event_arrives_promptly_with_an_absolute_path(fc_emulator, sdk):
+    req = DeployRequest(name="time-open", image=IMAGE, command=["mcp-server-time"],
+                        auth={"type": "anonymous"})
+    base = deploy(sdk, req, spec.EndpointAuth())
+    assert httpx.get(f"{base}/status", timeout=30).status_code == 200  # cold start
+    latencies = []
+    for _ in range(3):
+        started = time.monotonic()
+        with httpx.stream("GET", f"{base}/sse", timeout=10) as resp:
+            assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
+            lines = resp.iter_lines()
+            assert next(lines) == "event: endpoint"
+            data = next(lines)
+            latencies.append(time.monotonic() - started)
+            assert data.startswith("data: /messages/?session_id=")
+            # the session stays usable on the same origin while the stream is open (concurrent POST)
+            ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+            post = httpx.post(base + data.removeprefix("data: "), json=ping, timeout=10)
+            assert post.status_code == 202
+            reply = next(line for line in lines if line.startswith("data:"))
+            assert json.loads(reply.removeprefix("data: ")) == {"jsonrpc": "2.0", "id": 1, "result": {}}
+    print(f"\nSSE endpoint event latency (warm): {[round(x * 1000, 1) for x in latencies]} ms")
+    assert min(latencies) < 0.5
+
+
+def test_update_restarts_and_delete_or_stop_leave_no_process(key):
+    server = EmulatorServer(port=0, access_key_id=AK, access_key_secret=SK, pending_seconds=0).start()
+    try:
+        client = Client(om.Config(access_key_id=AK, access_key_secret=SK, endpoint=server.endpoint,
+                                  protocol="http"))
+        req = DeployRequest(name="time-life", image=IMAGE, command=["mcp-server-time"], auth={"type": "jwt"})
+        base = deploy(client, req, spec.EndpointAuth(jwks=key.jwks()))
+        headers = {"Authorization": f"Bearer {mint_token(key, subject='time-life')}"}
+        asyncio.run(use(f"{base}/sse", "sse", headers))
+        first = instances(server)["time-life"]
+        # mcp-proxy and its mcp-server-time
+        members = poll(lambda: m if len(m := family(first["pid"])) >= 2 else None)
+
+        update = spec.update_function_input(req.model_copy(update={"env": {"TZ_HINT": "x"}}))
+        client.update_function("time-life", fc.UpdateFunctionRequest(body=update))
+        poll(lambda: not any(alive(p) for p in members))
+        asyncio.run(use(f"{base}/sse", "sse", headers))
+        second = instances(server)["time-life"]
+        assert second["pid"] != first["pid"] and second["revision"] == 2
+
+        client.delete_trigger("time-life", "http")
+        client.delete_function("time-life")
+        members = family(second["pid"])
+        poll(lambda: not any(alive(p) for p in members))
+
+        base = deploy(client, req, spec.EndpointAuth(jwks=key.jwks()))
+        asyncio.run(use(f"{base}/sse", "sse", headers))
+        third = instances(server)["time-life"]
+        members = poll(lambda: m if len(m := family(third["pid"])) >= 2 else None)
+    finally:
+        server.stop()
+    assert [p for p in members if alive(p)] == []  # stop() waited: nothing left, children included
