@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     fc_rate_limit_redis_url: str | None = Field(default=None, description="unset: the broker's Redis, if any")
     fc_rate_limit_max_wait_s: float = Field(default=5.0, ge=0, description="longer waits raise FCThrottled")
 
+    # Reliability (tasks/context.py leases, tasks/recovery.py; docs/reliability.md). A run holds a lease on
+    # its deployment and renews it every lease_s/3; the worker's recovery loop re-queues (same task id) or
+    # fails deployments that no live run holds and that made no progress for recovery_stall_s.
+    lease_s: float = Field(default=60.0, ge=1, description="a run's lease on its deployment, renewed while it runs")
+    recovery_enabled: bool = Field(default=True, description="run the stuck-deploy recovery loop in workers")
+    recovery_interval_s: float = Field(default=30.0, gt=0, description="seconds between two recovery sweeps")
+    recovery_stall_s: float = Field(default=120.0, gt=0, description="no lease, no run due, no change this long")
+    recovery_max_requeues: int = Field(default=5, ge=0, description="re-queues of one operation before failing it")
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def sqlite_path(self) -> Path:

@@ -264,16 +264,20 @@ def transition(
     *,
     expect_task: str | None = None,
     expect_status: Status | None = None,
+    expect_lease: str | None = None,
     message: str = "",
     **fields: Any,
 ) -> bool:
-    """Compare-and-set the status along a legal edge (optionally only from one status, or for one task)."""
+    """Compare-and-set the status along a legal edge (optionally only from one status, for one task, or
+    while one run holds the lease)."""
     allowed = [s.value for s in TRANSITIONS_INTO[new]] + [new.value]
     if expect_status is not None:
         allowed = [expect_status.value] if expect_status.value in allowed else []
     conditions = [DeploymentRow.id == deployment_id, DeploymentRow.status.in_(allowed)]
     if expect_task is not None:
         conditions.append(DeploymentRow.task_id == expect_task)
+    if expect_lease is not None:
+        conditions.append(DeploymentRow.lease_owner == expect_lease)
     result = session.execute(
         update(DeploymentRow)
         .where(*conditions)
@@ -289,11 +293,21 @@ def transition(
     return True
 
 
-def set_fields(session: Session, deployment_id: str, *, expect_task: str | None = None, **fields: Any) -> bool:
-    """Write progress, checkpoints and results without touching the status."""
+def set_fields(
+    session: Session,
+    deployment_id: str,
+    *,
+    expect_task: str | None = None,
+    expect_lease: str | None = None,
+    **fields: Any,
+) -> bool:
+    """Write progress, checkpoints and results without touching the status (a run passes its lease, so a
+    run that lost its lease can no longer write)."""
     conditions = [DeploymentRow.id == deployment_id]
     if expect_task is not None:
         conditions.append(DeploymentRow.task_id == expect_task)
+    if expect_lease is not None:
+        conditions.append(DeploymentRow.lease_owner == expect_lease)
     result = session.execute(
         update(DeploymentRow)
         .where(*conditions)
@@ -316,6 +330,17 @@ def acquire_lease(session: Session, deployment_id: str, owner: str, seconds: flo
             ),
         )
         .values(lease_owner=owner, lease_until=now + timedelta(seconds=seconds))
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)
+
+
+def renew_lease(session: Session, deployment_id: str, owner: str, seconds: float) -> bool:
+    """Extend a lease this owner still holds; False when it is gone (released, or taken over after expiry)."""
+    result = session.execute(
+        update(DeploymentRow)
+        .where(DeploymentRow.id == deployment_id, DeploymentRow.lease_owner == owner)
+        .values(lease_until=utcnow() + timedelta(seconds=seconds))
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)
@@ -353,6 +378,83 @@ def stale_running(session: Session, now: datetime | None = None) -> list[Deploym
     active = [Status.pending.value, Status.running.value, Status.deleting.value]
     stmt = select(DeploymentRow).where(DeploymentRow.status.in_(active), DeploymentRow.deadline_at < now)
     return list(session.scalars(stmt))
+
+
+# -- stuck-deploy recovery (tasks/recovery.py) -----------------------------------------------------
+
+ACTIVE = (Status.pending.value, Status.running.value, Status.deleting.value)
+
+
+def _lease_free(now: datetime) -> Any:
+    return or_(DeploymentRow.lease_owner.is_(None), DeploymentRow.lease_until < now)
+
+
+def unleased_idle(session: Session, *, idle_before: datetime, now: datetime, limit: int = 200) -> list[DeploymentRow]:
+    """Active deployments that no live run holds and that have not changed since `idle_before`, or that
+    are past their deadline: the candidates of a recovery sweep (the caller looks at `due_at` too)."""
+    stmt = (
+        select(DeploymentRow)
+        .where(
+            DeploymentRow.status.in_(ACTIVE),
+            _lease_free(now),
+            or_(
+                and_(
+                    DeploymentRow.updated_at < idle_before,
+                    or_(DeploymentRow.lease_until.is_(None), DeploymentRow.lease_until < idle_before),
+                ),
+                DeploymentRow.deadline_at < now,
+            ),
+        )
+        .order_by(DeploymentRow.updated_at)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def _same_unleased(row: DeploymentRow, now: datetime) -> list[Any]:
+    """Still the row the sweep looked at: same task, same status, unchanged since, and no live run."""
+    return [
+        DeploymentRow.id == row.id,
+        DeploymentRow.task_id == row.task_id,
+        DeploymentRow.status == row.status,
+        DeploymentRow.updated_at == row.updated_at,
+        _lease_free(now),
+    ]
+
+
+def claim_requeue(session: Session, row: DeploymentRow, *, now: datetime, count: int, message: str) -> bool:
+    """Compare-and-set before a recovery re-queue: counts it in the checkpoint and clears a dead lease.
+    False when anything changed since the sweep read the row (a run started, another sweep acted)."""
+    checkpoint = {**(row.checkpoint or {}), "recovered": count}
+    checkpoint.pop("due_at", None)
+    result = session.execute(
+        update(DeploymentRow)
+        .where(*_same_unleased(row, now))
+        .values(checkpoint=checkpoint, lease_owner=None, lease_until=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:
+        return False
+    fresh = session.get(DeploymentRow, row.id, populate_existing=True)
+    assert fresh is not None
+    add_event(session, fresh, message)
+    return True
+
+
+def fail_stuck(session: Session, row: DeploymentRow, *, now: datetime, error: dict[str, Any], message: str) -> bool:
+    """Compare-and-set a stuck deployment to failed with the reason (same guards as claim_requeue)."""
+    result = session.execute(
+        update(DeploymentRow)
+        .where(*_same_unleased(row, now))
+        .values(status=Status.failed.value, error=error, lease_owner=None, lease_until=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:
+        return False
+    fresh = session.get(DeploymentRow, row.id, populate_existing=True)
+    assert fresh is not None
+    add_event(session, fresh, message)
+    return True
 
 
 def to_public(row: DeploymentRow) -> Deployment:

@@ -1,17 +1,24 @@
 """What every task run shares: per-process clients, the row it works on, and how it ends.
 
-A task message carries a deployment id only. A run loads the row, checks that it is still the current
-task for it (a redeploy or delete replaces the task id, so stale messages do nothing), takes the
-deployment's lease (two runs never interleave FC calls for one deployment), and writes every step
-to the row before moving on, so a redelivered message resumes where the last run stopped.
+A task message carries a deployment id only. A run takes the deployment's lease (two runs never interleave
+FC calls for one deployment), then loads the row and checks that it is still the current task for it (a
+redeploy or delete replaces the task id, so stale messages do nothing), and writes every step to the row
+before moving on, so a redelivered message resumes where the last run stopped.
+
+The lease is short (settings.lease_s) and a keeper thread renews it while the run lives, so a dead run
+(a SIGKILLed worker, a lost task) lets go within lease_s and tasks/recovery.py can re-queue its work.
+Every write of a run is conditional on its lease: a run that lost it (a hang past the hard time limit,
+a database outage longer than the lease) can no longer write, and stops at its next step.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -31,7 +38,9 @@ from schemas import MASK, TERMINAL, Status
 
 log = logging.getLogger("tasks")
 
-LEASE_S = TIME_LIMIT_S + 30
+# A keeper stops renewing after this long, so a run hung past the hard time limit (or in a pool that does
+# not enforce time limits, e.g. threads) lets its lease expire and recovery can take over.
+MAX_RUN_S = TIME_LIMIT_S + 30
 
 
 @dataclass
@@ -49,7 +58,9 @@ def context() -> WorkerContext:
 
 
 def execution_id(task: Task) -> str:
-    return f"{task.request.id}:{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    """Unique per run and at most 64 characters (the lease_owner column): a long host name (a Kubernetes pod)
+    must not make PostgreSQL refuse the lease."""
+    return f"{task.request.id}:{secrets.token_hex(4)}:{os.getpid()}@{socket.gethostname()}"[:64]
 
 
 def error_payload(exc: BaseException, step: str) -> dict[str, Any]:
@@ -95,6 +106,57 @@ class Busy(Exception):
     """Another run holds the deployment's lease."""
 
 
+class LeaseLost(Exception):
+    """This run no longer holds the deployment's lease: it must stop without writing."""
+
+
+class LeaseKeeper:
+    """Renews a run's lease every lease_s/3 from a daemon thread, until stopped or MAX_RUN_S has passed.
+
+    `lost` turns true when the lease is gone (taken over after expiry) or could not be renewed for a whole
+    lease period (database unreachable); the run checks it between steps.
+    """
+
+    def __init__(self, settings: Settings, deployment_id: str, owner: str, lease_s: float) -> None:
+        self.settings = settings
+        self.deployment_id = deployment_id
+        self.owner = owner
+        self.lease_s = lease_s
+        self.started = time.monotonic()
+        self.renewed = self.started
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"lease-{deployment_id}", daemon=True)
+
+    def start(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def expired(self) -> bool:
+        return self.lost or time.monotonic() - self.renewed > self.lease_s
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.lease_s / 3):
+            if time.monotonic() - self.started > MAX_RUN_S:
+                log.warning("lease.given_up", extra={"deployment_id": self.deployment_id})
+                return
+            try:
+                with session_scope(self.settings) as session:
+                    held = store.renew_lease(session, self.deployment_id, self.owner, self.lease_s)
+            except Exception:  # noqa: BLE001 - the database may be back at the next tick
+                log.warning("lease.renew_failed", extra={"deployment_id": self.deployment_id}, exc_info=True)
+                continue
+            if not held:
+                self.lost = True
+                return
+            self.renewed = time.monotonic()
+
+
 class Run:
     """One execution of a task for one deployment."""
 
@@ -105,6 +167,7 @@ class Run:
         self.execution = execution_id(task)
         self.ctx = context()
         self.expected = expected
+        self.keeper: LeaseKeeper | None = None
 
     def load(self) -> DeploymentRow:
         with session_scope(self.ctx.settings) as session:
@@ -116,22 +179,43 @@ class Run:
             return row
 
     def acquire(self) -> None:
+        """Take the lease (before loading the row, so what the run reads is what no other run is changing)."""
+        lease_s = self.ctx.settings.lease_s
         with session_scope(self.ctx.settings) as session:
-            if not store.acquire_lease(session, self.deployment_id, self.execution, LEASE_S):
+            if not store.acquire_lease(session, self.deployment_id, self.execution, lease_s):
                 raise Busy()
+        self.keeper = LeaseKeeper(self.ctx.settings, self.deployment_id, self.execution, lease_s).start()
 
     def release(self) -> None:
+        if self.keeper is not None:
+            self.keeper.stop()
+            self.keeper = None
         with session_scope(self.ctx.settings) as session:
             store.release_lease(session, self.deployment_id, self.execution)
 
-    def save(self, **fields: Any) -> None:
+    def check_lease(self) -> None:
+        """Between steps: go on only while the lease is ours. A keeper that could not renew in time (a slow
+        database) is not proof of loss: take the lease again if it is still ours or nobody took it."""
+        if self.keeper is None or not self.keeper.expired():
+            return
+        if not self.keeper.lost:
+            with session_scope(self.ctx.settings) as session:
+                if store.acquire_lease(session, self.deployment_id, self.execution, self.ctx.settings.lease_s):
+                    self.keeper.renewed = time.monotonic()
+                    return
+        raise LeaseLost()
+
+    def save(self, **fields: Any) -> bool:
         with session_scope(self.ctx.settings) as session:
-            store.set_fields(session, self.deployment_id, expect_task=self.task_id, **fields)
+            return store.set_fields(
+                session, self.deployment_id, expect_task=self.task_id, expect_lease=self.execution, **fields
+            )
 
     def progress(self, stage: str, progress: int, message: str, **fields: Any) -> None:
         with session_scope(self.ctx.settings) as session:
             if store.set_fields(
-                session, self.deployment_id, expect_task=self.task_id, stage=stage, progress=progress, **fields
+                session, self.deployment_id, expect_task=self.task_id, expect_lease=self.execution,
+                stage=stage, progress=progress, **fields,
             ):
                 row = store.get(session, self.deployment_id)
                 assert row is not None
@@ -143,7 +227,8 @@ class Run:
             fields.update(lease_owner=None, lease_until=None)
         with session_scope(self.ctx.settings) as session:
             return store.transition(
-                session, self.deployment_id, status, expect_task=self.task_id, message=message, **fields
+                session, self.deployment_id, status, expect_task=self.task_id, expect_lease=self.execution,
+                message=message, **fields,
             )
 
     def fail(self, exc: BaseException, step: str, **fields: Any) -> dict[str, Any]:

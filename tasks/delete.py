@@ -5,6 +5,7 @@ Deleting what is already gone counts as done, so a redelivered or repeated delet
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from billiard.exceptions import SoftTimeLimitExceeded
@@ -14,7 +15,7 @@ from deployer.errors import FCError
 from deployer.queue import DELETE_TASK
 from schemas import Status
 from tasks.app import app
-from tasks.context import Busy, Run, Superseded
+from tasks.context import Busy, LeaseLost, Run, Superseded
 
 MAX_TRANSIENT_RETRIES = 5
 
@@ -23,27 +24,33 @@ MAX_TRANSIENT_RETRIES = 5
 def delete(self: Task, deployment_id: str) -> dict[str, Any]:
     run = Run(self, deployment_id, expected={Status.deleting})
     try:
-        row = run.load()
         run.acquire()
-    except Superseded:
-        return {"status": "superseded"}
     except Busy:
         raise self.retry(countdown=2) from None
-    checkpoint = dict(row.checkpoint or {})
     countdown: float | None = None
     try:
-        run.progress("deleting", 30, f"deleting trigger and function {row.name}")
-        run.ctx.gateway.delete_function_and_triggers(row.name)
-        run.finish(Status.deleted, "deleted", stage="deleted", progress=100, urls={})
-        return {"status": "deleted"}
-    except SoftTimeLimitExceeded:
-        countdown = 5
-    except FCError as exc:
-        count = int(checkpoint.get("transient", 0)) + 1
-        if not exc.retryable or count > MAX_TRANSIENT_RETRIES:
-            return run.fail(exc, "delete")
-        run.save(checkpoint={**checkpoint, "transient": count})
-        countdown = min(60, 2**count)
+        row = run.load()
+        checkpoint = dict(row.checkpoint or {})
+        try:
+            run.progress("deleting", 30, f"deleting trigger and function {row.name}")
+            run.check_lease()
+            run.ctx.gateway.delete_function_and_triggers(row.name)
+            run.finish(Status.deleted, "deleted", stage="deleted", progress=100, urls={})
+            return {"status": "deleted"}
+        except SoftTimeLimitExceeded:
+            countdown = 5
+        except FCError as exc:
+            count = int(checkpoint.get("transient", 0)) + 1
+            if not exc.retryable or count > MAX_TRANSIENT_RETRIES:
+                return run.fail(exc, "delete")
+            checkpoint["transient"] = count
+            countdown = min(60, 2**count)
+        # Record when the next run is due, so recovery leaves the row alone until then.
+        run.save(checkpoint={**checkpoint, "due_at": round(time.time() + countdown, 3)})
+    except Superseded:
+        return {"status": "superseded"}
+    except LeaseLost:
+        return {"status": "lease-lost"}
     except Exception as exc:  # noqa: BLE001 - recorded on the row; the traceback goes to the log
         return run.fail(exc, "delete")
     finally:

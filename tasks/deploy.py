@@ -14,6 +14,7 @@ other error fails the deployment with the step and FC's code, keeping what was a
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from billiard.exceptions import SoftTimeLimitExceeded
@@ -29,7 +30,7 @@ from deployer.queue import DEPLOY_TASK
 from deployer.tables import DeploymentRow
 from schemas import AuthType, DeployRequest, Status, Transport
 from tasks.app import app
-from tasks.context import Busy, Run, Superseded, log, mask_result
+from tasks.context import Busy, LeaseLost, Run, Superseded, log, mask_result
 
 MAX_TRANSIENT_RETRIES = 5
 
@@ -43,14 +44,18 @@ class Reschedule(Exception):
 def deploy(self: Task, deployment_id: str) -> dict[str, Any]:
     run = Run(self, deployment_id, expected={Status.pending, Status.running})
     try:
-        row = run.load()
         run.acquire()
-    except Superseded:
-        return {"status": "superseded"}
     except Busy:
         raise self.retry(countdown=2) from None
+    countdown: float | None = None
     try:
+        row = run.load()
         return DeploySteps(run, row).run()
+    except Superseded:
+        return {"status": "superseded"}
+    except LeaseLost:
+        log.warning("deploy.lease_lost", extra={"deployment_id": deployment_id})
+        return {"status": "lease-lost"}
     except Reschedule as again:
         countdown = again.countdown
     finally:
@@ -90,21 +95,27 @@ class DeploySteps:
 
         step = "function"
         try:
+            run.check_lease()
             self.function_step()
             step = "wait_function"
+            run.check_lease()
             self.wait_step()
             if self.cancel_requested():
                 return self.cancel()
             step = "trigger"
+            run.check_lease()
             self.trigger_step()
             if self.cancel_requested():
                 return self.cancel()
             step = "probe"
+            run.check_lease()
             tools = self.probe_step()
-        except Reschedule:
+        except LeaseLost:
             raise
+        except Reschedule as again:
+            self.reschedule(again.countdown)
         except SoftTimeLimitExceeded:
-            raise Reschedule(5) from None
+            self.reschedule(5)
         except FCError as exc:
             if exc.retryable:
                 self.transient(exc, step)
@@ -218,6 +229,12 @@ class DeploySteps:
             row = store.get(session, self.row.id)
             return self.vault.decrypt(row.endpoint_token_enc) if row and row.endpoint_token_enc else None
 
+    def reschedule(self, countdown: float) -> None:
+        """Record when the next run is due (recovery leaves the row alone until then), then re-schedule."""
+        self.checkpoint["due_at"] = round(time.time() + countdown, 3)
+        self.run_.save(checkpoint=self.checkpoint)
+        raise Reschedule(countdown)
+
     def transient(self, exc: FCError, step: str) -> None:
         """FC kept failing transiently past the gateway's retries: try again later, a bounded number of times."""
         count = int(self.checkpoint.get("transient", 0)) + 1
@@ -226,7 +243,7 @@ class DeploySteps:
         self.checkpoint["transient"] = count
         self.run_.progress(self.row.stage or step, self.row.progress, f"{step}: {exc.code}, retrying",
                            checkpoint=self.checkpoint)
-        raise Reschedule(min(60, 2**count))
+        self.reschedule(min(60, 2**count))
 
     def cancel_requested(self) -> bool:
         with session_scope(self.settings) as session:
