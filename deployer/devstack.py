@@ -178,6 +178,8 @@ def run_dev(*, port: int = 8000, data_dir: Path | None = None, demo: bool = Fals
     threading.Thread(target=announce, name="dev-announce", daemon=True).start()
     try:
         server.run()
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the Ctrl-C it handled; stopping is the normal way out of `dev`
     finally:
         stack.stop()
     failed_demo = demo and outcome.get("deployment", {}).get("status") != "succeeded"

@@ -75,12 +75,34 @@ async def probe_async(url: str, *, transport: str, headers: dict[str, str] | Non
     return await asyncio.wait_for(run(), timeout)
 
 
+def _error_body(url: str, headers: dict[str, str] | None, status: int) -> str:
+    """The MCP client streams responses and never reads an error's body; fetch it once more to show it."""
+    try:
+        with httpx.stream("GET", url, headers=headers, timeout=5.0) as resp:
+            if resp.status_code != status:
+                return ""
+            body = b""
+            for chunk in resp.iter_bytes():
+                body += chunk
+                if len(body) >= 500:
+                    break
+            return body[:500].decode(errors="replace")
+    except httpx.HTTPError:
+        return ""
+
+
 def probe(url: str, *, transport: str, headers: dict[str, str] | None = None, timeout: float = 30.0) -> ProbeResult:
     """Connect, initialize, list tools. Raises DeployError(code="ProbeFailed") saying what happened."""
     what = f"MCP {transport} client at {url}"
     try:
         return asyncio.run(probe_async(url, transport=transport, headers=headers, timeout=timeout))
     except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - every failure becomes one clear message
+        detail = describe_failure(exc)
+        statuses = [e.response.status_code for e in _leaf_errors(exc) if isinstance(e, httpx.HTTPStatusError)]
+        if statuses and statuses[0] >= 400:
+            body = _error_body(url, headers, statuses[0])
+            if body and body not in detail:
+                detail = f"{detail}: {body}"
         raise DeployError(
-            f"{what}: initialize + tools/list failed: {describe_failure(exc)}", code="ProbeFailed", step="probe"
+            f"{what}: initialize + tools/list failed: {detail}", code="ProbeFailed", step="probe"
         ) from None

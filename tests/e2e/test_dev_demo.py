@@ -1,0 +1,89 @@
+"""The README's first command: `mcp-fc dev --demo` deploys the sample server on the embedded stack and
+prints a URL and a header that the official MCP client uses to list tools and call get_current_time."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from mcp import ClientSession
+from mcp.client.sse import sse_client
+
+from tests.integration.conftest import free_port
+
+pytestmark = pytest.mark.e2e
+
+MCP_FC = str(Path(sys.executable).parent / "mcp-fc")
+
+
+def read_lines(stream, sink: queue.Queue) -> None:
+    for raw in iter(stream.readline, b""):
+        sink.put(raw.decode(errors="replace").rstrip("\n"))
+    sink.put(None)
+
+
+async def list_and_call(url: str, headers: dict[str, str]) -> tuple[list[str], str]:
+    async with sse_client(url, headers=headers) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        tools = [t.name for t in (await session.list_tools()).tools]
+        result = await session.call_tool("get_current_time", {"timezone": "Europe/Paris"})
+        return tools, result.content[0].text
+
+
+def proxies() -> set[str]:
+    return set(subprocess.run(["pgrep", "-f", "mcp-proxy"], capture_output=True, text=True).stdout.split())
+
+
+def test_dev_demo_prints_a_working_url_and_header(tmp_path):
+    before = proxies()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCPFC_", "ALIBABA_CLOUD_"))}
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["MCPFC_EMULATOR_PENDING_S"] = "0.3"
+    port = free_port()
+    proc = subprocess.Popen([MCP_FC, "dev", "--demo", "--port", str(port), "--data-dir", str(tmp_path)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    out: queue.Queue = queue.Queue()
+    err: queue.Queue = queue.Queue()
+    threading.Thread(target=read_lines, args=(proc.stdout, out), daemon=True).start()
+    threading.Thread(target=read_lines, args=(proc.stderr, err), daemon=True).start()
+    seen: list[str] = []
+    url = header = None
+    try:
+        deadline = time.monotonic() + 180
+        while not (url and header):
+            assert time.monotonic() < deadline, f"no URL and header printed: {seen}"
+            try:
+                line = out.get(timeout=1)
+            except queue.Empty:
+                assert proc.poll() is None, f"mcp-fc dev exited {proc.returncode}: {seen} {list(err.queue)}"
+                continue
+            assert line is not None, f"stdout closed: {seen} {list(err.queue)}"
+            seen.append(line)
+            if line.startswith("MCP SSE URL:"):
+                url = line.split(":", 1)[1].strip()
+            if line.startswith("Header:"):
+                header = line.split(":", 1)[1].strip()
+        name, value = header.split(":", 1)
+        tools, text = asyncio.run(list_and_call(url, {name.strip(): value.strip()}))
+        assert "get_current_time" in tools
+        assert "Europe/Paris" in text
+        assert "API key" in "\n".join(err.queue), "the banner shows the API key"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    assert proc.returncode == 0, list(err.queue)[-20:]
+    # nothing is left behind: the worker and the emulated function's mcp-proxy stopped with it
+    assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout == b""
+    assert proxies() <= before

@@ -1,0 +1,129 @@
+"""Live endpoints end to end: the real mcp-proxy and mcp-server-time behind emulated FC triggers,
+deployed through the API and a real worker, used with the official MCP client through the default auth."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+from mcp import ClientSession
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamablehttp_client
+from typer.testing import CliRunner
+
+from deployer.cli import app as cli_app
+from tests.integration.conftest import stack_factory  # noqa: F401
+
+pytestmark = pytest.mark.e2e
+
+IMAGE = "registry.cn-hangzhou.aliyuncs.com/mcp-fc/mcp-server-time:1.0"
+
+
+async def use_endpoint(url: str, transport: str, headers: dict[str, str] | None) -> tuple[list[str], str]:
+    client = sse_client(url, headers=headers) if transport == "sse" else streamablehttp_client(url, headers=headers)
+    async with client as streams, ClientSession(streams[0], streams[1]) as session:
+        await session.initialize()
+        tools = [t.name for t in (await session.list_tools()).tools]
+        called = await session.call_tool("get_current_time", {"timezone": "UTC"})
+        return tools, called.content[0].text
+
+
+@pytest.fixture(scope="module")
+def stack(stack_factory):  # noqa: F811
+    return stack_factory(workers=1, pool="threads", concurrency=4)
+
+
+@pytest.mark.parametrize("transport", ["sse", "streamable-http"])
+def test_deploy_lists_tools_and_the_client_config_works(stack, transport):
+    name = f"live-{transport.replace('-', '')}"
+    with stack.http() as http:
+        resp = http.post("/v1/deployments", json={"name": name, "image": IMAGE, "command": ["mcp-server-time"],
+                                                   "transport": transport})
+        assert resp.status_code == 202, resp.text
+        dep = stack.wait_for(resp.json()["id"], {"succeeded", "failed"})
+        assert dep["status"] == "succeeded", (dep.get("error"), stack.worker_logs())
+        assert "get_current_time" in dep["tools"]
+        config = http.get(f"/v1/deployments/{name}/client-config").json()["mcpServers"][name]
+    url = dep["urls"]["sse" if transport == "sse" else "mcp"]
+    assert config["url"] == url and config["headers"]["Authorization"].startswith("Bearer ")
+
+    tools, text = asyncio.run(use_endpoint(url, transport, config["headers"]))
+    assert "get_current_time" in tools and "UTC" in text
+
+    # the endpoint refuses callers without the token, and with a wrong one
+    assert httpx.get(url, timeout=10).status_code == 401
+    assert httpx.get(url, headers={"Authorization": "Bearer not-a-jwt"}, timeout=10).status_code == 401
+
+
+def test_token_rotation_invalidates_the_old_token(stack):
+    name = "live-rotate"
+    with stack.http() as http:
+        dep_id = http.post("/v1/deployments", json={"name": name, "image": IMAGE, "command": ["mcp-server-time"]}).json()["id"]
+        assert stack.wait_for(dep_id, {"succeeded", "failed"})["status"] == "succeeded"
+        old = http.get(f"/v1/deployments/{name}/client-config").json()["mcpServers"][name]
+    result = CliRunner().invoke(cli_app, ["--api-url", stack.api_url, "--api-key", stack.api_key,
+                                          "token", "rotate", name])
+    assert result.exit_code == 0, result.output
+    with stack.http() as http:
+        new = http.get(f"/v1/deployments/{name}/client-config").json()["mcpServers"][name]
+    assert new["headers"] != old["headers"] and new["url"] == old["url"]
+    assert httpx.get(old["url"], headers=old["headers"], timeout=10).status_code == 401
+    tools, _ = asyncio.run(use_endpoint(new["url"], "sse", new["headers"]))
+    assert "get_current_time" in tools
+
+
+def test_anonymous_endpoint_needs_no_token(stack):
+    with stack.http() as http:
+        dep_id = http.post("/v1/deployments", json={"name": "live-open", "image": IMAGE, "command": ["mcp-server-time"],
+                                                     "auth": {"type": "anonymous"}}).json()["id"]
+        dep = stack.wait_for(dep_id, {"succeeded", "failed"})
+        assert dep["status"] == "succeeded", dep.get("error")
+        assert "headers" not in http.get("/v1/deployments/live-open/client-config").json()["mcpServers"]["live-open"]
+    tools, _ = asyncio.run(use_endpoint(dep["urls"]["sse"], "sse", None))
+    assert "get_current_time" in tools
+
+
+@pytest.mark.parametrize(
+    ("command", "expect"),
+    [
+        # `--port 8080` lets the emulator map the container port to a free one, as it does for mcp-proxy
+        (["python", "-c", "import sys; sys.exit(3)", "--port", "8080"], "exit"),
+        (["python", "-c", "import time; time.sleep(600)", "--port", "8080"], "listen"),
+    ],
+    ids=["exits-at-once", "never-listens"],
+)
+def test_a_server_that_does_not_answer_fails_the_deploy_clearly(stack, command, expect):
+    stack.fc.backend.configure(start_timeout_s=3)
+    name = f"broken-{expect}"
+    with stack.http() as http:
+        dep_id = http.post("/v1/deployments", json={"name": name, "image": IMAGE, "command": command,
+                                                     "proxy": "none"}).json()["id"]
+        dep = stack.wait_for(dep_id, {"succeeded", "failed"})
+    assert dep["status"] == "failed"
+    error = dep["error"]
+    assert error["code"] == "ProbeFailed" and error["step"] == "probe"
+    assert dep["urls"]["sse"] in error["message"], "says what was tried"
+    assert expect in error["message"].lower(), "says what came back"
+    assert dep["result"]["function_result"], "the function is kept for inspection"
+
+
+def test_from_mcp_json_deploys_every_stdio_server(stack, tmp_path):
+    config = {"mcpServers": {
+        "time": {"command": "mcp-server-time", "args": []},
+        "Time Tokyo": {"command": "mcp-server-time", "args": ["--local-timezone", "Asia/Tokyo"],
+                       "env": {"SOME_TOKEN": "t0ken-value"}},
+        "already-remote": {"url": "https://example.com/mcp"},
+    }}
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps(config))
+    result = CliRunner().invoke(cli_app, ["--api-url", stack.api_url, "--api-key", stack.api_key, "deploy",
+                                          "--from-mcp-json", str(path), "--image", IMAGE])
+    assert result.exit_code == 0, result.output
+    remote = json.loads(result.stdout)["mcpServers"]
+    assert set(remote) == {"time", "Time Tokyo"}
+    assert "t0ken-value" not in result.output
+    for entry in remote.values():
+        tools, _ = asyncio.run(use_endpoint(entry["url"], "sse", entry["headers"]))
+        assert "get_current_time" in tools
