@@ -147,8 +147,23 @@ async def _problem_handler(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# FastAPI's answer when the body cannot even be decoded (invalid UTF-8, JSON nested too deep for the parser).
+_UNPARSEABLE_BODY = "There was an error parsing the body"
+
+
+def _malformed_body() -> Problem:
+    return Problem(
+        400,
+        "the request body is not valid JSON",
+        kind="malformed-json",
+        errors=[{"field": "body", "rule": "json_invalid", "message": "JSON decode error"}],
+    )
+
+
 async def _http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _UNPARSEABLE_BODY:
+        return await _problem_handler(request, _malformed_body())
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != _phrase(exc.status_code) else None
     if exc.status_code == 404 and detail is None:
         detail = f"no route for {request.method} {request.url.path}"
@@ -159,12 +174,7 @@ async def _request_validation_handler(request: Request, exc: Exception) -> JSONR
     assert isinstance(exc, RequestValidationError)
     raw = list(exc.errors())
     if any(err.get("type") == "json_invalid" for err in raw):
-        problem = Problem(
-            400,
-            "the request body is not valid JSON",
-            kind="malformed-json",
-            errors=[{"field": "body", "rule": "json_invalid", "message": "JSON decode error"}],
-        )
+        problem = _malformed_body()
     else:
         problem = validation_problem(field_errors(raw))
     return await _problem_handler(request, problem)
