@@ -87,13 +87,20 @@ class DevStack:
         with session_scope(settings) as session:
             store.import_api_key(session, self.api_key, name="dev")
 
-        self.worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--pool", "threads",
-             "--concurrency", str(self.worker_concurrency), "--loglevel", env.get("MCPFC_WORKER_LOGLEVEL", "WARNING"),
-             "--hostname", f"dev@{os.uname().nodename}", "--without-mingle", "--without-gossip"],
-            env=env,
-        )
+        # The worker's banner and logs go to a file: the terminal is for the URLs a user copies.
+        with open(self.worker_log, "ab") as log:
+            self.worker = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--pool", "threads",
+                 "--concurrency", str(self.worker_concurrency),
+                 "--loglevel", env.get("MCPFC_WORKER_LOGLEVEL", "INFO"),
+                 "--hostname", f"dev@{os.uname().nodename}", "--without-mingle", "--without-gossip"],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
         return settings
+
+    @property
+    def worker_log(self) -> Path:
+        return self.data_dir / "worker.log"
 
     def stop(self) -> None:
         if self.worker is not None and self.worker.poll() is None:
@@ -160,7 +167,7 @@ def run_dev(*, port: int = 8000, data_dir: Path | None = None, demo: bool = Fals
         fc = stack.emulator.url if stack.emulator else stack.env.get("MCPFC_FC_ENDPOINT")
         _say(f"mcp-fc dev is ready\n  API      {stack.api_url}  (docs: {stack.api_url}/docs)\n"
              f"  API key  {stack.api_key}\n  FC       {fc}{' (local emulator)' if stack.emulator else ''}\n"
-             f"  data     {stack.data_dir}\n"
+             f"  data     {stack.data_dir}  (worker log: {stack.worker_log.name})\n"
              f"  try      MCPFC_API_KEY={stack.api_key} mcp-fc deploy NAME --image IMAGE -- SERVER_CMD")
         if demo:
             _say(f"deploying the sample MCP server ({' '.join(DEMO_COMMAND)}) ...")

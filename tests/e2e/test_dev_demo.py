@@ -38,12 +38,22 @@ async def list_and_call(url: str, headers: dict[str, str]) -> tuple[list[str], s
         return tools, result.content[0].text
 
 
-def proxies() -> set[str]:
-    return set(subprocess.run(["pgrep", "-f", "mcp-proxy"], capture_output=True, text=True).stdout.split())
+def processes_using(directory: Path) -> list[int]:
+    """Processes with a file open under directory (the emulated functions log into the data dir)."""
+    found = []
+    for proc_dir in Path("/proc").iterdir():
+        if not proc_dir.name.isdigit():
+            continue
+        try:
+            targets = [os.readlink(fd) for fd in (proc_dir / "fd").iterdir()]
+        except OSError:
+            continue
+        if any(t.startswith(str(directory)) for t in targets):
+            found.append(int(proc_dir.name))
+    return found
 
 
 def test_dev_demo_prints_a_working_url_and_header(tmp_path):
-    before = proxies()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MCPFC_", "ALIBABA_CLOUD_"))}
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env["MCPFC_EMULATOR_PENDING_S"] = "0.3"
@@ -75,6 +85,7 @@ def test_dev_demo_prints_a_working_url_and_header(tmp_path):
         tools, text = asyncio.run(list_and_call(url, {name.strip(): value.strip()}))
         assert "get_current_time" in tools
         assert "Europe/Paris" in text
+        assert processes_using(tmp_path), "the function runs as a local process logging into the data dir"
         assert "API key" in "\n".join(err.queue), "the banner shows the API key"
     finally:
         proc.send_signal(signal.SIGINT)
@@ -86,4 +97,4 @@ def test_dev_demo_prints_a_working_url_and_header(tmp_path):
     assert proc.returncode == 0, list(err.queue)[-20:]
     # nothing is left behind: the worker and the emulated function's mcp-proxy stopped with it
     assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout == b""
-    assert proxies() <= before
+    assert processes_using(tmp_path) == []
