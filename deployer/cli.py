@@ -251,6 +251,19 @@ def _finish_deploy(state: State, dep: Deployment, *, json_out: bool, verb: str, 
         render.print_success(state.out, dep, verb=verb, elapsed=time.monotonic() - started)
 
 
+def _follow(
+    state: State, api: APIClient, dep: Deployment, *, no_wait: bool, json_out: bool, what: str, verb: str,
+    started: float,
+) -> Deployment:
+    """After a 202: report it (--no-wait), or wait for the end and report success or failure."""
+    if no_wait:
+        _accepted(state, dep, json_out=json_out, what=what)
+        return dep
+    dep = _wait(state, api, dep, lambda d: d.status in TERMINAL, json_out=json_out)
+    _finish_deploy(state, dep, json_out=json_out, verb=verb, started=started)
+    return dep
+
+
 def _accepted(state: State, dep: Deployment, *, json_out: bool, what: str) -> None:
     if json_out:
         typer.echo(render.deployment_json(dep))
@@ -353,11 +366,8 @@ def deploy(
     with state.client(api_url, api_key) as api:
         # One key per invocation: if the HTTP request is retried, the API deploys once.
         dep = api.deploy(body, idempotency_key=str(uuid.uuid4()))
-        if no_wait:
-            _accepted(state, dep, json_out=json_out, what="queued")
-            return
-        dep = _wait(state, api, dep, lambda d: d.status in TERMINAL, json_out=json_out)
-    _finish_deploy(state, dep, json_out=json_out, verb="deployed", started=started)
+        _follow(state, api, dep, no_wait=no_wait, json_out=json_out, what="queued", verb="deployed",
+                started=started)
 
 
 def _deploy_mcp_json(
@@ -456,12 +466,8 @@ def redeploy(
         priority=priority.value if priority else None,
     )
     with state.client(api_url, api_key) as api:
-        dep = api.redeploy(name, body)
-        if no_wait:
-            _accepted(state, dep, json_out=json_out, what="redeploying")
-            return
-        dep = _wait(state, api, dep, lambda d: d.status in TERMINAL, json_out=json_out)
-    _finish_deploy(state, dep, json_out=json_out, verb="redeployed", started=started)
+        _follow(state, api, api.redeploy(name, body), no_wait=no_wait, json_out=json_out,
+                what="redeploying", verb="redeployed", started=started)
 
 
 @app.command(no_args_is_help=True)
@@ -581,12 +587,8 @@ def token_rotate(
     state = _state(ctx)
     started = time.monotonic()
     with state.client(api_url, api_key) as api:
-        dep = api.rotate_token(name)
-        if no_wait:
-            _accepted(state, dep, json_out=json_out, what="rotating the token of")
-            return
-        dep = _wait(state, api, dep, lambda d: d.status in TERMINAL, json_out=json_out)
-    _finish_deploy(state, dep, json_out=json_out, verb="rotated the token of", started=started)
+        dep = _follow(state, api, api.rotate_token(name), no_wait=no_wait, json_out=json_out,
+                      what="rotating the token of", verb="rotated the token of", started=started)
     if not json_out:
         typer.echo(f"get the new client config with: mcp-fc config {dep.name}", err=True)
 

@@ -36,6 +36,7 @@ from deployer.api.deps import (
     VaultDep,
 )
 from deployer.api.problems import Problem, ProblemDetail, from_validation_error
+from deployer.crypto import Vault
 from deployer.db import session_scope
 from deployer.settings import Settings
 from deployer.tables import DeploymentRow
@@ -360,25 +361,12 @@ def redeploy(
     producer: ProducerDep,
 ) -> Deployment:
     """Update the function in place with the fields given; the trigger URL stays the same."""
-    row = _get_row(session, owner, id)
-    if row.status == Status.deleted:
-        raise Problem(
-            409, f"{row.name} was deleted; deploy it again instead", kind="deleted", deployment_id=row.id
-        )
-    if Status(row.status) in IN_PROGRESS:
-        raise _busy(row)
+    row = _redeployable(session, owner, id)
     try:
         merged = body.apply_to(store.request_of(vault, row))
     except ValidationError as exc:
         raise from_validation_error(exc) from None
-    if not store.restart(
-        session, vault, row, req=merged, operation="redeploy", deadline_s=settings.deploy_deadline_s
-    ):
-        session.refresh(row)
-        raise _busy(row)
-    session.commit()
-    _enqueue(request, session, producer, row, task=queue.DEPLOY_TASK, priority=merged.priority.value)
-    return _accepted(response, row)
+    return _queue_redeploy(request, response, session, settings, vault, producer, row, merged)
 
 
 @router.post(
@@ -399,24 +387,46 @@ def rotate_token(
     producer: ProducerDep,
 ) -> Deployment:
     """New endpoint signing key and token; the trigger is rewritten and every earlier token stops working."""
-    row = _get_row(session, owner, id)
-    if row.status == Status.deleted:
-        raise Problem(409, f"{row.name} was deleted", kind="deleted", deployment_id=row.id)
-    if Status(row.status) in IN_PROGRESS:
-        raise _busy(row)
+    row = _redeployable(session, owner, id)
     current = store.request_of(vault, row)
     if current.auth.type != AuthType.jwt:
         raise Problem(
             409, f"{row.name} uses {current.auth.type.value} auth: it has no token to rotate", kind="no-token"
         )
+    return _queue_redeploy(request, response, session, settings, vault, producer, row, current, rotate=True)
+
+
+def _redeployable(session: Session, owner: Owner, id_or_name: str) -> DeploymentRow:
+    row = _get_row(session, owner, id_or_name)
+    if row.status == Status.deleted:
+        raise Problem(
+            409, f"{row.name} was deleted; deploy it again instead", kind="deleted", deployment_id=row.id
+        )
+    if Status(row.status) in IN_PROGRESS:
+        raise _busy(row)
+    return row
+
+
+def _queue_redeploy(
+    request: Request,
+    response: Response,
+    session: Session,
+    settings: Settings,
+    vault: Vault,
+    producer: Celery,
+    row: DeploymentRow,
+    req: DeployRequest,
+    *,
+    rotate: bool = False,
+) -> Deployment:
     if not store.restart(
-        session, vault, row, req=current, operation="redeploy", deadline_s=settings.deploy_deadline_s,
-        rotate_endpoint_key=True,
+        session, vault, row, req=req, operation="redeploy", deadline_s=settings.deploy_deadline_s,
+        rotate_endpoint_key=rotate,
     ):
         session.refresh(row)
         raise _busy(row)
     session.commit()
-    _enqueue(request, session, producer, row, task=queue.DEPLOY_TASK, priority=current.priority.value)
+    _enqueue(request, session, producer, row, task=queue.DEPLOY_TASK, priority=req.priority.value)
     return _accepted(response, row)
 
 
