@@ -230,6 +230,10 @@ def create_deployment(
                 raise Problem(409, f"the name {body.name} is being taken; retry", kind="name-taken") from None
     if not created:
         assert existing is not None
+        # A concurrent first request with the same Idempotency-Key may have committed this very row since
+        # the replay check above (PostgreSQL reads committed data per statement): its answer is the answer.
+        if idempotency_key and (replayed := _replay(session, owner, idempotency_key, fingerprint, response)):
+            return replayed
         if existing.owner_id != owner.owner_id:
             raise Problem(409, f"the function name {body.name} is taken", kind="name-taken")
         if existing.region != region:
