@@ -43,8 +43,21 @@ def stack(stack_factory, private_redis, pg_database):
     built.stop_workers()
 
 
+def active_rows(stack: Stack) -> int:
+    from sqlalchemy import func, select
+
+    from deployer.tables import DeploymentRow
+
+    with session_scope(stack.settings) as session:
+        return int(session.scalar(select(func.count()).select_from(DeploymentRow).where(
+            DeploymentRow.status.in_(["pending", "running", "deleting"]))) or 0)
+
+
 @pytest.fixture
 def fc(stack: Stack):
+    """The stack's emulator with no fault and zeroed counters, once nothing of an earlier test still runs
+    (so a failed test cannot leak FC calls into the next one's counts)."""
+    wait_until(lambda: active_rows(stack) == 0, 60, what="earlier tests' deployments settled")
     stack.fc.faults.reset()
     yield stack.fc
     stack.fc.faults.reset()
