@@ -386,8 +386,9 @@ class Tally:
 
 
 def tally(stack: Stack, run: str, names: list[str], accepted: dict[str, str], refused: Counter[str],
-          *, prefix: str, timeout: float) -> Tally:
-    """Wait (bounded) for every accepted deployment, then count, from the store and from FC itself."""
+          *, prefix: str, timeout: float, gone: frozenset[str] = frozenset()) -> Tally:
+    """Wait (bounded) for every accepted deployment, then count, from the store and from FC itself.
+    Names in `gone` were deleted: `deleted` is their success, and a function left in FC an orphan."""
     t = Tally(run=run, submitted=len(names), accepted=len(accepted), refused=refused)
     ids = list(accepted.values())
     t.seconds = wait_terminal(stack, ids, timeout)
@@ -398,7 +399,7 @@ def tally(stack: Stack, run: str, names: list[str], accepted: dict[str, str], re
             t.lost.append(name)  # 202, then no row, or never run by any worker
         elif row.status not in {s.value for s in TERMINAL}:
             t.stuck.append(f"{name}:{row.status}/{row.stage}")
-        elif row.status == Status.succeeded.value:
+        elif row.status == Status.succeeded.value or (name in gone and row.status == Status.deleted.value):
             t.succeeded += 1
         else:
             error = row.error or {}
@@ -410,7 +411,7 @@ def tally(stack: Stack, run: str, names: list[str], accepted: dict[str, str], re
         triggers = state["triggers"].get(fn_name, {})
         if len(triggers) > 1:
             t.duplicated.append(f"{fn_name}: {len(triggers)} triggers")
-        if fn_name not in accepted:
+        if fn_name not in accepted or fn_name in gone:
             t.orphans.append(fn_name)
     for name, dep_id in accepted.items():
         row = rows.get(dep_id)

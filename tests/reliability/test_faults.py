@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections import Counter
 import subprocess
 import sys
 import time
@@ -54,9 +55,34 @@ def test_burst_under_fault_mix(reliable_stack):
                         faults_by_kind=_by_kind(stats), recovery_requeues=recovery_events(stack, list(accepted.values())))
     result.check()
     assert result.accepted == BURST, refused
-    assert stats["total_faults"] >= BURST // 2, stats  # the mix really fired
+    hard_faults = sum(n for kind, n in result.extra["faults_by_kind"].items() if kind != "latency")
+    assert hard_faults >= BURST // 4, stats  # the mix really fired: throttles, 503s and lost responses
     # Transient faults are retried, never surfaced: every deploy ends succeeded.
     assert result.succeeded == BURST, result.failed
+
+    # Second wave under the same faults: redeploy a quarter (UpdateFunction, trigger unchanged), delete a
+    # quarter (DeleteTrigger, then DeleteFunction), all at once.
+    quarter = BURST // 4
+    redeploy, delete = names[:quarter], names[quarter:2 * quarter]
+    before = {n: statuses(stack, [accepted[n]])[accepted[n]].urls["internet"] for n in redeploy}
+    stack.fc.faults.reset_stats()
+    with stack.http() as http:
+        answers = Counter(http.post(f"/v1/deployments/{accepted[n]}/redeploy", json={"env": {"WAVE": "2"}}).status_code
+                          for n in redeploy)
+        answers.update(http.delete(f"/v1/deployments/{accepted[n]}").status_code for n in delete)
+    assert answers == {202: 2 * quarter}, answers
+    wave = {n: accepted[n] for n in redeploy + delete}
+    second = tally(stack, "burst: redeploy + delete wave", redeploy + delete, wave, Counter(), prefix="rb-burst-",
+                   timeout=180, gone=frozenset(delete))
+    stats = emulator_stats(stack)
+    second.extra.update(fc_calls=stats["total_calls"], faults_by_kind=_by_kind(stats))
+    second.orphans = [o for o in second.orphans if o in delete]  # the other functions belong to wave one
+    second.check()
+    assert second.succeeded == 2 * quarter, second.failed
+    state = stack.fc.backend.snapshot()
+    for n in redeploy:
+        assert state["functions"][n]["environmentVariables"].get("WAVE") == "2", n
+        assert statuses(stack, [accepted[n]])[accepted[n]].urls["internet"] == before[n]  # the URL stays
 
 
 def _by_kind(stats: dict) -> dict[str, int]:
