@@ -4,23 +4,17 @@ SDK client (``alibabacloud_fc20230330``) pointed at it over plain HTTP."""
 from __future__ import annotations
 
 import json
-import sys
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-_ROOT = Path(__file__).resolve().parents[2]
-if str(_ROOT) not in sys.path:  # the project is not installed in the venv; make `deployer` importable
-    sys.path.insert(0, str(_ROOT))
+from alibabacloud_fc20230330 import models as fc
+from alibabacloud_fc20230330.client import Client
+from alibabacloud_tea_openapi import models as om
 
-from alibabacloud_fc20230330 import models as fc  # noqa: E402
-from alibabacloud_fc20230330.client import Client  # noqa: E402
-from alibabacloud_tea_openapi import models as om  # noqa: E402
-
-from deployer.emulator import EmulatorServer  # noqa: E402
+from deployer.emulator import EmulatorServer
+from tests.conftest import wait_until as _wait_until
 
 ACCESS_KEY_ID = "test-ak"
 ACCESS_KEY_SECRET = "test-secret"
@@ -57,18 +51,6 @@ def _http_trigger_input(name: str = "http", methods: list[str] | None = None,
                       "disableURLInternet": False, **config}
     return fc.CreateTriggerInput(trigger_name=name, trigger_type="http", qualifier="LATEST",
                                  trigger_config=json.dumps(trigger_config))
-
-
-def _wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
-    """Poll ``predicate`` until it returns a truthy value or the deadline passes (then fail)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="session")
@@ -122,5 +104,5 @@ def http_trigger_input() -> Callable[..., fc.CreateTriggerInput]:
 
 @pytest.fixture
 def wait_until() -> Callable[..., Any]:
-    """``wait_until(predicate, timeout=5.0)``: poll with a deadline (no fixed sleeps)."""
+    """``wait_until(predicate, timeout=10.0)``: poll with a deadline (no fixed sleeps)."""
     return _wait_until
