@@ -186,3 +186,18 @@ def test_a_live_lease_or_a_due_run_is_left_alone(tmp_path):
     report = recovery.sweep(settings, app, now=now + timedelta(seconds=5 * settings.recovery_stall_s))
     assert report.requeued == [queued]
     app.close()
+
+
+@pytest.mark.parametrize("broker", ["filesystem", "redis"])
+def test_queue_depth_counts_waiting_messages(tmp_path, broker, request):
+    """What keeps recovery from re-queuing a deployment whose message is merely waiting in line."""
+    from deployer.queue import DEPLOY_TASK, enqueue
+
+    url = request.getfixturevalue("private_redis").new_dbs()[0] if broker == "redis" else None
+    settings = Settings(_env_file=None, data_dir=tmp_path, broker_url=url)  # type: ignore[call-arg]
+    app = make_celery(settings)
+    assert recovery.queue_depth(app, "default") == 0
+    enqueue(app, task=DEPLOY_TASK, deployment_id="d1", task_id="t1")
+    enqueue(app, task=DEPLOY_TASK, deployment_id="d2", task_id="t2", priority="high")
+    assert recovery.queue_depth(app, "default") == 1 and recovery.queue_depth(app, "high") == 1
+    app.close()
