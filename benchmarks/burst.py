@@ -1,0 +1,112 @@
+"""Burst: N deploys POSTed at once; deploys/s against the ideal for the worker concurrency used.
+
+Functions are Active at once (pending 0), so a deploy is exactly 3 FC calls (CreateFunction,
+GetFunction, CreateTrigger) of 100 ms each: C worker slots can do at most C / 0.3 deploys/s, and with a
+configured FC API rate R at most R / 3. Throughput is N over the time from the first POST to the last
+deployment's `succeeded` write. The FC side records the arrival time of every call, which gives the
+busiest 1-second window to hold against R.
+
+With --sweep (the default in the full run) it also compares worker pools and concurrencies.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+
+from sqlalchemy import func, select
+
+from benchmarks.common import CallClock, Row, Stack, deploy_body, log, run_pool, unique_name
+from deployer.ratelimit import max_calls_in_window
+from deployer.tables import DeploymentRow
+
+CALLS_PER_DEPLOY = 3
+FC_CALL_S = 0.1
+CLIENTS = 16
+
+
+def burst(*, kind: str, pool: str, concurrency: int, n: int, rate: float = 0.0) -> dict[str, float]:
+    env = {"MCPFC_FC_RATE_LIMIT_PER_S": str(rate)} if rate else {}
+    with Stack(kind, pending_seconds=0.0, env_extra=env) as stack:
+        calls = CallClock(stack.fc)  # type: ignore[arg-type]
+        stack.start_worker(pool, concurrency)
+        stack.wait_workers_ready()
+        before = stack.db_counts().get("succeeded", 0)
+        prefix = unique_name("burst")
+        http_clients = [stack.http() for _ in range(CLIENTS)]
+        started_wall, started = time.time(), time.monotonic()
+
+        def post(i: int) -> None:
+            resp = http_clients[i % CLIENTS].post("/v1/deployments", json=deploy_body(f"{prefix}-{i}"))
+            if resp.status_code != 202:
+                raise RuntimeError(f"POST answered {resp.status_code}: {resp.text[:200]}")
+
+        run_pool(n, CLIENTS, post, timeout=300)
+        posted = time.monotonic() - started
+        deadline = started + 120 + n * 0.5
+        while True:
+            counts = stack.db_counts()
+            done = counts.get("succeeded", 0) - before
+            if done >= n:
+                break
+            if counts.get("failed"):
+                raise RuntimeError(f"{counts['failed']} deploys failed: {stack.logs_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"burst: {done}/{n} done at the deadline ({counts})")
+            stack.check_alive()
+            time.sleep(0.1)
+        last = stack.db_scalar(select(func.max(DeploymentRow.updated_at)).where(
+            DeploymentRow.name.like(f"{prefix}-%")))
+        for c in http_clients:
+            c.close()
+        elapsed = last.timestamp() - started_wall
+        window = calls.between(started, started + elapsed + 1)
+        ideal = concurrency / (CALLS_PER_DEPLOY * FC_CALL_S)
+        if rate:
+            ideal = min(ideal, rate / CALLS_PER_DEPLOY)
+        result = {"n": n, "elapsed": elapsed, "posted": posted, "rate": n / elapsed, "ideal": ideal,
+                  "fc_calls": len(window), "peak_1s": max_calls_in_window(window, 1.0)}
+        log(f"burst {pool} x{concurrency} rate={rate or 'unlimited'}: {n} deploys in {elapsed:.1f} s "
+            f"(POSTs done at {posted:.1f} s) = {result['rate']:.1f}/s, ideal {ideal:.1f}/s "
+            f"({result['rate'] / ideal:.2f}); {len(window)} FC calls, peak {result['peak_1s']} in 1 s")
+        return result
+
+
+def configs() -> list[tuple[str, int]]:
+    out = [("prefork", 4), ("prefork", 8), ("threads", 8), ("threads", 16), ("threads", 32), ("threads", 64)]
+    if importlib.util.find_spec("gevent") is not None:
+        out += [("gevent", 32), ("gevent", 64)]
+    return out
+
+
+def run(*, quick: bool, kind: str, pool: str, concurrency: int, sweep: bool = False) -> list[Row]:
+    rows: list[Row] = []
+    if sweep:
+        for p, c in configs():
+            try:
+                r = burst(kind=kind, pool=p, concurrency=c, n=150 if quick else 300)
+            except Exception as exc:  # noqa: BLE001 - a pool that cannot run is a result too
+                log(f"burst sweep {p} x{c}: {type(exc).__name__}: {exc}")
+                rows.append(Row(f"burst sweep: {p} x{c}", None, None, None, "deploys/s",
+                                f"did not run: {type(exc).__name__}: {str(exc)[:200]}"))
+                continue
+            rows.append(Row(f"burst sweep: {p} x{c}, deploys/s vs ideal", r["rate"], r["ideal"], None,
+                            "deploys/s", f"{r['n']} deploys in {r['elapsed']:.1f} s"))
+
+    n = 150 if quick else 500
+    r = burst(kind=kind, pool=pool, concurrency=concurrency, n=n)
+    rows.append(Row(f"burst: {n} deploys, {pool} x{concurrency}, deploys/s vs ideal", r["rate"], r["ideal"],
+                    ">= 0.8", "deploys/s",
+                    f"ideal = {concurrency} slots / (3 FC calls x 0.1 s); {r['elapsed']:.1f} s from the first "
+                    f"POST to the last success; no FC rate limit; peak {r['peak_1s']} FC calls in 1 s"))
+
+    rate = 60.0
+    n = 100 if quick else 300
+    r = burst(kind=kind, pool=pool, concurrency=concurrency, n=n, rate=rate)
+    rows.append(Row(f"burst: {n} deploys at FC rate limit {rate:g}/s, deploys/s vs ideal", r["rate"],
+                    r["ideal"], ">= 0.8", "deploys/s",
+                    f"ideal = min({concurrency}/0.3, {rate:g}/3) = {r['ideal']:.1f}/s; "
+                    "MCPFC_FC_RATE_LIMIT_PER_S shared bucket"))
+    rows.append(Row(f"burst: peak FC calls in any 1 s at limit {rate:g}/s", float(r["peak_1s"]), rate,
+                    "<= 1.0", "calls/s", f"{r['fc_calls']} FC calls seen by the emulator"))
+    return rows

@@ -1,0 +1,85 @@
+"""Waiting: W deploys waiting on `Pending` functions hold no worker slot.
+
+1. idle: K deploys one after another (functions Pending PENDING_S), POST → succeeded each;
+2. the emulator's `pending_seconds` goes to an hour and W deploys are POSTed; they create their
+   functions and wait (the task re-schedules itself with a countdown growing ×1.5 up to
+   READY_POLL_MAX_S, the default 10 s: it sleeps in the broker, not in a worker slot);
+3. once every one of them is waiting and their poll interval has reached its cap, `pending_seconds`
+   goes back to PENDING_S (it applies to functions created from then on) and K deploys run again.
+
+The row holds p50 of (3) against p50 of (1). The W waiting deploys still poll FC (about W / 10 calls/s),
+so this measures both the slot usage and the cost of their polling on the same 2 cores.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import func, select
+
+from benchmarks.common import Row, Stack, deploy_body, log, median, run_pool
+from benchmarks.overhead import READY_POLL_MAX_S, READY_POLL_S, service_deploy
+from deployer.tables import DeploymentRow
+
+PENDING_S = 1.0
+ENV = {"MCPFC_READY_POLL_S": str(READY_POLL_S), "MCPFC_READY_POLL_MAX_S": str(READY_POLL_MAX_S)}
+
+
+def settle_time() -> float:
+    """How long until a new waiter polls at its cap: the sum of the growing countdowns."""
+    total, delay = 0.0, READY_POLL_S
+    while delay < READY_POLL_MAX_S:
+        total += delay
+        delay *= 1.5
+    return total + READY_POLL_MAX_S
+
+
+def run(*, quick: bool, kind: str, pool: str, concurrency: int) -> list[Row]:
+    waiters = 200 if quick else 1000
+    k = 5 if quick else 12
+    with Stack(kind, pending_seconds=PENDING_S, env_extra=ENV) as stack:
+        assert stack.fc is not None
+        stack.start_worker(pool, concurrency)
+        stack.wait_workers_ready()
+        idle: list[float] = []
+        loaded: list[float] = []
+        with stack.http() as http:
+            for i in range(k):
+                idle.append(service_deploy(stack, http, f"idle-{i}-{time.time_ns() % 10**8}", long_poll=True)[0])
+
+            stack.fc.backend.configure(pending_seconds=3600)
+            prefix = f"wait{time.time_ns() % 10**8}"
+            clients = [stack.http() for _ in range(8)]
+
+            def post(i: int) -> None:
+                resp = clients[i % 8].post("/v1/deployments", json=deploy_body(f"{prefix}-{i}"))
+                if resp.status_code != 202:
+                    raise RuntimeError(f"POST answered {resp.status_code}: {resp.text[:200]}")
+
+            t0 = time.monotonic()
+            run_pool(waiters, 8, post, timeout=300)
+            for c in clients:
+                c.close()
+            waiting_q = select(func.count()).where(DeploymentRow.name.like(f"{prefix}-%"),
+                                                   DeploymentRow.stage == "waiting_function")
+            deadline = time.monotonic() + 120 + waiters * 0.2
+            while (n := stack.db_scalar(waiting_q)) < waiters:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"only {n}/{waiters} deploys reached waiting_function")
+                stack.check_alive()
+                time.sleep(0.5)
+            all_waiting = time.monotonic() - t0
+            time.sleep(settle_time())  # let the waiters' poll interval reach its cap
+            stack.fc.backend.configure(pending_seconds=PENDING_S)
+            calls_before = stack.fc.faults.stats()["calls"].get("GetFunction", 0)
+            t1 = time.monotonic()
+            for i in range(k):
+                loaded.append(service_deploy(stack, http, f"loaded-{i}-{time.time_ns() % 10**8}", long_poll=True)[0])
+            polls = (stack.fc.faults.stats()["calls"].get("GetFunction", 0) - calls_before) / (time.monotonic() - t1)
+            still = stack.db_scalar(waiting_q)
+        log(f"waiting: idle {idle}, loaded {loaded}; {waiters} waiters all waiting after {all_waiting:.1f} s, "
+            f"{still} still waiting at the end; {polls:.0f} GetFunction/s meanwhile")
+    return [Row(f"waiting: new deploy with {waiters} deploys waiting on Pending vs idle system", median(loaded),
+                median(idle), "<= 1.2", "s",
+                f"p50 of {k} deploys each; the {waiters} waiters re-poll every {READY_POLL_MAX_S:g} s "
+                f"({polls:.0f} GetFunction/s during the measurement); worker {pool} x{concurrency}")]
