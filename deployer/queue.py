@@ -7,11 +7,20 @@ duplicate suppression, soft shutdown.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import uuid
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 from celery import Celery
 from kombu import Queue
+from kombu.exceptions import ChannelError
+from kombu.transport import filesystem
+from kombu.utils.encoding import str_to_bytes
+from kombu.utils.json import dumps
 
 from deployer.settings import Settings, get_settings
 
@@ -24,6 +33,42 @@ PRIORITY_QUEUE = {"high": "high", "normal": "default", "low": "low"}
 # (each bounded by the SDK's connect/read timeouts and the gateway's retries) plus the MCP probe.
 SOFT_TIME_LIMIT_S = 240
 TIME_LIMIT_S = 300
+
+
+log = logging.getLogger(__name__)
+
+
+class _AtomicFilesystemChannel(filesystem.Channel):
+    """kombu's filesystem channel creates a message file, then writes it: a worker in another process can
+    take the file in between, read it empty, and die with JSONDecodeError ("Unrecoverable error"), which
+    stops the embedded worker. Here a message is written to a hidden file and renamed into the queue folder
+    (atomic on POSIX), so a consumer sees whole messages only; a message file that still cannot be decoded
+    (a truncated disk write) is logged and skipped instead of killing the worker."""
+
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+        name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
+        tmp = os.path.join(self.data_folder_out, f".{uuid.uuid4().hex}.tmp")  # never matches *.{queue}.msg
+        try:
+            with open(tmp, "wb") as f:
+                f.write(str_to_bytes(dumps(payload)))
+            os.replace(tmp, os.path.join(self.data_folder_out, name))
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise ChannelError(f"Cannot add file {name!r} to directory") from exc
+
+    def _get(self, queue: str, *args: Any, **kwargs: Any) -> Any:
+        while True:
+            try:
+                return super()._get(queue, *args, **kwargs)
+            except ValueError as exc:  # json.JSONDecodeError: the file is consumed already, go on
+                log.error("embedded broker: skipped an undecodable message in queue %s (%s)", queue, exc)
+
+
+class FilesystemTransport(filesystem.Transport):
+    """The embedded broker (`filesystem://`) with atomic message files."""
+
+    Channel = _AtomicFilesystemChannel
 
 
 def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
@@ -57,6 +102,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     broker_url, transport_options = broker_options(settings)
     return dict(
         broker_url=broker_url,
+        broker_transport=f"{__name__}:FilesystemTransport" if broker_url.startswith("filesystem://") else None,
         broker_transport_options=transport_options,
         result_backend=settings.effective_result_backend,
         result_backend_transport_options=transport_options if broker_url.startswith("redis") else {},
