@@ -201,3 +201,50 @@ def test_queue_depth_counts_waiting_messages(tmp_path, broker, request):
     enqueue(app, task=DEPLOY_TASK, deployment_id="d2", task_id="t2", priority="high")
     assert recovery.queue_depth(app, "default") == 1 and recovery.queue_depth(app, "high") == 1
     app.close()
+
+
+# -- the embedded broker ------------------------------------------------------------------------------------
+
+
+def test_embedded_broker_never_hands_out_a_half_written_message(tmp_path):
+    """kombu's filesystem transport creates a message file, then writes it; a worker in another process that
+    takes the file in between reads it empty and dies ("Unrecoverable error: JSONDecodeError", seen in the
+    e2e suite under load). Ours renames complete files into place, and skips an undecodable one."""
+    from kombu import Connection
+    from kombu.transport import filesystem
+
+    from deployer.queue import FilesystemTransport, broker_options
+
+    settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    url, options = broker_options(settings)
+    queue_dir = settings.broker_dir / "queue"
+
+    def half_written() -> None:  # what a consumer sees between kombu's open() and write()
+        (queue_dir / "1_half.default.msg").write_bytes(b"")
+
+    with Connection(url, transport=filesystem.Transport, transport_options=options) as stock:
+        half_written()
+        with pytest.raises(ValueError):
+            stock.default_channel._get("default")
+
+    with Connection(url, transport=FilesystemTransport, transport_options=options) as ours:
+        channel = ours.default_channel
+        channel._put("default", {"n": 1})
+        assert [p.name for p in queue_dir.iterdir() if not p.name.endswith(".default.msg")] == []  # no temp left
+        half_written()  # sorts first
+        assert channel._get("default") == {"n": 1}  # the bad file is skipped, the good one delivered
+        assert channel._size("default") == 0
+
+
+def test_embedded_worker_survives_an_undecodable_message(embedded_stack):
+    """A garbage message file in the queue no longer stops the embedded worker: it logs, skips it, and goes
+    on deploying."""
+    stack = embedded_stack(workers=1, pool="threads", concurrency=4)
+    (stack.settings.broker_dir / "queue" / "1_garbage.default.msg").write_bytes(b"\x00not json")
+    with stack.http() as http:
+        dep_id = http.post("/v1/deployments", json=deploy_body("rr-after-garbage")).json()["id"]
+    dep = wait_until(lambda: (r := statuses(stack, [dep_id])[dep_id]).status in ("succeeded", "failed") and r,
+                     30, what="a deploy after the garbage message", interval=0.1)
+    assert dep.status == "succeeded", stack.worker_logs()
+    assert stack.workers[0].poll() is None
+    assert "skipped an undecodable message" in stack.worker_logs()
