@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -74,6 +75,17 @@ def _rule(rule: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(rule, message)
 
 
+def _not_bool(value: Any) -> Any:
+    """JSON true/false is not a number here (pydantic would read true as 1)."""
+    if isinstance(value, bool):
+        raise _rule("number_type", "must be a number, not true/false")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_not_bool)]
+Integer = Annotated[int, BeforeValidator(_not_bool)]
+
+
 def _check_env_keys(env: dict[str, Any], field: str) -> None:
     for key in env:
         if not limits.ENV_KEY_RE.match(key):
@@ -105,11 +117,11 @@ class DeployRequest(_Strict):
         default_factory=dict, description="write-only: stored encrypted, always shown as ***"
     )
     region: str | None = Field(default=None, description="FC region; the service's default when omitted")
-    cpu: float = Field(default=0.5, description="vCPU, a multiple of 0.05 in 0.05-16")
-    memory_mb: int = Field(default=512, description="a multiple of 64 in 128-32768, 1-4 GB per vCPU")
-    disk_mb: int = Field(default=512, description="512 or 10240")
-    timeout_s: int = Field(default=600, description="1-86400; an SSE session lives at most this long")
-    instance_concurrency: int = Field(default=10, description="requests per instance, 1-200")
+    cpu: Number = Field(default=0.5, description="vCPU, a multiple of 0.05 in 0.05-16")
+    memory_mb: Integer = Field(default=512, description="a multiple of 64 in 128-32768, 1-4 GB per vCPU")
+    disk_mb: Integer = Field(default=512, description="512 or 10240")
+    timeout_s: Integer = Field(default=600, description="1-86400; an SSE session lives at most this long")
+    instance_concurrency: Integer = Field(default=10, description="requests per instance, 1-200")
     transport: Transport = Transport.sse
     auth: AuthSpec = Field(default_factory=AuthSpec)
     allow_origins: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
@@ -146,8 +158,8 @@ class DeployRequest(_Strict):
     def _command(cls, v: list[str]) -> list[str]:
         for arg in v:
             _no_control_chars(arg, "command arguments")
-        if v and not v[0].strip():
-            raise _rule("command_program", "the first command element (the program) must not be blank")
+        if v and (not v[0].strip() or v[0].startswith("-")):
+            raise _rule("command_program", "the first command element must be the program, not blank or a flag")
         return v
 
     @field_validator("env")
@@ -282,11 +294,11 @@ class RedeployRequest(_Strict):
     command: list[str] | None = None
     env: dict[str, str] | None = None
     secret_env: dict[str, SecretStr] | None = None
-    cpu: float | None = None
-    memory_mb: int | None = None
-    disk_mb: int | None = None
-    timeout_s: int | None = None
-    instance_concurrency: int | None = None
+    cpu: Number | None = None
+    memory_mb: Integer | None = None
+    disk_mb: Integer | None = None
+    timeout_s: Integer | None = None
+    instance_concurrency: Integer | None = None
     allow_origins: list[str] | None = None
     description: str | None = None
     priority: Priority | None = None
