@@ -25,6 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 from celery import Task
+from sqlalchemy.exc import SQLAlchemyError
 
 from deployer import store
 from deployer.crypto import Vault
@@ -190,8 +191,12 @@ class Run:
         if self.keeper is not None:
             self.keeper.stop()
             self.keeper = None
-        with session_scope(self.ctx.settings) as session:
-            store.release_lease(session, self.deployment_id, self.execution)
+        try:
+            with session_scope(self.ctx.settings) as session:
+                store.release_lease(session, self.deployment_id, self.execution)
+        except SQLAlchemyError:
+            # The database is down: the lease expires on its own (lease_s) and the next run takes it.
+            log.warning("lease.release_failed", extra={"deployment_id": self.deployment_id})
 
     def check_lease(self) -> None:
         """Between steps: go on only while the lease is ours. A keeper that could not renew in time (a slow

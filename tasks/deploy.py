@@ -19,6 +19,7 @@ from typing import Any
 
 from billiard.exceptions import SoftTimeLimitExceeded
 from celery import Task
+from sqlalchemy.exc import SQLAlchemyError
 
 from deployer import spec, store
 from deployer.db import session_scope
@@ -62,6 +63,9 @@ def deploy(self: Task, deployment_id: str) -> dict[str, Any]:
         run.release()
     # Released before re-publishing, so the next run never finds its own lease taken.
     raise self.retry(countdown=countdown)
+
+
+DB_RETRY_S = 15
 
 
 class DeploySteps:
@@ -116,6 +120,10 @@ class DeploySteps:
             self.reschedule(again.countdown)
         except SoftTimeLimitExceeded:
             self.reschedule(5)
+        except SQLAlchemyError as exc:
+            # The database (not FC, not the request) failed: try again later; the lease lapses by itself.
+            log.warning("deploy.database_error", extra={"deployment_id": row.id, "error": type(exc).__name__})
+            raise Reschedule(DB_RETRY_S) from None
         except FCError as exc:
             if exc.retryable:
                 self.transient(exc, step)
