@@ -125,7 +125,7 @@ class RedisRateLimiter:
         self.redis = redis_client
         self.key = key
         self.rate = float(rate)
-        self.interval_us = int(round(1_000_000 / self.rate))
+        self.interval_us = round(1_000_000 / self.rate)
         self.tolerance_us = (max(1, int(burst)) - 1) * self.interval_us
         self.max_wait_s = max_wait_s
         self._sleep = sleep
@@ -139,12 +139,19 @@ class RedisRateLimiter:
         if time.monotonic() < self._redis_down_until:
             return self.fallback.reserve()
         try:
-            answer = int(self._script(keys=[self.key], args=[
-                self.interval_us, self.tolerance_us, int(self.max_wait_s * 1_000_000)]))
+            answer = int(
+                self._script(
+                    keys=[self.key],
+                    args=[self.interval_us, self.tolerance_us, int(self.max_wait_s * 1_000_000)],
+                )
+            )
         except Exception as exc:  # noqa: BLE001 - redis-py raises RedisError and OSError subclasses
             if self._redis_down_until == 0.0 or time.monotonic() >= self._redis_down_until:
-                log.warning("FC rate limiter: Redis unavailable (%s); using an in-process bucket for %.0f s",
-                            type(exc).__name__, self.retry_redis_after_s)
+                log.warning(
+                    "FC rate limiter: Redis unavailable (%s); using an in-process bucket for %.0f s",
+                    type(exc).__name__,
+                    self.retry_redis_after_s,
+                )
             self._redis_down_until = time.monotonic() + self.retry_redis_after_s
             return self.fallback.reserve()
         if answer < 0:

@@ -110,8 +110,13 @@ def test_from_settings(tmp_path):
     local = ratelimit.from_settings(Settings(data_dir=tmp_path, fc_rate_limit_per_s=5, fc_rate_limit_burst=2))
     assert isinstance(local, LocalRateLimiter) and local.rate == 5 and local.tolerance == pytest.approx(0.2)
     shared = ratelimit.from_settings(
-        Settings(data_dir=tmp_path, fc_rate_limit_per_s=5, broker_url="redis://127.0.0.1:6379/3",
-                 fc_endpoint="http://127.0.0.1:8931", region="cn-beijing")
+        Settings(
+            data_dir=tmp_path,
+            fc_rate_limit_per_s=5,
+            broker_url="redis://127.0.0.1:6379/3",
+            fc_endpoint="http://127.0.0.1:8931",
+            region="cn-beijing",
+        )
     )
     assert isinstance(shared, RedisRateLimiter)
     assert shared.key == "mcpfc:fc-rate:127.0.0.1:8931:cn-beijing"
@@ -128,12 +133,15 @@ def test_redis_url_choice(tmp_path):
 def test_gateway_from_settings_builds_the_limiter(tmp_path, monkeypatch):
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "ak")
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "sk")
-    base = dict(data_dir=tmp_path, fc_endpoint="http://127.0.0.1:1")
+    base = {"data_dir": tmp_path, "fc_endpoint": "http://127.0.0.1:1"}
     assert FCGateway.from_settings(Settings(**base)).rate_limiter is None
     gw = FCGateway.from_settings(Settings(**base, fc_rate_limit_per_s=3))
     assert isinstance(gw.rate_limiter, LocalRateLimiter)
     mine = LocalRateLimiter(1)
-    assert FCGateway.from_settings(Settings(**base, fc_rate_limit_per_s=3), rate_limiter=mine).rate_limiter is mine
+    assert (
+        FCGateway.from_settings(Settings(**base, fc_rate_limit_per_s=3), rate_limiter=mine).rate_limiter
+        is mine
+    )
 
 
 def test_gateway_turns_a_refused_slot_into_a_retried_throttle(fc):
@@ -209,7 +217,9 @@ def test_redis_bucket_is_shared_by_processes(redis_key):
     rate, procs, threads, calls = 30.0, 3, 3, 7  # 63 calls: about 2 s at 30/s
     ctx = multiprocessing.get_context("spawn")
     out: multiprocessing.Queue = ctx.Queue()
-    workers = [ctx.Process(target=_worker_process, args=(key, rate, calls, threads, out)) for _ in range(procs)]
+    workers = [
+        ctx.Process(target=_worker_process, args=(key, rate, calls, threads, out)) for _ in range(procs)
+    ]
     for w in workers:
         w.start()
     stamps: list[float] = []
