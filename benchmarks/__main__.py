@@ -37,13 +37,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="smaller N, same ratios (under 10 minutes)")
     p.add_argument("--json", type=Path, help="write the rows as a JSON list to this file")
     p.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
-    p.add_argument("--stack", choices=("auto", "production", "embedded"), default="auto",
-                   help="production = Redis broker/results + PostgreSQL; embedded = file broker + SQLite; "
-                        "auto = production when Redis and PostgreSQL answer on 127.0.0.1")
+    p.add_argument(
+        "--stack",
+        choices=("auto", "production", "embedded"),
+        default="auto",
+        help="production = Redis broker/results + PostgreSQL; embedded = file broker + SQLite; "
+        "auto = production when Redis and PostgreSQL answer on 127.0.0.1",
+    )
     p.add_argument("--pool", default=DEFAULT_POOL, help="Celery worker pool (prefork, threads, gevent)")
     p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
-    p.add_argument("--sweep", action="store_true", help="burst: also sweep pools and concurrencies "
-                                                        "(default in the full run)")
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="burst: also sweep pools and concurrencies (default in the full run)",
+    )
     args = p.parse_args(argv)
 
     only = [x.strip() for x in args.only.split(",") if x.strip()]
@@ -55,8 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         kind = "production" if common.production_available() else "embedded"
     os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"] = BENCH_AK  # the bare SDK client's credential chain
     os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] = BENCH_SK
-    log(f"machine: {machine()}; stack: {kind}; pool {args.pool} x{args.concurrency}; "
-        f"{'quick' if args.quick else 'full'} run")
+    log(
+        f"machine: {machine()}; stack: {kind}; pool {args.pool} x{args.concurrency}; "
+        f"{'quick' if args.quick else 'full'} run"
+    )
 
     rows: list[Row] = []
     started = time.monotonic()
@@ -64,21 +73,24 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         log(f"{name}: start")
         module = __import__(f"benchmarks.{name}", fromlist=["run"])
-        kwargs = dict(quick=args.quick, kind=kind, pool=args.pool, concurrency=args.concurrency)
+        kwargs = {"quick": args.quick, "kind": kind, "pool": args.pool, "concurrency": args.concurrency}
         if name == "burst":
             kwargs["sweep"] = args.sweep or not args.quick
         try:
             got = module.run(**kwargs)
         except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others
             log(f"{name}: FAILED: {type(exc).__name__}: {exc}")
-            got = [Row(f"{name}: failed to run", None, None, None, note=f"{type(exc).__name__}: {exc}"[:300])]
+            note = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            got = [Row(f"{name}: failed to run", None, None, None, note=note)]
         rows += got
         log(f"{name}: done in {time.monotonic() - t0:.0f} s")
         if args.json:
             dump(args.json, rows)  # keep what we have if a later benchmark hangs
 
-    print(f"\nmcp-fc benchmarks ({'quick' if args.quick else 'full'}; stack {kind}; worker pool "
-          f"{args.pool} x{args.concurrency}; {machine()}; {time.monotonic() - started:.0f} s)\n")
+    print(
+        f"\nmcp-fc benchmarks ({'quick' if args.quick else 'full'}; stack {kind}; worker pool "
+        f"{args.pool} x{args.concurrency}; {machine()}; {time.monotonic() - started:.0f} s)\n"
+    )
     print(table(rows))
     if args.json:
         dump(args.json, rows)

@@ -1,4 +1,5 @@
-"""Burst: N deploys POSTed at once; deploys/s against the ideal for the worker concurrency used.
+"""Burst: N deploys POSTed at once (by 8 clients); deploys/s against the ideal for the worker concurrency
+used.
 
 Functions are Active at once (pending 0), so a deploy is exactly 3 FC calls (CreateFunction,
 GetFunction, CreateTrigger) of 100 ms each: C worker slots can do at most C / 0.3 deploys/s, and with a
@@ -22,7 +23,7 @@ from deployer.tables import DeploymentRow
 
 CALLS_PER_DEPLOY = 3
 FC_CALL_S = 0.1
-CLIENTS = 16
+CLIENTS = 8  # POSTing clients; more only adds API sessions competing for PostgreSQL connections
 
 
 def burst(*, kind: str, pool: str, concurrency: int, n: int, rate: float = 0.0) -> dict[str, float]:
@@ -50,13 +51,17 @@ def burst(*, kind: str, pool: str, concurrency: int, n: int, rate: float = 0.0) 
             if done >= n:
                 break
             if counts.get("failed"):
-                raise RuntimeError(f"{counts['failed']} deploys failed: {stack.logs_tail()}")
+                errors = stack.db_scalar(
+                    select(DeploymentRow.error).where(DeploymentRow.status == "failed").limit(1)
+                )
+                raise RuntimeError(f"{counts['failed']} deploys failed, e.g. {errors}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"burst: {done}/{n} done at the deadline ({counts})")
             stack.check_alive()
             time.sleep(0.1)
-        last = stack.db_scalar(select(func.max(DeploymentRow.updated_at)).where(
-            DeploymentRow.name.like(f"{prefix}-%")))
+        last = stack.db_scalar(
+            select(func.max(DeploymentRow.updated_at)).where(DeploymentRow.name.like(f"{prefix}-%"))
+        )
         for c in http_clients:
             c.close()
         elapsed = last.timestamp() - started_wall
@@ -64,11 +69,20 @@ def burst(*, kind: str, pool: str, concurrency: int, n: int, rate: float = 0.0) 
         ideal = concurrency / (CALLS_PER_DEPLOY * FC_CALL_S)
         if rate:
             ideal = min(ideal, rate / CALLS_PER_DEPLOY)
-        result = {"n": n, "elapsed": elapsed, "posted": posted, "rate": n / elapsed, "ideal": ideal,
-                  "fc_calls": len(window), "peak_1s": max_calls_in_window(window, 1.0)}
-        log(f"burst {pool} x{concurrency} rate={rate or 'unlimited'}: {n} deploys in {elapsed:.1f} s "
+        result = {
+            "n": n,
+            "elapsed": elapsed,
+            "posted": posted,
+            "rate": n / elapsed,
+            "ideal": ideal,
+            "fc_calls": len(window),
+            "peak_1s": max_calls_in_window(window, 1.0),
+        }
+        log(
+            f"burst {pool} x{concurrency} rate={rate or 'unlimited'}: {n} deploys in {elapsed:.1f} s "
             f"(POSTs done at {posted:.1f} s) = {result['rate']:.1f}/s, ideal {ideal:.1f}/s "
-            f"({result['rate'] / ideal:.2f}); {len(window)} FC calls, peak {result['peak_1s']} in 1 s")
+            f"({result['rate'] / ideal:.2f}); {len(window)} FC calls, peak {result['peak_1s']} in 1 s"
+        )
         return result
 
 
@@ -87,26 +101,64 @@ def run(*, quick: bool, kind: str, pool: str, concurrency: int, sweep: bool = Fa
                 r = burst(kind=kind, pool=p, concurrency=c, n=150 if quick else 300)
             except Exception as exc:  # noqa: BLE001 - a pool that cannot run is a result too
                 log(f"burst sweep {p} x{c}: {type(exc).__name__}: {exc}")
-                rows.append(Row(f"burst sweep: {p} x{c}", None, None, None, "deploys/s",
-                                f"did not run: {type(exc).__name__}: {str(exc)[:200]}"))
+                rows.append(
+                    Row(
+                        f"burst sweep: {p} x{c}",
+                        None,
+                        None,
+                        None,
+                        "deploys/s",
+                        f"did not run: {type(exc).__name__}: {str(exc)[:200]}",
+                    )
+                )
                 continue
-            rows.append(Row(f"burst sweep: {p} x{c}, deploys/s vs ideal", r["rate"], r["ideal"], None,
-                            "deploys/s", f"{r['n']} deploys in {r['elapsed']:.1f} s"))
+            rows.append(
+                Row(
+                    f"burst sweep: {p} x{c}, deploys/s vs ideal",
+                    r["rate"],
+                    r["ideal"],
+                    None,
+                    "deploys/s",
+                    f"{r['n']} deploys in {r['elapsed']:.1f} s",
+                )
+            )
 
     n = 150 if quick else 500
     r = burst(kind=kind, pool=pool, concurrency=concurrency, n=n)
-    rows.append(Row(f"burst: {n} deploys, {pool} x{concurrency}, deploys/s vs ideal", r["rate"], r["ideal"],
-                    ">= 0.8", "deploys/s",
-                    f"ideal = {concurrency} slots / (3 FC calls x 0.1 s); {r['elapsed']:.1f} s from the first "
-                    f"POST to the last success; no FC rate limit; peak {r['peak_1s']} FC calls in 1 s"))
+    rows.append(
+        Row(
+            f"burst: {n} deploys, {pool} x{concurrency}, deploys/s vs ideal",
+            r["rate"],
+            r["ideal"],
+            ">= 0.8",
+            "deploys/s",
+            f"ideal = {concurrency} slots / (3 FC calls x 0.1 s); {r['elapsed']:.1f} s from the first "
+            f"POST to the last success; no FC rate limit; peak {r['peak_1s']} FC calls in 1 s",
+        )
+    )
 
     rate = 60.0
     n = 100 if quick else 300
     r = burst(kind=kind, pool=pool, concurrency=concurrency, n=n, rate=rate)
-    rows.append(Row(f"burst: {n} deploys at FC rate limit {rate:g}/s, deploys/s vs ideal", r["rate"],
-                    r["ideal"], ">= 0.8", "deploys/s",
-                    f"ideal = min({concurrency}/0.3, {rate:g}/3) = {r['ideal']:.1f}/s; "
-                    "MCPFC_FC_RATE_LIMIT_PER_S shared bucket"))
-    rows.append(Row(f"burst: peak FC calls in any 1 s at limit {rate:g}/s", float(r["peak_1s"]), rate,
-                    "<= 1.0", "calls/s", f"{r['fc_calls']} FC calls seen by the emulator"))
+    rows.append(
+        Row(
+            f"burst: {n} deploys at FC rate limit {rate:g}/s, deploys/s vs ideal",
+            r["rate"],
+            r["ideal"],
+            ">= 0.8",
+            "deploys/s",
+            f"ideal = min({concurrency}/0.3, {rate:g}/3) = {r['ideal']:.1f}/s; "
+            "MCPFC_FC_RATE_LIMIT_PER_S shared bucket",
+        )
+    )
+    rows.append(
+        Row(
+            f"burst: peak FC calls in any 1 s at limit {rate:g}/s",
+            float(r["peak_1s"]),
+            rate,
+            "<= 1.0",
+            "calls/s",
+            f"{r['fc_calls']} FC calls seen by the emulator",
+        )
+    )
     return rows

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -102,12 +102,25 @@ def table(rows: list[Row]) -> str:
     body = []
     for r in rows:
         meets = "skipped" if r.skipped else {True: "yes", False: "NO", None: "-"}[r.meets]
-        body.append([r.name, fmt(r.value), fmt(r.baseline), r.unit,
-                     "-" if r.ratio is None else f"{r.ratio:.2f}", r.target or "info", meets])
+        body.append(
+            [
+                r.name,
+                fmt(r.value),
+                fmt(r.baseline),
+                r.unit,
+                "-" if r.ratio is None else f"{r.ratio:.2f}",
+                r.target or "info",
+                meets,
+            ]
+        )
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=False)]
-    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    lines += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in body]
+    lines = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    lines += [
+        "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in body
+    ]
     notes = [f"- {r.name}: {r.note}" for r in rows if r.note]
     return "\n".join(lines + ([""] + notes if notes else []))
 
@@ -174,8 +187,9 @@ def flush_redis() -> None:
 
 
 def start_emulator(pending_seconds: float, latency_ms: float = FC_LATENCY_MS) -> EmulatorServer:
-    fc = EmulatorServer(port=0, access_key_id=BENCH_AK, access_key_secret=BENCH_SK,
-                        pending_seconds=pending_seconds).start()
+    fc = EmulatorServer(
+        port=0, access_key_id=BENCH_AK, access_key_secret=BENCH_SK, pending_seconds=pending_seconds
+    ).start()
     if latency_ms:
         fc.faults.configure({"*": {"latency_ms": latency_ms}})
     return fc
@@ -203,8 +217,21 @@ class CallClock:
 
 def uvicorn_argv(app: str, port: int) -> list[str]:
     """The same uvicorn settings for every app the benchmarks serve (one process, like `mcp-fc api`)."""
-    return [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(port),
-            "--log-level", "warning", "--timeout-keep-alive", "30"]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--timeout-keep-alive",
+        "30",
+    ]
 
 
 def wait_http(url: str, timeout: float = 60, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -261,7 +288,7 @@ class Stack:
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _cleanup: list[Callable[[], None]] = field(default_factory=list)
 
-    def __enter__(self) -> Stack:
+    def __enter__(self) -> Self:
         try:
             self.start()
         except BaseException:
@@ -296,8 +323,11 @@ class Stack:
             self.database_url = cm.__enter__()
             self._cleanup.append(lambda: cm.__exit__(None, None, None))
             redis_url = f"redis://127.0.0.1:{REDIS_PORT}/{REDIS_DB}"
-            env.update(MCPFC_BROKER_URL=redis_url, MCPFC_RESULT_BACKEND=redis_url,
-                       MCPFC_DATABASE_URL=self.database_url)
+            env.update(
+                MCPFC_BROKER_URL=redis_url,
+                MCPFC_RESULT_BACKEND=redis_url,
+                MCPFC_DATABASE_URL=self.database_url,
+            )
         env.update(self.env_extra)
         self.env = env
         settings = self.settings()
@@ -337,9 +367,25 @@ class Stack:
 
     def start_worker(self, pool: str, concurrency: int) -> subprocess.Popen[bytes]:
         name = f"bench{len(self.workers)}-{secrets.token_hex(2)}"
-        argv = [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--pool", pool,
-                "--concurrency", str(concurrency), "--hostname", f"{name}@%h", "--loglevel", "WARNING",
-                "--without-mingle", "--without-gossip", "--without-heartbeat"]
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tasks",
+            "worker",
+            "--pool",
+            pool,
+            "--concurrency",
+            str(concurrency),
+            "--hostname",
+            f"{name}@%h",
+            "--loglevel",
+            "WARNING",
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+        ]
         proc = self._spawn(argv, f"worker-{name}")
         self.workers.append(proc)
         return proc
@@ -352,11 +398,13 @@ class Stack:
             self.wait_terminal(http, dep["id"], timeout=timeout)
 
     def http(self, timeout: float = 90) -> httpx.Client:
-        return httpx.Client(base_url=self.api_url, headers={"Authorization": f"Bearer {self.api_key}"},
-                            timeout=timeout)
+        return httpx.Client(
+            base_url=self.api_url, headers={"Authorization": f"Bearer {self.api_key}"}, timeout=timeout
+        )
 
-    def wait_terminal(self, http: httpx.Client, dep_id: str, *, timeout: float = 120,
-                      wait_s: float = 20) -> tuple[dict[str, Any], int]:
+    def wait_terminal(
+        self, http: httpx.Client, dep_id: str, *, timeout: float = 120, wait_s: float = 20
+    ) -> tuple[dict[str, Any], int]:
         """Long-poll until the deployment ends; returns it and the number of GETs it took."""
         deadline = time.monotonic() + timeout
         requests = 0
@@ -393,11 +441,18 @@ class Stack:
         self.workers.clear()
 
     def stop(self) -> None:
-        # Soft shutdown waits for held countdown tasks; a benchmark's leftovers are not worth waiting for.
+        # A benchmark's leftovers (countdown tasks, waiters) are not worth a graceful shutdown: cold
+        # shutdown (SIGQUIT), and SIGKILL for a worker still busy after a few seconds.
         for proc in self.workers:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGQUIT)
-        self.stop_workers()
+        for proc in self.workers:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        self.workers.clear()
         stop_process(self.api)
         self.api = None
         while self._cleanup:

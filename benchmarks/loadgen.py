@@ -2,8 +2,8 @@
 as soon as the previous answer is read. Raw asyncio streams, so the client costs far less CPU than the
 server it measures. Run as a process of its own:
 
-    python -m benchmarks.loadgen --port P --path /v1/deployments/ID [--path ...] --header "Authorization: Bearer K" \
-        --connections 64 --duration 5 --warmup 1
+    python -m benchmarks.loadgen --port P --path /v1/deployments/ID [--path ...] \
+        --header "Authorization: Bearer K" --connections 64 --duration 5 --warmup 1
 
 prints one JSON object: {"requests", "errors", "rps", "p50_ms", "p99_ms", "statuses"}.
 """
@@ -18,8 +18,9 @@ import time
 from collections import Counter
 
 
-async def _connection(port: int, request: bytes, start: float, end: float, lat: list[float],
-                      statuses: Counter[int]) -> None:
+async def _connection(
+    port: int, request: bytes, start: float, end: float, lat: list[float], statuses: Counter[int]
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while True:
@@ -54,8 +55,9 @@ async def _connection(port: int, request: bytes, start: float, end: float, lat: 
         writer.close()
 
 
-async def run(port: int, paths: list[str], headers: list[str], connections: int, duration: float,
-              warmup: float) -> dict[str, object]:
+async def run(
+    port: int, paths: list[str], headers: list[str], connections: int, duration: float, warmup: float
+) -> dict[str, object]:
     def request(path: str) -> bytes:
         lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Accept: application/json", *headers]
         return ("\r\n".join(lines) + "\r\n\r\n").encode()
@@ -65,8 +67,12 @@ async def run(port: int, paths: list[str], headers: list[str], connections: int,
     lat: list[float] = []
     statuses: Counter[int] = Counter()
     await asyncio.wait_for(
-        asyncio.gather(*(_connection(port, request(paths[i % len(paths)]), start, end, lat, statuses)
-                         for i in range(connections))),
+        asyncio.gather(
+            *(
+                _connection(port, request(paths[i % len(paths)]), start, end, lat, statuses)
+                for i in range(connections)
+            )
+        ),
         timeout=warmup + duration + 60,
     )
     ok = statuses.get(200, 0)

@@ -78,11 +78,15 @@ class Bare:
             http = (trigger.get("body") or {}).get("httpTrigger") or {}
             urls = spec.endpoint_urls(http.get("urlInternet"), http.get("urlIntranet"))
             token = mint_token(self.key, subject=f"bench/{name}")
-            mcp_probe(urls.sse or "", transport="sse", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            mcp_probe(
+                urls.sse or "", transport="sse", headers={"Authorization": f"Bearer {token}"}, timeout=30
+            )
         return time.monotonic() - started
 
 
-def service_deploy(stack: Stack, http: Any, name: str, *, long_poll: bool, timeout: float = 120) -> tuple[float, int]:
+def service_deploy(
+    stack: Stack, http: Any, name: str, *, long_poll: bool, timeout: float = 120
+) -> tuple[float, int]:
     """POST, then wait for `succeeded` the way a client does; returns (seconds, GET requests)."""
     started = time.monotonic()
     resp = http.post("/v1/deployments", json={"name": name, "image": IMAGE, "command": COMMAND})
@@ -134,27 +138,63 @@ def run(*, quick: bool, kind: str, pool: str, concurrency: int) -> list[Row]:
                         seconds, reqs = service_deploy(stack, http, unique_name("svc"), long_poll=long_poll)
                         service_s.append(seconds)
                         requests[long_poll].append(reqs)
-        log(f"overhead: bare p50 {median(bare_s):.3f}s service p50 {median(service_s):.3f}s "
-            f"(GETs per deploy: long-poll {requests[True]}, polling {requests[False]})")
-        probe_note = (f"service with MCP probe disabled (MCPFC_PROBE_ENABLED=false), bare sequence without probe; "
-                      f"{FC_NOTE}; n={n} each, interleaved")
-        rows.append(Row("overhead p50: POST→succeeded vs bare SDK (probe off)", median(service_s),
-                        median(bare_s), "<= 1.15", "s", probe_note))
-        rows.append(Row("overhead p95: POST→succeeded vs bare SDK (probe off)", pct(service_s, 0.95),
-                        pct(bare_s, 0.95), None, "s"))
-        rows.append(Row("long-poll: GETs per deploy, ?wait=30 vs polling every 0.1 s",
-                        median(requests[True]), median(requests[False]), "<= 0.5", "req",
-                        f"same deploys as the overhead rows; polling at {SHORT_POLL_S} s matches the long poll's "
-                        "freshness (the API re-reads the row every 0.1 s)"))
+        log(
+            f"overhead: bare p50 {median(bare_s):.3f}s service p50 {median(service_s):.3f}s "
+            f"(GETs per deploy: long-poll {requests[True]}, polling {requests[False]})"
+        )
+        probe_note = (
+            f"service with MCP probe disabled (MCPFC_PROBE_ENABLED=false), bare sequence without probe; "
+            f"{FC_NOTE}; n={n} each, interleaved"
+        )
+        rows.append(
+            Row(
+                "overhead p50: POST→succeeded vs bare SDK (probe off)",
+                median(service_s),
+                median(bare_s),
+                "<= 1.15",
+                "s",
+                probe_note,
+            )
+        )
+        rows.append(
+            Row(
+                "overhead p95: POST→succeeded vs bare SDK (probe off)",
+                pct(service_s, 0.95),
+                pct(bare_s, 0.95),
+                None,
+                "s",
+            )
+        )
+        rows.append(
+            Row(
+                "long-poll: GETs per deploy, ?wait=30 vs polling every 0.1 s",
+                median(requests[True]),
+                median(requests[False]),
+                "<= 0.5",
+                "req",
+                f"same deploys as the overhead rows; polling at {SHORT_POLL_S} s matches the long poll's "
+                "freshness (the API re-reads the row every 0.1 s)",
+            )
+        )
 
         ok, why = emulator_runs_functions(bare)
     if not ok:
-        rows.append(Row("overhead p50: POST→succeeded vs bare SDK + MCP probe (probe on)", None, None,
-                        "<= 1.15", "s", f"skipped: the emulator does not serve MCP on trigger URLs yet ({why})",
-                        skipped=True))
+        rows.append(
+            Row(
+                "overhead p50: POST→succeeded vs bare SDK + MCP probe (probe on)",
+                None,
+                None,
+                "<= 1.15",
+                "s",
+                f"skipped: the emulator does not serve MCP on trigger URLs yet ({why})",
+                skipped=True,
+            )
+        )
         return rows
 
-    with Stack(kind, pending_seconds=PENDING_S, env_extra={**POLL_ENV, "MCPFC_PROBE_ENABLED": "true"}) as stack:
+    with Stack(
+        kind, pending_seconds=PENDING_S, env_extra={**POLL_ENV, "MCPFC_PROBE_ENABLED": "true"}
+    ) as stack:
         stack.start_worker(pool, concurrency)
         stack.wait_workers_ready()
         bare = Bare(stack)
@@ -163,17 +203,34 @@ def run(*, quick: bool, kind: str, pool: str, concurrency: int) -> list[Row]:
         n = 4 if quick else n  # each probe starts a real mcp-proxy: slower
         with stack.http() as http:
             for i in range(n):
-                for which in ((0, 1) if i % 2 == 0 else (1, 0)):
+                for which in (0, 1) if i % 2 == 0 else (1, 0):
                     if which == 0:
                         bare_s.append(bare.deploy(unique_name("bare"), probe=True))
                     else:
                         service_s.append(service_deploy(stack, http, unique_name("svc"), long_poll=True)[0])
-    rows.append(Row("overhead p50: POST→succeeded vs bare SDK + MCP probe (probe on)", median(service_s),
-                    median(bare_s), "<= 1.15", "s", f"{FC_NOTE}; probe = deployer.probe.probe on both sides; n={n} each"))
-    rows.append(Row("overhead p95: POST→succeeded vs bare SDK + MCP probe (probe on)", pct(service_s, 0.95),
-                    pct(bare_s, 0.95), None, "s"))
+    rows.append(
+        Row(
+            "overhead p50: POST→succeeded vs bare SDK + MCP probe (probe on)",
+            median(service_s),
+            median(bare_s),
+            "<= 1.15",
+            "s",
+            f"{FC_NOTE}; probe = deployer.probe.probe on both sides; n={n} each",
+        )
+    )
+    rows.append(
+        Row(
+            "overhead p95: POST→succeeded vs bare SDK + MCP probe (probe on)",
+            pct(service_s, 0.95),
+            pct(bare_s, 0.95),
+            None,
+            "s",
+        )
+    )
     return rows
 
 
-FC_NOTE = (f"100 ms per FC call, functions Pending {PENDING_S:g} s, readiness poll {READY_POLL_S:g} s ×1.5 "
-           f"up to {READY_POLL_MAX_S:g} s on both sides")
+FC_NOTE = (
+    f"100 ms per FC call, functions Pending {PENDING_S:g} s, readiness poll {READY_POLL_S:g} s ×1.5 "
+    f"up to {READY_POLL_MAX_S:g} s on both sides"
+)

@@ -1,8 +1,9 @@
 """Polling: `GET /v1/deployments/{id}` requests/s at 64 concurrent clients against a bare FastAPI
 endpoint that returns a constant, served the same way (uvicorn, same flags, one process each, one at a
-time). Each of the 64 clients polls a deployment of its own (real ones, deployed first); the constant is
-the JSON document the service returns for one of them, so both send the same bytes. The load comes from `benchmarks.loadgen` in a process of its own (raw asyncio
-keep-alive connections, far cheaper than the server). The two servers alternate, best of the rounds.
+time). Each of the 64 clients polls a deployment of its own (real ones, deployed first); the constant
+is the JSON document the service returns for one of them, so both send the same bytes. The load comes
+from `benchmarks.loadgen` in a process of its own (raw asyncio keep-alive connections, far cheaper
+than the server). The two servers alternate; the best of the rounds counts.
 """
 
 from __future__ import annotations
@@ -28,8 +29,19 @@ CONNECTIONS = 64
 
 
 def load(port: int, paths: list[str], headers: list[str], duration: float) -> dict[str, float]:
-    argv = [sys.executable, "-m", "benchmarks.loadgen", "--port", str(port),
-            "--connections", str(CONNECTIONS), "--duration", str(duration), "--warmup", "1"]
+    argv = [
+        sys.executable,
+        "-m",
+        "benchmarks.loadgen",
+        "--port",
+        str(port),
+        "--connections",
+        str(CONNECTIONS),
+        "--duration",
+        str(duration),
+        "--warmup",
+        "1",
+    ]
     for path in paths:
         argv += ["--path", path]
     for h in headers:
@@ -45,8 +57,10 @@ def run(*, quick: bool, kind: str, pool: str, concurrency: int) -> list[Row]:
         stack.wait_workers_ready()
         with stack.http() as http:  # one deployment per client, as 64 users polling their own deploys
             prefix = unique_name("poll")
-            ids = [http.post("/v1/deployments", json=deploy_body(f"{prefix}-{i}")).json()["id"]
-                   for i in range(CONNECTIONS)]
+            ids = [
+                http.post("/v1/deployments", json=deploy_body(f"{prefix}-{i}")).json()["id"]
+                for i in range(CONNECTIONS)
+            ]
             docs = [stack.wait_terminal(http, dep_id)[0] for dep_id in ids]
         stack.stop_workers()  # nothing else runs while we measure
         assert stack.data_dir is not None
@@ -60,18 +74,33 @@ def run(*, quick: bool, kind: str, pool: str, concurrency: int) -> list[Row]:
             service.append(load(service_port, paths, headers, duration))
             port = free_port()
             env = {**stack.env, "BENCH_CONSTANT_FILE": str(constant)}
-            proc = subprocess.Popen(uvicorn_argv("benchmarks.apps:bare_app", port), env=env, cwd=REPO,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                uvicorn_argv("benchmarks.apps:bare_app", port),
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             try:
                 wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
                 bare.append(load(port, paths, headers, duration))
             finally:
                 stop_process(proc)
-            log(f"polling round {i + 1}: service {service[-1]['rps']:.0f} req/s (p50 {service[-1]['p50_ms']:.1f} ms, "
-                f"errors {service[-1]['errors']}), bare {bare[-1]['rps']:.0f} req/s (p50 {bare[-1]['p50_ms']:.1f} ms)")
+            s, b = service[-1], bare[-1]
+            log(
+                f"polling round {i + 1}: service {s['rps']:.0f} req/s (p50 {s['p50_ms']:.1f} ms, "
+                f"errors {s['errors']}), bare {b['rps']:.0f} req/s (p50 {b['p50_ms']:.1f} ms)"
+            )
     best_s = max(service, key=lambda r: r["rps"])
     best_b = max(bare, key=lambda r: r["rps"])
-    return [Row(f"polling: GET /v1/deployments/{{id}} req/s at {CONNECTIONS} clients vs bare FastAPI",
-                best_s["rps"], best_b["rps"], ">= 0.5", "req/s",
-                f"best of {rounds} x {duration:g} s; p50 {best_s['p50_ms']:.1f} ms vs {best_b['p50_ms']:.1f} ms; "
-                f"non-200 answers: {sum(r['errors'] for r in service)}; {kind} store")]
+    return [
+        Row(
+            f"polling: GET /v1/deployments/{{id}} req/s at {CONNECTIONS} clients vs bare FastAPI",
+            best_s["rps"],
+            best_b["rps"],
+            ">= 0.5",
+            "req/s",
+            f"best of {rounds} x {duration:g} s; p50 {best_s['p50_ms']:.1f} ms vs {best_b['p50_ms']:.1f} ms; "
+            f"non-200 answers: {sum(r['errors'] for r in service)}; {kind} store",
+        )
+    ]

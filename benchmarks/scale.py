@@ -1,12 +1,12 @@
 """Scale: list-page latency with 100,000 deployments against 100, through the real API.
 
 Rows are inserted straight into the store with SQLAlchemy core, in bulk, for one owner (the one that
-lists: the worst case), shaped like real deployments (valid spec, SDK-shaped result, urls), one per second: in the big
-store 97% succeeded, 1% failed, 1% running, 1% deleted; in the small one every other row failed, so the
-`?status=failed` page is a full page in both (the same answer size; only the store's size differs). Each query is timed sequentially through
-uvicorn (p50 of R requests) on a store of each size: the first page, a page deep in the list (keyset
-cursor), a status-filtered page, and GET by function name. SQLite by default; PostgreSQL too in the
-full run when it answers.
+lists: the worst case), shaped like real deployments (valid spec, SDK-shaped result, urls), one per
+second: in the big store 97% succeeded, 1% failed, 1% running, 1% deleted; in the small one every other
+row failed, so the `?status=failed` page is a full page in both (the same answer size; only the store's
+size differs). Each query is timed sequentially through uvicorn (p50 of R requests) on a store of each
+size: the first page, a page deep in the list (keyset cursor), a status-filtered page, and GET by
+function name. SQLite by default; PostgreSQL too in the full run when it answers.
 """
 
 from __future__ import annotations
@@ -49,18 +49,37 @@ LIMIT = 50
 
 
 def _result(name: str) -> dict[str, Any]:
-    fn = {"functionName": name, "runtime": "custom-container", "handler": "index.handler", "timeout": 600,
-          "memorySize": 512, "cpu": 0.5, "diskSize": 512, "instanceConcurrency": 10, "state": "Active",
-          "customContainerConfig": {"image": IMAGE, "port": 8080,
-                                    "command": ["mcp-proxy", "--port", "8080", "--host", "0.0.0.0", "--", *COMMAND]},
-          "environmentVariables": {}, "internetAccess": True}
+    fn = {
+        "functionName": name,
+        "runtime": "custom-container",
+        "handler": "index.handler",
+        "timeout": 600,
+        "memorySize": 512,
+        "cpu": 0.5,
+        "diskSize": 512,
+        "instanceConcurrency": 10,
+        "state": "Active",
+        "customContainerConfig": {
+            "image": IMAGE,
+            "port": 8080,
+            "command": ["mcp-proxy", "--port", "8080", "--host", "0.0.0.0", "--", *COMMAND],
+        },
+        "environmentVariables": {},
+        "internetAccess": True,
+    }
     url = f"https://{name}-abcdefghij.cn-hangzhou.fcapp.run"
-    trig = {"triggerName": "http", "triggerType": "http", "qualifier": "LATEST",
-            "triggerConfig": json.dumps({"authType": "jwt", "methods": ["GET", "POST"]}),
-            "httpTrigger": {"urlInternet": url, "urlIntranet": url.replace("fcapp.run", "vpc.fcapp.run")}}
+    trig = {
+        "triggerName": "http",
+        "triggerType": "http",
+        "qualifier": "LATEST",
+        "triggerConfig": json.dumps({"authType": "jwt", "methods": ["GET", "POST"]}),
+        "httpTrigger": {"urlInternet": url, "urlIntranet": url.replace("fcapp.run", "vpc.fcapp.run")},
+    }
     headers = {"x-fc-request-id": "1-abc", "content-type": "application/json"}
-    return {"function_result": {"headers": headers, "statusCode": 200, "body": fn},
-            "trigger_result": {"headers": headers, "statusCode": 200, "body": trig}}
+    return {
+        "function_result": {"headers": headers, "statusCode": 200, "body": fn},
+        "trigger_result": {"headers": headers, "statusCode": 200, "body": trig},
+    }
 
 
 def populate(url: str, owner_id: str, n: int, statuses: list[str]) -> dict[str, Any]:
@@ -77,16 +96,32 @@ def populate(url: str, owner_id: str, n: int, statuses: list[str]) -> dict[str, 
             result = _result(name)
             url_ = result["trigger_result"]["body"]["httpTrigger"]["urlInternet"]
             status = statuses[i % len(statuses)]
-            batch.append(dict(
-                id=f"{int(created.timestamp() * 1000):012x}{i:012x}", owner_id=owner_id, name=name,
-                region="cn-hangzhou", status=status, stage="done", progress=100, operation="deploy",
-                task_id=f"t{i:012x}", attempts=1,
-                error={"code": "FunctionFailed", "message": "boom", "retryable": False} if status == "failed" else None,
-                spec={**spec, "name": name, "region": "cn-hangzhou"}, result=result,
-                urls={"internet": url_, "intranet": url_, "sse": url_ + "/sse", "mcp": url_ + "/mcp"},
-                tools=["get_current_time", "convert_time"], checkpoint={"function": True, "trigger": True},
-                function_created=True, cancel_requested=False, created_at=created, updated_at=created,
-            ))
+            batch.append(
+                {
+                    "id": f"{int(created.timestamp() * 1000):012x}{i:012x}",
+                    "owner_id": owner_id,
+                    "name": name,
+                    "region": "cn-hangzhou",
+                    "status": status,
+                    "stage": "done",
+                    "progress": 100,
+                    "operation": "deploy",
+                    "task_id": f"t{i:012x}",
+                    "attempts": 1,
+                    "error": {"code": "FunctionFailed", "message": "boom", "retryable": False}
+                    if status == "failed"
+                    else None,
+                    "spec": {**spec, "name": name, "region": "cn-hangzhou"},
+                    "result": result,
+                    "urls": {"internet": url_, "intranet": url_, "sse": url_ + "/sse", "mcp": url_ + "/mcp"},
+                    "tools": ["get_current_time", "convert_time"],
+                    "checkpoint": {"function": True, "trigger": True},
+                    "function_created": True,
+                    "cancel_requested": False,
+                    "created_at": created,
+                    "updated_at": created,
+                }
+            )
             if len(batch) >= 5000:
                 conn.execute(table.insert(), batch)
                 batch = []
@@ -113,15 +148,24 @@ def measure(url: str, n: int, requests: int) -> dict[str, float]:
             key_row, key = store.create_api_key(session, name="scale")
         t0 = time.monotonic()
         # Rare failures in the big store; in the small one half fail, so both answer a full filtered page.
-        statuses = (["succeeded"] * 97 + ["failed", "running", "deleted"]) if n > 1000 else ["succeeded", "failed"]
+        statuses = (
+            (["succeeded"] * 97 + ["failed", "running", "deleted"]) if n > 1000 else ["succeeded", "failed"]
+        )
         probes = populate(settings.effective_database_url, key_row.owner_id, n, statuses)
-        log(f"scale: {n:,} rows in {settings.effective_database_url.split(':')[0]} in {time.monotonic() - t0:.1f} s")
+        engine_name = settings.effective_database_url.split(":")[0]
+        log(f"scale: {n:,} rows in {engine_name} in {time.monotonic() - t0:.1f} s")
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("MCPFC_")}
-        env.update(MCPFC_DATA_DIR=tmp, MCPFC_DATABASE_URL=url, MCPFC_BROKER_URL="memory://",
-                   PYTHONPATH=str(REPO))
-        proc = subprocess.Popen(uvicorn_argv("benchmarks.apps:service_app", port), env=env, cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env.update(
+            MCPFC_DATA_DIR=tmp, MCPFC_DATABASE_URL=url, MCPFC_BROKER_URL="memory://", PYTHONPATH=str(REPO)
+        )
+        proc = subprocess.Popen(
+            uvicorn_argv("benchmarks.apps:service_app", port),
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         queries = {
             "first page": ("/v1/deployments", {"limit": LIMIT}),
             "deep page (keyset cursor)": ("/v1/deployments", {"limit": LIMIT, "cursor": probes["cursor"]}),
@@ -131,8 +175,9 @@ def measure(url: str, n: int, requests: int) -> dict[str, float]:
         out: dict[str, float] = {}
         try:
             wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"},
-                              timeout=60) as http:
+            with httpx.Client(
+                base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}, timeout=60
+            ) as http:
                 for label, (path, params) in queries.items():
                     times = []
                     for i in range(requests + 3):
@@ -165,9 +210,16 @@ def run(*, quick: bool, kind: str, pool: str, concurrency: int) -> list[Row]:
                 with postgres_database() as url:
                     results[n] = measure(url, n, requests)
         for label in results[small]:
-            rows.append(Row(f"scale ({db}): {label}, {big:,} vs {small} deployments",
-                            results[big][label] * 1000, results[small][label] * 1000, "<= 2", "ms",
-                            f"p50 of {requests} sequential requests, limit={LIMIT}"))
+            rows.append(
+                Row(
+                    f"scale ({db}): {label}, {big:,} vs {small} deployments",
+                    results[big][label] * 1000,
+                    results[small][label] * 1000,
+                    "<= 2",
+                    "ms",
+                    f"p50 of {requests} sequential requests, limit={LIMIT}",
+                )
+            )
     return rows
 
 

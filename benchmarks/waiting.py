@@ -45,7 +45,9 @@ def run(*, quick: bool, kind: str, pool: str, concurrency: int) -> list[Row]:
         loaded: list[float] = []
         with stack.http() as http:
             for i in range(k):
-                idle.append(service_deploy(stack, http, f"idle-{i}-{time.time_ns() % 10**8}", long_poll=True)[0])
+                idle.append(
+                    service_deploy(stack, http, f"idle-{i}-{time.time_ns() % 10**8}", long_poll=True)[0]
+                )
 
             stack.fc.backend.configure(pending_seconds=3600)
             prefix = f"wait{time.time_ns() % 10**8}"
@@ -60,8 +62,9 @@ def run(*, quick: bool, kind: str, pool: str, concurrency: int) -> list[Row]:
             run_pool(waiters, 8, post, timeout=300)
             for c in clients:
                 c.close()
-            waiting_q = select(func.count()).where(DeploymentRow.name.like(f"{prefix}-%"),
-                                                   DeploymentRow.stage == "waiting_function")
+            waiting_q = select(func.count()).where(
+                DeploymentRow.name.like(f"{prefix}-%"), DeploymentRow.stage == "waiting_function"
+            )
             deadline = time.monotonic() + 120 + waiters * 0.2
             while (n := stack.db_scalar(waiting_q)) < waiters:
                 if time.monotonic() > deadline:
@@ -74,12 +77,26 @@ def run(*, quick: bool, kind: str, pool: str, concurrency: int) -> list[Row]:
             calls_before = stack.fc.faults.stats()["calls"].get("GetFunction", 0)
             t1 = time.monotonic()
             for i in range(k):
-                loaded.append(service_deploy(stack, http, f"loaded-{i}-{time.time_ns() % 10**8}", long_poll=True)[0])
-            polls = (stack.fc.faults.stats()["calls"].get("GetFunction", 0) - calls_before) / (time.monotonic() - t1)
+                loaded.append(
+                    service_deploy(stack, http, f"loaded-{i}-{time.time_ns() % 10**8}", long_poll=True)[0]
+                )
+            polls = (stack.fc.faults.stats()["calls"].get("GetFunction", 0) - calls_before) / (
+                time.monotonic() - t1
+            )
             still = stack.db_scalar(waiting_q)
-        log(f"waiting: idle {idle}, loaded {loaded}; {waiters} waiters all waiting after {all_waiting:.1f} s, "
-            f"{still} still waiting at the end; {polls:.0f} GetFunction/s meanwhile")
-    return [Row(f"waiting: new deploy with {waiters} deploys waiting on Pending vs idle system", median(loaded),
-                median(idle), "<= 1.2", "s",
-                f"p50 of {k} deploys each; the {waiters} waiters re-poll every {READY_POLL_MAX_S:g} s "
-                f"({polls:.0f} GetFunction/s during the measurement); worker {pool} x{concurrency}")]
+        log(
+            f"waiting: idle {idle}, loaded {loaded}; {waiters} waiters all waiting after "
+            f"{all_waiting:.1f} s, "
+            f"{still} still waiting at the end; {polls:.0f} GetFunction/s meanwhile"
+        )
+    return [
+        Row(
+            f"waiting: new deploy with {waiters} deploys waiting on Pending vs idle system",
+            median(loaded),
+            median(idle),
+            "<= 1.2",
+            "s",
+            f"p50 of {k} deploys each; the {waiters} waiters re-poll every {READY_POLL_MAX_S:g} s "
+            f"({polls:.0f} GetFunction/s during the measurement); worker {pool} x{concurrency}",
+        )
+    ]
