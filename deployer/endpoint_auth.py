@@ -11,6 +11,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import jwt
@@ -22,13 +23,20 @@ TOKEN_TTL_S = 365 * 24 * 3600
 ISSUER = "mcp-fc"
 
 
+@lru_cache(maxsize=1024)
+def _private_key(pem: str) -> Any:
+    """Parse a key we made ourselves, once. OpenSSL's RSA consistency check costs ~40 ms a load and runs
+    twice per deploy; our keys come only from new_signing_key() through the encrypted store."""
+    return serialization.load_pem_private_key(pem.encode(), password=None, unsafe_skip_rsa_key_validation=True)
+
+
 @dataclass(frozen=True)
 class SigningKey:
     kid: str
     private_pem: str
 
     def public_jwk(self) -> dict[str, Any]:
-        private = serialization.load_pem_private_key(self.private_pem.encode(), password=None)
+        private = _private_key(self.private_pem)
         jwk = json.loads(RSAAlgorithm.to_jwk(private.public_key()))  # type: ignore[arg-type]
         return {**jwk, "kid": self.kid, "alg": "RS256", "use": "sig"}
 
@@ -55,7 +63,7 @@ def new_signing_key() -> SigningKey:
 def mint_token(key: SigningKey, *, subject: str, ttl_s: int = TOKEN_TTL_S, now: float | None = None) -> str:
     issued = int(now if now is not None else time.time())
     claims = {"iss": ISSUER, "sub": subject, "iat": issued, "exp": issued + ttl_s, "jti": secrets.token_hex(8)}
-    return jwt.encode(claims, key.private_pem, algorithm="RS256", headers={"kid": key.kid})
+    return jwt.encode(claims, _private_key(key.private_pem), algorithm="RS256", headers={"kid": key.kid})
 
 
 def verify_token(token: str, jwks: dict[str, Any]) -> dict[str, Any]:

@@ -92,6 +92,9 @@ class DeploymentRow(Base):
             postgresql_where=text("status != 'deleted'"),
         ),
         Index("ix_deployments_owner_created", "owner_id", "created_at", "id"),
+        # GET by name and status-filtered lists stay index range scans at 100k+ rows (benchmarks/scale.py).
+        Index("ix_deployments_owner_name", "owner_id", "name", "created_at"),
+        Index("ix_deployments_owner_status_created", "owner_id", "status", "created_at", "id"),
         Index("ix_deployments_status_updated", "status", "updated_at"),
         Index("ix_deployments_task_id", "task_id"),
     )
