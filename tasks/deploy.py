@@ -168,12 +168,18 @@ class DeploySteps:
         if readiness == "pending":
             polls = int(self.checkpoint.get("polls", 0)) + 1
             self.checkpoint.update(polls=polls, waiting=True)
-            state = body.get("state") or "?"
-            self.run_.progress("waiting_function", min(60, 30 + 2 * polls),
-                               f"function {state}, update {body.get('lastUpdateStatus')}: {reason}".strip(),
-                               checkpoint=self.checkpoint)
-            delay = min(self.settings.ready_poll_max_s, self.settings.ready_poll_s * 1.5 ** (polls - 1))
-            raise Reschedule(delay)
+            started = float(self.checkpoint.setdefault("wait_started", round(time.time(), 3)))
+            message = f"function {body.get('state') or '?'}, update {body.get('lastUpdateStatus')}: {reason}"
+            if message.strip() != self.checkpoint.get("wait_message"):
+                # An event only when something changed: thousands of waiting deploys stay cheap.
+                self.checkpoint["wait_message"] = message.strip()
+                self.run_.progress("waiting_function", min(60, 30 + 2 * polls), message.strip(),
+                                   checkpoint=self.checkpoint)
+            # Grow the wait with the time already waited: a function that takes minutes to become Active
+            # is seen at most ~25 % late, and long waits cost few task runs.
+            waited = time.time() - started
+            delay = max(self.settings.ready_poll_s * 1.5 ** (polls - 1), 0.25 * waited)
+            raise Reschedule(min(self.settings.ready_poll_max_s, delay))
         self.checkpoint["ready"] = True
         self.checkpoint.pop("waiting", None)
         self.run_.save(checkpoint=self.checkpoint)
