@@ -15,7 +15,9 @@ TEST_AK = "test-ak"
 TEST_SK = "test-secret-key"
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, *, what: str = "condition"
+) -> Any:
     """Poll until the predicate holds; fail with its last value at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
@@ -23,7 +25,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+            raise AssertionError(f"{what} not met within {timeout:.0f} s (last value: {value!r})")
         time.sleep(interval)
 
 

@@ -28,6 +28,7 @@ from deployer import spec
 from deployer.emulator import EmulatorServer
 from deployer.endpoint_auth import SigningKey, mint_token, new_signing_key
 from schemas import DeployRequest
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -36,14 +37,7 @@ IMAGE = "registry.cn-hangzhou.aliyuncs.com/mcp-fc/mcp-server-time:1.0"
 
 
 def poll(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
-        time.sleep(0.02)
+    return wait_until(predicate, timeout)
 
 
 def alive(pid: int) -> bool:

@@ -35,7 +35,7 @@ from sqlalchemy import func, select
 from deployer.db import engine_for, session_scope
 from deployer.tables import DeploymentRow
 from schemas import TERMINAL, Status
-from tests.conftest import in_ci
+from tests.conftest import in_ci, wait_until
 from tests.integration.conftest import (  # noqa: F401 - fixtures re-exported for this directory
     REPO,
     Stack,
@@ -237,17 +237,6 @@ def wait_workers_ready(stack: Stack, timeout: float = 60) -> None:
         return worker_log_text(stack).count(" ready.") >= len(stack.workers)
 
     wait_until(ready, timeout, what="workers ready")
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, *, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f} s (last value: {value!r})")
-        time.sleep(interval)
 
 
 def process_tree(pid: int) -> list[int]:
