@@ -424,10 +424,15 @@ def claim_requeue(session: Session, row: DeploymentRow, *, now: datetime, count:
     False when anything changed since the sweep read the row (a run started, another sweep acted)."""
     checkpoint = {**(row.checkpoint or {}), "recovered": count}
     checkpoint.pop("due_at", None)
+    return _update_unleased(session, row, now, message, checkpoint=checkpoint)
+
+
+def _update_unleased(session: Session, row: DeploymentRow, now: datetime, message: str, **values: Any) -> bool:
+    """Write values only if no run took the row since it was read as stuck; record the event."""
     result = session.execute(
         update(DeploymentRow)
         .where(*_same_unleased(row, now))
-        .values(checkpoint=checkpoint, lease_owner=None, lease_until=None, updated_at=now)
+        .values(lease_owner=None, lease_until=None, updated_at=now, **values)
         .execution_options(synchronize_session=False)
     )
     if not result.rowcount:
@@ -440,18 +445,7 @@ def claim_requeue(session: Session, row: DeploymentRow, *, now: datetime, count:
 
 def fail_stuck(session: Session, row: DeploymentRow, *, now: datetime, error: dict[str, Any], message: str) -> bool:
     """Compare-and-set a stuck deployment to failed with the reason (same guards as claim_requeue)."""
-    result = session.execute(
-        update(DeploymentRow)
-        .where(*_same_unleased(row, now))
-        .values(status=Status.failed.value, error=error, lease_owner=None, lease_until=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if not result.rowcount:
-        return False
-    fresh = session.get(DeploymentRow, row.id, populate_existing=True)
-    assert fresh is not None
-    add_event(session, fresh, message)
-    return True
+    return _update_unleased(session, row, now, message, status=Status.failed.value, error=error)
 
 
 def to_public(row: DeploymentRow) -> Deployment:

@@ -28,7 +28,7 @@ from deployer import spec
 from deployer.emulator import EmulatorServer
 from deployer.endpoint_auth import SigningKey, mint_token, new_signing_key
 from schemas import DeployRequest
-from tests.conftest import wait_until
+from tests.conftest import alive, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -38,14 +38,6 @@ IMAGE = "registry.cn-hangzhou.aliyuncs.com/mcp-fc/mcp-server-time:1.0"
 
 def poll(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
     return wait_until(predicate, timeout)
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def family(pid: int) -> set[int]:

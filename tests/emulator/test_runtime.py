@@ -24,6 +24,7 @@ from alibabacloud_fc20230330 import models as fc
 from alibabacloud_fc20230330.client import Client
 
 from deployer.emulator import EmulatorServer
+from tests.conftest import alive
 from deployer.emulator.runtime import _prune, map_command
 
 ECHO = str(Path(__file__).with_name("echo_function.py"))
@@ -71,15 +72,6 @@ def deploy(sdk: Client, body: fc.CreateFunctionInput, **trigger_config: Any) -> 
 
 def instances(server: EmulatorServer) -> list[dict[str, Any]]:
     return httpx.get(f"{server.url}/_emulator/instances").json()["instances"]
-
-
-def alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def group_members(pgid: int) -> set[int]:
