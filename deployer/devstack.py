@@ -112,7 +112,8 @@ class DevStack:
         if self.emulator is not None:
             self.emulator.stop()
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        # Generous: a loaded laptop or CI host can take a minute to import the API; a dead worker fails at once.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.worker is not None and self.worker.poll() is not None:
@@ -126,7 +127,7 @@ class DevStack:
         raise RuntimeError(f"the API did not answer on {self.api_url}/healthz within {timeout:.0f} s")
 
 
-def deploy_demo(api_url: str, api_key: str, *, timeout: float = 180.0) -> dict[str, Any]:
+def deploy_demo(api_url: str, api_key: str, *, timeout: float = 300.0) -> dict[str, Any]:
     """Deploy the sample server through the HTTP API, as a user would, and wait for the result."""
     headers = {"Authorization": f"Bearer {api_key}", "Idempotency-Key": f"demo-{secrets.token_hex(8)}"}
     body = {"name": DEMO_NAME, "image": DEMO_IMAGE, "command": DEMO_COMMAND}

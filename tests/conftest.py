@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,16 +12,40 @@ from typing import Any
 
 import pytest
 
-from deployer.emulator import EmulatorServer
-
 TEST_AK = "test-ak"
 TEST_SK = "test-secret-key"
+
+
+def _machine_slowness() -> float:
+    """How many times slower than a quiet 2-core runner this machine is right now (1 to 6), or the
+    MCPFC_TEST_TIMEOUT_SCALE override. Deadlines stretch by it, so on a loaded host a test fails when the
+    thing it waits for never happens, not when it happens late. Measured once per session: a CPU loop,
+    and a fresh interpreter importing SQLAlchemy (worker and API start-up is where a loaded host hurts)."""
+    if override := os.environ.get("MCPFC_TEST_TIMEOUT_SCALE"):
+        return max(1.0, float(override))
+    started = time.perf_counter()
+    sum(range(1_000_000))
+    compute = (time.perf_counter() - started) / 0.02  # ~0.015 s on a quiet runner
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import sqlalchemy.orm"], check=False, timeout=120)
+    startup = (time.perf_counter() - started) / 0.6  # ~0.4 s on a quiet runner
+    # Load comes and goes within a run: one quick probe must not tighten the deadlines, so CI starts at 2.
+    floor = 2.0 if os.environ.get("CI", "").lower() in ("1", "true", "yes") else 1.0
+    return min(6.0, max(floor, compute, startup))
+
+
+TIMEOUT_SCALE = _machine_slowness()
+# Cold starts (mcp-proxy + the MCP server) in the emulator get the same allowance; read at its import.
+os.environ.setdefault("MCPFC_EMULATOR_START_TIMEOUT_S", str(60.0 * TIMEOUT_SCALE))
+
+from deployer.emulator import EmulatorServer  # after the start timeout is set
 
 
 def wait_until(
     predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, *, what: str = "condition"
 ) -> Any:
     """Poll until the predicate holds; fail with its last value at the deadline."""
+    timeout *= TIMEOUT_SCALE
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -57,3 +83,24 @@ def alive(pid: int) -> bool:
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+# pytest-timeout's per-test limit is a backstop for a hang, not a deadline: the slowest test takes ~30 s
+# on a quiet runner and its limit is 300 s. It stretches at most 2x, so that a hung test on a loaded
+# host costs minutes, not the whole CI budget.
+TIMEOUT_LIMIT_SCALE = min(2.0, TIMEOUT_SCALE)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        marker = item.get_closest_marker("timeout")
+        base = float(marker.args[0]) if marker and marker.args else float(config.getini("timeout") or 0)
+        if base:
+            item.add_marker(pytest.mark.timeout(base * TIMEOUT_LIMIT_SCALE), append=False)
+
+
+def pytest_report_header() -> str:
+    return (
+        f"mcp-fc: deadlines x{TIMEOUT_SCALE:.1f} (machine slowness; MCPFC_TEST_TIMEOUT_SCALE overrides), "
+        f"per-test limits x{TIMEOUT_LIMIT_SCALE:.1f}"
+    )

@@ -12,7 +12,7 @@ It listens only on the emulator's own host and port. All bodies are JSON.
 - ``GET /_emulator/stats``: ``{"calls": {op: n}, "faults": {op: {"latency"|"throttle"|"error"|"lose_response":
   n}}, "total_calls": n, "total_faults": n}``; ``DELETE`` zeroes the counters.
 - ``GET /_emulator/config``: ``{"pending_seconds": 1.0, "fail_images": [], "runtime": true,
-  "start_timeout_s": 20.0, "idle_timeout_s": 600.0}``; ``PUT`` changes some of those keys (e.g.
+  "start_timeout_s": 60.0, "idle_timeout_s": 600.0}``; ``PUT`` changes some of those keys (e.g.
   ``{"pending_seconds": 0.2}`` or ``{"start_timeout_s": 3}``) and answers all of them. ``runtime: false``
   stops every instance and makes trigger URLs answer 503 ``FunctionNotReady``.
 - ``GET /_emulator/instances``: ``{"instances": [{"functionName", "instanceId", "revision", "pid", "port",

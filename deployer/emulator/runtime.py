@@ -69,7 +69,9 @@ from .exceptions import FCError, FunctionNotReady
 logger = logging.getLogger("deployer.emulator")
 
 DEFAULT_CONTAINER_PORT = 9000
-DEFAULT_START_TIMEOUT_S = 20.0
+# How long a cold start may take to listen (a health check's own budget can shorten it). mcp-proxy plus a
+# Python MCP server take 1-2 s on a quiet laptop and 15-30 s on a loaded host; the variable stretches it.
+DEFAULT_START_TIMEOUT_S = float(os.environ.get("MCPFC_EMULATOR_START_TIMEOUT_S") or 60.0)
 DEFAULT_IDLE_TIMEOUT_S = 600.0
 DEFAULT_STOP_GRACE_S = 3.0
 #: How many lines of the process output an error message carries.

@@ -17,6 +17,7 @@ import pytest
 from mcp import ClientSession
 from mcp.client.sse import sse_client
 
+from tests.conftest import TIMEOUT_SCALE
 from tests.integration.conftest import free_port
 
 pytestmark = pytest.mark.e2e
@@ -57,6 +58,8 @@ def test_dev_demo_prints_a_working_url_and_header(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MCPFC_", "ALIBABA_CLOUD_"))}
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env["MCPFC_EMULATOR_PENDING_S"] = "0.3"
+    env["MCPFC_EMULATOR_START_TIMEOUT_S"] = os.environ["MCPFC_EMULATOR_START_TIMEOUT_S"]
+    env["MCPFC_PROBE_TIMEOUT_S"] = str(30 * TIMEOUT_SCALE)  # a cold start on a loaded host
     port = free_port()
     proc = subprocess.Popen([MCP_FC, "dev", "--demo", "--port", str(port), "--data-dir", str(tmp_path)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
@@ -67,7 +70,7 @@ def test_dev_demo_prints_a_working_url_and_header(tmp_path):
     seen: list[str] = []
     url = header = None
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 180 * TIMEOUT_SCALE
         while not (url and header):
             assert time.monotonic() < deadline, f"no URL and header printed: {seen}"
             try:

@@ -16,6 +16,7 @@ import pytest
 
 from deployer import spec
 from schemas import DeployRequest
+from tests.conftest import TIMEOUT_SCALE
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +55,7 @@ def run_until_listening(argv: list[str], timeout: float = 30.0) -> set[tuple[str
     prefix = ["unshare", "-n"] if os.geteuid() == 0 and shutil.which("unshare") else []
     proc = subprocess.Popen(prefix + argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * TIMEOUT_SCALE
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise AssertionError(f"mcp-proxy exited: {proc.stderr.read().decode()[-2000:]}")

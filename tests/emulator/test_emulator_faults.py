@@ -13,6 +13,7 @@ from alibabacloud_tea_openapi.exceptions import ClientException, ServerException
 from darabonba.exceptions import UnretryableException
 
 from deployer.emulator.faults import FaultInjector
+from deployer.emulator.runtime import DEFAULT_START_TIMEOUT_S
 
 
 def test_throttling_raises_throttling_exception_with_retry_after(emulator, client, created):
@@ -137,7 +138,7 @@ def test_reset_clears_state_faults_stats_and_config(emulator, client, created, h
     assert httpx.get(f"{emulator.url}/_emulator/faults").json() == {}
     assert httpx.get(f"{emulator.url}/_emulator/stats").json()["total_calls"] == 0
     assert httpx.get(f"{emulator.url}/_emulator/config").json() == {
-        "pending_seconds": 0.3, "fail_images": [], "runtime": False, "start_timeout_s": 20.0,
+        "pending_seconds": 0.3, "fail_images": [], "runtime": False, "start_timeout_s": DEFAULT_START_TIMEOUT_S,
         "idle_timeout_s": 600.0}
     with pytest.raises(ClientException):
         client.get_function(created, fc.GetFunctionRequest())

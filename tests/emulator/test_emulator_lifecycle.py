@@ -11,6 +11,8 @@ import httpx
 import pytest
 from alibabacloud_fc20230330 import models as fc
 
+from deployer.emulator.runtime import DEFAULT_START_TIMEOUT_S
+
 # The stored result of a real deploy against Alibaba Cloud (a copy of shared/data/fc-deploy-result-example.json).
 EXAMPLE_FILE = Path(__file__).resolve().parents[1] / "data/fc-deploy-result-example.json"
 EXAMPLE = json.loads(EXAMPLE_FILE.read_text())
@@ -144,7 +146,7 @@ def test_failed_image_ends_in_failed_state(emulator, client, function_input, wai
 def test_fail_images_via_control_api(emulator, client, function_input):
     r = httpx.put(f"{emulator.url}/_emulator/config", json={"fail_images": ["nope"], "pending_seconds": 0})
     assert r.status_code == 200 and r.json() == {"fail_images": ["nope"], "pending_seconds": 0.0,
-                                                 "runtime": False, "start_timeout_s": 20.0,
+                                                 "runtime": False, "start_timeout_s": DEFAULT_START_TIMEOUT_S,
                                                  "idle_timeout_s": 600.0}
     body = client.create_function(fc.CreateFunctionRequest(body=function_input(
         custom_container_config=fc.CustomContainerConfig(image="r.example.com/ns/nope:1")))).body

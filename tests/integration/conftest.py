@@ -28,7 +28,7 @@ from deployer.db import session_scope
 from deployer.emulator import EmulatorServer
 from deployer.migrate import upgrade
 from deployer.settings import Settings
-from tests.conftest import TEST_AK, TEST_SK, in_ci
+from tests.conftest import TEST_AK, TEST_SK, TIMEOUT_SCALE, in_ci
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -93,7 +93,7 @@ class Stack:
         return httpx.Client(base_url=self.api_url, headers=headers, timeout=70)
 
     def wait_for(self, dep_id: str, statuses: set[str], timeout: float = 90) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * TIMEOUT_SCALE
         with self.http() as http:
             while True:
                 dep = http.get(f"/v1/deployments/{dep_id}", params={"wait": 10}).json()
@@ -149,7 +149,7 @@ def stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             MCPFC_READY_POLL_S="0.2",
             MCPFC_READY_POLL_MAX_S="1",
             MCPFC_PROBE_ENABLED="true" if probe else "false",
-            MCPFC_PROBE_TIMEOUT_S="30",
+            MCPFC_PROBE_TIMEOUT_S=str(30 * TIMEOUT_SCALE),
             ALIBABA_CLOUD_ACCESS_KEY_ID=TEST_AK,
             ALIBABA_CLOUD_ACCESS_KEY_SECRET=TEST_SK,
             PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),

@@ -35,7 +35,7 @@ from sqlalchemy import func, select
 from deployer.db import engine_for, session_scope
 from deployer.tables import DeploymentRow
 from schemas import TERMINAL, Status
-from tests.conftest import in_ci, wait_until
+from tests.conftest import TIMEOUT_SCALE, in_ci, wait_until
 from tests.integration.conftest import (  # noqa: F401 - fixtures re-exported for this directory
     REPO,
     Stack,
@@ -50,10 +50,12 @@ IMAGE = "registry.cn-hangzhou.aliyuncs.com/mcp-fc/mcp-server-time:1.0"
 # Worker settings for fault runs: a dead run lets go of its lease within 3 s, a sweep every second, and
 # a deployment with no live run and no progress for 4 s counts as stalled. The FC retry backoff is capped
 # at 1 s so that throttling storms cost seconds, not minutes.
+# On a starved host (TIMEOUT_SCALE > 1) a step can outlast a 3 s lease and a healthy run would lose it,
+# so the lease and the stall window stretch with the other deadlines.
 FAST_RECOVERY = {
-    "MCPFC_LEASE_S": "3",
+    "MCPFC_LEASE_S": str(3 * TIMEOUT_SCALE),
     "MCPFC_RECOVERY_INTERVAL_S": "1",
-    "MCPFC_RECOVERY_STALL_S": "4",
+    "MCPFC_RECOVERY_STALL_S": str(4 * TIMEOUT_SCALE),
     "MCPFC_RECOVERY_MAX_REQUEUES": "5",
     "MCPFC_FC_BACKOFF_MAX_S": "1",
 }
@@ -321,6 +323,7 @@ def wait_terminal(stack: Stack, ids: list[str], timeout: float) -> float:
     """Poll the store until every deployment is terminal or the deadline passes; returns the seconds taken."""
     start = time.monotonic()
     terminal = [s.value for s in TERMINAL]
+    timeout *= TIMEOUT_SCALE
     while time.monotonic() - start < timeout:
         with session_scope(stack.settings) as session:
             done = session.scalar(select(func.count()).select_from(DeploymentRow).where(
