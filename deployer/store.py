@@ -314,6 +314,39 @@ def set_fields(
     return bool(result.rowcount)
 
 
+def set_fields_with_event(
+    session: Session,
+    deployment_id: str,
+    message: str,
+    *,
+    expect_task: str | None = None,
+    expect_lease: str | None = None,
+    **fields: Any,
+) -> bool:
+    """set_fields plus an event with the row's status after the write, in one round trip (UPDATE … RETURNING)."""
+    conditions = [DeploymentRow.id == deployment_id]
+    if expect_task is not None:
+        conditions.append(DeploymentRow.task_id == expect_task)
+    if expect_lease is not None:
+        conditions.append(DeploymentRow.lease_owner == expect_lease)
+    written = session.execute(
+        update(DeploymentRow)
+        .where(*conditions)
+        .values(updated_at=utcnow(), **fields)
+        .returning(DeploymentRow.status, DeploymentRow.stage, DeploymentRow.progress)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if written is None:
+        return False
+    session.add(
+        DeploymentEvent(
+            deployment_id=deployment_id, status=written.status, stage=written.stage, progress=written.progress,
+            message=message,
+        )
+    )
+    return True
+
+
 def acquire_lease(session: Session, deployment_id: str, owner: str, seconds: float) -> bool:
     now = utcnow()
     result = session.execute(

@@ -169,6 +169,7 @@ class Run:
         self.ctx = context()
         self.expected = expected
         self.keeper: LeaseKeeper | None = None
+        self.lease_cleared = False  # a terminal write clears the lease in the same UPDATE
 
     def load(self) -> DeploymentRow:
         with session_scope(self.ctx.settings) as session:
@@ -191,6 +192,8 @@ class Run:
         if self.keeper is not None:
             self.keeper.stop()
             self.keeper = None
+        if self.lease_cleared:
+            return
         try:
             with session_scope(self.ctx.settings) as session:
                 store.release_lease(session, self.deployment_id, self.execution)
@@ -218,23 +221,22 @@ class Run:
 
     def progress(self, stage: str, progress: int, message: str, **fields: Any) -> None:
         with session_scope(self.ctx.settings) as session:
-            if store.set_fields(
-                session, self.deployment_id, expect_task=self.task_id, expect_lease=self.execution,
+            store.set_fields_with_event(
+                session, self.deployment_id, message, expect_task=self.task_id, expect_lease=self.execution,
                 stage=stage, progress=progress, **fields,
-            ):
-                row = store.get(session, self.deployment_id)
-                assert row is not None
-                store.add_event(session, row, message)
+            )
         log.info("deploy.progress", extra={"deployment_id": self.deployment_id, "stage": stage})
 
     def finish(self, status: Status, message: str, **fields: Any) -> bool:
         if status in TERMINAL:
             fields.update(lease_owner=None, lease_until=None)
         with session_scope(self.ctx.settings) as session:
-            return store.transition(
+            done = store.transition(
                 session, self.deployment_id, status, expect_task=self.task_id, expect_lease=self.execution,
                 message=message, **fields,
             )
+        self.lease_cleared = done and status in TERMINAL
+        return done
 
     def fail(self, exc: BaseException, step: str, **fields: Any) -> dict[str, Any]:
         error = error_payload(exc, step)

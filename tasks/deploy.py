@@ -28,6 +28,7 @@ from deployer.errors import DeployError, FCError
 from deployer.gateway import function_readiness
 from deployer.probe import probe
 from deployer.queue import DEPLOY_TASK
+from deployer.settings import Settings
 from deployer.tables import DeploymentRow
 from schemas import AuthType, DeployRequest, Status, Transport
 from tasks.app import app
@@ -68,6 +69,12 @@ def deploy(self: Task, deployment_id: str) -> dict[str, Any]:
 DB_RETRY_S = 15
 
 
+def ready_poll_delay(settings: Settings, polls: int, waited: float) -> float:
+    """The wait before readiness check number `polls + 1`. It grows with the time already waited: a function
+    that takes minutes to become Active is seen at most ~25 % late, and long waits cost few task runs."""
+    return min(settings.ready_poll_max_s, max(settings.ready_poll_s * 1.5 ** (polls - 1), 0.25 * waited))
+
+
 class DeploySteps:
     def __init__(self, run: Run, row: DeploymentRow) -> None:
         self.run_ = run
@@ -79,6 +86,9 @@ class DeploySteps:
         self.result: dict[str, Any] = dict(row.result or {})
         self.req: DeployRequest = store.request_of(self.vault, row)
         self.secret_keys = set(self.req.secret_env)
+        # What this run wrote, kept so later steps need not read it back.
+        self.urls: dict[str, Any] | None = None
+        self.token: str | None = None
 
     def run(self) -> dict[str, Any]:
         row, run = self.row, self.run_
@@ -175,19 +185,16 @@ class DeploySteps:
                 self.checkpoint["wait_message"] = message.strip()
                 self.run_.progress("waiting_function", min(60, 30 + 2 * polls), message.strip(),
                                    checkpoint=self.checkpoint)
-            # Grow the wait with the time already waited: a function that takes minutes to become Active
-            # is seen at most ~25 % late, and long waits cost few task runs.
-            waited = time.time() - started
-            delay = max(self.settings.ready_poll_s * 1.5 ** (polls - 1), 0.25 * waited)
-            raise Reschedule(min(self.settings.ready_poll_max_s, delay))
+            raise Reschedule(ready_poll_delay(self.settings, polls, time.time() - started))
         self.checkpoint["ready"] = True
         self.checkpoint.pop("waiting", None)
-        self.run_.save(checkpoint=self.checkpoint)
+        if self.checkpoint.get("trigger"):  # otherwise the trigger step's first write records it
+            self.run_.save(checkpoint=self.checkpoint)
 
     def trigger_step(self) -> None:
         if self.checkpoint.get("trigger"):
             return
-        self.run_.progress("creating_trigger", 70, "writing the HTTP trigger")
+        self.run_.progress("creating_trigger", 70, "writing the HTTP trigger", checkpoint=self.checkpoint)
         auth = self.endpoint_auth()
         response, how = self.gateway.create_or_update_trigger(
             self.req.name, spec.create_trigger_input(self.req, auth), spec.update_trigger_input(self.req, auth)
@@ -196,7 +203,8 @@ class DeploySteps:
         urls = spec.endpoint_urls(http.get("urlInternet"), http.get("urlIntranet"))
         self.checkpoint["trigger"] = True
         self.result["trigger_result"] = response
-        self.run_.save(checkpoint=self.checkpoint, result=self.result, urls=urls.model_dump())
+        self.urls = urls.model_dump()
+        self.run_.save(checkpoint=self.checkpoint, result=self.result, urls=self.urls)
         log.info("deploy.trigger", extra={"deployment_id": self.row.id, "how": how})
 
     def probe_step(self) -> list[str]:
@@ -216,6 +224,8 @@ class DeploySteps:
     # -- helpers -------------------------------------------------------------------------------
 
     def row_urls(self) -> dict[str, Any]:
+        if self.urls is not None:
+            return dict(self.urls)
         with session_scope(self.settings) as session:
             row = store.get(session, self.row.id)
             return dict(row.urls or {}) if row else {}
@@ -227,18 +237,23 @@ class DeploySteps:
         with session_scope(self.settings) as session:
             row = store.get(session, self.row.id)
             assert row is not None
-            if row.endpoint_key_enc:
-                key = SigningKey.from_json(self.vault.decrypt(row.endpoint_key_enc))
-            else:
-                key = new_signing_key()
-                token = mint_token(key, subject=f"{row.owner_id}/{row.name}")
-                store.set_fields(session, row.id, endpoint_key_enc=self.vault.encrypt(key.to_json()),
-                                 endpoint_token_enc=self.vault.encrypt(token))
+            key_enc, token_enc = row.endpoint_key_enc, row.endpoint_token_enc
+        if key_enc:
+            key = SigningKey.from_json(self.vault.decrypt(key_enc))
+            self.token = self.vault.decrypt(token_enc) if token_enc else None
+            return spec.EndpointAuth(jwks=key.jwks())
+        key = new_signing_key()  # CPU-heavy (RSA): not while holding a database connection
+        self.token = mint_token(key, subject=f"{self.row.owner_id}/{self.row.name}")
+        if not self.run_.save(endpoint_key_enc=self.vault.encrypt(key.to_json()),
+                              endpoint_token_enc=self.vault.encrypt(self.token)):
+            raise LeaseLost()
         return spec.EndpointAuth(jwks=key.jwks())
 
     def endpoint_token(self) -> str | None:
         if self.req.auth.type != AuthType.jwt:
             return None
+        if self.token is not None:
+            return self.token
         with session_scope(self.settings) as session:
             row = store.get(session, self.row.id)
             return self.vault.decrypt(row.endpoint_token_enc) if row and row.endpoint_token_enc else None
