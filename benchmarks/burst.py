@@ -7,12 +7,18 @@ configured FC API rate R at most R / 3. Throughput is N over the time from the f
 deployment's `succeeded` write. The FC side records the arrival time of every call, which gives the
 busiest 1-second window to hold against R.
 
+The measured deploys have anonymous endpoints: the target is about slots and FC calls. A `jwt` endpoint
+(the default) also needs a new RSA-2048 key, which OpenSSL 3 makes in 0.05-0.5 s of CPU, so a burst of new
+jwt deployments is bound by key generation (cores / mean key time), not by the pool; an info row measures
+it beside the others, with the mean key time measured in the same run.
+
 With --sweep (the default in the full run) it also compares worker pools and concurrencies.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import time
 
 from sqlalchemy import func, select
@@ -26,7 +32,22 @@ FC_CALL_S = 0.1
 CLIENTS = 8  # POSTing clients; more only adds API sessions competing for PostgreSQL connections
 
 
-def burst(*, kind: str, pool: str, concurrency: int, n: int, rate: float = 0.0) -> dict[str, float]:
+ANONYMOUS = {"type": "anonymous"}
+
+
+def key_seconds(samples: int = 8) -> float:
+    """Mean CPU seconds of one endpoint signing key (what a new jwt deployment costs on top)."""
+    from deployer.endpoint_auth import new_signing_key
+
+    started = time.process_time()
+    for _ in range(samples):
+        new_signing_key()
+    return (time.process_time() - started) / samples
+
+
+def burst(
+    *, kind: str, pool: str, concurrency: int, n: int, rate: float = 0.0, auth: dict[str, str] | None = ANONYMOUS
+) -> dict[str, float]:
     env = {"MCPFC_FC_RATE_LIMIT_PER_S": str(rate)} if rate else {}
     with Stack(kind, pending_seconds=0.0, env_extra=env) as stack:
         calls = CallClock(stack.fc)  # type: ignore[arg-type]
@@ -38,7 +59,8 @@ def burst(*, kind: str, pool: str, concurrency: int, n: int, rate: float = 0.0) 
         started_wall, started = time.time(), time.monotonic()
 
         def post(i: int) -> None:
-            resp = http_clients[i % CLIENTS].post("/v1/deployments", json=deploy_body(f"{prefix}-{i}"))
+            extra = {"auth": auth} if auth else {}
+            resp = http_clients[i % CLIENTS].post("/v1/deployments", json=deploy_body(f"{prefix}-{i}", **extra))
             if resp.status_code != 202:
                 raise RuntimeError(f"POST answered {resp.status_code}: {resp.text[:200]}")
 
@@ -79,7 +101,7 @@ def burst(*, kind: str, pool: str, concurrency: int, n: int, rate: float = 0.0) 
             "peak_1s": max_calls_in_window(window, 1.0),
         }
         log(
-            f"burst {pool} x{concurrency} rate={rate or 'unlimited'}: {n} deploys in {elapsed:.1f} s "
+            f"burst {pool} x{concurrency} rate={rate or 'unlimited'} auth={(auth or {}).get('type', 'jwt')}: {n} deploys in {elapsed:.1f} s "
             f"(POSTs done at {posted:.1f} s) = {result['rate']:.1f}/s, ideal {ideal:.1f}/s "
             f"({result['rate'] / ideal:.2f}); {len(window)} FC calls, peak {result['peak_1s']} in 1 s"
         )
@@ -133,7 +155,23 @@ def run(*, quick: bool, kind: str, pool: str, concurrency: int, sweep: bool = Fa
             ">= 0.8",
             "deploys/s",
             f"ideal = {concurrency} slots / (3 FC calls x 0.1 s); {r['elapsed']:.1f} s from the first "
-            f"POST to the last success; no FC rate limit; peak {r['peak_1s']} FC calls in 1 s",
+            f"POST to the last success; no FC rate limit; peak {r['peak_1s']} FC calls in 1 s; "
+            "anonymous endpoints",
+        )
+    )
+    n_jwt = 40 if quick else 150
+    r = burst(kind=kind, pool=pool, concurrency=concurrency, n=n_jwt, auth=None)
+    per_key = key_seconds()
+    cores = os.cpu_count() or 1
+    rows.append(
+        Row(
+            f"burst: {n_jwt} deploys with jwt endpoints (the default), deploys/s vs key-generation bound",
+            r["rate"],
+            min(r["ideal"], cores / per_key),
+            None,
+            "deploys/s",
+            f"one RSA-2048 key per new deployment, {per_key * 1000:.0f} ms CPU each (mean of 8, this run); "
+            f"bound = min({concurrency}/0.3, {cores} cores / key time); redeploys reuse the key",
         )
     )
 

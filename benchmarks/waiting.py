@@ -2,13 +2,14 @@
 
 1. idle: K deploys one after another (functions Pending PENDING_S), POST → succeeded each;
 2. the emulator's `pending_seconds` goes to an hour and W deploys are POSTed; they create their
-   functions and wait (the task re-schedules itself with a countdown growing ×1.5 up to
-   READY_POLL_MAX_S, the default 10 s: it sleeps in the broker, not in a worker slot);
+   functions and wait with the service's default readiness schedule (`tasks.deploy.ready_poll_delay`:
+   the countdown grows ×1.5 and with the time already waited, up to `ready_poll_max_s`, 30 s): a waiting
+   deploy sleeps in the broker, not in a worker slot;
 3. once every one of them is waiting and their poll interval has reached its cap, `pending_seconds`
    goes back to PENDING_S (it applies to functions created from then on) and K deploys run again.
 
-The row holds p50 of (3) against p50 of (1). The W waiting deploys still poll FC (about W / 10 calls/s),
-so this measures both the slot usage and the cost of their polling on the same 2 cores.
+The row holds p50 of (3) against p50 of (1). The W waiting deploys still poll FC (W / 30 calls/s at the
+cap), so this measures both the slot usage and the cost of their polling on the same 2 cores.
 """
 
 from __future__ import annotations
@@ -18,26 +19,28 @@ import time
 from sqlalchemy import func, select
 
 from benchmarks.common import Row, Stack, deploy_body, log, median, run_pool
-from benchmarks.overhead import READY_POLL_MAX_S, READY_POLL_S, service_deploy
+from benchmarks.overhead import service_deploy
+from deployer.settings import Settings
 from deployer.tables import DeploymentRow
+from tasks.deploy import ready_poll_delay
 
 PENDING_S = 1.0
-ENV = {"MCPFC_READY_POLL_S": str(READY_POLL_S), "MCPFC_READY_POLL_MAX_S": str(READY_POLL_MAX_S)}
+DEFAULTS = Settings.model_construct()  # the defaults the stack runs with (it drops MCPFC_* from the env)
 
 
 def settle_time() -> float:
-    """How long until a new waiter polls at its cap: the sum of the growing countdowns."""
-    total, delay = 0.0, READY_POLL_S
-    while delay < READY_POLL_MAX_S:
-        total += delay
-        delay *= 1.5
-    return total + READY_POLL_MAX_S
+    """How long until a new waiter polls at its cap: the sum of the growing countdowns, and one more."""
+    waited, polls = 0.0, 1
+    while (delay := ready_poll_delay(DEFAULTS, polls, waited)) < DEFAULTS.ready_poll_max_s:
+        waited += delay
+        polls += 1
+    return waited + DEFAULTS.ready_poll_max_s
 
 
 def run(*, quick: bool, kind: str, pool: str, concurrency: int) -> list[Row]:
     waiters = 200 if quick else 1000
     k = 5 if quick else 12
-    with Stack(kind, pending_seconds=PENDING_S, env_extra=ENV) as stack:
+    with Stack(kind, pending_seconds=PENDING_S) as stack:
         assert stack.fc is not None
         stack.start_worker(pool, concurrency)
         stack.wait_workers_ready()
@@ -96,7 +99,7 @@ def run(*, quick: bool, kind: str, pool: str, concurrency: int) -> list[Row]:
             median(idle),
             "<= 1.2",
             "s",
-            f"p50 of {k} deploys each; the {waiters} waiters re-poll every {READY_POLL_MAX_S:g} s "
+            f"p50 of {k} deploys each; the {waiters} waiters re-poll every {DEFAULTS.ready_poll_max_s:g} s "
             f"({polls:.0f} GetFunction/s during the measurement); worker {pool} x{concurrency}",
         )
     ]
