@@ -1,6 +1,6 @@
 """SQLAlchemy engine and sessions: SQLite (WAL) by default, PostgreSQL in production."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -37,6 +37,9 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
+    # pool_pre_ping stays: it costs one loopback round trip per checkout (measured: ~2 % of an uncached
+    # GET, 1.42 vs 1.46 ms), the cached GET checks out no connection at all, and it lets a pooled
+    # connection that PostgreSQL dropped (restart, failover) be replaced instead of failing a request.
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
@@ -65,3 +68,36 @@ def session_scope(settings: Settings | None = None) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+# -- changes this process commits ------------------------------------------------------------------------
+# PostgreSQL's change feed (migration 0003) tells every API process about every committed write, a few
+# milliseconds later. A process's own writes are announced here as well, synchronously after the commit,
+# so that a client reads its own writes at once (deployer/api/hot_cache.py listens).
+
+_CHANGES = "mcpfc.changes"
+_commit_hooks: list[Callable[[Iterable[str]], None]] = []
+
+
+def note_change(session: Session, kind: str, ident: str) -> None:
+    """Announce, once this session commits, that the row `ident` changed: kind "d" a deployment, "k" an
+    API key (the payloads of the feed: "d:<id>", "k:<id>")."""
+    session.info.setdefault(_CHANGES, set()).add(f"{kind}:{ident}")
+
+
+def on_local_commit(hook: Callable[[Iterable[str]], None]) -> None:
+    """Call hook(payloads) after every commit of a session that noted changes."""
+    _commit_hooks.append(hook)
+
+
+@event.listens_for(Session, "after_commit")
+def _announce_changes(session: Session) -> None:
+    changes = session.info.pop(_CHANGES, None)
+    if changes:
+        for hook in _commit_hooks:
+            hook(changes)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_changes(session: Session) -> None:
+    session.info.pop(_CHANGES, None)

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     docs_enabled: bool = True
     metrics_enabled: bool = True
     post_rate_limit_per_min: int = 120
+    # Read cache for GET /v1/deployments/{id} (deployer/api/hot_cache.py). PostgreSQL only: its change feed
+    # (migration 0003) evicts on every committed write; without the feed (SQLite) the cache is off.
+    read_cache_enabled: bool = Field(default=True, description="cache GETs by id (PostgreSQL change feed)")
+    read_cache_ttl_s: float = Field(default=30.0, gt=0, description="backstop: an entry's longest life")
+    read_cache_max_entries: int = Field(default=10_000, ge=1, description="documents (and as many API keys)")
 
     # CLI client
     api_url: str = "http://127.0.0.1:8000"

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from deployer.crypto import Vault
+from deployer.db import note_change
 from deployer.tables import ApiKey, DeploymentEvent, DeploymentRow, IdempotencyKey, utcnow
 from schemas import TRANSITIONS_INTO, DeployRequest, Deployment, DeploymentError, Status, Urls
 
@@ -89,6 +90,8 @@ def revoke_api_key(session: Session, key_id: str) -> bool:
     result = session.execute(
         update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())
     )
+    # This process's cached keys go at commit; other processes hear it from PostgreSQL (migration 0003).
+    note_change(session, "k", key_id)
     return bool(result.rowcount)
 
 

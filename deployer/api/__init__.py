@@ -17,9 +17,11 @@ from fastapi.routing import APIRoute
 from deployer import migrate, queue
 from deployer.api import problems
 from deployer.api.deps import RateLimiter
+from deployer.api.hot_cache import ChangeFeed, HotCache
 from deployer.api.metrics import ApiMetrics, MetricsMiddleware
 from deployer.api.routes import deployments, health, tasks
 from deployer.crypto import Vault
+from deployer.db import normalise_url
 from deployer.settings import Settings, get_settings
 
 log = logging.getLogger("deployer.api")
@@ -39,16 +41,35 @@ def _start(settings: Settings) -> None:
     queue.producer(settings)  # builds the Celery app (and the embedded broker's folders) once
 
 
+def _start_read_cache(app: FastAPI, settings: Settings) -> ChangeFeed | None:
+    """On PostgreSQL, the GET cache and the thread that keeps it exact; on SQLite there is no feed."""
+    url = normalise_url(settings.effective_database_url)
+    if not settings.read_cache_enabled or not url.startswith("postgresql"):
+        return None
+    cache = HotCache(ttl_s=settings.read_cache_ttl_s, max_entries=settings.read_cache_max_entries)
+    app.state.read_cache = cache  # bypassed until the feed is listening
+    app.state.change_feed = ChangeFeed(url, cache).start()
+    return app.state.change_feed
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(_start, settings)
+        feed = _start_read_cache(app, settings)
         log.info(
-            "mcp-fc API ready (database migrated, broker %s)", settings.effective_broker_url.split("://")[0]
+            "mcp-fc API ready (database migrated, broker %s, read cache %s)",
+            settings.effective_broker_url.split("://")[0],
+            "on the change feed" if feed else "off",
         )
-        yield
+        try:
+            yield
+        finally:
+            if feed is not None:
+                await anyio.to_thread.run_sync(feed.stop)
+            app.state.read_cache = app.state.change_feed = None
 
     app = FastAPI(
         title="mcp-fc",
@@ -64,6 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.vault = Vault.from_settings(settings)
     app.state.limiter = RateLimiter(settings.post_rate_limit_per_min)
     app.state.metrics = ApiMetrics()
+    app.state.read_cache = None  # deployer/api/hot_cache.py, set up at start-up on PostgreSQL
+    app.state.change_feed = None
+    app.state.metrics.watch_read_cache(lambda: app.state.read_cache)
 
     problems.install(app)
     app.include_router(health.router)

@@ -13,8 +13,10 @@ from celery import Celery
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from deployer import queue, store
+from deployer.api.hot_cache import HotCache
 from deployer.api.problems import Problem
 from deployer.crypto import Vault
 from deployer.db import session_scope
@@ -58,34 +60,63 @@ class Owner:
     key_id: str
 
 
-_bearer = HTTPBearer(auto_error=False, description="an API key from `mcp-fc keys create`")
-BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+bearer = HTTPBearer(auto_error=False, description="an API key from `mcp-fc keys create`")
+BEARER_SCHEME = bearer.scheme_name  # the OpenAPI security scheme of every /v1 route
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 def _unauthorized(detail: str) -> Problem:
     return Problem(401, detail, kind="unauthorized", headers={"WWW-Authenticate": "Bearer"})
 
 
-def _authenticate(session: Session, credentials: HTTPAuthorizationCredentials | None) -> Owner:
+def presented_key(credentials: HTTPAuthorizationCredentials | None) -> str:
+    """The key from `Authorization: Bearer <key>`, or a 401."""
     if credentials is None or not credentials.credentials:
         raise _unauthorized("send an API key as `Authorization: Bearer <key>`")
-    key = store.authenticate(session, credentials.credentials)
+    return credentials.credentials
+
+
+def get_read_cache(request: Request) -> HotCache | None:
+    """The process's read cache, while PostgreSQL's change feed keeps it exact; else None."""
+    cache: HotCache | None = getattr(request.app.state, "read_cache", None)
+    return cache if cache is not None and cache.listening else None
+
+
+def authenticate(session: Session, presented: str, cache: HotCache | None = None) -> Owner:
+    """The owner of a live key, or a 401. With a cache, a known key costs no database read; a key found in
+    the database is cached unless a key change was heard since the read began."""
+    if cache is not None and (owner := cache.owner(presented)) is not None:
+        return owner
+    token = cache.token() if cache is not None else 0
+    key = store.authenticate(session, presented)
     if key is None:
         raise _unauthorized("the API key is unknown or revoked")
-    return Owner(owner_id=key.owner_id, key_id=key.id)
+    owner = Owner(owner_id=key.owner_id, key_id=key.id)
+    if cache is not None:
+        cache.put_owner(presented, owner, token)
+    return owner
 
 
-def get_owner(session: SessionDep, credentials: BearerDep) -> Owner:
-    return _authenticate(session, credentials)
+def get_owner(request: Request, session: SessionDep, credentials: BearerDep) -> Owner:
+    return authenticate(session, presented_key(credentials), get_read_cache(request))
 
 
 CurrentOwner = Annotated[Owner, Depends(get_owner)]
 
 
-def get_stream_owner(settings: SettingsDep, credentials: BearerDep) -> Owner:
-    """For async routes that stay open (long-poll, SSE): authenticate in a short session of its own."""
+def _authenticate_in_session(settings: Settings, presented: str, cache: HotCache | None) -> Owner:
     with session_scope(settings) as session:
-        return _authenticate(session, credentials)
+        return authenticate(session, presented, cache)
+
+
+async def get_stream_owner(request: Request, settings: SettingsDep, credentials: BearerDep) -> Owner:
+    """For async routes that stay open (SSE): a cached key on the event loop, else a short session of its
+    own in a worker thread."""
+    presented = presented_key(credentials)
+    cache = get_read_cache(request)
+    if cache is not None and (owner := cache.owner(presented)) is not None:
+        return owner
+    return await run_in_threadpool(_authenticate_in_session, settings, presented, cache)
 
 
 StreamOwner = Annotated[Owner, Depends(get_stream_owner)]

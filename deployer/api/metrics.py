@@ -7,8 +7,12 @@ path templates (`/v1/deployments/{id}`), never raw paths, so cardinality stays b
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNMATCHED = "<unmatched>"
@@ -46,8 +50,34 @@ class ApiMetrics:
             registry=self.registry,
         )
 
+    def watch_read_cache(self, get_cache: Callable[[], Any]) -> None:
+        """Export the read cache's counters (deployer/api/hot_cache.py), read at scrape time."""
+        self.registry.register(_ReadCacheCollector(get_cache))
+
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _ReadCacheCollector(Collector):
+    def __init__(self, get_cache: Callable[[], Any]) -> None:
+        self.get_cache = get_cache
+
+    def collect(self) -> Iterator[Any]:
+        cache = self.get_cache()
+        listening = GaugeMetricFamily(
+            "mcpfc_read_cache_listening", "1 while the change feed keeps the GET cache exact, else 0 (bypassed)."
+        )
+        listening.add_metric([], 1.0 if cache is not None and cache.listening else 0.0)
+        yield listening
+        lookups = CounterMetricFamily(
+            "mcpfc_read_cache_lookups", "GET-by-id cache lookups while listening, by result.", labels=["result"]
+        )
+        lookups.add_metric(["hit"], float(cache.hits if cache is not None else 0))
+        lookups.add_metric(["miss"], float(cache.misses if cache is not None else 0))
+        yield lookups
+        entries = GaugeMetricFamily("mcpfc_read_cache_entries", "Deployment documents in the GET cache.")
+        entries.add_metric([], float(len(cache) if cache is not None else 0))
+        yield entries
 
 
 class MetricsMiddleware:

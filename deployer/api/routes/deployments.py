@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from deployer import queue, store
 from deployer.api.deps import (
+    BEARER_SCHEME,
     CurrentOwner,
     Owner,
     ProducerDep,
@@ -34,10 +35,15 @@ from deployer.api.deps import (
     SettingsDep,
     StreamOwner,
     VaultDep,
+    authenticate,
+    bearer,
+    get_read_cache,
+    presented_key,
 )
+from deployer.api.hot_cache import HotCache, View
 from deployer.api.problems import Problem, ProblemDetail, from_validation_error
 from deployer.crypto import Vault
-from deployer.db import session_scope
+from deployer.db import note_change, session_scope
 from deployer.settings import Settings
 from deployer.tables import DeploymentRow
 from schemas import (
@@ -61,7 +67,8 @@ router = APIRouter(
 )
 
 IN_PROGRESS = frozenset({Status.pending, Status.running, Status.deleting})
-WAIT_POLL_S = 0.1
+WAIT_POLL_S = 0.1  # long-poll re-read interval without the change feed (SQLite)
+WAIT_CHECK_S = 1.0  # with the feed: how often a long-poll that heard nothing checks for a gone client
 EVENTS_POLL_S = 0.2
 EVENTS_MAX_S = 3600.0  # a stream ends after an hour; clients reconnect with Last-Event-ID
 
@@ -127,6 +134,7 @@ def _enqueue(
             },
             stage="enqueue",
         )
+        note_change(session, "d", row.id)
         session.commit()
         raise Problem(
             503,
@@ -254,6 +262,7 @@ def create_deployment(
 
     if idempotency_key:
         store.remember_idempotent(session, owner.owner_id, idempotency_key, fingerprint, row.id, 202)
+    note_change(session, "d", row.id)
     try:
         session.commit()
     except IntegrityError:
@@ -307,43 +316,140 @@ def list_deployments(
     return DeploymentPage(items=[store.to_public(r) for r in rows], next_cursor=next_cursor)
 
 
-def _load_public(settings: Settings, owner_id: str, id_or_name: str) -> Deployment | None:
-    """One short read (runs in a worker thread)."""
+def _load_public(
+    settings: Settings, owner_id: str, id_or_name: str, session: Session | None = None
+) -> Deployment | None:
+    """One short read (runs in a worker thread): in `session`, else in a session of its own."""
+    if session is None:
+        with session_scope(settings) as own:
+            return _load_public(settings, owner_id, id_or_name, own)
+    row = store.get_for_owner(session, owner_id, id_or_name)
+    return store.to_public(row) if row is not None else None
+
+
+def _fetch(
+    settings: Settings, cache: HotCache | None, presented: str, owner: Owner | None, id_or_name: str
+) -> tuple[Owner, View | None, int]:
+    """One worker-thread hop and one session: authenticate (unless the owner is known), read, render, and
+    offer the result to the cache. Returns the generation token taken before the read."""
+    token = cache.token() if cache is not None else 0
     with session_scope(settings) as session:
-        row = store.get_for_owner(session, owner_id, id_or_name)
-        return store.to_public(row) if row is not None else None
+        if owner is None:
+            owner = authenticate(session, presented, cache)
+        dep = _load_public(settings, owner.owner_id, id_or_name, session)
+    if dep is None:
+        return owner, None, token
+    view = View.of(dep, owner.owner_id)
+    if cache is not None:
+        cache.put(view, token)
+    return owner, view, token
 
 
-@router.get(PREFIX + "/{id}", response_model=Deployment, responses=_404)
+async def _read(
+    request: Request, settings: Settings, presented: str, owner: Owner | None, id_or_name: str
+) -> tuple[Owner, View, int]:
+    """The deployment as this caller may see it: from the cache when both the key and the document are
+    there (no thread hop, no database), else one `_fetch`. A 401 or 404 otherwise."""
+    cache = get_read_cache(request)
+    if cache is not None:
+        token = cache.token()
+        if owner is None:
+            owner = cache.owner(presented)
+        if owner is not None and (view := cache.get(id_or_name)) is not None:
+            if view.owner_id != owner.owner_id:
+                raise _not_found(id_or_name)
+            return owner, view, token
+    owner, found, token = await run_in_threadpool(_fetch, settings, cache, presented, owner, id_or_name)
+    if found is None:
+        raise _not_found(id_or_name)
+    return owner, found, token
+
+
+async def _wait_for_change(request: Request, dep_id: str, token: int, timeout: float) -> bool:
+    """Wait until `dep_id` may have changed since `token`: with the change feed, until its eviction (False
+    after `timeout` without one); without it, WAIT_POLL_S, then True (poll)."""
+    cache = get_read_cache(request)
+    if cache is None:
+        await asyncio.sleep(min(WAIT_POLL_S, timeout))
+        return True
+    waiter = cache.subscribe(dep_id)
+    try:
+        if cache.changed_since(dep_id, token):
+            return True
+        try:
+            await asyncio.wait_for(waiter.event.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+    finally:
+        cache.unsubscribe(dep_id, waiter)
+
+
+def _etag_matches(if_none_match: str, etag: str) -> bool:
+    """If-None-Match uses the weak comparison (RFC 9110 13.1.2): W/ prefixes do not matter."""
+    if if_none_match.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in if_none_match.split(","))
+
+
+def _answer(view: View, if_none_match: str | None) -> Response:
+    headers = {"ETag": view.etag}
+    if if_none_match is not None and _etag_matches(if_none_match, view.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(view.body, media_type="application/json", headers=headers)
+
+
+@router.get(
+    PREFIX + "/{id}",
+    response_model=Deployment,
+    responses={
+        **_404,
+        200: {"headers": {"ETag": {"description": "the document's tag", "schema": {"type": "string"}}}},
+        304: {"description": "unchanged: the ETag matches If-None-Match"},
+    },
+    # Parsed in the route rather than by dependencies (they cost as much as the cached answer); documented here.
+    openapi_extra={
+        "security": [{BEARER_SCHEME: []}],
+        "parameters": [
+            {
+                "name": "If-None-Match",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "an ETag of this deployment: 304 while it is still current",
+            }
+        ],
+    },
+)
 async def read_deployment(
     id: IdOrName,
     request: Request,
-    owner: StreamOwner,
-    settings: SettingsDep,
     wait: Annotated[
         float,
         Query(ge=0, le=60, description="long-poll: answer when the deployment changes or ends, at most S s"),
     ] = 0,
-) -> Deployment:
-    """One deployment, by id or name; `?wait=S` waits for a change first."""
-    dep = await run_in_threadpool(_load_public, settings, owner.owner_id, id)
-    if dep is None:
-        raise _not_found(id)
-    if wait <= 0 or dep.status in TERMINAL:
-        return dep
-    deadline = time.monotonic() + wait
-    seen = dep.updated_at
-    while (remaining := deadline - time.monotonic()) > 0:
-        await asyncio.sleep(min(WAIT_POLL_S, remaining))
-        if await request.is_disconnected():
-            break
-        current = await run_in_threadpool(_load_public, settings, owner.owner_id, dep.id)
-        if current is None:  # pragma: no cover - rows are never deleted
-            break
-        dep = current
-        if dep.updated_at != seen or dep.status in TERMINAL:
-            break
-    return dep
+) -> Response:
+    """One deployment, by id or name; `?wait=S` waits for a change first. With `If-None-Match` set to the
+    ETag of the current document, the answer is 304 without a body."""
+    # The hot path of every polling client. On PostgreSQL a cached key and document are answered on the
+    # event loop as stored bytes (deployer/api/hot_cache.py); otherwise one worker-thread hop authenticates,
+    # reads and renders in one session. The body is what `response_model=Deployment` renders.
+    presented = presented_key(await bearer(request))
+    settings: Settings = request.app.state.settings
+    owner, view, token = await _read(request, settings, presented, None, id)
+    if wait > 0 and not view.terminal:
+        deadline = time.monotonic() + wait
+        seen = view.updated_at
+        while (remaining := deadline - time.monotonic()) > 0:
+            changed = await _wait_for_change(request, view.id, token, min(WAIT_CHECK_S, remaining))
+            if await request.is_disconnected():
+                break
+            if not changed:
+                continue
+            owner, view, token = await _read(request, settings, presented, owner, view.id)
+            if view.updated_at != seen or view.terminal:
+                break
+    return _answer(view, request.headers.get("if-none-match"))
 
 
 @router.post(
@@ -429,6 +535,7 @@ def _queue_redeploy(
     ):
         session.refresh(row)
         raise _busy(row)
+    note_change(session, "d", row.id)
     session.commit()
     _enqueue(request, session, producer, row, task=queue.DEPLOY_TASK, priority=req.priority.value)
     return _accepted(response, row)
@@ -460,6 +567,7 @@ def delete_deployment(
     ):
         session.refresh(row)
         return _accepted(response, row)  # it became deleting/deleted meanwhile
+    note_change(session, "d", row.id)
     session.commit()
     _enqueue(
         request,
@@ -506,6 +614,7 @@ def cancel_deployment(
             session, row.id, Status.cancelled, expect_task=task_id, expect_status=Status.pending,
             message="cancelled before it started",
         ):
+            note_change(session, "d", row.id)
             session.commit()
             if task_id:
                 background.add_task(_revoke, producer, task_id)
@@ -513,6 +622,7 @@ def cancel_deployment(
         session.refresh(row)
     if row.status == Status.running:
         if store.set_fields(session, row.id, expect_task=task_id, cancel_requested=True):
+            note_change(session, "d", row.id)
             session.commit()
             session.refresh(row)
             response.status_code = 202
