@@ -220,7 +220,7 @@ def test_embedded_broker_never_hands_out_a_half_written_message(tmp_path):
     queue_dir = settings.broker_dir / "queue"
 
     def half_written() -> None:  # what a consumer sees between kombu's open() and write()
-        (queue_dir / "1_half.default.msg").write_bytes(b"")
+        (queue_dir / "0_half.default.msg").write_bytes(b"")  # "0_" sorts before every real name
 
     with Connection(url, transport=filesystem.Transport, transport_options=options) as stock:
         half_written()
