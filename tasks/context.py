@@ -170,23 +170,37 @@ class Run:
         self.expected = expected
         self.keeper: LeaseKeeper | None = None
         self.lease_cleared = False  # a terminal write clears the lease in the same UPDATE
+        self._acquired_row: DeploymentRow | None = None
+        # The row's cancel flag as this run last read or wrote it (every guarded write answers it), so
+        # checking for a cancel between steps costs no extra read. None: unknown, read the database.
+        self.cancel_flag: bool | None = None
 
     def load(self) -> DeploymentRow:
-        with session_scope(self.ctx.settings) as session:
-            row = store.get(session, self.deployment_id)
-            if row is None or row.task_id != self.task_id:
-                raise Superseded()
-            if Status(row.status) in TERMINAL or Status(row.status) not in self.expected:
-                raise Superseded()
-            return row
+        row, self._acquired_row = self._acquired_row, None
+        if row is None:
+            with session_scope(self.ctx.settings) as session:
+                row = store.get(session, self.deployment_id)
+        if row is None or row.task_id != self.task_id:
+            raise Superseded()
+        if Status(row.status) in TERMINAL or Status(row.status) not in self.expected:
+            raise Superseded()
+        self.cancel_flag = bool(row.cancel_requested)
+        return row
 
     def acquire(self) -> None:
-        """Take the lease (before loading the row, so what the run reads is what no other run is changing)."""
+        """Take the lease, then read the row in the same transaction (so what the run reads is what no
+        other run is changing; `load` answers it)."""
         lease_s = self.ctx.settings.lease_s
         with session_scope(self.ctx.settings) as session:
             if not store.acquire_lease(session, self.deployment_id, self.execution, lease_s):
                 raise Busy()
+            self._acquired_row = store.get(session, self.deployment_id)
         self.keeper = LeaseKeeper(self.ctx.settings, self.deployment_id, self.execution, lease_s).start()
+
+    def _written(self, written: Any) -> bool:
+        """Note the cancel flag a guarded write answered; None (no row matched) leaves it unknown."""
+        self.cancel_flag = bool(written.cancel_requested) if written else None
+        return bool(written)
 
     def release(self) -> None:
         if self.keeper is not None:
@@ -215,16 +229,18 @@ class Run:
 
     def save(self, **fields: Any) -> bool:
         with session_scope(self.ctx.settings) as session:
-            return store.set_fields(
+            written = store.set_fields_returning(
                 session, self.deployment_id, expect_task=self.task_id, expect_lease=self.execution, **fields
             )
+        return self._written(written)
 
     def progress(self, stage: str, progress: int, message: str, **fields: Any) -> None:
         with session_scope(self.ctx.settings) as session:
-            store.set_fields_with_event(
+            written = store.set_fields_with_event(
                 session, self.deployment_id, message, expect_task=self.task_id, expect_lease=self.execution,
                 stage=stage, progress=progress, **fields,
             )
+        self._written(written)
         log.info("deploy.progress", extra={"deployment_id": self.deployment_id, "stage": stage})
 
     def finish(self, status: Status, message: str, **fields: Any) -> bool:
@@ -235,8 +251,8 @@ class Run:
                 session, self.deployment_id, status, expect_task=self.task_id, expect_lease=self.execution,
                 message=message, **fields,
             )
-        self.lease_cleared = done and status in TERMINAL
-        return done
+        self.lease_cleared = bool(done) and status in TERMINAL
+        return self._written(done)
 
     def fail(self, exc: BaseException, step: str, **fields: Any) -> dict[str, Any]:
         error = error_payload(exc, step)

@@ -118,8 +118,7 @@ class DeploySteps:
                 return self.cancel()
             step = "trigger"
             run.check_lease()
-            self.trigger_step()
-            if self.cancel_requested():
+            if not self.trigger_step() or self.cancel_requested():
                 return self.cancel()
             step = "probe"
             run.check_lease()
@@ -191,10 +190,13 @@ class DeploySteps:
         if self.checkpoint.get("trigger"):  # otherwise the trigger step's first write records it
             self.run_.save(checkpoint=self.checkpoint)
 
-    def trigger_step(self) -> None:
+    def trigger_step(self) -> bool:
+        """False, before any FC call, when a cancel was asked for (the step's first write answers the flag)."""
         if self.checkpoint.get("trigger"):
-            return
+            return True
         self.run_.progress("creating_trigger", 70, "writing the HTTP trigger", checkpoint=self.checkpoint)
+        if self.cancel_requested():
+            return False
         auth = self.endpoint_auth()
         response, how = self.gateway.create_or_update_trigger(
             self.req.name, spec.create_trigger_input(self.req, auth), spec.update_trigger_input(self.req, auth)
@@ -206,6 +208,7 @@ class DeploySteps:
         self.urls = urls.model_dump()
         self.run_.save(checkpoint=self.checkpoint, result=self.result, urls=self.urls)
         log.info("deploy.trigger", extra={"deployment_id": self.row.id, "how": how})
+        return True
 
     def probe_step(self) -> list[str]:
         if not self.settings.probe_enabled:
@@ -275,6 +278,10 @@ class DeploySteps:
         self.reschedule(min(60, 2**count))
 
     def cancel_requested(self) -> bool:
+        """Between steps. This run's last write (or read) answered the flag, at most one FC call ago; only
+        when that write matched no row (superseded, or the lease is gone) is the row read again."""
+        if self.run_.cancel_flag is not None:
+            return self.run_.cancel_flag
         with session_scope(self.settings) as session:
             row = store.get(session, self.row.id)
             return bool(row is None or row.cancel_requested or row.task_id != self.run_.task_id)
