@@ -108,7 +108,8 @@ def test_max_calls_in_window():
 def test_from_settings(tmp_path):
     assert ratelimit.from_settings(Settings(data_dir=tmp_path)) is None
     local = ratelimit.from_settings(Settings(data_dir=tmp_path, fc_rate_limit_per_s=5, fc_rate_limit_burst=2))
-    assert isinstance(local, LocalRateLimiter) and local.rate == 5 and local.tolerance == pytest.approx(0.2)
+    assert isinstance(local, LocalRateLimiter) and local.rate == pytest.approx(5 * ratelimit.PACE)
+    assert local.tolerance == pytest.approx(1 / (5 * ratelimit.PACE))  # one call above the pace
     shared = ratelimit.from_settings(
         Settings(
             data_dir=tmp_path,
