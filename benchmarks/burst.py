@@ -109,7 +109,7 @@ def burst(
 
 
 def configs() -> list[tuple[str, int]]:
-    out = [("prefork", 4), ("prefork", 8), ("threads", 8), ("threads", 16), ("threads", 32), ("threads", 64)]
+    out = [("prefork", 4), ("prefork", 8), ("threads", 4), ("threads", 8), ("threads", 16), ("threads", 32)]
     if importlib.util.find_spec("gevent") is not None:
         out += [("gevent", 32), ("gevent", 64)]
     return out

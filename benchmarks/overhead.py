@@ -173,7 +173,8 @@ def run(*, quick: bool, kind: str, pool: str, concurrency: int) -> list[Row]:
                 "<= 0.5",
                 "req",
                 f"same deploys as the overhead rows; polling at {SHORT_POLL_S} s matches the long poll's "
-                "freshness (the API re-reads the row every 0.1 s)",
+                "freshness (a long poll answers on the change: PostgreSQL's notification, else a re-read "
+                "every 0.1 s)",
             )
         )
 
