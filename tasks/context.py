@@ -169,7 +169,7 @@ class Run:
         self.ctx = context()
         self.expected = expected
         self.keeper: LeaseKeeper | None = None
-        self.lease_cleared = False  # a terminal write clears the lease in the same UPDATE
+        self.lease_cleared = False  # a terminal or re-scheduling write cleared the lease in its UPDATE
         self._acquired_row: DeploymentRow | None = None
         # The row's cancel flag as this run last read or wrote it (every guarded write answers it), so
         # checking for a cancel between steps costs no extra read. None: unknown, read the database.
@@ -233,6 +233,12 @@ class Run:
                 session, self.deployment_id, expect_task=self.task_id, expect_lease=self.execution, **fields
             )
         return self._written(written)
+
+    def save_and_release(self, **fields: Any) -> bool:
+        """The run's last write before it re-schedules itself: the lease goes in the same UPDATE (a waiting
+        deploy re-polls FC every few seconds; one transaction fewer per poll)."""
+        self.lease_cleared = self.save(lease_owner=None, lease_until=None, **fields)
+        return self.lease_cleared
 
     def progress(self, stage: str, progress: int, message: str, **fields: Any) -> None:
         with session_scope(self.ctx.settings) as session:
