@@ -774,8 +774,13 @@ def worker(
     ] = None,
     pool: Annotated[str, typer.Option(help="prefork, threads or solo")] = "prefork",
     queues: Annotated[
-        str, typer.Option(help="Queues to consume, highest priority first.")
-    ] = "high,default,low",
+        str,
+        typer.Option(
+            help="Queues to consume, highest priority first. At scale, give `waiting` (deploys re-polling "
+            "a function FC is still starting) workers of its own: --queues high,default,low here and "
+            "--queues waiting --pool threads on another."
+        ),
+    ] = "high,default,low,waiting",
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
     """Run a Celery worker (production; or `celery -A tasks worker`)."""

@@ -26,7 +26,11 @@ from deployer.settings import Settings, get_settings
 
 DEPLOY_TASK = "mcpfc.deploy"
 DELETE_TASK = "mcpfc.delete"
-QUEUES = ("high", "default", "low")
+# Deploys that have waited a while for FC to make their function Active re-poll from a queue of their own:
+# at scale (1,000 waiters re-poll ~33 times a second) they would otherwise take the slots new deploys
+# need. One worker may consume every queue (the default); at scale run `waiting` on workers of its own.
+WAITING_QUEUE = "waiting"
+QUEUES = ("high", "default", "low", WAITING_QUEUE)
 PRIORITY_QUEUE = {"high": "high", "normal": "default", "low": "low"}
 
 # Hard limit per task run. Waiting for FC is done by re-scheduling, so one run is short: a few FC calls

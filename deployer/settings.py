@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     deploy_deadline_s: float = Field(default=1800.0, description="a deploy that is not done by then fails")
     ready_poll_s: float = Field(default=1.0, description="first wait between readiness checks")
     ready_poll_max_s: float = 30.0
+    wait_queue_after_s: float = Field(
+        default=30.0, ge=0, description="a deploy waiting longer for Active re-polls from the `waiting` queue"
+    )
     probe_timeout_s: float = 60.0  # the first request is a cold start: image pull + mcp-proxy + the server
     probe_enabled: bool = True
     rollback_on_probe_failure: bool = False

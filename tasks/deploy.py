@@ -27,7 +27,7 @@ from deployer.endpoint_auth import SigningKey, mint_token, new_signing_key
 from deployer.errors import DeployError, FCError
 from deployer.gateway import function_readiness
 from deployer.probe import probe
-from deployer.queue import DEPLOY_TASK
+from deployer.queue import DEPLOY_TASK, WAITING_QUEUE
 from deployer.settings import Settings
 from deployer.tables import DeploymentRow
 from schemas import AuthType, DeployRequest, Status, Transport
@@ -38,8 +38,11 @@ MAX_TRANSIENT_RETRIES = 5
 
 
 class Reschedule(Exception):
-    def __init__(self, countdown: float) -> None:
+    """Run again in `countdown` seconds (from `queue`, else the queue this run came from)."""
+
+    def __init__(self, countdown: float, queue: str | None = None) -> None:
         self.countdown = countdown
+        self.queue = queue
 
 
 @app.task(name=DEPLOY_TASK, bind=True, acks_late=True, max_retries=None, default_retry_delay=2)
@@ -50,6 +53,7 @@ def deploy(self: Task, deployment_id: str) -> dict[str, Any]:
     except Busy:
         raise self.retry(countdown=2) from None
     countdown: float | None = None
+    queue: str | None = None
     try:
         row = run.load()
         return DeploySteps(run, row).run()
@@ -59,11 +63,11 @@ def deploy(self: Task, deployment_id: str) -> dict[str, Any]:
         log.warning("deploy.lease_lost", extra={"deployment_id": deployment_id})
         return {"status": "lease-lost"}
     except Reschedule as again:
-        countdown = again.countdown
+        countdown, queue = again.countdown, again.queue
     finally:
         run.release()
     # Released before re-publishing, so the next run never finds its own lease taken.
-    raise self.retry(countdown=countdown)
+    raise self.retry(countdown=countdown, queue=queue)
 
 
 DB_RETRY_S = 15
@@ -126,7 +130,7 @@ class DeploySteps:
         except LeaseLost:
             raise
         except Reschedule as again:
-            self.reschedule(again.countdown)
+            self.reschedule(again.countdown, again.queue)
         except SoftTimeLimitExceeded:
             self.reschedule(5)
         except SQLAlchemyError as exc:
@@ -184,7 +188,9 @@ class DeploySteps:
                 self.checkpoint["wait_message"] = message.strip()
                 self.run_.progress("waiting_function", min(60, 30 + 2 * polls), message.strip(),
                                    checkpoint=self.checkpoint)
-            raise Reschedule(ready_poll_delay(self.settings, polls, time.time() - started))
+            waited = time.time() - started
+            queue = WAITING_QUEUE if waited >= self.settings.wait_queue_after_s else None
+            raise Reschedule(ready_poll_delay(self.settings, polls, waited), queue)
         self.checkpoint["ready"] = True
         self.checkpoint.pop("waiting", None)
         if self.checkpoint.get("trigger"):  # otherwise the trigger step's first write records it
@@ -261,11 +267,11 @@ class DeploySteps:
             row = store.get(session, self.row.id)
             return self.vault.decrypt(row.endpoint_token_enc) if row and row.endpoint_token_enc else None
 
-    def reschedule(self, countdown: float) -> None:
+    def reschedule(self, countdown: float, queue: str | None = None) -> None:
         """Record when the next run is due (recovery leaves the row alone until then), then re-schedule."""
         self.checkpoint["due_at"] = round(time.time() + countdown, 3)
-        self.run_.save(checkpoint=self.checkpoint)
-        raise Reschedule(countdown)
+        self.run_.save_and_release(checkpoint=self.checkpoint)
+        raise Reschedule(countdown, queue)
 
     def transient(self, exc: FCError, step: str) -> None:
         """FC kept failing transiently past the gateway's retries: try again later, a bounded number of times."""

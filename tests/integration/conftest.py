@@ -104,12 +104,13 @@ class Stack:
                 for worker in self.workers:
                     assert worker.poll() is None, f"a worker died with code {worker.returncode}"
 
-    def start_worker(self, name: str, *, pool: str = "prefork", concurrency: int = 2) -> subprocess.Popen[bytes]:
+    def start_worker(self, name: str, *, pool: str = "prefork", concurrency: int = 2,
+                     queues: str | None = None) -> subprocess.Popen[bytes]:
         log = open(self.settings.data_dir / f"worker-{name}.log", "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--pool", pool,
              "--concurrency", str(concurrency), "--hostname", f"{name}@%h", "--loglevel", "INFO",
-             "--without-mingle", "--without-gossip"],
+             "--without-mingle", "--without-gossip", *(["--queues", queues] if queues else [])],
             env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
         )
         self.workers.append(proc)
