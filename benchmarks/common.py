@@ -365,7 +365,7 @@ class Stack:
         self._cleanup.append(out.close)
         return subprocess.Popen(argv, env=self.env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
 
-    def start_worker(self, pool: str, concurrency: int) -> subprocess.Popen[bytes]:
+    def start_worker(self, pool: str, concurrency: int, queues: str | None = None) -> subprocess.Popen[bytes]:
         name = f"bench{len(self.workers)}-{secrets.token_hex(2)}"
         argv = [
             sys.executable,
@@ -385,6 +385,7 @@ class Stack:
             "--without-mingle",
             "--without-gossip",
             "--without-heartbeat",
+            *(["--queues", queues] if queues else []),
         ]
         proc = self._spawn(argv, f"worker-{name}")
         self.workers.append(proc)

@@ -10,6 +10,11 @@
 
 The row holds p50 of (3) against p50 of (1). The W waiting deploys still poll FC (W / 30 calls/s at the
 cap), so this measures both the slot usage and the cost of their polling on the same 2 cores.
+
+The stack runs the production topology: the deploy worker (the pool and concurrency under test) consumes
+high, default and low; a second worker, threads x WAITING_SLOTS, consumes `waiting`, where a deploy's
+re-polls go once it has waited `wait_queue_after_s` (30 s). Each re-poll holds a slot for one FC call
+(100 ms here): 1,000 waiters at the cap need ~3.5 slots, all of a 2-per-core deploy worker.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ from sqlalchemy import func, select
 
 from benchmarks.common import Row, Stack, deploy_body, log, median, run_pool
 from benchmarks.overhead import service_deploy
+from deployer.queue import WAITING_QUEUE
 from deployer.settings import Settings
 from deployer.tables import DeploymentRow
 from tasks.deploy import ready_poll_delay
 
 PENDING_S = 1.0
+WAITING_SLOTS = 32
 DEFAULTS = Settings.model_construct()  # the defaults the stack runs with (it drops MCPFC_* from the env)
 
 
@@ -42,7 +49,8 @@ def run(*, quick: bool, kind: str, pool: str, concurrency: int) -> list[Row]:
     k = 5 if quick else 12
     with Stack(kind, pending_seconds=PENDING_S) as stack:
         assert stack.fc is not None
-        stack.start_worker(pool, concurrency)
+        stack.start_worker(pool, concurrency, queues="high,default,low")
+        stack.start_worker("threads", WAITING_SLOTS, queues=WAITING_QUEUE)
         stack.wait_workers_ready()
         idle: list[float] = []
         loaded: list[float] = []
@@ -100,6 +108,7 @@ def run(*, quick: bool, kind: str, pool: str, concurrency: int) -> list[Row]:
             "<= 1.2",
             "s",
             f"p50 of {k} deploys each; the {waiters} waiters re-poll every {DEFAULTS.ready_poll_max_s:g} s "
-            f"({polls:.0f} GetFunction/s during the measurement); worker {pool} x{concurrency}",
+            f"({polls:.0f} GetFunction/s during the measurement); deploy worker {pool} x{concurrency}, "
+            f"`waiting` queue on threads x{WAITING_SLOTS}",
         )
     ]
