@@ -64,6 +64,9 @@ class View:
     etag: str
     updated_at: datetime
     terminal: bool
+    # What a long poll answers on: a change a watcher can see. Internal writes (checkpoints, re-schedule
+    # times, results recorded ahead of the next stage) bump updated_at but not this.
+    watched: tuple[Any, ...]
 
     @classmethod
     def of(cls, dep: Deployment, owner_id: str) -> View:
@@ -76,6 +79,7 @@ class View:
             etag='"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"',
             updated_at=dep.updated_at,
             terminal=dep.status in TERMINAL,
+            watched=(dep.status, dep.stage, dep.progress, dep.error, dep.urls),
         )
 
 

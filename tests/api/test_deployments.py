@@ -321,6 +321,34 @@ def test_wait_returns_when_another_process_changes_the_row(
     assert statuses[0] == "pending" and statuses[-1] == "running", "it waited for the change"
 
 
+def test_wait_ignores_writes_a_watcher_cannot_see(client: TestClient, alice, deploy, settings, monkeypatch) -> None:
+    """A checkpoint-only write (updated_at moves, nothing shown changes) does not end a long poll; the next
+    stage does."""
+    dep = deploy()
+    move(settings, dep["id"], Status.running, stage="creating_function", progress=10)
+    reads = threading.Semaphore(0)
+    real_load = deployments_routes._load_public
+
+    def spy(*args):
+        result = real_load(*args)
+        reads.release()
+        return result
+
+    monkeypatch.setattr(deployments_routes, "_load_public", spy)
+
+    def worker() -> None:
+        assert reads.acquire(timeout=10)  # the long poll read the row
+        set_fields(settings, dep["id"], checkpoint={"function": True})
+        assert reads.acquire(timeout=10)  # and read it again after that write
+        set_fields(settings, dep["id"], stage="creating_trigger", progress=70)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    r = client.get(f"/v1/deployments/{dep['id']}", params={"wait": 30}, headers=alice)
+    thread.join()
+    assert (r.json()["stage"], r.json()["progress"]) == ("creating_trigger", 70)
+
+
 def test_wait_gives_up_at_the_deadline_with_the_row_unchanged(
     client: TestClient, alice, deploy, monkeypatch
 ) -> None:

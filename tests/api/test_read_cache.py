@@ -53,6 +53,7 @@ def view(dep_id: str = "0001", owner: str = "own1", body: bytes = b"{}") -> View
         etag='"e"',
         updated_at=datetime(2026, 1, 1, tzinfo=UTC),
         terminal=False,
+        watched=("running", "creating_function", 10, None, None),
     )
 
 

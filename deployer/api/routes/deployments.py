@@ -426,7 +426,12 @@ async def read_deployment(
     request: Request,
     wait: Annotated[
         float,
-        Query(ge=0, le=60, description="long-poll: answer when the deployment changes or ends, at most S s"),
+        Query(
+            ge=0,
+            le=60,
+            description="long-poll: answer when its status, stage, progress, URLs or error change (or it "
+            "ends), at most S s",
+        ),
     ] = 0,
 ) -> Response:
     """One deployment, by id or name; `?wait=S` waits for a change first. With `If-None-Match` set to the
@@ -439,7 +444,7 @@ async def read_deployment(
     owner, view, token = await _read(request, settings, presented, None, id)
     if wait > 0 and not view.terminal:
         deadline = time.monotonic() + wait
-        seen = view.updated_at
+        seen = view.watched
         while (remaining := deadline - time.monotonic()) > 0:
             changed = await _wait_for_change(request, view.id, token, min(WAIT_CHECK_S, remaining))
             if await request.is_disconnected():
@@ -447,7 +452,7 @@ async def read_deployment(
             if not changed:
                 continue
             owner, view, token = await _read(request, settings, presented, owner, view.id)
-            if view.updated_at != seen or view.terminal:
+            if view.watched != seen or view.terminal:
                 break
     return _answer(view, request.headers.get("if-none-match"))
 
