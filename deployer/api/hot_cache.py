@@ -32,7 +32,6 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -62,10 +61,9 @@ class View:
     owner_id: str
     body: bytes
     etag: str
-    updated_at: datetime
     terminal: bool
     # What a long poll answers on: a change a watcher can see. Internal writes (checkpoints, re-schedule
-    # times, results recorded ahead of the next stage) bump updated_at but not this.
+    # times, results recorded ahead of the next stage) move the row's updated_at but not this.
     watched: tuple[Any, ...]
 
     @classmethod
@@ -77,7 +75,6 @@ class View:
             body=body,
             # Strong validator from the bytes themselves: equal bodies, equal tags (across API replicas too).
             etag='"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"',
-            updated_at=dep.updated_at,
             terminal=dep.status in TERMINAL,
             watched=(dep.status, dep.stage, dep.progress, dep.error, dep.urls),
         )

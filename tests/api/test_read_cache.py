@@ -4,7 +4,6 @@ where there is no change feed and so no cache. tests/integration/test_read_cache
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
 import pytest
 from fastapi import FastAPI
@@ -51,7 +50,6 @@ def view(dep_id: str = "0001", owner: str = "own1", body: bytes = b"{}") -> View
         owner_id=owner,
         body=body,
         etag='"e"',
-        updated_at=datetime(2026, 1, 1, tzinfo=UTC),
         terminal=False,
         watched=("running", "creating_function", 10, None, None),
     )
