@@ -47,7 +47,13 @@ def key_seconds(samples: int = 8) -> float:
 
 
 def burst(
-    *, kind: str, pool: str, concurrency: int, n: int, rate: float = 0.0, auth: dict[str, str] | None = ANONYMOUS
+    *,
+    kind: str,
+    pool: str,
+    concurrency: int,
+    n: int,
+    rate: float = 0.0,
+    auth: dict[str, str] | None = ANONYMOUS,
 ) -> dict[str, float]:
     env = {"MCPFC_FC_RATE_LIMIT_PER_S": str(rate)} if rate else {}
     with Stack(kind, pending_seconds=0.0, env_extra=env) as stack:
@@ -61,7 +67,9 @@ def burst(
 
         def post(i: int) -> None:
             extra = {"auth": auth} if auth else {}
-            resp = http_clients[i % CLIENTS].post("/v1/deployments", json=deploy_body(f"{prefix}-{i}", **extra))
+            resp = http_clients[i % CLIENTS].post(
+                "/v1/deployments", json=deploy_body(f"{prefix}-{i}", **extra)
+            )
             if resp.status_code != 202:
                 raise RuntimeError(f"POST answered {resp.status_code}: {resp.text[:200]}")
 

@@ -25,6 +25,7 @@ from typer._click.exceptions import ClickException
 from typer.core import TyperCommand, TyperGroup
 
 from deployer import cli_render as render
+from deployer import mcp_json
 from deployer.cli_input import (
     InputError,
     build_deploy_body,
@@ -35,7 +36,6 @@ from deployer.cli_input import (
     redact,
 )
 from deployer.client import VERSION, APIClient, APIError, ServiceUnreachable
-from deployer import mcp_json
 from deployer.errors import ConfigError, MCPFCError, SpecError
 from deployer.settings import Settings
 from schemas import TERMINAL, AuthType, Deployment, Priority, Status, Transport
@@ -252,7 +252,14 @@ def _finish_deploy(state: State, dep: Deployment, *, json_out: bool, verb: str, 
 
 
 def _follow(
-    state: State, api: APIClient, dep: Deployment, *, no_wait: bool, json_out: bool, what: str, verb: str,
+    state: State,
+    api: APIClient,
+    dep: Deployment,
+    *,
+    no_wait: bool,
+    json_out: bool,
+    what: str,
+    verb: str,
     started: float,
 ) -> Deployment:
     """After a 202: report it (--no-wait), or wait for the end and report success or failure."""
@@ -336,13 +343,31 @@ def deploy(
     _remember_secrets(state, secret_pairs)
     if from_mcp_json:
         if name or ctx.meta.get(SERVER_CMD) or file:
-            raise InputError("--from-mcp-json takes the names and commands from the file: drop NAME, --file and --")
-        flags = dict(image=image, env=parse_pairs(env, "--env"), region=region, cpu=cpu, memory_mb=memory,
-                     timeout_s=timeout, instance_concurrency=concurrency,
-                     transport=transport.value if transport else None, auth=auth.value if auth else None,
-                     priority=priority.value if priority else None)
-        _deploy_mcp_json(state, from_mcp_json, flags, secret_pairs, no_wait=no_wait, json_out=json_out,
-                         api_url=api_url, api_key=api_key)
+            raise InputError(
+                "--from-mcp-json takes the names and commands from the file: drop NAME, --file and --"
+            )
+        flags = dict(
+            image=image,
+            env=parse_pairs(env, "--env"),
+            region=region,
+            cpu=cpu,
+            memory_mb=memory,
+            timeout_s=timeout,
+            instance_concurrency=concurrency,
+            transport=transport.value if transport else None,
+            auth=auth.value if auth else None,
+            priority=priority.value if priority else None,
+        )
+        _deploy_mcp_json(
+            state,
+            from_mcp_json,
+            flags,
+            secret_pairs,
+            no_wait=no_wait,
+            json_out=json_out,
+            api_url=api_url,
+            api_key=api_key,
+        )
         return
     file_data = load_file(file) if file else None
     if file_data:
@@ -366,8 +391,16 @@ def deploy(
     with state.client(api_url, api_key) as api:
         # One key per invocation: if the HTTP request is retried, the API deploys once.
         dep = api.deploy(body, idempotency_key=str(uuid.uuid4()))
-        _follow(state, api, dep, no_wait=no_wait, json_out=json_out, what="queued", verb="deployed",
-                started=started)
+        _follow(
+            state,
+            api,
+            dep,
+            no_wait=no_wait,
+            json_out=json_out,
+            what="queued",
+            verb="deployed",
+            started=started,
+        )
 
 
 def _deploy_mcp_json(
@@ -390,8 +423,9 @@ def _deploy_mcp_json(
     bodies = []
     for server in servers:
         _remember_secrets(state, server.env)
-        _, body = build_deploy_body(None, name=server.name, command=server.command,
-                                    secret_env={**server.env, **secret_pairs}, **flags)
+        _, body = build_deploy_body(
+            None, name=server.name, command=server.command, secret_env={**server.env, **secret_pairs}, **flags
+        )
         bodies.append(body)
     with state.client(api_url, api_key) as api:
         deps = [api.deploy(body, idempotency_key=str(uuid.uuid4())) for body in bodies]
@@ -405,8 +439,11 @@ def _deploy_mcp_json(
             if dep.status == Status.succeeded:
                 entry = api.client_config(dep.id)["mcpServers"]
                 merged[server.key] = next(iter(entry.values()))
-                typer.echo(f"deployed {server.key} as {dep.name}: {render.endpoint_url(dep)} "
-                           f"({len(dep.tools)} tools)", err=True)
+                typer.echo(
+                    f"deployed {server.key} as {dep.name}: {render.endpoint_url(dep)} "
+                    f"({len(dep.tools)} tools)",
+                    err=True,
+                )
             else:
                 typer.echo(f"failed {server.key}: {render.error_line(dep)}", err=True)
     config_out = {"mcpServers": merged}
@@ -466,8 +503,16 @@ def redeploy(
         priority=priority.value if priority else None,
     )
     with state.client(api_url, api_key) as api:
-        _follow(state, api, api.redeploy(name, body), no_wait=no_wait, json_out=json_out,
-                what="redeploying", verb="redeployed", started=started)
+        _follow(
+            state,
+            api,
+            api.redeploy(name, body),
+            no_wait=no_wait,
+            json_out=json_out,
+            what="redeploying",
+            verb="redeployed",
+            started=started,
+        )
 
 
 @app.command(no_args_is_help=True)
@@ -587,8 +632,16 @@ def token_rotate(
     state = _state(ctx)
     started = time.monotonic()
     with state.client(api_url, api_key) as api:
-        dep = _follow(state, api, api.rotate_token(name), no_wait=no_wait, json_out=json_out,
-                      what="rotating the token of", verb="rotated the token of", started=started)
+        dep = _follow(
+            state,
+            api,
+            api.rotate_token(name),
+            no_wait=no_wait,
+            json_out=json_out,
+            what="rotating the token of",
+            verb="rotated the token of",
+            started=started,
+        )
     if not json_out:
         typer.echo(f"get the new client config with: mcp-fc config {dep.name}", err=True)
 
@@ -730,7 +783,9 @@ def _lazy(what: str, importer: Callable[[], Any]) -> Any:
 @app.command()
 def emulator(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on (not 9000: FC's default container port).")] = 8931,
+    port: Annotated[
+        int, typer.Option(help="Port to listen on (not 9000: FC's default container port).")
+    ] = 8931,
     pending_seconds: Annotated[
         float, typer.Option(help="How long new and updated functions stay Pending / InProgress.")
     ] = 1.0,
@@ -745,7 +800,9 @@ def emulator(
 
         return run
 
-    _lazy("the FC emulator", load)(host=host, port=port, pending_seconds=pending_seconds, state_file=state_file)
+    _lazy("the FC emulator", load)(
+        host=host, port=port, pending_seconds=pending_seconds, state_file=state_file
+    )
 
 
 @app.command()

@@ -26,7 +26,9 @@ class Vault:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Vault":
-        return cls(settings.secret_key.get_secret_value(), [k.get_secret_value() for k in settings.old_secret_keys])
+        return cls(
+            settings.secret_key.get_secret_value(), [k.get_secret_value() for k in settings.old_secret_keys]
+        )
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()
@@ -35,7 +37,9 @@ class Vault:
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken:
-            raise ConfigError("stored secrets cannot be decrypted: MCPFC_SECRET_KEY changed without OLD_SECRET_KEYS") from None
+            raise ConfigError(
+                "stored secrets cannot be decrypted: MCPFC_SECRET_KEY changed without OLD_SECRET_KEYS"
+            ) from None
 
     def encrypt_json(self, value: object) -> str:
         return self.encrypt(json.dumps(value, separators=(",", ":")))

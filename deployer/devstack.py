@@ -46,8 +46,14 @@ def _dev_api_key(data_dir: Path) -> str:
 
 
 class DevStack:
-    def __init__(self, *, port: int = 8000, data_dir: Path | None = None, host: str = "127.0.0.1",
-                 worker_concurrency: int = 8) -> None:
+    def __init__(
+        self,
+        *,
+        port: int = 8000,
+        data_dir: Path | None = None,
+        host: str = "127.0.0.1",
+        worker_concurrency: int = 8,
+    ) -> None:
         base = Settings()
         self.data_dir = (data_dir or base.data_dir).expanduser().resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -69,7 +75,8 @@ class DevStack:
         env.setdefault("MCPFC_API_URL", self.api_url)
         if not env.get("MCPFC_FC_ENDPOINT"):
             self.emulator = EmulatorServer(
-                port=0, pending_seconds=float(env.get("MCPFC_EMULATOR_PENDING_S", "1.0")),
+                port=0,
+                pending_seconds=float(env.get("MCPFC_EMULATOR_PENDING_S", "1.0")),
                 state_file=self.data_dir / "emulator-state.json",
             ).start()
             env["MCPFC_FC_ENDPOINT"] = self.emulator.url
@@ -90,11 +97,27 @@ class DevStack:
         # The worker's banner and logs go to a file: the terminal is for the URLs a user copies.
         with open(self.worker_log, "ab") as log:
             self.worker = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--pool", "threads",
-                 "--concurrency", str(self.worker_concurrency),
-                 "--loglevel", env.get("MCPFC_WORKER_LOGLEVEL", "INFO"),
-                 "--hostname", f"dev@{os.uname().nodename}", "--without-mingle", "--without-gossip"],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "tasks",
+                    "worker",
+                    "--pool",
+                    "threads",
+                    "--concurrency",
+                    str(self.worker_concurrency),
+                    "--loglevel",
+                    env.get("MCPFC_WORKER_LOGLEVEL", "INFO"),
+                    "--hostname",
+                    f"dev@{os.uname().nodename}",
+                    "--without-mingle",
+                    "--without-gossip",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         return settings
 
@@ -148,7 +171,9 @@ def deploy_demo(api_url: str, api_key: str, *, timeout: float = 300.0) -> dict[s
         return dep
 
 
-def run_dev(*, port: int = 8000, data_dir: Path | None = None, demo: bool = False, host: str = "127.0.0.1") -> int:
+def run_dev(
+    *, port: int = 8000, data_dir: Path | None = None, demo: bool = False, host: str = "127.0.0.1"
+) -> int:
     import uvicorn
 
     from deployer.api import create_app
@@ -166,10 +191,12 @@ def run_dev(*, port: int = 8000, data_dir: Path | None = None, demo: bool = Fals
             server.should_exit = True
             return
         fc = stack.emulator.url if stack.emulator else stack.env.get("MCPFC_FC_ENDPOINT")
-        _say(f"mcp-fc dev is ready\n  API      {stack.api_url}  (docs: {stack.api_url}/docs)\n"
-             f"  API key  {stack.api_key}\n  FC       {fc}{' (local emulator)' if stack.emulator else ''}\n"
-             f"  data     {stack.data_dir}  (worker log: {stack.worker_log.name})\n"
-             f"  try      MCPFC_API_KEY={stack.api_key} mcp-fc deploy NAME --image IMAGE -- SERVER_CMD")
+        _say(
+            f"mcp-fc dev is ready\n  API      {stack.api_url}  (docs: {stack.api_url}/docs)\n"
+            f"  API key  {stack.api_key}\n  FC       {fc}{' (local emulator)' if stack.emulator else ''}\n"
+            f"  data     {stack.data_dir}  (worker log: {stack.worker_log.name})\n"
+            f"  try      MCPFC_API_KEY={stack.api_key} mcp-fc deploy NAME --image IMAGE -- SERVER_CMD"
+        )
         if demo:
             _say(f"deploying the sample MCP server ({' '.join(DEMO_COMMAND)}) ...")
             try:
@@ -199,7 +226,9 @@ def _print_demo(dep: dict[str, Any]) -> None:
     config = dep.get("client_config") or {}
     server = next(iter((config.get("mcpServers") or {}).values()), {})
     headers = server.get("headers") or {}
-    print(f"\nDeployed {dep['name']}: tools {', '.join(dep.get('tools') or []) or '(none listed)'}", flush=True)
+    print(
+        f"\nDeployed {dep['name']}: tools {', '.join(dep.get('tools') or []) or '(none listed)'}", flush=True
+    )
     print(f"MCP SSE URL:     {urls.get('sse')}", flush=True)
     print(f"Streamable URL:  {urls.get('mcp')}", flush=True)
     for key, value in headers.items():

@@ -27,7 +27,9 @@ ISSUER = "mcp-fc"
 def _private_key(pem: str) -> Any:
     """Parse a key we made ourselves, once. OpenSSL's RSA consistency check costs ~40 ms a load and runs
     twice per deploy; our keys come only from new_signing_key() through the encrypted store."""
-    return serialization.load_pem_private_key(pem.encode(), password=None, unsafe_skip_rsa_key_validation=True)
+    return serialization.load_pem_private_key(
+        pem.encode(), password=None, unsafe_skip_rsa_key_validation=True
+    )
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,13 @@ def new_signing_key() -> SigningKey:
 
 def mint_token(key: SigningKey, *, subject: str, ttl_s: int = TOKEN_TTL_S, now: float | None = None) -> str:
     issued = int(now if now is not None else time.time())
-    claims = {"iss": ISSUER, "sub": subject, "iat": issued, "exp": issued + ttl_s, "jti": secrets.token_hex(8)}
+    claims = {
+        "iss": ISSUER,
+        "sub": subject,
+        "iat": issued,
+        "exp": issued + ttl_s,
+        "jti": secrets.token_hex(8),
+    }
     return jwt.encode(claims, _private_key(key.private_pem), algorithm="RS256", headers={"kid": key.kid})
 
 

@@ -108,7 +108,9 @@ class FCUnreachable(FCError):
 class DeployError(MCPFCError):
     code = "DeployFailed"
 
-    def __init__(self, message: str, *, code: str | None = None, step: str | None = None, retryable: bool = False):
+    def __init__(
+        self, message: str, *, code: str | None = None, step: str | None = None, retryable: bool = False
+    ):
         super().__init__(message, code=code)
         self.step = step
         self.retryable = retryable

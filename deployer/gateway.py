@@ -53,12 +53,18 @@ def map_sdk_error(exc: BaseException, operation: str) -> FCError:
         # darabonba sleeps x-acs-retry-after as milliseconds (darabonba/core.py get_backoff_time).
         retry_after = exc.retry_after / 1000.0 if exc.retry_after else None
         return FCThrottled(
-            _message(exc), code=exc.code, status_code=_status(exc), request_id=_rid(exc),
-            operation=operation, retry_after=retry_after,
+            _message(exc),
+            code=exc.code,
+            status_code=_status(exc),
+            request_id=_rid(exc),
+            operation=operation,
+            retry_after=retry_after,
         )
     if isinstance(exc, ClientException | ServerException):
         status, code = _status(exc), str(exc.code or "")
-        kw: dict[str, Any] = dict(code=code or None, status_code=status, request_id=_rid(exc), operation=operation)
+        kw: dict[str, Any] = dict(
+            code=code or None, status_code=status, request_id=_rid(exc), operation=operation
+        )
         msg = _message(exc)
         if isinstance(exc, ServerException) or (status and status >= 500):
             return FCServerError(msg, **kw)
@@ -111,9 +117,13 @@ def function_readiness(function_body: dict[str, Any]) -> tuple[Readiness, str]:
     state = function_body.get("state")
     update = function_body.get("lastUpdateStatus")
     if state == "Failed":
-        return "failed", str(function_body.get("stateReason") or function_body.get("stateReasonCode") or "Failed")
+        return "failed", str(
+            function_body.get("stateReason") or function_body.get("stateReasonCode") or "Failed"
+        )
     if update == "Failed":
-        reason = function_body.get("lastUpdateStatusReason") or function_body.get("lastUpdateStatusReasonCode")
+        reason = function_body.get("lastUpdateStatusReason") or function_body.get(
+            "lastUpdateStatusReasonCode"
+        )
         return "failed", str(reason or "update failed")
     if state == "Pending" or update == "InProgress":
         reason = function_body.get("lastUpdateStatusReasonCode") or function_body.get("stateReasonCode") or ""
@@ -142,7 +152,9 @@ class FCGateway:
         self._sleep = sleep
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, rate_limiter: Callable[[], None] | None = None) -> FCGateway:
+    def from_settings(
+        cls, settings: Settings, *, rate_limiter: Callable[[], None] | None = None
+    ) -> FCGateway:
         """With no rate_limiter given, settings.fc_rate_limit_per_s > 0 builds the shared one."""
         if rate_limiter is None:
             from deployer import ratelimit
@@ -192,7 +204,9 @@ class FCGateway:
         return self._call("CreateFunction", self.client.create_function, fc.CreateFunctionRequest(body=body))
 
     def update_function(self, name: str, body: fc.UpdateFunctionInput) -> dict[str, Any]:
-        return self._call("UpdateFunction", self.client.update_function, name, fc.UpdateFunctionRequest(body=body))
+        return self._call(
+            "UpdateFunction", self.client.update_function, name, fc.UpdateFunctionRequest(body=body)
+        )
 
     def get_function(self, name: str) -> dict[str, Any]:
         return self._call("GetFunction", self.client.get_function, name, fc.GetFunctionRequest())
@@ -245,7 +259,9 @@ class FCGateway:
             "CreateTrigger", self.client.create_trigger, function_name, fc.CreateTriggerRequest(body=body)
         )
 
-    def update_trigger(self, function_name: str, trigger_name: str, body: fc.UpdateTriggerInput) -> dict[str, Any]:
+    def update_trigger(
+        self, function_name: str, trigger_name: str, body: fc.UpdateTriggerInput
+    ) -> dict[str, Any]:
         return self._call(
             "UpdateTrigger",
             self.client.update_trigger,
@@ -265,7 +281,10 @@ class FCGateway:
         except FCAlreadyExists:
             current = self.get_trigger(function_name, create.trigger_name)
             body = current.get("body") or {}
-            if trigger_config_matches(body.get("triggerConfig"), update) and body.get("qualifier") == update.qualifier:
+            if (
+                trigger_config_matches(body.get("triggerConfig"), update)
+                and body.get("qualifier") == update.qualifier
+            ):
                 return current, "unchanged"
             return self.update_trigger(function_name, create.trigger_name, update), "updated"
 

@@ -80,8 +80,12 @@ def parse(data: Any, *, prefix: str = "") -> tuple[list[StdioServer], list[Skipp
             raise SpecError(f"servers {seen[name]!r} and {key!r} both become the function name {name!r}")
         seen[name] = key
         servers.append(
-            StdioServer(key=key, name=name, command=[command, *map(str, args)],
-                        env={str(k): str(v) for k, v in env.items()})
+            StdioServer(
+                key=key,
+                name=name,
+                command=[command, *map(str, args)],
+                env={str(k): str(v) for k, v in env.items()},
+            )
         )
     return servers, skipped
 

@@ -1,9 +1,9 @@
 """Bring the database schema to head with Alembic. Safe to call from every process at start-up."""
 
 import fcntl
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Iterator
 
 from alembic import command
 from alembic.config import Config

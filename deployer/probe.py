@@ -54,7 +54,9 @@ def describe_failure(exc: BaseException) -> str:
     return "; ".join(dict.fromkeys(parts)) or type(exc).__name__
 
 
-async def probe_async(url: str, *, transport: str, headers: dict[str, str] | None, timeout: float) -> ProbeResult:
+async def probe_async(
+    url: str, *, transport: str, headers: dict[str, str] | None, timeout: float
+) -> ProbeResult:
     async def run() -> ProbeResult:
         if transport == "sse":
             client = sse_client(url, headers=headers, timeout=timeout, sse_read_timeout=timeout)
@@ -91,7 +93,9 @@ def _error_body(url: str, headers: dict[str, str] | None, status: int) -> str:
         return ""
 
 
-def probe(url: str, *, transport: str, headers: dict[str, str] | None = None, timeout: float = 30.0) -> ProbeResult:
+def probe(
+    url: str, *, transport: str, headers: dict[str, str] | None = None, timeout: float = 30.0
+) -> ProbeResult:
     """Connect, initialize, list tools. Raises DeployError(code="ProbeFailed") saying what happened."""
     what = f"MCP {transport} client at {url}"
     try:

@@ -106,7 +106,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     broker_url, transport_options = broker_options(settings)
     return dict(
         broker_url=broker_url,
-        broker_transport=f"{__name__}:FilesystemTransport" if broker_url.startswith("filesystem://") else None,
+        broker_transport=f"{__name__}:FilesystemTransport"
+        if broker_url.startswith("filesystem://")
+        else None,
         broker_transport_options=transport_options,
         result_backend=settings.effective_result_backend,
         result_backend_transport_options=transport_options if broker_url.startswith("redis") else {},
@@ -125,7 +127,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         task_time_limit=TIME_LIMIT_S,
         task_queues=[Queue(name) for name in QUEUES],
         task_default_queue="default",
-        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
+        task_publish_retry_policy={
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
+        },
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=4,
         broker_pool_acquire_timeout=10,
@@ -159,8 +166,15 @@ def producer(settings: Settings | None = None) -> Celery:
     return _producer[key]
 
 
-def enqueue(app: Celery, *, task: str, deployment_id: str, task_id: str, priority: str = "normal",
-            countdown: float | None = None) -> None:
+def enqueue(
+    app: Celery,
+    *,
+    task: str,
+    deployment_id: str,
+    task_id: str,
+    priority: str = "normal",
+    countdown: float | None = None,
+) -> None:
     """Send the deployment id only. Raises kombu's OperationalError when the broker is down."""
     app.send_task(
         task,

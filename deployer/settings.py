@@ -78,11 +78,17 @@ class Settings(BaseSettings):
     # Reliability (tasks/context.py leases, tasks/recovery.py; docs/reliability.md). A run holds a lease on
     # its deployment and renews it every lease_s/3; the worker's recovery loop re-queues (same task id) or
     # fails deployments that no live run holds and that made no progress for recovery_stall_s.
-    lease_s: float = Field(default=60.0, ge=1, description="a run's lease on its deployment, renewed while it runs")
+    lease_s: float = Field(
+        default=60.0, ge=1, description="a run's lease on its deployment, renewed while it runs"
+    )
     recovery_enabled: bool = Field(default=True, description="run the stuck-deploy recovery loop in workers")
     recovery_interval_s: float = Field(default=30.0, gt=0, description="seconds between two recovery sweeps")
-    recovery_stall_s: float = Field(default=120.0, gt=0, description="no lease, no run due, no change this long")
-    recovery_max_requeues: int = Field(default=5, ge=0, description="re-queues of one operation before failing it")
+    recovery_stall_s: float = Field(
+        default=120.0, gt=0, description="no lease, no run due, no change this long"
+    )
+    recovery_max_requeues: int = Field(
+        default=5, ge=0, description="re-queues of one operation before failing it"
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property

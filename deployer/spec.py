@@ -95,7 +95,9 @@ def _vpc(req: DeployRequest) -> fc.VPCConfig | None:
     if req.vpc is None:
         return None
     return fc.VPCConfig(
-        vpc_id=req.vpc.vpc_id, v_switch_ids=list(req.vpc.vswitch_ids), security_group_id=req.vpc.security_group_id
+        vpc_id=req.vpc.vpc_id,
+        v_switch_ids=list(req.vpc.vswitch_ids),
+        security_group_id=req.vpc.security_group_id,
     )
 
 
@@ -103,7 +105,10 @@ def _log(req: DeployRequest) -> fc.LogConfig | None:
     if req.log is None:
         return None
     return fc.LogConfig(
-        project=req.log.project, logstore=req.log.logstore, enable_request_metrics=True, enable_instance_metrics=True
+        project=req.log.project,
+        logstore=req.log.logstore,
+        enable_request_metrics=True,
+        enable_instance_metrics=True,
     )
 
 
@@ -142,7 +147,11 @@ def update_function_input(req: DeployRequest) -> fc.UpdateFunctionInput:
 
 def trigger_config(req: DeployRequest, auth: EndpointAuth) -> dict[str, Any]:
     methods = SSE_METHODS if req.transport == Transport.sse else STREAMABLE_METHODS
-    config: dict[str, Any] = {"authType": req.auth.type.value, "methods": list(methods), "disableURLInternet": False}
+    config: dict[str, Any] = {
+        "authType": req.auth.type.value,
+        "methods": list(methods),
+        "disableURLInternet": False,
+    }
     if req.auth.type == AuthType.jwt:
         if not auth.jwks or not auth.jwks.get("keys"):
             raise SpecError("jwt endpoint auth needs the deployment's public signing keys (JWKS)")

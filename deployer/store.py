@@ -23,8 +23,7 @@ from sqlalchemy.orm.util import identity_key
 from deployer.crypto import Vault
 from deployer.db import note_change
 from deployer.tables import ApiKey, DeploymentEvent, DeploymentRow, IdempotencyKey, utcnow
-from schemas import TRANSITIONS_INTO, DeployRequest, Deployment, DeploymentError, Status, Urls
-
+from schemas import TRANSITIONS_INTO, Deployment, DeploymentError, DeployRequest, Status, Urls
 
 # What a guarded write answers (UPDATE … RETURNING): the row's state after it, for its event and for a
 # running task's cancel check. `Written` rows are truthy.
@@ -60,7 +59,10 @@ def create_api_key(session: Session, *, name: str = "", owner_id: str | None = N
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     row = ApiKey(
-        id=key_id, owner_id=owner_id or f"own{secrets.token_hex(6)}", name=name, secret_hash=_hash_secret(secret)
+        id=key_id,
+        owner_id=owner_id or f"own{secrets.token_hex(6)}",
+        name=name,
+        secret_hash=_hash_secret(secret),
     )
     session.add(row)
     session.flush()
@@ -162,7 +164,9 @@ def restart(
     With rotate_endpoint_key the deployment's signing key and token are dropped, so the run makes new
     ones and rewrites the trigger: every earlier token stops working.
     """
-    allowed = [s.value for s in TRANSITIONS_INTO[Status.deleting if operation == "delete" else Status.pending]]
+    allowed = [
+        s.value for s in TRANSITIONS_INTO[Status.deleting if operation == "delete" else Status.pending]
+    ]
     values: dict[str, Any] = dict(
         status=(Status.deleting if operation == "delete" else Status.pending).value,
         stage="queued",
@@ -208,7 +212,9 @@ def get_for_owner(session: Session, owner_id: str, id_or_name: str) -> Deploymen
 
 
 def live_by_name(session: Session, name: str) -> DeploymentRow | None:
-    stmt = select(DeploymentRow).where(DeploymentRow.name == name, DeploymentRow.status != Status.deleted.value)
+    stmt = select(DeploymentRow).where(
+        DeploymentRow.name == name, DeploymentRow.status != Status.deleted.value
+    )
     return session.scalars(stmt).first()
 
 
@@ -218,7 +224,9 @@ def get(session: Session, deployment_id: str) -> DeploymentRow | None:
 
 def task_owned_by(session: Session, owner_id: str, task_id: str) -> bool:
     """True when task_id is the current task of one of the owner's deployments."""
-    stmt = select(DeploymentRow.id).where(DeploymentRow.task_id == task_id, DeploymentRow.owner_id == owner_id)
+    stmt = select(DeploymentRow.id).where(
+        DeploymentRow.task_id == task_id, DeploymentRow.owner_id == owner_id
+    )
     return session.scalar(stmt) is not None
 
 
@@ -306,7 +314,9 @@ def transition(
     return written
 
 
-def _update_with_event(session: Session, conditions: list[Any], message: str, **values: Any) -> Written | None:
+def _update_with_event(
+    session: Session, conditions: list[Any], message: str, **values: Any
+) -> Written | None:
     """One guarded UPDATE … RETURNING, and an event with the row's state after it; None if no row matched."""
     written = session.execute(
         update(_DEPLOYMENTS).where(*conditions).values(updated_at=utcnow(), **values).returning(*_WRITTEN)
@@ -440,7 +450,9 @@ def _lease_free(now: datetime) -> Any:
     return or_(DeploymentRow.lease_owner.is_(None), DeploymentRow.lease_until < now)
 
 
-def unleased_idle(session: Session, *, idle_before: datetime, now: datetime, limit: int = 200) -> list[DeploymentRow]:
+def unleased_idle(
+    session: Session, *, idle_before: datetime, now: datetime, limit: int = 200
+) -> list[DeploymentRow]:
     """Active deployments that no live run holds and that have not changed since `idle_before`, or that
     are past their deadline: the candidates of a recovery sweep (the caller looks at `due_at` too)."""
     stmt = (
@@ -481,7 +493,9 @@ def claim_requeue(session: Session, row: DeploymentRow, *, now: datetime, count:
     return _update_unleased(session, row, now, message, checkpoint=checkpoint)
 
 
-def _update_unleased(session: Session, row: DeploymentRow, now: datetime, message: str, **values: Any) -> bool:
+def _update_unleased(
+    session: Session, row: DeploymentRow, now: datetime, message: str, **values: Any
+) -> bool:
     """Write values only if no run took the row since it was read as stuck; record the event."""
     result = session.execute(
         update(DeploymentRow)
@@ -497,7 +511,9 @@ def _update_unleased(session: Session, row: DeploymentRow, now: datetime, messag
     return True
 
 
-def fail_stuck(session: Session, row: DeploymentRow, *, now: datetime, error: dict[str, Any], message: str) -> bool:
+def fail_stuck(
+    session: Session, row: DeploymentRow, *, now: datetime, error: dict[str, Any], message: str
+) -> bool:
     """Compare-and-set a stuck deployment to failed with the reason (same guards as claim_requeue)."""
     return _update_unleased(session, row, now, message, status=Status.failed.value, error=error)
 
@@ -538,14 +554,20 @@ def remember_idempotent(
 ) -> None:
     session.add(
         IdempotencyKey(
-            owner_id=owner_id, key=key, request_hash=fingerprint, deployment_id=deployment_id, status_code=status_code
+            owner_id=owner_id,
+            key=key,
+            request_hash=fingerprint,
+            deployment_id=deployment_id,
+            status_code=status_code,
         )
     )
 
 
 def forget_idempotent(session: Session, owner_id: str, key: str) -> None:
     """Drop a remembered answer (e.g. a 503: a retry with the same key should try again)."""
-    session.execute(delete(IdempotencyKey).where(IdempotencyKey.owner_id == owner_id, IdempotencyKey.key == key))
+    session.execute(
+        delete(IdempotencyKey).where(IdempotencyKey.owner_id == owner_id, IdempotencyKey.key == key)
+    )
 
 
 def purge_idempotency(session: Session, older_than: timedelta = timedelta(days=1)) -> int:

@@ -91,7 +91,10 @@ def _check_env_keys(env: dict[str, Any], field: str) -> None:
         if not limits.ENV_KEY_RE.match(key):
             raise _rule("env_key", f"{field} key {key!r} {limits.ENV_KEY_RULE}")
         if key.upper().startswith(limits.ENV_RESERVED_PREFIX):
-            raise _rule("env_key_reserved", f"{field} key {key!r} uses the prefix FC_, which Function Compute reserves")
+            raise _rule(
+                "env_key_reserved",
+                f"{field} key {key!r} uses the prefix FC_, which Function Compute reserves",
+            )
 
 
 def _no_control_chars(value: str, what: str) -> str:
@@ -107,10 +110,22 @@ class DeployRequest(_Strict):
         str,
         Field(description=f"FC function name: {limits.FUNCTION_NAME_RULE}", examples=["mcp-time"]),
     ]
-    image: Annotated[str, Field(min_length=1, max_length=limits.IMAGE_MAX, examples=["registry.cn-hangzhou.aliyuncs.com/ns/mcp-time:1.0"])]
+    image: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=limits.IMAGE_MAX,
+            examples=["registry.cn-hangzhou.aliyuncs.com/ns/mcp-time:1.0"],
+        ),
+    ]
     command: Annotated[
         list[Annotated[str, Field(max_length=4096)]],
-        Field(default_factory=list, max_length=256, description="argv of the stdio MCP server", examples=[["mcp-server-time"]]),
+        Field(
+            default_factory=list,
+            max_length=256,
+            description="argv of the stdio MCP server",
+            examples=[["mcp-server-time"]],
+        ),
     ]
     env: dict[str, Annotated[str, Field(max_length=limits.ENV_TOTAL_BYTES)]] = Field(default_factory=dict)
     secret_env: dict[str, SecretStr] = Field(
@@ -150,7 +165,9 @@ class DeployRequest(_Strict):
     @classmethod
     def _image(cls, v: str) -> str:
         if not limits.IMAGE_RE.match(v):
-            raise _rule("image_reference", "image must be a registry/repository[:tag][@sha256:digest] reference")
+            raise _rule(
+                "image_reference", "image must be a registry/repository[:tag][@sha256:digest] reference"
+            )
         return v
 
     @field_validator("command")
@@ -159,7 +176,9 @@ class DeployRequest(_Strict):
         for arg in v:
             _no_control_chars(arg, "command arguments")
         if v and (not v[0].strip() or v[0].startswith("-")):
-            raise _rule("command_program", "the first command element must be the program, not blank or a flag")
+            raise _rule(
+                "command_program", "the first command element must be the program, not blank or a flag"
+            )
         return v
 
     @field_validator("env")
@@ -247,7 +266,9 @@ class DeployRequest(_Strict):
         problems: list[InitErrorDetails] = []
 
         def fail(field: str, rule: str, message: str, value: Any) -> None:
-            problems.append(InitErrorDetails(type=PydanticCustomError(rule, message), loc=(field,), input=value))
+            problems.append(
+                InitErrorDetails(type=PydanticCustomError(rule, message), loc=(field,), input=value)
+            )
 
         memory_gb = req.memory_mb / 1024
         if not (req.cpu - 1e-9 <= memory_gb <= 4 * req.cpu + 1e-9):
@@ -260,7 +281,12 @@ class DeployRequest(_Strict):
             )
         total = limits.env_size(req.env) + limits.env_size(req.secret_values())
         if total > limits.ENV_TOTAL_BYTES:
-            fail("env", "env_total_size", f"env and secret_env together are {total} bytes; FC allows 4096", total)
+            fail(
+                "env",
+                "env_total_size",
+                f"env and secret_env together are {total} bytes; FC allows 4096",
+                total,
+            )
         overlap = sorted(set(req.env) & set(req.secret_env))
         if overlap:
             fail("secret_env", "env_duplicate_key", f"keys {overlap} are in both env and secret_env", overlap)
@@ -273,7 +299,9 @@ class DeployRequest(_Strict):
                 None,
             )
         if req.proxy == ProxyKind.mcp_proxy and not req.command:
-            fail("command", "command_required", "give the stdio MCP server's argv when proxy is mcp-proxy", [])
+            fail(
+                "command", "command_required", "give the stdio MCP server's argv when proxy is mcp-proxy", []
+            )
         if problems:
             raise ValidationError.from_exception_data(cls.__name__, problems)
         return req
@@ -317,4 +345,3 @@ class RedeployRequest(_Strict):
         data.update(changes)
         data["secret_env"] = secrets
         return DeployRequest.model_validate(data)
-

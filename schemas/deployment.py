@@ -25,7 +25,9 @@ TERMINAL = frozenset({Status.succeeded, Status.failed, Status.cancelled, Status.
 # any state but deleted; a failed delete (FC refused) goes back to failed with the reason.
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.pending: frozenset({Status.running, Status.failed, Status.cancelled, Status.deleting}),
-    Status.running: frozenset({Status.succeeded, Status.failed, Status.cancelled, Status.deleting, Status.pending}),
+    Status.running: frozenset(
+        {Status.succeeded, Status.failed, Status.cancelled, Status.deleting, Status.pending}
+    ),
     Status.succeeded: frozenset({Status.pending, Status.deleting}),
     Status.failed: frozenset({Status.pending, Status.deleting}),
     Status.cancelled: frozenset({Status.pending, Status.deleting}),

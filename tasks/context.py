@@ -55,7 +55,9 @@ class WorkerContext:
 def context() -> WorkerContext:
     """Built on first use in each worker process (after the prefork fork)."""
     settings = get_settings()
-    return WorkerContext(settings=settings, vault=Vault.from_settings(settings), gateway=FCGateway.from_settings(settings))
+    return WorkerContext(
+        settings=settings, vault=Vault.from_settings(settings), gateway=FCGateway.from_settings(settings)
+    )
 
 
 def execution_id(task: Task) -> str:
@@ -75,13 +77,29 @@ def error_payload(exc: BaseException, step: str) -> dict[str, Any]:
             "step": step,
         }
     if isinstance(exc, DeployError):
-        return {"code": exc.code, "message": exc.message, "retryable": exc.retryable, "request_id": None,
-                "step": exc.step or step}
+        return {
+            "code": exc.code,
+            "message": exc.message,
+            "retryable": exc.retryable,
+            "request_id": None,
+            "step": exc.step or step,
+        }
     if isinstance(exc, MCPFCError):
-        return {"code": exc.code, "message": exc.message, "retryable": False, "request_id": None, "step": step}
+        return {
+            "code": exc.code,
+            "message": exc.message,
+            "retryable": False,
+            "request_id": None,
+            "step": step,
+        }
     # Unexpected: keep the type only; the traceback goes to the worker log.
-    return {"code": "InternalError", "message": f"unexpected {type(exc).__name__} in step {step}",
-            "retryable": True, "request_id": None, "step": step}
+    return {
+        "code": "InternalError",
+        "message": f"unexpected {type(exc).__name__} in step {step}",
+        "retryable": True,
+        "request_id": None,
+        "step": step,
+    }
 
 
 def mask_result(result: dict[str, Any] | None, secret_keys: set[str]) -> dict[str, Any] | None:
@@ -222,7 +240,9 @@ class Run:
             return
         if not self.keeper.lost:
             with session_scope(self.ctx.settings) as session:
-                if store.acquire_lease(session, self.deployment_id, self.execution, self.ctx.settings.lease_s):
+                if store.acquire_lease(
+                    session, self.deployment_id, self.execution, self.ctx.settings.lease_s
+                ):
                     self.keeper.renewed = time.monotonic()
                     return
         raise LeaseLost()
@@ -243,8 +263,14 @@ class Run:
     def progress(self, stage: str, progress: int, message: str, **fields: Any) -> None:
         with session_scope(self.ctx.settings) as session:
             written = store.set_fields_with_event(
-                session, self.deployment_id, message, expect_task=self.task_id, expect_lease=self.execution,
-                stage=stage, progress=progress, **fields,
+                session,
+                self.deployment_id,
+                message,
+                expect_task=self.task_id,
+                expect_lease=self.execution,
+                stage=stage,
+                progress=progress,
+                **fields,
             )
         self._written(written)
         log.info("deploy.progress", extra={"deployment_id": self.deployment_id, "stage": stage})
@@ -254,8 +280,13 @@ class Run:
             fields.update(lease_owner=None, lease_until=None)
         with session_scope(self.ctx.settings) as session:
             done = store.transition(
-                session, self.deployment_id, status, expect_task=self.task_id, expect_lease=self.execution,
-                message=message, **fields,
+                session,
+                self.deployment_id,
+                status,
+                expect_task=self.task_id,
+                expect_lease=self.execution,
+                message=message,
+                **fields,
             )
         self.lease_cleared = bool(done) and status in TERMINAL
         return self._written(done)
@@ -265,7 +296,10 @@ class Run:
         if error["code"] == "InternalError":
             log.exception("deploy.internal_error", extra={"deployment_id": self.deployment_id, "step": step})
         else:
-            log.warning("deploy.failed", extra={"deployment_id": self.deployment_id, "step": step, "code": error["code"]})
+            log.warning(
+                "deploy.failed",
+                extra={"deployment_id": self.deployment_id, "step": step, "code": error["code"]},
+            )
         self.finish(Status.failed, f"failed at {step}: {error['code']}", stage=step, error=error, **fields)
         return {"status": "failed", "code": error["code"], "step": step}
 

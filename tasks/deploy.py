@@ -105,8 +105,13 @@ class DeploySteps:
             )
             return run.fail(err, row.stage or "deploy")
         if row.status == Status.pending:
-            if not run.finish(Status.running, f"{row.operation} started", stage="starting", progress=5,
-                              attempts=row.attempts + 1):
+            if not run.finish(
+                Status.running,
+                f"{row.operation} started",
+                stage="starting",
+                progress=5,
+                attempts=row.attempts + 1,
+            ):
                 return {"status": "superseded"}  # cancelled or replaced between load and start
         elif not self.checkpoint.get("waiting"):
             run.save(attempts=row.attempts + 1)  # a redelivery after a crash resumes here
@@ -148,8 +153,15 @@ class DeploySteps:
         except Exception as exc:  # noqa: BLE001 - recorded on the row; the traceback goes to the log
             return run.fail(exc, step)
 
-        run.finish(Status.succeeded, "deployed", stage="done", progress=100, tools=tools,
-                   checkpoint=self.checkpoint, error=None)
+        run.finish(
+            Status.succeeded,
+            "deployed",
+            stage="done",
+            progress=100,
+            tools=tools,
+            checkpoint=self.checkpoint,
+            error=None,
+        )
         return {"status": "succeeded", "urls": self.row_urls(), "tools": tools}
 
     # -- steps ---------------------------------------------------------------------------------
@@ -176,8 +188,11 @@ class DeploySteps:
         body = self.gateway.get_function(self.req.name).get("body") or {}
         readiness, reason = function_readiness(body)
         if readiness == "failed":
-            raise DeployError(f"function {self.req.name} did not start: {reason}", code="FunctionFailed",
-                              step="wait_function")
+            raise DeployError(
+                f"function {self.req.name} did not start: {reason}",
+                code="FunctionFailed",
+                step="wait_function",
+            )
         if readiness == "pending":
             polls = int(self.checkpoint.get("polls", 0)) + 1
             self.checkpoint.update(polls=polls, waiting=True)
@@ -186,8 +201,9 @@ class DeploySteps:
             if message.strip() != self.checkpoint.get("wait_message"):
                 # An event only when something changed: thousands of waiting deploys stay cheap.
                 self.checkpoint["wait_message"] = message.strip()
-                self.run_.progress("waiting_function", min(60, 30 + 2 * polls), message.strip(),
-                                   checkpoint=self.checkpoint)
+                self.run_.progress(
+                    "waiting_function", min(60, 30 + 2 * polls), message.strip(), checkpoint=self.checkpoint
+                )
             waited = time.time() - started
             queue = WAITING_QUEUE if waited >= self.settings.wait_queue_after_s else None
             raise Reschedule(ready_poll_delay(self.settings, polls, waited), queue)
@@ -205,7 +221,9 @@ class DeploySteps:
             return False
         auth = self.endpoint_auth()
         response, how = self.gateway.create_or_update_trigger(
-            self.req.name, spec.create_trigger_input(self.req, auth), spec.update_trigger_input(self.req, auth)
+            self.req.name,
+            spec.create_trigger_input(self.req, auth),
+            spec.update_trigger_input(self.req, auth),
         )
         http = (response.get("body") or {}).get("httpTrigger") or {}
         urls = spec.endpoint_urls(http.get("urlInternet"), http.get("urlIntranet"))
@@ -226,7 +244,9 @@ class DeploySteps:
             raise DeployError("the trigger has no internet URL to probe", code="ProbeFailed", step="probe")
         token = self.endpoint_token()
         headers = {"Authorization": f"Bearer {token}"} if token else None
-        found = probe(url, transport=self.req.transport.value, headers=headers, timeout=self.settings.probe_timeout_s)
+        found = probe(
+            url, transport=self.req.transport.value, headers=headers, timeout=self.settings.probe_timeout_s
+        )
         self.checkpoint["probe"] = True
         return found.tools
 
@@ -253,8 +273,10 @@ class DeploySteps:
             return spec.EndpointAuth(jwks=key.jwks())
         key = new_signing_key()  # CPU-heavy (RSA): not while holding a database connection
         self.token = mint_token(key, subject=f"{self.row.owner_id}/{self.row.name}")
-        if not self.run_.save(endpoint_key_enc=self.vault.encrypt(key.to_json()),
-                              endpoint_token_enc=self.vault.encrypt(self.token)):
+        if not self.run_.save(
+            endpoint_key_enc=self.vault.encrypt(key.to_json()),
+            endpoint_token_enc=self.vault.encrypt(self.token),
+        ):
             raise LeaseLost()
         return spec.EndpointAuth(jwks=key.jwks())
 
@@ -279,8 +301,12 @@ class DeploySteps:
         if count > MAX_TRANSIENT_RETRIES:
             return
         self.checkpoint["transient"] = count
-        self.run_.progress(self.row.stage or step, self.row.progress, f"{step}: {exc.code}, retrying",
-                           checkpoint=self.checkpoint)
+        self.run_.progress(
+            self.row.stage or step,
+            self.row.progress,
+            f"{step}: {exc.code}, retrying",
+            checkpoint=self.checkpoint,
+        )
         self.reschedule(min(60, 2**count))
 
     def cancel_requested(self) -> bool:

@@ -109,7 +109,9 @@ def sweep_lock(settings: Settings) -> Iterator[bool]:
     url = normalise_url(settings.effective_database_url)
     if url.startswith("postgresql"):
         with _engine(url).connect() as conn:
-            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY}).scalar())
+            got = bool(
+                conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY}).scalar()
+            )
             conn.commit()
             try:
                 yield got
@@ -176,7 +178,13 @@ def _idle_since(row: DeploymentRow) -> datetime:
 
 
 def _error(code: str, message: str, row: DeploymentRow) -> dict[str, Any]:
-    return {"code": code, "message": message, "retryable": True, "request_id": None, "step": row.stage or "queued"}
+    return {
+        "code": code,
+        "message": message,
+        "retryable": True,
+        "request_id": None,
+        "step": row.stage or "queued",
+    }
 
 
 def sweep(settings: Settings, app: Celery, *, now: datetime | None = None) -> SweepReport:
@@ -202,13 +210,17 @@ def sweep(settings: Settings, app: Celery, *, now: datetime | None = None) -> Sw
             recovered = int((row.checkpoint or {}).get("recovered", 0))
             where = f"last stage: {row.stage or 'queued'}"
             if past_deadline:
-                message = (f"not done within {settings.deploy_deadline_s:.0f} s and no worker is running it "
-                           f"({where}); failed by the stuck-deploy recovery")
+                message = (
+                    f"not done within {settings.deploy_deadline_s:.0f} s and no worker is running it "
+                    f"({where}); failed by the stuck-deploy recovery"
+                )
                 _fail(settings, row, now, report, _error("DeadlineExceeded", message, row))
                 continue
             if recovered >= settings.recovery_max_requeues:
-                message = (f"its task was lost {recovered + 1} times ({where}); failed by the stuck-deploy "
-                           "recovery; deploy it again")
+                message = (
+                    f"its task was lost {recovered + 1} times ({where}); failed by the stuck-deploy "
+                    "recovery; deploy it again"
+                )
                 _fail(settings, row, now, report, _error("TaskLost", message, row))
                 continue
             queue_name = queue.PRIORITY_QUEUE.get(_priority(row), "default")
@@ -220,27 +232,43 @@ def sweep(settings: Settings, app: Celery, *, now: datetime | None = None) -> Sw
                 continue
             _requeue(settings, app, row, now, recovered + 1, idle, report)
     if report:
-        log.warning("recovery: re-queued %d, failed %d", len(report.requeued), len(report.failed),
-                    extra={"requeued": report.requeued, "failed": [i for i, _ in report.failed]})
+        log.warning(
+            "recovery: re-queued %d, failed %d",
+            len(report.requeued),
+            len(report.failed),
+            extra={"requeued": report.requeued, "failed": [i for i, _ in report.failed]},
+        )
     return report
 
 
-def _fail(settings: Settings, row: DeploymentRow, now: datetime, report: SweepReport, error: dict[str, Any]) -> None:
+def _fail(
+    settings: Settings, row: DeploymentRow, now: datetime, report: SweepReport, error: dict[str, Any]
+) -> None:
     with _session(settings) as session:
         if store.fail_stuck(session, row, now=now, error=error, message=f"recovery: {error['code']}"):
             report.failed.append((row.id, error["code"]))
 
 
-def _requeue(settings: Settings, app: Celery, row: DeploymentRow, now: datetime, count: int,
-             idle: timedelta, report: SweepReport) -> None:
-    message = (f"recovery: re-queued {row.operation} (no live run for {idle.total_seconds():.0f} s, "
-               f"re-queue {count} of at most {settings.recovery_max_requeues})")
+def _requeue(
+    settings: Settings,
+    app: Celery,
+    row: DeploymentRow,
+    now: datetime,
+    count: int,
+    idle: timedelta,
+    report: SweepReport,
+) -> None:
+    message = (
+        f"recovery: re-queued {row.operation} (no live run for {idle.total_seconds():.0f} s, "
+        f"re-queue {count} of at most {settings.recovery_max_requeues})"
+    )
     with _session(settings) as session:
         if not store.claim_requeue(session, row, now=now, count=count, message=message):
             return
     try:
-        queue.enqueue(app, task=_task_for(row), deployment_id=row.id, task_id=row.task_id or "",
-                      priority=_priority(row))
+        queue.enqueue(
+            app, task=_task_for(row), deployment_id=row.id, task_id=row.task_id or "", priority=_priority(row)
+        )
     except Exception as exc:  # noqa: BLE001 - broker down: the row stays stalled, the next sweeps retry
         log.warning("recovery: re-queue of %s failed: %s", row.id, type(exc).__name__)
         return
@@ -293,8 +321,13 @@ def start_recovery(sender: Any = None, **_: Any) -> None:
     from tasks.app import app
 
     _loop = RecoveryLoop(app, settings).start()
-    log.info("recovery: sweeping every %.0f s (stall %.0f s, lease %.0f s) in pid %d",
-             settings.recovery_interval_s, settings.recovery_stall_s, settings.lease_s, os.getpid())
+    log.info(
+        "recovery: sweeping every %.0f s (stall %.0f s, lease %.0f s) in pid %d",
+        settings.recovery_interval_s,
+        settings.recovery_stall_s,
+        settings.lease_s,
+        os.getpid(),
+    )
 
 
 @worker_shutdown.connect
@@ -310,8 +343,10 @@ def main() -> int:  # pragma: no cover - a manual tool
 
     logging.basicConfig(level=logging.INFO)
     report = sweep(get_settings(), app)
-    print(f"locked={report.locked} looked_at={report.looked_at} requeued={report.requeued} "
-          f"failed={report.failed} waiting={report.waiting}")
+    print(
+        f"locked={report.locked} looked_at={report.looked_at} requeued={report.requeued} "
+        f"failed={report.failed} waiting={report.waiting}"
+    )
     return 0
 
 

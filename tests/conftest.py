@@ -38,7 +38,7 @@ TIMEOUT_SCALE = _machine_slowness()
 # Cold starts (mcp-proxy + the MCP server) in the emulator get the same allowance; read at its import.
 os.environ.setdefault("MCPFC_EMULATOR_START_TIMEOUT_S", str(60.0 * TIMEOUT_SCALE))
 
-from deployer.emulator import EmulatorServer  # after the start timeout is set
+from deployer.emulator import EmulatorServer  # noqa: E402 (after the start timeout is set)
 
 
 def wait_until(
@@ -58,7 +58,9 @@ def wait_until(
 
 @pytest.fixture(scope="session")
 def fc_server() -> Iterator[EmulatorServer]:
-    server = EmulatorServer(port=0, access_key_id=TEST_AK, access_key_secret=TEST_SK, pending_seconds=0.3).start()
+    server = EmulatorServer(
+        port=0, access_key_id=TEST_AK, access_key_secret=TEST_SK, pending_seconds=0.3
+    ).start()
     yield server
     server.stop()
 

@@ -65,12 +65,15 @@ class _ReadCacheCollector(Collector):
     def collect(self) -> Iterator[Any]:
         cache = self.get_cache()
         listening = GaugeMetricFamily(
-            "mcpfc_read_cache_listening", "1 while the change feed keeps the GET cache exact, else 0 (bypassed)."
+            "mcpfc_read_cache_listening",
+            "1 while the change feed keeps the GET cache exact, else 0 (bypassed).",
         )
         listening.add_metric([], 1.0 if cache is not None and cache.listening else 0.0)
         yield listening
         lookups = CounterMetricFamily(
-            "mcpfc_read_cache_lookups", "GET-by-id cache lookups while listening, by result.", labels=["result"]
+            "mcpfc_read_cache_lookups",
+            "GET-by-id cache lookups while listening, by result.",
+            labels=["result"],
         )
         lookups.add_metric(["hit"], float(cache.hits if cache is not None else 0))
         lookups.add_metric(["miss"], float(cache.misses if cache is not None else 0))

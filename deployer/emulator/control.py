@@ -89,8 +89,9 @@ def handle(emulator: EmulatorServer, method: str, raw_path: str, body: bytes) ->
                 raise InvalidArgument("the config must be a JSON object")
             unknown = sorted(set(data) - CONFIG_KEYS)
             if unknown:
-                raise InvalidArgument(f"unknown config key(s) {unknown}; "
-                                      f"valid keys are {sorted(CONFIG_KEYS)}")
+                raise InvalidArgument(
+                    f"unknown config key(s) {unknown}; valid keys are {sorted(CONFIG_KEYS)}"
+                )
             return 200, emulator.backend.configure(**data)
     if path == f"{CONTROL_PREFIX}/instances":
         if method == "GET":

@@ -32,8 +32,14 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .exceptions import FCError, FunctionNotReady, InternalServerError, InvalidArgument, MethodNotAllowed, \
-    new_request_id
+from .exceptions import (
+    FCError,
+    FunctionNotReady,
+    InternalServerError,
+    InvalidArgument,
+    MethodNotAllowed,
+    new_request_id,
+)
 from .models import Function, Trigger
 from .proxy import forward
 from .runtime import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_START_TIMEOUT_S, DEFAULT_STOP_GRACE_S, InstanceManager
@@ -44,11 +50,14 @@ logger = logging.getLogger("deployer.emulator")
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 ERROR_CONTENT_TYPE = "application/json"
-EXPOSE_HEADERS = ("Date,x-fc-request-id,x-fc-error-type,x-fc-code-checksum,x-fc-invocation-duration,"
-                  "x-fc-max-memory-usage,x-fc-log-result,x-fc-invocation-code-version,x-fc-instance-id")
+EXPOSE_HEADERS = (
+    "Date,x-fc-request-id,x-fc-error-type,x-fc-code-checksum,x-fc-invocation-duration,"
+    "x-fc-max-memory-usage,x-fc-log-result,x-fc-invocation-code-version,x-fc-instance-id"
+)
 
 
 # shared HTTP plumbing ----------------------------------------------------------------------------------
+
 
 class LoopbackHTTPServer(ThreadingHTTPServer):
     """A threaded HTTP server that binds fast (no reverse DNS) and can cut all its open connections."""
@@ -146,8 +155,9 @@ class JSONRequestHandler(BaseHTTPRequestHandler):
                 raise InvalidArgument(f"invalid Content-Length {raw!r}")
             if length > self.max_body_bytes:
                 self.close_connection = True
-                raise FCError(f"the request body exceeds {self.max_body_bytes} bytes", status=400,
-                              code="EntityTooLarge")
+                raise FCError(
+                    f"the request body exceeds {self.max_body_bytes} bytes", status=400, code="EntityTooLarge"
+                )
             self._body = self.rfile.read(length) if length else b""
         self.body_consumed = True
         return self._body
@@ -168,13 +178,20 @@ class JSONRequestHandler(BaseHTTPRequestHandler):
             total += size
             if total > self.max_body_bytes:
                 self.close_connection = True
-                raise FCError(f"the request body exceeds {self.max_body_bytes} bytes", status=400,
-                              code="EntityTooLarge")
+                raise FCError(
+                    f"the request body exceeds {self.max_body_bytes} bytes", status=400, code="EntityTooLarge"
+                )
             chunks.append(self.rfile.read(size))
             self.rfile.readline(3)
 
-    def send_json(self, status: int, payload: Any, *, headers: dict[str, str] | None = None,
-                  content_type: str = JSON_CONTENT_TYPE) -> None:
+    def send_json(
+        self,
+        status: int,
+        payload: Any,
+        *,
+        headers: dict[str, str] | None = None,
+        content_type: str = JSON_CONTENT_TYPE,
+    ) -> None:
         """Send a JSON response (``payload is None`` -> no body, e.g. 204)."""
         body = b"" if payload is None else json.dumps(payload, ensure_ascii=False).encode("utf-8")
         self.send_response(status)
@@ -197,18 +214,30 @@ class JSONRequestHandler(BaseHTTPRequestHandler):
             self.request_id = new_request_id()
         if not self.body_consumed:
             self.close_connection = True  # the unread body would desynchronise keep-alive
-        self.send_json(exc.status, exc.to_dict(self.request_id), headers=exc.headers,
-                       content_type=ERROR_CONTENT_TYPE)
+        self.send_json(
+            exc.status, exc.to_dict(self.request_id), headers=exc.headers, content_type=ERROR_CONTENT_TYPE
+        )
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own errors (bad request line, unsupported method ...) as FC JSON errors."""
         self.close_connection = True
-        codes = {400: "InvalidArgument", 404: "PathNotSupported", 405: "MethodNotAllowed",
-                 414: "InvalidArgument", 431: "InvalidArgument", 501: "PathNotSupported"}
+        codes = {
+            400: "InvalidArgument",
+            404: "PathNotSupported",
+            405: "MethodNotAllowed",
+            414: "InvalidArgument",
+            431: "InvalidArgument",
+            501: "PathNotSupported",
+        }
         status = 404 if code == 501 else code
         try:
-            self.send_fc_error(FCError(message or explain or "bad request", status=status,
-                                       code=codes.get(code, "InternalServerError")))
+            self.send_fc_error(
+                FCError(
+                    message or explain or "bad request",
+                    status=status,
+                    code=codes.get(code, "InternalServerError"),
+                )
+            )
         except OSError:
             pass
 
@@ -218,6 +247,7 @@ class JSONRequestHandler(BaseHTTPRequestHandler):
 
 
 # data plane ---------------------------------------------------------------------------------------------
+
 
 class DataPlane:
     """Serves requests that arrive on an HTTP trigger's URL, as FC's gateway does.
@@ -240,20 +270,36 @@ class DataPlane:
     ``function.spec``, ``function.revision``, ``trigger.config``). Subclasses may override :meth:`serve`.
     """
 
-    def __init__(self, *, runtime: bool = True, start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
-                 idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S, stop_grace_s: float = DEFAULT_STOP_GRACE_S,
-                 runtime_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        runtime: bool = True,
+        start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
+        idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+        stop_grace_s: float = DEFAULT_STOP_GRACE_S,
+        runtime_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
         _check_config(start_timeout_s=start_timeout_s, idle_timeout_s=idle_timeout_s)
         self.runtime = bool(runtime)
-        self.instances = InstanceManager(start_timeout_s=start_timeout_s, idle_timeout_s=idle_timeout_s,
-                                         stop_grace_s=stop_grace_s, runtime_dir=runtime_dir)
+        self.instances = InstanceManager(
+            start_timeout_s=start_timeout_s,
+            idle_timeout_s=idle_timeout_s,
+            stop_grace_s=stop_grace_s,
+            runtime_dir=runtime_dir,
+        )
         #: The emulator's key pair(s), for ``function`` trigger auth (set by :meth:`attach`).
         self.credentials: Credentials = {}
         self._initial_config = self.get_config()
 
     # wiring and configuration --------------------------------------------------------------------------
-    def attach(self, *, credentials: Credentials, account_id: str, region: str,
-               runtime_dir: str | os.PathLike[str] | None = None) -> None:
+    def attach(
+        self,
+        *,
+        credentials: Credentials,
+        account_id: str,
+        region: str,
+        runtime_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
         """Called by :class:`~deployer.emulator.server.EmulatorServer` with its key pair and identity."""
         self.credentials = credentials
         self.instances.account_id = account_id
@@ -262,11 +308,20 @@ class DataPlane:
             self.instances.set_runtime_dir(runtime_dir)
 
     def get_config(self) -> dict[str, Any]:
-        return {"runtime": self.runtime, "start_timeout_s": self.instances.start_timeout_s,
-                "idle_timeout_s": self.instances.idle_timeout_s}
+        return {
+            "runtime": self.runtime,
+            "start_timeout_s": self.instances.start_timeout_s,
+            "idle_timeout_s": self.instances.idle_timeout_s,
+        }
 
-    def configure(self, *, runtime: bool | None = None, start_timeout_s: float | None = None,
-                  idle_timeout_s: float | None = None, initial: bool = False) -> dict[str, Any]:
+    def configure(
+        self,
+        *,
+        runtime: bool | None = None,
+        start_timeout_s: float | None = None,
+        idle_timeout_s: float | None = None,
+        initial: bool = False,
+    ) -> dict[str, Any]:
         """Change some settings (``initial=True``: also make them what :meth:`reset` restores); all are
         validated before any changes."""
         if runtime is not None and not isinstance(runtime, bool):
@@ -286,8 +341,9 @@ class DataPlane:
         self.instances.stop_all()
         initial = self._initial_config
         self.runtime = initial["runtime"]
-        self.instances.configure(start_timeout_s=initial["start_timeout_s"],
-                                 idle_timeout_s=initial["idle_timeout_s"])
+        self.instances.configure(
+            start_timeout_s=initial["start_timeout_s"], idle_timeout_s=initial["idle_timeout_s"]
+        )
 
     def list_instances(self) -> list[dict[str, Any]]:
         return self.instances.list()
@@ -301,22 +357,34 @@ class DataPlane:
     def check_method(self, request: TriggerRequestHandler, trigger: Trigger) -> None:
         methods = [m.upper() for m in trigger.config.get("methods") or []]
         if request.command.upper() not in methods:
-            raise MethodNotAllowed(f"method {request.command} is not allowed by trigger '{trigger.name}' "
-                                   f"(allowed: {', '.join(methods)})", headers={"Allow": ", ".join(methods)})
+            raise MethodNotAllowed(
+                f"method {request.command} is not allowed by trigger '{trigger.name}' "
+                f"(allowed: {', '.join(methods)})",
+                headers={"Allow": ", ".join(methods)},
+            )
 
     def check_auth(self, request: TriggerRequestHandler, trigger: Trigger) -> AuthResult:
         raw_path, _, raw_query = request.path.partition("?")
-        return authenticate(method=request.command, raw_path=raw_path, raw_query=raw_query,
-                            headers=request.headers, read_body=request.read_body, config=trigger.config,
-                            credentials=self.credentials)
+        return authenticate(
+            method=request.command,
+            raw_path=raw_path,
+            raw_query=raw_query,
+            headers=request.headers,
+            read_body=request.read_body,
+            config=trigger.config,
+            credentials=self.credentials,
+        )
 
     def serve(self, request: TriggerRequestHandler, function: Function, trigger: Trigger) -> None:
         if function.state != "Active":
-            raise FunctionNotReady(f"function '{function.name}' is {function.state}: "
-                                   f"{function.state_reason or 'not ready'}")
+            raise FunctionNotReady(
+                f"function '{function.name}' is {function.state}: {function.state_reason or 'not ready'}"
+            )
         if not self.runtime:
-            raise FunctionNotReady(f"function '{function.name}' has no running instance: the emulator's "
-                                   "local runtime is disabled (PUT /_emulator/config {\"runtime\": true})")
+            raise FunctionNotReady(
+                f"function '{function.name}' has no running instance: the emulator's "
+                'local runtime is disabled (PUT /_emulator/config {"runtime": true})'
+            )
         instance = self.instances.acquire(function)
         try:
             forward(request, instance, auth=request.auth, timeout_s=float(function.spec.get("timeout") or 3))
@@ -345,8 +413,12 @@ def _check_config(*, start_timeout_s: Any = None, idle_timeout_s: Any = None) ->
     for name, value in (("start_timeout_s", start_timeout_s), ("idle_timeout_s", idle_timeout_s)):
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                or value <= 0:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value <= 0
+        ):
             raise InvalidArgument(f"{name} must be a number > 0, got {value!r}")
 
 
@@ -368,8 +440,10 @@ class TriggerRequestHandler(JSONRequestHandler):
             logger.exception("data plane error on %s/%s", self.server.function_name, self.server.trigger_name)
             self._fail(InternalServerError("internal error in the emulator's data plane"))
         finally:
-            has_body = (self.headers.get("Content-Length", "0") not in ("", "0")
-                        or "chunked" in self.headers.get("Transfer-Encoding", "").lower())
+            has_body = (
+                self.headers.get("Content-Length", "0") not in ("", "0")
+                or "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+            )
             if has_body and not self.body_consumed:
                 self.close_connection = True  # an unread body would desynchronise keep-alive
 
@@ -383,8 +457,9 @@ class TriggerRequestHandler(JSONRequestHandler):
 
 
 class TriggerHTTPServer(LoopbackHTTPServer):
-    def __init__(self, address: tuple[str, int], hub: ListenerHub, function_name: str,
-                 trigger_name: str) -> None:
+    def __init__(
+        self, address: tuple[str, int], hub: ListenerHub, function_name: str, trigger_name: str
+    ) -> None:
         self.hub = hub
         self.function_name = function_name
         self.trigger_name = trigger_name
@@ -393,6 +468,7 @@ class TriggerHTTPServer(LoopbackHTTPServer):
 
 # the listener hub ----------------------------------------------------------------------------------------
 
+
 class ListenerHub:
     """Owns the HTTP trigger listeners (implements ``models.TriggerListeners``).
 
@@ -400,8 +476,9 @@ class ListenerHub:
     ``open``/``close`` are cheap (bind/close a socket) and may be called under the backend lock.
     """
 
-    def __init__(self, host: str = "127.0.0.1", dataplane: DataPlane | None = None,
-                 url_host: str | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", dataplane: DataPlane | None = None, url_host: str | None = None
+    ) -> None:
         self.host = host
         self.url_host = url_host or (host if host not in ("", "0.0.0.0") else "127.0.0.1")
         self.dataplane = dataplane or DataPlane()
@@ -484,8 +561,12 @@ class ListenerHub:
             try:
                 return TriggerHTTPServer((self.host, port), self, function_name, trigger_name)
             except OSError:
-                logger.info("port %s is not free for trigger %s/%s; picking another", port, function_name,
-                            trigger_name)
+                logger.info(
+                    "port %s is not free for trigger %s/%s; picking another",
+                    port,
+                    function_name,
+                    trigger_name,
+                )
         return TriggerHTTPServer((self.host, 0), self, function_name, trigger_name)
 
     def open(self, function_name: str, trigger_name: str, port: int | None = None) -> int:

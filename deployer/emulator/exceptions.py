@@ -19,8 +19,14 @@ class FCError(Exception):
     status: int = 500
     code: str = "InternalServerError"
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if status is not None:
@@ -42,6 +48,7 @@ class FCError(Exception):
 
 # 400 ---------------------------------------------------------------------------------------------
 
+
 class InvalidArgument(FCError):
     status = 400
     code = "InvalidArgument"
@@ -53,6 +60,7 @@ class EntityTooLarge(FCError):
 
 
 # 403 ---------------------------------------------------------------------------------------------
+
 
 class SignatureNotMatch(FCError):
     status = 403
@@ -68,6 +76,7 @@ class InvalidAccessKeyID(FCError):
 
 
 # 404 ---------------------------------------------------------------------------------------------
+
 
 class PathNotSupported(FCError):
     status = 404
@@ -95,12 +104,14 @@ class TriggerNotFound(FCError):
 
 # 405 (data plane only) ---------------------------------------------------------------------------
 
+
 class MethodNotAllowed(FCError):
     status = 405
     code = "MethodNotAllowed"
 
 
 # 409 / 412 ---------------------------------------------------------------------------------------
+
 
 class FunctionAlreadyExists(FCError):
     status = 409
@@ -128,14 +139,18 @@ class FunctionNotEmpty(FCError):
 
 # 429 / 5xx ---------------------------------------------------------------------------------------
 
+
 class Throttling(FCError):
     """429 with ``x-acs-retry-after`` so the SDK raises ``ThrottlingException(retry_after=...)``."""
 
     status = 429
     code = "Throttling"
 
-    def __init__(self, retry_after: int = 1, message: str = "Request was denied due to user flow control.",
-                 ) -> None:
+    def __init__(
+        self,
+        retry_after: int = 1,
+        message: str = "Request was denied due to user flow control.",
+    ) -> None:
         retry_after = max(1, int(retry_after))
         super().__init__(message, headers={"x-acs-retry-after": str(retry_after)})
         self.retry_after = retry_after

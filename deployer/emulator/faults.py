@@ -42,8 +42,9 @@ WILDCARD = "*"
 
 _FLOAT_KEYS = ("latency_ms", "error_rate", "throttle_rate", "lose_response_rate")
 _RATE_KEYS = ("error_rate", "throttle_rate", "lose_response_rate")
-RULE_KEYS = frozenset((*_FLOAT_KEYS, "error_status", "error_code", "error_message", "retry_after",
-                       "seed", "count"))
+RULE_KEYS = frozenset(
+    (*_FLOAT_KEYS, "error_status", "error_code", "error_message", "retry_after", "seed", "count")
+)
 
 
 @dataclass
@@ -78,11 +79,13 @@ class FaultRule:
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise ValueError(f"{where}.{key} must be a number")
                 if value < 0 or (key in _RATE_KEYS and value > 1):
-                    raise ValueError(f"{where}.{key} must be in [0, 1]" if key in _RATE_KEYS
-                                     else f"{where}.{key} must be >= 0")
+                    raise ValueError(
+                        f"{where}.{key} must be in [0, 1]"
+                        if key in _RATE_KEYS
+                        else f"{where}.{key} must be >= 0"
+                    )
                 kwargs[key] = float(value)
-        for key, low, high in (("error_status", 400, 599), ("retry_after", 1, 86400),
-                               ("count", 0, 2**31)):
+        for key, low, high in (("error_status", 400, 599), ("retry_after", 1, 86400), ("count", 0, 2**31)):
             if key in data and data[key] is not None:
                 value = data[key]
                 if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -101,10 +104,15 @@ class FaultRule:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "latency_ms": self.latency_ms, "error_rate": self.error_rate, "error_status": self.error_status,
-            "error_code": self.error_code, "throttle_rate": self.throttle_rate,
+            "latency_ms": self.latency_ms,
+            "error_rate": self.error_rate,
+            "error_status": self.error_status,
+            "error_code": self.error_code,
+            "throttle_rate": self.throttle_rate,
             "retry_after": self.retry_after,
-            "lose_response_rate": self.lose_response_rate, "seed": self.seed, "count": self.count,
+            "lose_response_rate": self.lose_response_rate,
+            "seed": self.seed,
+            "count": self.count,
         }
         if self.error_message is not None:
             out["error_message"] = self.error_message
@@ -152,8 +160,9 @@ class FaultInjector:
         rules = {}
         for op, rule in config.items():
             if op != WILDCARD and self._operations is not None and op not in self._operations:
-                raise ValueError(f"unknown operation '{op}'; valid operations are "
-                                 f"{sorted(self._operations)} or '*'")
+                raise ValueError(
+                    f"unknown operation '{op}'; valid operations are {sorted(self._operations)} or '*'"
+                )
             rules[op] = FaultRule.from_dict(rule, where=op)
         return rules
 
@@ -192,8 +201,12 @@ class FaultInjector:
         with self._lock:
             calls = dict(self._calls)
             faults = {op: dict(kinds) for op, kinds in self._faults.items()}
-        return {"calls": calls, "faults": faults, "total_calls": sum(calls.values()),
-                "total_faults": sum(n for kinds in faults.values() for n in kinds.values())}
+        return {
+            "calls": calls,
+            "faults": faults,
+            "total_calls": sum(calls.values()),
+            "total_faults": sum(n for kinds in faults.values() for n in kinds.values()),
+        }
 
     def reset_stats(self) -> None:
         with self._lock:
@@ -236,8 +249,11 @@ class FaultInjector:
                 exc = Throttling(rule.retry_after)
             elif error:
                 counters["error"] += 1
-                exc = FCError(rule.error_message or f"injected fault: {rule.error_code}",
-                              status=rule.error_status, code=rule.error_code)
+                exc = FCError(
+                    rule.error_message or f"injected fault: {rule.error_code}",
+                    status=rule.error_status,
+                    code=rule.error_code,
+                )
             if lose and exc is None:
                 counters["lose_response"] += 1
             else:

@@ -53,14 +53,33 @@ HEADER_FIELD_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{4,39}$")
 #: ACR Enterprise Edition registry hosts (``<instance>-registry[-vpc].<region>.cr.aliyuncs.com``).
 ACR_EE_HOST_RE = re.compile(r"^[\w-]+-registry(-vpc)?\.[\w-]+\.cr\.aliyuncs\.com$")
 
-RUNTIMES = frozenset({
-    "custom-container", "custom", "custom.debian10", "custom.debian11", "custom.debian12",
-    "nodejs12", "nodejs14", "nodejs16", "nodejs18", "nodejs20", "go1", "python3", "python3.9", "python3.10",
-    "python3.12", "java8", "java11", "php7.2", "dotnetcore3.1",
-})
+RUNTIMES = frozenset(
+    {
+        "custom-container",
+        "custom",
+        "custom.debian10",
+        "custom.debian11",
+        "custom.debian12",
+        "nodejs12",
+        "nodejs14",
+        "nodejs16",
+        "nodejs18",
+        "nodejs20",
+        "go1",
+        "python3",
+        "python3.9",
+        "python3.10",
+        "python3.12",
+        "java8",
+        "java11",
+        "php7.2",
+        "dotnetcore3.1",
+    }
+)
 SESSION_AFFINITIES = ("NONE", "MCP_SSE", "MCP_STREAMABLE", "GENERATED_COOKIE", "HEADER_FIELD")
-TRIGGER_TYPES = frozenset({"http", "timer", "oss", "log", "tablestore", "cdn_events", "mns_topic",
-                           "eventbridge"})
+TRIGGER_TYPES = frozenset(
+    {"http", "timer", "oss", "log", "tablestore", "cdn_events", "mns_topic", "eventbridge"}
+)
 HTTP_METHODS = frozenset({"HEAD", "DELETE", "POST", "GET", "OPTIONS", "PUT", "PATCH"})
 HTTP_AUTH_TYPES = ("anonymous", "function", "jwt", "bearer")
 MAX_TRIGGERS_PER_FUNCTION = 10
@@ -68,15 +87,36 @@ MAX_ENV_BYTES = 4096
 DEFAULT_LIST_LIMIT = 20
 
 #: Keys FC computes; ignored when a client sends them back in a Create/Update body.
-FUNCTION_OUTPUT_KEYS = frozenset({
-    "functionId", "functionArn", "createdTime", "lastModifiedTime", "codeSize", "codeChecksum", "state",
-    "stateReason", "stateReasonCode", "lastUpdateStatus", "lastUpdateStatusReason",
-    "lastUpdateStatusReasonCode", "version", "invocationRestriction", "lockInfo",
-})
+FUNCTION_OUTPUT_KEYS = frozenset(
+    {
+        "functionId",
+        "functionArn",
+        "createdTime",
+        "lastModifiedTime",
+        "codeSize",
+        "codeChecksum",
+        "state",
+        "stateReason",
+        "stateReasonCode",
+        "lastUpdateStatus",
+        "lastUpdateStatusReason",
+        "lastUpdateStatusReasonCode",
+        "version",
+        "invocationRestriction",
+        "lockInfo",
+    }
+)
 CONTAINER_OUTPUT_KEYS = frozenset({"resolvedImageUri", "accelerationInfo"})
 #: Fields of CreateTriggerInput / UpdateTriggerInput the emulator stores.
-TRIGGER_INPUT_KEYS = ("triggerName", "triggerType", "triggerConfig", "qualifier", "description",
-                      "invocationRole", "sourceArn")
+TRIGGER_INPUT_KEYS = (
+    "triggerName",
+    "triggerType",
+    "triggerConfig",
+    "qualifier",
+    "description",
+    "invocationRole",
+    "sourceArn",
+)
 TRIGGER_UPDATABLE_KEYS = ("triggerConfig", "qualifier", "description", "invocationRole")
 
 
@@ -96,6 +136,7 @@ def resolved_image_uri(image: str) -> str:
 
 # validation helpers ----------------------------------------------------------------------------------
 
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -104,8 +145,9 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _require_str(spec: Mapping[str, Any], key: str, *, max_len: int | None = None, min_len: int = 0,
-                 where: str = "") -> None:
+def _require_str(
+    spec: Mapping[str, Any], key: str, *, max_len: int | None = None, min_len: int = 0, where: str = ""
+) -> None:
     if key not in spec or spec[key] is None:
         return
     value = spec[key]
@@ -148,8 +190,10 @@ def _validate_env(env: Any) -> None:
     total = 0
     for key, value in env.items():
         if not ENV_KEY_RE.match(key):
-            raise InvalidArgument(f"environmentVariables key '{key}' is invalid: it must start with a letter "
-                                  "and contain only letters, digits and '_'")
+            raise InvalidArgument(
+                f"environmentVariables key '{key}' is invalid: it must start with a letter "
+                "and contain only letters, digits and '_'"
+            )
         if key.startswith("FC_"):
             raise InvalidArgument(f"environmentVariables key '{key}' uses the reserved prefix 'FC_'")
         if not isinstance(value, str):
@@ -166,8 +210,9 @@ def _validate_session_affinity(spec: Mapping[str, Any]) -> None:
     raw = spec.get("sessionAffinityConfig")
     if raw is None or raw == "":
         if affinity == "HEADER_FIELD":
-            raise InvalidArgument("sessionAffinityConfig.affinityHeaderFieldName is required for "
-                                  "HEADER_FIELD")
+            raise InvalidArgument(
+                "sessionAffinityConfig.affinityHeaderFieldName is required for HEADER_FIELD"
+            )
         return
     if not isinstance(raw, str):
         raise InvalidArgument("sessionAffinityConfig must be a JSON string")
@@ -183,11 +228,16 @@ def _validate_session_affinity(spec: Mapping[str, Any]) -> None:
         _int_in(config, "sessionIdleTimeoutInSeconds", 0, 21600, where)
     if affinity == "HEADER_FIELD":
         name = config.get("affinityHeaderFieldName")
-        if (not isinstance(name, str) or not HEADER_FIELD_NAME_RE.match(name)
-                or name.lower().startswith("x-fc-")):
-            raise InvalidArgument("sessionAffinityConfig.affinityHeaderFieldName must be 5-40 characters, "
-                                  "start with a letter, use letters, digits, '-' or '_', and not start "
-                                  "with 'x-fc-'")
+        if (
+            not isinstance(name, str)
+            or not HEADER_FIELD_NAME_RE.match(name)
+            or name.lower().startswith("x-fc-")
+        ):
+            raise InvalidArgument(
+                "sessionAffinityConfig.affinityHeaderFieldName must be 5-40 characters, "
+                "start with a letter, use letters, digits, '-' or '_', and not start "
+                "with 'x-fc-'"
+            )
 
 
 def _validate_container(config: Any, runtime: Any) -> None:
@@ -211,17 +261,23 @@ def _validate_container(config: Any, runtime: Any) -> None:
     if isinstance(image, str) and image:
         host = image.split("/", 1)[0]
         if ACR_EE_HOST_RE.match(host) and not config.get("acrInstanceId"):
-            raise InvalidArgument(f"customContainerConfig.acrInstanceId is required for the ACR Enterprise "
-                                  f"Edition image '{image}'")
+            raise InvalidArgument(
+                f"customContainerConfig.acrInstanceId is required for the ACR Enterprise "
+                f"Edition image '{image}'"
+            )
     health = config.get("healthCheckConfig")
     if health is not None:
         if not isinstance(health, Mapping):
             raise InvalidArgument("customContainerConfig.healthCheckConfig must be an object")
         where = "customContainerConfig.healthCheckConfig."
         _require_str(health, "httpGetUrl", max_len=2048, where=where)
-        for key, low, high in (("initialDelaySeconds", 0, 120), ("periodSeconds", 1, 120),
-                               ("timeoutSeconds", 1, 3), ("failureThreshold", 1, 120),
-                               ("successThreshold", 1, 120)):
+        for key, low, high in (
+            ("initialDelaySeconds", 0, 120),
+            ("periodSeconds", 1, 120),
+            ("timeoutSeconds", 1, 3),
+            ("failureThreshold", 1, 120),
+            ("successThreshold", 1, 120),
+        ):
             _int_in(health, key, low, high, where)
 
 
@@ -229,8 +285,10 @@ def validate_function_fields(spec: Mapping[str, Any]) -> None:
     """Check each field that is present (types, ranges, patterns)."""
     name = spec.get("functionName")
     if name is not None and (not isinstance(name, str) or not FUNCTION_NAME_RE.match(name)):
-        raise InvalidArgument(f"functionName {name!r} is invalid: it must be 1-64 characters of letters, "
-                              "digits, '_' or '-' and must not start with a digit or '-'")
+        raise InvalidArgument(
+            f"functionName {name!r} is invalid: it must be 1-64 characters of letters, "
+            "digits, '_' or '-' and must not start with a digit or '-'"
+        )
     runtime = spec.get("runtime")
     if runtime is not None and runtime not in RUNTIMES:
         raise InvalidArgument(f"runtime {runtime!r} is not supported")
@@ -241,8 +299,9 @@ def validate_function_fields(spec: Mapping[str, Any]) -> None:
     if memory is not None and (not _is_int(memory) or memory % 64 or not 128 <= memory <= 32768):
         raise InvalidArgument(f"memorySize must be a multiple of 64 in [128, 32768] MB, got {memory!r}")
     cpu = spec.get("cpu")
-    if cpu is not None and (not _is_number(cpu) or not 0.05 - 1e-9 <= cpu <= 16 + 1e-9
-                            or abs(cpu * 20 - round(cpu * 20)) > 1e-6):
+    if cpu is not None and (
+        not _is_number(cpu) or not 0.05 - 1e-9 <= cpu <= 16 + 1e-9 or abs(cpu * 20 - round(cpu * 20)) > 1e-6
+    ):
         raise InvalidArgument(f"cpu must be a multiple of 0.05 in [0.05, 16] vCPU, got {cpu!r}")
     disk = spec.get("diskSize")
     if disk is not None and (not _is_int(disk) or disk not in (512, 10240)):
@@ -271,10 +330,19 @@ def apply_function_defaults(spec: dict[str, Any]) -> None:
         spec["cpu"] = round(min(16.0, max(0.05, steps * 0.05)), 2)
     if spec.get("memorySize") is None:
         spec["memorySize"] = min(32768, max(128, math.ceil(spec["cpu"] * 2 * 1024 / 64 - 1e-9) * 64))
-    for key, value in (("diskSize", 512), ("timeout", 3), ("instanceConcurrency", 1), ("description", ""),
-                       ("role", ""), ("internetAccess", True), ("sessionAffinity", "NONE"),
-                       ("instanceIsolationMode", "SHARE"), ("environmentVariables", {}), ("tags", []),
-                       ("layers", [])):
+    for key, value in (
+        ("diskSize", 512),
+        ("timeout", 3),
+        ("instanceConcurrency", 1),
+        ("description", ""),
+        ("role", ""),
+        ("internetAccess", True),
+        ("sessionAffinity", "NONE"),
+        ("instanceIsolationMode", "SHARE"),
+        ("environmentVariables", {}),
+        ("tags", []),
+        ("layers", []),
+    ):
         if spec.get(key) is None:
             spec[key] = copy.deepcopy(value)
     container = spec.get("customContainerConfig")
@@ -293,8 +361,10 @@ def validate_function_spec(spec: Mapping[str, Any]) -> None:
         raise InvalidArgument("handler is required (1-128 characters)")
     cpu, memory_gb = spec["cpu"], spec["memorySize"] / 1024
     if not cpu - 1e-9 <= memory_gb <= 4 * cpu + 1e-9:
-        raise InvalidArgument(f"cpu {cpu} and memorySize {spec['memorySize']} MB do not fit: "
-                              "cpu : memory(GB) must be between 1:1 and 1:4")
+        raise InvalidArgument(
+            f"cpu {cpu} and memorySize {spec['memorySize']} MB do not fit: "
+            "cpu : memory(GB) must be between 1:1 and 1:4"
+        )
     _validate_container(spec.get("customContainerConfig"), spec.get("runtime"))
 
 
@@ -302,8 +372,10 @@ def validate_trigger_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     """Validate a complete trigger spec; return its parsed triggerConfig."""
     name = spec.get("triggerName")
     if not isinstance(name, str) or not TRIGGER_NAME_RE.match(name):
-        raise InvalidArgument(f"triggerName {name!r} is invalid: it must be 1-128 characters of letters, "
-                              "digits, '_' or '-' and must not start with a digit or '-'")
+        raise InvalidArgument(
+            f"triggerName {name!r} is invalid: it must be 1-128 characters of letters, "
+            "digits, '_' or '-' and must not start with a digit or '-'"
+        )
     ttype = spec.get("triggerType")
     if not ttype:
         raise InvalidArgument("triggerType is required")
@@ -324,12 +396,14 @@ def validate_trigger_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
             raise InvalidArgument("triggerConfig.methods must be a non-empty list of HTTP methods")
         bad = sorted(set(methods) - HTTP_METHODS)
         if bad:
-            raise InvalidArgument(f"triggerConfig.methods has unsupported method(s) {bad}; allowed: "
-                                  f"{sorted(HTTP_METHODS)}")
+            raise InvalidArgument(
+                f"triggerConfig.methods has unsupported method(s) {bad}; allowed: {sorted(HTTP_METHODS)}"
+            )
         auth = config.get("authType", "function")
         if auth not in HTTP_AUTH_TYPES:
-            raise InvalidArgument(f"triggerConfig.authType must be one of {list(HTTP_AUTH_TYPES)}, "
-                                  f"got {auth!r}")
+            raise InvalidArgument(
+                f"triggerConfig.authType must be one of {list(HTTP_AUTH_TYPES)}, got {auth!r}"
+            )
         if auth == "jwt":
             if config.get("authConfig") in (None, ""):
                 raise InvalidArgument("triggerConfig.authConfig is required when authType is jwt")
@@ -345,11 +419,20 @@ def validate_trigger_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 # resources -------------------------------------------------------------------------------------------
 
+
 class Function:
     """One function. ``spec`` holds the input fields (defaults filled); it is replaced, never mutated."""
 
-    def __init__(self, spec: dict[str, Any], *, region: str, account_id: str, now: float,
-                 pending_seconds: float, fail_reason: str | None) -> None:
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        *,
+        region: str,
+        account_id: str,
+        now: float,
+        pending_seconds: float,
+        fail_reason: str | None,
+    ) -> None:
         self.name: str = spec["functionName"]
         self.spec = spec
         self.region = region
@@ -366,8 +449,9 @@ class Function:
         self.last_update_status_reason_code: str | None = None
         # pending transitions: (at, values...)
         self._state_at: float | None = now + pending_seconds
-        self._state_to: tuple[str, str, str] = (("Failed", fail_reason, "ImagePullFailed") if fail_reason
-                                                else ("Active", "", ""))
+        self._state_to: tuple[str, str, str] = (
+            ("Failed", fail_reason, "ImagePullFailed") if fail_reason else ("Active", "", "")
+        )
         self._update_at: float | None = None
         self._update_to: tuple[str, str, str] = ("Successful", "", "")
 
@@ -405,8 +489,9 @@ class Function:
                 if status == "Successful" and self.state == "Failed" and self._state_at is None:
                     self.state, self.state_reason, self.state_reason_code = "Active", "", ""
 
-    def apply_update(self, spec: dict[str, Any], *, now: float, pending_seconds: float,
-                     fail_reason: str | None) -> None:
+    def apply_update(
+        self, spec: dict[str, Any], *, now: float, pending_seconds: float, fail_reason: str | None
+    ) -> None:
         self.spec = spec
         self.modified = now
         self.revision += 1
@@ -415,8 +500,9 @@ class Function:
         self.last_update_status_reason = "Function updating"
         self.last_update_status_reason_code = "Updating"
         self._update_at = now + pending_seconds
-        self._update_to = (("Failed", fail_reason, "ImagePullFailed") if fail_reason
-                           else ("Successful", "", ""))
+        self._update_to = (
+            ("Failed", fail_reason, "ImagePullFailed") if fail_reason else ("Successful", "", "")
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The FC ``Function`` wire shape (camelCase)."""
@@ -425,22 +511,24 @@ class Function:
         if isinstance(container, dict) and self.resolved_image:
             container["resolvedImageUri"] = self.resolved_image
         body["layers"] = [{"arn": arn, "size": 0} for arn in self.spec.get("layers") or []]
-        body.update({
-            "functionId": self.function_id,
-            "functionName": self.name,
-            "functionArn": self.arn,
-            "createdTime": iso(self.created),
-            "lastModifiedTime": iso(self.modified),
-            "codeSize": 0,
-            "codeChecksum": "",
-            "state": self.state,
-            "stateReason": self.state_reason,
-            "stateReasonCode": self.state_reason_code,
-            "lastUpdateStatus": self.last_update_status,
-            "lastUpdateStatusReason": self.last_update_status_reason,
-            "lastUpdateStatusReasonCode": self.last_update_status_reason_code,
-            "version": "LATEST",
-        })
+        body.update(
+            {
+                "functionId": self.function_id,
+                "functionName": self.name,
+                "functionArn": self.arn,
+                "createdTime": iso(self.created),
+                "lastModifiedTime": iso(self.modified),
+                "codeSize": 0,
+                "codeChecksum": "",
+                "state": self.state,
+                "stateReason": self.state_reason,
+                "stateReasonCode": self.state_reason_code,
+                "lastUpdateStatus": self.last_update_status,
+                "lastUpdateStatusReason": self.last_update_status_reason,
+                "lastUpdateStatusReasonCode": self.last_update_status_reason_code,
+                "version": "LATEST",
+            }
+        )
         return dict(sorted(body.items()))
 
     # persistence
@@ -525,6 +613,7 @@ class Trigger:
 
 # listeners hook ----------------------------------------------------------------------------------
 
+
 class TriggerListeners(Protocol):
     """What the backend needs from the data plane: one loopback listener per HTTP trigger."""
 
@@ -577,6 +666,7 @@ class NullListeners:
 
 # pagination ------------------------------------------------------------------------------------------
 
+
 def _encode_token(name: str) -> str:
     return base64.urlsafe_b64encode(name.encode("utf-8")).decode("ascii").rstrip("=")
 
@@ -600,8 +690,9 @@ def parse_limit(limit: Any) -> int:
     return value
 
 
-def _paginate(names: list[str], prefix: str | None, limit: Any,
-              next_token: str | None) -> tuple[list[str], str | None]:
+def _paginate(
+    names: list[str], prefix: str | None, limit: Any, next_token: str | None
+) -> tuple[list[str], str | None]:
     size = parse_limit(limit)
     selected = sorted(n for n in names if not prefix or n.startswith(prefix))
     if next_token:
@@ -613,20 +704,30 @@ def _paginate(names: list[str], prefix: str | None, limit: Any,
 
 # backend ---------------------------------------------------------------------------------------------
 
+
 class FCBackend:
     """In-memory FC 3.0 state for one account and region (moto's ``BaseBackend``)."""
 
-    def __init__(self, region: str = "cn-hangzhou", account_id: str = "1234567890123456",
-                 pending_seconds: float = 1.0, *, fail_images: list[str] | None = None,
-                 listeners: TriggerListeners | None = None, state_file: str | os.PathLike[str] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        region: str = "cn-hangzhou",
+        account_id: str = "1234567890123456",
+        pending_seconds: float = 1.0,
+        *,
+        fail_images: list[str] | None = None,
+        listeners: TriggerListeners | None = None,
+        state_file: str | os.PathLike[str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.region = region
         self.account_id = account_id
         self.listeners: TriggerListeners = listeners or NullListeners()
         self.state_file = os.fspath(state_file) if state_file is not None else None
         self.clock = clock
-        self._initial_config = {"pending_seconds": float(pending_seconds),
-                                "fail_images": list(fail_images or [])}
+        self._initial_config = {
+            "pending_seconds": float(pending_seconds),
+            "fail_images": list(fail_images or []),
+        }
         self._lock = threading.RLock()
         self._persist_lock = threading.Lock()
         self._seq = 0
@@ -642,14 +743,17 @@ class FCBackend:
         ``start_timeout_s``, ``idle_timeout_s``) when the listeners have any."""
         runtime = getattr(self.listeners, "get_runtime_config", None)
         with self._lock:
-            config: dict[str, Any] = {"pending_seconds": self.pending_seconds,
-                                      "fail_images": list(self.fail_images)}
+            config: dict[str, Any] = {
+                "pending_seconds": self.pending_seconds,
+                "fail_images": list(self.fail_images),
+            }
         if runtime is not None:
             config.update(runtime())
         return config
 
-    def configure(self, pending_seconds: float | None = None,
-                  fail_images: list[str] | None = None, **runtime: Any) -> dict[str, Any]:
+    def configure(
+        self, pending_seconds: float | None = None, fail_images: list[str] | None = None, **runtime: Any
+    ) -> dict[str, Any]:
         """Change some settings; ``runtime`` keys go to the data plane (validated before anything changes)."""
         if pending_seconds is not None:
             if not _is_number(pending_seconds) or pending_seconds < 0:
@@ -674,8 +778,10 @@ class FCBackend:
         image = container.get("image") if isinstance(container, Mapping) else None
         for pattern in self.fail_images:
             if isinstance(image, str) and pattern in image:
-                return (f"failed to pull image '{image}': emulated failure (image matches fail_images "
-                        f"pattern '{pattern}')")
+                return (
+                    f"failed to pull image '{image}': emulated failure (image matches fail_images "
+                    f"pattern '{pattern}')"
+                )
         return None
 
     # helpers ---------------------------------------------------------------------------------------------
@@ -706,8 +812,9 @@ class FCBackend:
         spec = {k: v for k, v in body.items() if k not in FUNCTION_OUTPUT_KEYS}
         container = spec.get("customContainerConfig")
         if isinstance(container, Mapping):
-            spec["customContainerConfig"] = {k: v for k, v in container.items()
-                                             if k not in CONTAINER_OUTPUT_KEYS and v is not None}
+            spec["customContainerConfig"] = {
+                k: v for k, v in container.items() if k not in CONTAINER_OUTPUT_KEYS and v is not None
+            }
         return spec
 
     # functions -------------------------------------------------------------------------------------------
@@ -723,8 +830,14 @@ class FCBackend:
             if name in self.functions:
                 raise FunctionAlreadyExists(name)
             now = self.clock()
-            fn = Function(spec, region=self.region, account_id=self.account_id, now=now,
-                          pending_seconds=self.pending_seconds, fail_reason=self._fail_reason(spec))
+            fn = Function(
+                spec,
+                region=self.region,
+                account_id=self.account_id,
+                now=now,
+                pending_seconds=self.pending_seconds,
+                fail_reason=self._fail_reason(spec),
+            )
             fn.settle(now)
             self.functions[name] = fn
             self.triggers[name] = {}
@@ -756,8 +869,9 @@ class FCBackend:
             apply_function_defaults(spec)
             validate_function_spec(spec)
             now = self.clock()
-            fn.apply_update(spec, now=now, pending_seconds=self.pending_seconds,
-                            fail_reason=self._fail_reason(spec))
+            fn.apply_update(
+                spec, now=now, pending_seconds=self.pending_seconds, fail_reason=self._fail_reason(spec)
+            )
             fn.settle(now)
             result = fn.to_dict()
             seq = self._changed()
@@ -776,8 +890,9 @@ class FCBackend:
         self._persist(seq)
         self.listeners.function_deleted(function_name)
 
-    def list_functions(self, prefix: str | None = None, limit: Any = None, next_token: str | None = None,
-                       **_ignored: Any) -> dict[str, Any]:
+    def list_functions(
+        self, prefix: str | None = None, limit: Any = None, next_token: str | None = None, **_ignored: Any
+    ) -> dict[str, Any]:
         """Sorted by name. Filters other than ``prefix`` (runtime, tags, fcVersion ...) are ignored."""
         with self._lock:
             names, token = _paginate(list(self.functions), prefix, limit, next_token)
@@ -796,14 +911,17 @@ class FCBackend:
     def _check_trigger_limits(self, function_name: str, spec: Mapping[str, Any], exclude: str | None) -> None:
         others = [t for n, t in self.triggers.get(function_name, {}).items() if n != exclude]
         if exclude is None and len(others) >= MAX_TRIGGERS_PER_FUNCTION:
-            raise InvalidArgument(f"function '{function_name}' already has {MAX_TRIGGERS_PER_FUNCTION} "
-                                  "triggers, the maximum")
+            raise InvalidArgument(
+                f"function '{function_name}' already has {MAX_TRIGGERS_PER_FUNCTION} triggers, the maximum"
+            )
         if spec["triggerType"] == "http":
             qualifier = spec.get("qualifier") or "LATEST"
             for other in others:
                 if other.is_http and other.qualifier == qualifier:
-                    raise InvalidArgument(f"function '{function_name}' already has an HTTP trigger "
-                                          f"'{other.name}' for qualifier '{qualifier}'; only one is allowed")
+                    raise InvalidArgument(
+                        f"function '{function_name}' already has an HTTP trigger "
+                        f"'{other.name}' for qualifier '{qualifier}'; only one is allowed"
+                    )
 
     def create_trigger(self, function_name: str, body: Mapping[str, Any] | None) -> dict[str, Any]:
         data = self._body(body)
@@ -830,8 +948,9 @@ class FCBackend:
         with self._lock:
             return self._trigger(function_name, trigger_name).to_dict()
 
-    def update_trigger(self, function_name: str, trigger_name: str,
-                       body: Mapping[str, Any] | None) -> dict[str, Any]:
+    def update_trigger(
+        self, function_name: str, trigger_name: str, body: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
         """PATCH-like over ``triggerConfig`` (replaced as a whole), ``qualifier``, ``description`` and
         ``invocationRole``; the name and type cannot change. An HTTP trigger keeps its port and URL."""
         data = self._body(body)
@@ -859,8 +978,9 @@ class FCBackend:
         if trigger.is_http:
             self.listeners.trigger_deleted(function_name, trigger_name)
 
-    def list_triggers(self, function_name: str, prefix: str | None = None, limit: Any = None,
-                      next_token: str | None = None) -> dict[str, Any]:
+    def list_triggers(
+        self, function_name: str, prefix: str | None = None, limit: Any = None, next_token: str | None = None
+    ) -> dict[str, Any]:
         with self._lock:
             self._function(function_name)
             triggers = self.triggers.get(function_name, {})
@@ -886,8 +1006,10 @@ class FCBackend:
                 fn.settle(now)
             return {
                 "functions": {n: fn.to_dict() for n, fn in sorted(self.functions.items())},
-                "triggers": {f: {n: t.to_dict() for n, t in sorted(ts.items())}
-                             for f, ts in sorted(self.triggers.items())},
+                "triggers": {
+                    f: {n: t.to_dict() for n, t in sorted(ts.items())}
+                    for f, ts in sorted(self.triggers.items())
+                },
             }
 
     def reset(self) -> None:
@@ -987,8 +1109,13 @@ class FCBackend:
                     trigger.url_host = self.listeners.url_host
                     trigger.port = self.listeners.open(trigger.function_name, trigger.name, previous)
                     if previous and trigger.port != previous:
-                        logger.warning("trigger %s/%s: port %s is taken, now listening on %s (URL changed)",
-                                       trigger.function_name, trigger.name, previous, trigger.port)
+                        logger.warning(
+                            "trigger %s/%s: port %s is taken, now listening on %s (URL changed)",
+                            trigger.function_name,
+                            trigger.name,
+                            previous,
+                            trigger.port,
+                        )
                 self.triggers[trigger.function_name][trigger.name] = trigger
             seq = self._changed()
             count = len(self.functions)

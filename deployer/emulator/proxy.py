@@ -37,8 +37,20 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("deployer.emulator")
 
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-                        "proxy-connection", "te", "trailer", "trailers", "transfer-encoding", "upgrade"})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
 #: Request headers never forwarded as sent (re-computed or answered by the emulator itself).
 REQUEST_DROP = frozenset({"content-length", "expect", "x-fc-request-id"})
 CONNECT_TIMEOUT_S = 5.0
@@ -83,13 +95,19 @@ def _connection_tokens(headers: Any) -> set[str]:
     return tokens
 
 
-def upstream_headers(request: TriggerRequestHandler, instance: Instance, auth: AuthResult | None,
-                     body: bytes) -> list[tuple[str, str]]:
+def upstream_headers(
+    request: TriggerRequestHandler, instance: Instance, auth: AuthResult | None, body: bytes
+) -> list[tuple[str, str]]:
     """The headers sent to the instance (see the module docstring)."""
     added = {name.lower() for name, _ in (auth.add_headers if auth else ())}
-    drop = (HOP_BY_HOP | REQUEST_DROP | _connection_tokens(request.headers) | added
-            | {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
-            | (set(auth.drop_headers) if auth else set()))
+    drop = (
+        HOP_BY_HOP
+        | REQUEST_DROP
+        | _connection_tokens(request.headers)
+        | added
+        | {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
+        | (set(auth.drop_headers) if auth else set())
+    )
     out = [(k, v) for k, v in request.headers.items() if k.lower() not in drop]
     host = request.headers.get("Host")
     if not host:
@@ -119,8 +137,13 @@ def _instance_error(instance: Instance, what: str) -> FunctionInstanceError:
     return FunctionInstanceError(message)
 
 
-def forward(request: TriggerRequestHandler, instance: Instance, *, auth: AuthResult | None = None,
-            timeout_s: float = 3.0) -> None:
+def forward(
+    request: TriggerRequestHandler,
+    instance: Instance,
+    *,
+    auth: AuthResult | None = None,
+    timeout_s: float = 3.0,
+) -> None:
     """Proxy ``request`` to ``instance`` and stream the answer back. Raises :class:`FCError` only before
     anything has been written to the client."""
     body = request.read_body()
@@ -134,8 +157,9 @@ def forward(request: TriggerRequestHandler, instance: Instance, *, auth: AuthRes
         try:
             conn.connect()
         except OSError as exc:
-            raise _instance_error(instance, f"refused the connection on 127.0.0.1:{instance.port} ({exc})") \
-                from None
+            raise _instance_error(
+                instance, f"refused the connection on 127.0.0.1:{instance.port} ({exc})"
+            ) from None
         sock = conn.sock
         assert sock is not None
         instance.track(sock)
@@ -147,12 +171,14 @@ def forward(request: TriggerRequestHandler, instance: Instance, *, auth: AuthRes
             sock.settimeout(max(0.001, deadline - time.monotonic()))
             response = conn.getresponse()
         except TimeoutError:
-            raise FunctionTimeout(f"function '{instance.function_name}' did not answer within its timeout of "
-                                  f"{timeout_s:g} s") from None
+            raise FunctionTimeout(
+                f"function '{instance.function_name}' did not answer within its timeout of {timeout_s:g} s"
+            ) from None
         except (OSError, http.client.HTTPException) as exc:
             if instance.stopping:
-                raise FunctionInstanceError(f"function '{instance.function_name}' instance was stopped while "
-                                            "serving the request") from None
+                raise FunctionInstanceError(
+                    f"function '{instance.function_name}' instance was stopped while serving the request"
+                ) from None
             raise _instance_error(instance, f"closed the connection without an answer ({exc!r})") from None
         _relay(request, response, sock, deadline, method, instance)
     finally:
@@ -161,12 +187,21 @@ def forward(request: TriggerRequestHandler, instance: Instance, *, auth: AuthRes
         conn.close()
 
 
-def _relay(request: TriggerRequestHandler, response: http.client.HTTPResponse, sock: socket.socket,
-           deadline: float, method: str, instance: Instance) -> None:
+def _relay(
+    request: TriggerRequestHandler,
+    response: http.client.HTTPResponse,
+    sock: socket.socket,
+    deadline: float,
+    method: str,
+    instance: Instance,
+) -> None:
     status = response.status
     tokens = {t.strip().lower() for v in response.headers.get_all("Connection") or [] for t in v.split(",")}
-    headers = [(k, v) for k, v in response.getheaders()
-               if k.lower() not in HOP_BY_HOP and k.lower() not in tokens and k.lower() != "x-fc-request-id"]
+    headers = [
+        (k, v)
+        for k, v in response.getheaders()
+        if k.lower() not in HOP_BY_HOP and k.lower() not in tokens and k.lower() != "x-fc-request-id"
+    ]
     no_body = method == "HEAD" or status in (204, 304) or 100 <= status < 200
     length: int | None = None
     if not response.chunked:

@@ -58,6 +58,7 @@ class Route:
 
 # handlers --------------------------------------------------------------------------------------------
 
+
 def _create_function(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str, Any] | None]:
     return 200, backend.create_function(req.json())
 
@@ -77,8 +78,9 @@ def _delete_function(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str,
 
 def _list_functions(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str, Any] | None]:
     q = req.query
-    return 200, backend.list_functions(prefix=q.get("prefix"), limit=q.get("limit"),
-                                       next_token=q.get("nextToken"))
+    return 200, backend.list_functions(
+        prefix=q.get("prefix"), limit=q.get("limit"), next_token=q.get("nextToken")
+    )
 
 
 def _create_trigger(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str, Any] | None]:
@@ -100,8 +102,12 @@ def _delete_trigger(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str, 
 
 def _list_triggers(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str, Any] | None]:
     q = req.query
-    return 200, backend.list_triggers(req.path_params["function"], prefix=q.get("prefix"),
-                                      limit=q.get("limit"), next_token=q.get("nextToken"))
+    return 200, backend.list_triggers(
+        req.path_params["function"],
+        prefix=q.get("prefix"),
+        limit=q.get("limit"),
+        next_token=q.get("nextToken"),
+    )
 
 
 # the table -------------------------------------------------------------------------------------------
@@ -160,5 +166,7 @@ def check_headers(route: Route, headers: Mapping[str, str] | Any) -> None:
         raise InvalidArgument(f"x-acs-version must be '{API_VERSION}', got {version!r}")
     action = headers.get("x-acs-action")
     if action != route.action:
-        raise InvalidArgument(f"x-acs-action {action!r} does not match the API '{route.action}' "
-                              f"of {route.method} {route.pattern.pattern}")
+        raise InvalidArgument(
+            f"x-acs-action {action!r} does not match the API '{route.action}' "
+            f"of {route.method} {route.pattern.pattern}"
+        )

@@ -79,8 +79,12 @@ LOG_TAIL_LINES = 20
 #: Instance directories (with their output.log) kept in the runtime dir; older ones are pruned.
 KEEP_INSTANCE_DIRS = 50
 #: FC's defaults for the fields of ``healthCheckConfig`` left out.
-HEALTH_CHECK_DEFAULTS = {"initialDelaySeconds": 0, "periodSeconds": 3, "timeoutSeconds": 1,
-                         "failureThreshold": 3}
+HEALTH_CHECK_DEFAULTS = {
+    "initialDelaySeconds": 0,
+    "periodSeconds": 3,
+    "timeoutSeconds": 1,
+    "failureThreshold": 3,
+}
 #: ``--host`` values rewritten to loopback.
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]", "*"})
 #: Variables passed from the emulator's environment when set (besides PATH, HOME and TMPDIR).
@@ -97,6 +101,7 @@ class FunctionNotStarted(FCError):
 
 
 # command and environment -----------------------------------------------------------------------------
+
 
 def map_command(argv: Sequence[str], container_port: int, host_port: int) -> tuple[list[str], bool]:
     """Rewrite ``argv`` for a loopback port: ``(new argv, whether a port flag was mapped)``.
@@ -145,34 +150,47 @@ def injects_credentials(spec: Mapping[str, Any]) -> bool:
     return bool(spec.get("role")) and spec.get("disableInjectCredentials") not in NO_ENV_CREDENTIALS
 
 
-def build_environment(spec: Mapping[str, Any], *, port: int, instance_id: str, account_id: str,
-                      region: str, qualifier: str = "LATEST") -> dict[str, str]:
+def build_environment(
+    spec: Mapping[str, Any],
+    *,
+    port: int,
+    instance_id: str,
+    account_id: str,
+    region: str,
+    qualifier: str = "LATEST",
+) -> dict[str, str]:
     """The instance's whole environment (see the module docstring); nothing else of the emulator's."""
-    env: dict[str, str] = {"PATH": runtime_path(),
-                           "HOME": os.environ.get("HOME") or tempfile.gettempdir(),
-                           "TMPDIR": os.environ.get("TMPDIR") or tempfile.gettempdir()}
+    env: dict[str, str] = {
+        "PATH": runtime_path(),
+        "HOME": os.environ.get("HOME") or tempfile.gettempdir(),
+        "TMPDIR": os.environ.get("TMPDIR") or tempfile.gettempdir(),
+    }
     for name in PASSED_LOCALE_VARS:
         if os.environ.get(name):
             env[name] = os.environ[name]
     env.update({str(k): str(v) for k, v in (spec.get("environmentVariables") or {}).items()})
-    env.update({
-        "FC_FUNCTION_NAME": str(spec.get("functionName", "")),
-        "FC_FUNCTION_HANDLER": str(spec.get("handler", "")),
-        "FC_FUNCTION_MEMORY_SIZE": str(spec.get("memorySize", "")),
-        "FC_QUALIFIER": qualifier,
-        "FC_REGION": region,
-        "FC_ACCOUNT_ID": account_id,
-        "FC_INSTANCE_ID": instance_id,
-        "FC_SERVER_PORT": str(port),
-        "FC_CUSTOM_LISTEN_PORT": str(port),
-        "PORT": str(port),
-    })
+    env.update(
+        {
+            "FC_FUNCTION_NAME": str(spec.get("functionName", "")),
+            "FC_FUNCTION_HANDLER": str(spec.get("handler", "")),
+            "FC_FUNCTION_MEMORY_SIZE": str(spec.get("memorySize", "")),
+            "FC_QUALIFIER": qualifier,
+            "FC_REGION": region,
+            "FC_ACCOUNT_ID": account_id,
+            "FC_INSTANCE_ID": instance_id,
+            "FC_SERVER_PORT": str(port),
+            "FC_CUSTOM_LISTEN_PORT": str(port),
+            "PORT": str(port),
+        }
+    )
     if injects_credentials(spec):
-        env.update({
-            "ALIBABA_CLOUD_ACCESS_KEY_ID": f"STS.emulated{secrets.token_hex(8)}",
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": secrets.token_urlsafe(24),
-            "ALIBABA_CLOUD_SECURITY_TOKEN": f"emulated-sts-token-{secrets.token_urlsafe(32)}",
-        })
+        env.update(
+            {
+                "ALIBABA_CLOUD_ACCESS_KEY_ID": f"STS.emulated{secrets.token_hex(8)}",
+                "ALIBABA_CLOUD_ACCESS_KEY_SECRET": secrets.token_urlsafe(24),
+                "ALIBABA_CLOUD_SECURITY_TOKEN": f"emulated-sts-token-{secrets.token_urlsafe(32)}",
+            }
+        )
     return env
 
 
@@ -195,8 +213,11 @@ def http_status(port: int, path: str, timeout: float) -> int | None:
     """Status of ``GET path`` on the loopback port, or None when no answer came."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("GET", path if path.startswith("/") else "/" + path,
-                     headers={"User-Agent": "fc-emulator-health-check"})
+        conn.request(
+            "GET",
+            path if path.startswith("/") else "/" + path,
+            headers={"User-Agent": "fc-emulator-health-check"},
+        )
         response = conn.getresponse()
         response.read()
         return response.status
@@ -230,6 +251,7 @@ def describe_exit(returncode: int) -> str:
 
 
 # instances ---------------------------------------------------------------------------------------------
+
 
 @dataclass(eq=False)
 class Instance:
@@ -308,10 +330,16 @@ class Instance:
 class InstanceManager:
     """Starts, tracks and stops function instances (see the module docstring). Thread-safe."""
 
-    def __init__(self, *, start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
-                 idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S, stop_grace_s: float = DEFAULT_STOP_GRACE_S,
-                 runtime_dir: str | os.PathLike[str] | None = None, account_id: str = "1234567890123456",
-                 region: str = "cn-hangzhou") -> None:
+    def __init__(
+        self,
+        *,
+        start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
+        idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+        stop_grace_s: float = DEFAULT_STOP_GRACE_S,
+        runtime_dir: str | os.PathLike[str] | None = None,
+        account_id: str = "1234567890123456",
+        region: str = "cn-hangzhou",
+    ) -> None:
         self.start_timeout_s = float(start_timeout_s)
         self.idle_timeout_s = float(idle_timeout_s)
         self.stop_grace_s = float(stop_grace_s)
@@ -367,8 +395,11 @@ class InstanceManager:
                 instance = self._instances.get(name)
                 generation = (self._epoch, self._generation.get(name, 0))
             if instance is not None and (instance.revision != function.revision or not instance.alive):
-                why = ("revision changed" if instance.revision != function.revision
-                       else f"process {describe_exit(instance.process.returncode)}")
+                why = (
+                    "revision changed"
+                    if instance.revision != function.revision
+                    else f"process {describe_exit(instance.process.returncode)}"
+                )
                 logger.info("instance %s of %s is stale (%s); replacing it", instance.instance_id, name, why)
                 self._retire(name, instance, wait=False)
                 instance = None
@@ -382,8 +413,9 @@ class InstanceManager:
                         self._instances[name] = instance
                 if raced:
                     self._terminate(instance)
-                    raise FunctionNotReady(f"function '{name}' was changed or deleted while its instance "
-                                           "was starting; retry")
+                    raise FunctionNotReady(
+                        f"function '{name}' was changed or deleted while its instance was starting; retry"
+                    )
                 self._ensure_reaper()
             with instance._lock:
                 instance.active += 1
@@ -400,12 +432,14 @@ class InstanceManager:
         name = function.name
         spec = function.spec
         container = spec.get("customContainerConfig") or {}
-        argv = [str(a) for a in (container.get("entrypoint") or [])] + \
-               [str(a) for a in (container.get("command") or [])]
+        argv = [str(a) for a in (container.get("entrypoint") or [])] + [
+            str(a) for a in (container.get("command") or [])
+        ]
         if not argv:
             raise FunctionNotStarted(
                 f"function '{name}' has no customContainerConfig.command or entrypoint: the local emulator "
-                "does not pull images, so it can only run an explicit command")
+                "does not pull images, so it can only run an explicit command"
+            )
         container_port = int(container.get("port") or DEFAULT_CONTAINER_PORT)
         host_port = free_port()
         mapped_argv, mapped = map_command(argv, container_port, host_port)
@@ -413,13 +447,15 @@ class InstanceManager:
         if not mapped:
             self._check_unmapped_port(name, port)
         instance_id = f"c-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:8]}"
-        env = build_environment(spec, port=port, instance_id=instance_id, account_id=self.account_id,
-                                region=self.region)
+        env = build_environment(
+            spec, port=port, instance_id=instance_id, account_id=self.account_id, region=self.region
+        )
         executable = shutil.which(mapped_argv[0], path=env["PATH"])
         if executable is None:
             raise FunctionNotStarted(
                 f"function '{name}': command '{argv[0]}' was not found on PATH (the local emulator runs the "
-                "container command on this machine and does not pull the image; install it here)")
+                "container command on this machine and does not pull the image; install it here)"
+            )
         runtime_dir = self.runtime_dir()
         _prune(runtime_dir, KEEP_INSTANCE_DIRS - 1, keep=self._live_directories())
         directory = os.path.join(runtime_dir, f"{name}-{instance_id}")
@@ -429,17 +465,41 @@ class InstanceManager:
         with open(log_path, "ab") as log:
             try:
                 process = subprocess.Popen(  # the function's own command, by design
-                    mapped_argv, executable=executable, env=env, cwd=directory, stdin=subprocess.DEVNULL,
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+                    mapped_argv,
+                    executable=executable,
+                    env=env,
+                    cwd=directory,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    close_fds=True,
+                )
             except OSError as exc:
                 raise FunctionNotStarted(f"function '{name}': could not run {argv[0]!r}: {exc}") from None
         limit = self._start_limit(container.get("healthCheckConfig"))
-        instance = Instance(function_name=name, revision=function.revision, instance_id=instance_id,
-                            argv=mapped_argv, port=port, container_port=container_port, port_mapped=mapped,
-                            process=process, directory=directory, log_path=log_path, started_at=started_wall,
-                            start_timeout_s=limit)
-        logger.info("starting %s (revision %s) as pid %s on 127.0.0.1:%s: %s", name, function.revision,
-                    process.pid, port, " ".join(mapped_argv))
+        instance = Instance(
+            function_name=name,
+            revision=function.revision,
+            instance_id=instance_id,
+            argv=mapped_argv,
+            port=port,
+            container_port=container_port,
+            port_mapped=mapped,
+            process=process,
+            directory=directory,
+            log_path=log_path,
+            started_at=started_wall,
+            start_timeout_s=limit,
+        )
+        logger.info(
+            "starting %s (revision %s) as pid %s on 127.0.0.1:%s: %s",
+            name,
+            function.revision,
+            process.pid,
+            port,
+            " ".join(mapped_argv),
+        )
         try:
             self._wait_ready(instance, container.get("healthCheckConfig"), started, limit)
         except BaseException:
@@ -453,28 +513,35 @@ class InstanceManager:
 
     def _check_unmapped_port(self, name: str, port: int) -> None:
         with self._lock:
-            owners = [i.function_name for i in self._instances.values()
-                      if i.port == port and i.function_name != name and i.alive]
+            owners = [
+                i.function_name
+                for i in self._instances.values()
+                if i.port == port and i.function_name != name and i.alive
+            ]
         if owners or port_accepts(port):
             who = f"the instance of function '{owners[0]}'" if owners else "another process"
             raise FunctionNotStarted(
                 f"function '{name}': its command has no --port/-p flag equal to the container port {port}, "
                 f"so the local emulator runs it unchanged and expects it on 127.0.0.1:{port}, but that port "
                 f"is already taken by {who}. Add '--port {port}' to the command (the emulator then maps it "
-                "to a free port) or change customContainerConfig.port")
+                "to a free port) or change customContainerConfig.port"
+            )
 
     def _start_limit(self, health: Mapping[str, Any] | None) -> float:
         limit = self.start_timeout_s
         if isinstance(health, Mapping) and health.get("httpGetUrl"):
             h = {**HEALTH_CHECK_DEFAULTS, **{k: v for k, v in health.items() if v is not None}}
-            derived = (float(h["initialDelaySeconds"])
-                       + float(h["periodSeconds"]) * float(h["failureThreshold"])
-                       + float(h["timeoutSeconds"]))
+            derived = (
+                float(h["initialDelaySeconds"])
+                + float(h["periodSeconds"]) * float(h["failureThreshold"])
+                + float(h["timeoutSeconds"])
+            )
             limit = min(limit, derived)
         return max(0.0, limit)
 
-    def _wait_ready(self, instance: Instance, health: Mapping[str, Any] | None, started: float,
-                    limit: float) -> None:
+    def _wait_ready(
+        self, instance: Instance, health: Mapping[str, Any] | None, started: float, limit: float
+    ) -> None:
         port, process = instance.port, instance.process
         url = health.get("httpGetUrl") if isinstance(health, Mapping) else None
         h = {**HEALTH_CHECK_DEFAULTS, **{k: v for k, v in (health or {}).items() if v is not None}}
@@ -511,8 +578,10 @@ class InstanceManager:
                     if instance.port_mapped:
                         what += f" (mapped to 127.0.0.1:{port})"
                     else:
-                        what += (" (its command has no --port/-p flag equal to the container port, so it was "
-                                 f"run unchanged and expected on 127.0.0.1:{port})")
+                        what += (
+                            " (its command has no --port/-p flag equal to the container port, so it was "
+                            f"run unchanged and expected on 127.0.0.1:{port})"
+                        )
                 raise FunctionNotStarted(self._failure(instance, what))
             wait = min(step, max(0.0, deadline - now))
             if url and listening:
@@ -542,8 +611,12 @@ class InstanceManager:
         if wait:
             self._terminate(instance)
             return
-        thread = threading.Thread(target=self._terminate_tracked, args=(instance,), daemon=True,
-                                  name=f"fc-emulator-stop-{instance.pid}")
+        thread = threading.Thread(
+            target=self._terminate_tracked,
+            args=(instance,),
+            daemon=True,
+            name=f"fc-emulator-stop-{instance.pid}",
+        )
         with self._lock:
             self._stoppers.add(thread)
         thread.start()
@@ -671,8 +744,12 @@ class InstanceManager:
         removed = []
         for name, instance in candidates:
             if not instance.alive:
-                logger.info("instance %s of %s %s", instance.instance_id, name,
-                            describe_exit(instance.process.returncode))
+                logger.info(
+                    "instance %s of %s %s",
+                    instance.instance_id,
+                    name,
+                    describe_exit(instance.process.returncode),
+                )
                 self._retire(name, instance, wait=True)
                 removed.append(instance.instance_id)
                 continue
@@ -708,7 +785,7 @@ def _prune(runtime_dir: str, limit: int, keep: set[str]) -> None:
     if len(entries) <= limit:
         return
     entries.sort(key=lambda e: e.stat().st_mtime)
-    for entry in entries[:len(entries) - limit]:
+    for entry in entries[: len(entries) - limit]:
         shutil.rmtree(entry.path, ignore_errors=True)
 
 

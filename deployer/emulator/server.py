@@ -43,8 +43,9 @@ ENV_ACCESS_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ENV_ACCESS_KEY_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
 
 
-def resolve_credentials(access_key_id: str | None = None,
-                        access_key_secret: str | None = None) -> tuple[str, str, str]:
+def resolve_credentials(
+    access_key_id: str | None = None, access_key_secret: str | None = None
+) -> tuple[str, str, str]:
     """``(access_key_id, secret, source)``: explicit pair, else ``ALIBABA_CLOUD_ACCESS_KEY_ID``/``_SECRET``,
     else the documented defaults."""
     if access_key_id or access_key_secret:
@@ -55,8 +56,11 @@ def resolve_credentials(access_key_id: str | None = None,
     if env_id and env_secret:
         return env_id, env_secret, "environment"
     if env_id or env_secret:
-        logger.warning("only one of %s / %s is set; using the emulator's default key pair",
-                       ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET)
+        logger.warning(
+            "only one of %s / %s is set; using the emulator's default key pair",
+            ENV_ACCESS_KEY_ID,
+            ENV_ACCESS_KEY_SECRET,
+        )
     return DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, "default"
 
 
@@ -119,10 +123,14 @@ class _FCRequestHandler(JSONRequestHandler):
             self.send_json(204 if status == 200 else status, None)
             return
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        self.send_json(status, payload, headers={
-            "etag": hashlib.md5(body).hexdigest(),  # noqa: S324 - an ETag, not security
-            "access-control-expose-headers": EXPOSE_HEADERS,
-        })
+        self.send_json(
+            status,
+            payload,
+            headers={
+                "etag": hashlib.md5(body).hexdigest(),  # noqa: S324 - an ETag, not security
+                "access-control-expose-headers": EXPOSE_HEADERS,
+            },
+        )
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
 
@@ -155,30 +163,50 @@ class EmulatorServer:
     :meth:`reset` stop every instance; no function process outlives :meth:`stop`.
     """
 
-    def __init__(self, host: str = DEFAULT_HOST, port: int = 0, access_key_id: str | None = None,
-                 access_key_secret: str | None = None, account_id: str = DEFAULT_ACCOUNT_ID,
-                 region: str = DEFAULT_REGION, pending_seconds: float = 1.0,
-                 state_file: str | os.PathLike[str] | None = None, *, fail_images: list[str] | None = None,
-                 dataplane: DataPlane | None = None, runtime: bool | None = None,
-                 start_timeout_s: float | None = None, idle_timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        access_key_id: str | None = None,
+        access_key_secret: str | None = None,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+        region: str = DEFAULT_REGION,
+        pending_seconds: float = 1.0,
+        state_file: str | os.PathLike[str] | None = None,
+        *,
+        fail_images: list[str] | None = None,
+        dataplane: DataPlane | None = None,
+        runtime: bool | None = None,
+        start_timeout_s: float | None = None,
+        idle_timeout_s: float | None = None,
+    ) -> None:
         self.host = host
         self._requested_port = port
         self.access_key_id, self.access_key_secret, self.credentials_source = resolve_credentials(
-            access_key_id, access_key_secret)
+            access_key_id, access_key_secret
+        )
         self.credentials: dict[str, str] = {self.access_key_id: self.access_key_secret}
         self.account_id = account_id
         self.region = region
         self.faults = FaultInjector(routes.OPERATIONS)
         self.hub = ListenerHub(host, dataplane)
-        self.backend = FCBackend(region, account_id, pending_seconds, fail_images=fail_images,
-                                 listeners=self.hub, state_file=state_file)
+        self.backend = FCBackend(
+            region,
+            account_id,
+            pending_seconds,
+            fail_images=fail_images,
+            listeners=self.hub,
+            state_file=state_file,
+        )
         runtime_dir = None
         if state_file is not None:
             runtime_dir = os.path.join(os.path.dirname(os.path.abspath(state_file)), "fc-instances")
-        self.hub.dataplane.attach(credentials=self.credentials, account_id=account_id, region=region,
-                                  runtime_dir=runtime_dir)
-        self.hub.dataplane.configure(runtime=runtime, start_timeout_s=start_timeout_s,
-                                     idle_timeout_s=idle_timeout_s, initial=True)
+        self.hub.dataplane.attach(
+            credentials=self.credentials, account_id=account_id, region=region, runtime_dir=runtime_dir
+        )
+        self.hub.dataplane.configure(
+            runtime=runtime, start_timeout_s=start_timeout_s, idle_timeout_s=idle_timeout_s, initial=True
+        )
         self.hub.resolver = self.backend.resolve
         self._httpd: _ControlHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -209,8 +237,13 @@ class EmulatorServer:
         return self.hub.dataplane
 
     def info(self) -> dict[str, Any]:
-        return {"endpoint": self.endpoint, "url": self.url, "accessKeyId": self.access_key_id,
-                "region": self.region, "accountId": self.account_id}
+        return {
+            "endpoint": self.endpoint,
+            "url": self.url,
+            "accessKeyId": self.access_key_id,
+            "region": self.region,
+            "accountId": self.account_id,
+        }
 
     # lifecycle ---------------------------------------------------------------------------------------
     def start(self) -> EmulatorServer:
@@ -229,8 +262,12 @@ class EmulatorServer:
             raise
         self._httpd = httpd
         self._port = httpd.server_address[1]
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"fc-emulator-{self._port}", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"fc-emulator-{self._port}",
+            daemon=True,
+        )
         self._thread.start()
         logger.info("FC emulator listening on %s (access key id %s)", self.url, self.access_key_id)
         return self
@@ -265,24 +302,47 @@ class EmulatorServer:
         return f"<EmulatorServer {where} access_key_id={self.access_key_id!r}>"
 
 
-def run(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, access_key_id: str | None = None,
-        access_key_secret: str | None = None, account_id: str = DEFAULT_ACCOUNT_ID,
-        region: str = DEFAULT_REGION,
-        pending_seconds: float = 1.0, state_file: str | os.PathLike[str] | None = None,
-        out: IO[str] | None = None, stop_event: threading.Event | None = None,
-        start_timeout_s: float | None = None, idle_timeout_s: float | None = None) -> int:
+def run(
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    access_key_id: str | None = None,
+    access_key_secret: str | None = None,
+    account_id: str = DEFAULT_ACCOUNT_ID,
+    region: str = DEFAULT_REGION,
+    pending_seconds: float = 1.0,
+    state_file: str | os.PathLike[str] | None = None,
+    out: IO[str] | None = None,
+    stop_event: threading.Event | None = None,
+    start_timeout_s: float | None = None,
+    idle_timeout_s: float | None = None,
+) -> int:
     """Serve until Ctrl-C / SIGTERM (or ``stop_event``); for ``mcp-fc emulator``. Returns the exit code 0.
 
     Prints one line: the endpoint and the access key id it accepts (never the secret).
     """
-    server = EmulatorServer(host, port, access_key_id, access_key_secret, account_id=account_id,
-                            region=region, pending_seconds=pending_seconds, state_file=state_file,
-                            start_timeout_s=start_timeout_s, idle_timeout_s=idle_timeout_s).start()
+    server = EmulatorServer(
+        host,
+        port,
+        access_key_id,
+        access_key_secret,
+        account_id=account_id,
+        region=region,
+        pending_seconds=pending_seconds,
+        state_file=state_file,
+        start_timeout_s=start_timeout_s,
+        idle_timeout_s=idle_timeout_s,
+    ).start()
     stop = stop_event or threading.Event()
     source = {"environment": f" (from {ENV_ACCESS_KEY_ID})", "default": " (default)"}.get(
-        server.credentials_source, "")
-    print(f"FC 3.0 emulator listening on {server.url} (SDK endpoint {server.endpoint!r}, protocol 'http'); "
-          f"accepting access key id {server.access_key_id!r}{source}", file=out or sys.stdout, flush=True)
+        server.credentials_source, ""
+    )
+    print(
+        f"FC 3.0 emulator listening on {server.url} (SDK endpoint {server.endpoint!r}, protocol 'http'); "
+        f"accepting access key id {server.access_key_id!r}{source}",
+        file=out or sys.stdout,
+        flush=True,
+    )
     previous = None
     in_main = threading.current_thread() is threading.main_thread()
     if in_main:

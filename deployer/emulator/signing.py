@@ -95,8 +95,9 @@ def header_values(headers: Any, name: str) -> list[str]:
     return [str(v) for k, v in items if k.lower() == lname]
 
 
-def canonical_request(method: str, raw_path: str, raw_query: str, headers: Any,
-                      signed_headers: Iterable[str], payload_hash: str) -> str:
+def canonical_request(
+    method: str, raw_path: str, raw_query: str, headers: Any, signed_headers: Iterable[str], payload_hash: str
+) -> str:
     names = sorted({h.lower() for h in signed_headers})
     canon_headers = ""
     for name in names:
@@ -104,8 +105,10 @@ def canonical_request(method: str, raw_path: str, raw_query: str, headers: Any,
         if not values:
             raise SignatureNotMatch(f"the signed header '{name}' is missing from the request")
         canon_headers += f"{name}:{','.join(sorted(v.strip() for v in values))}\n"
-    return (f"{method.upper()}\n{raw_path or '/'}\n{canonical_query_string(raw_query)}\n"
-            f"{canon_headers}\n{';'.join(names)}\n{payload_hash}")
+    return (
+        f"{method.upper()}\n{raw_path or '/'}\n{canonical_query_string(raw_query)}\n"
+        f"{canon_headers}\n{';'.join(names)}\n{payload_hash}"
+    )
 
 
 def string_to_sign(canonical: str) -> str:
@@ -113,21 +116,33 @@ def string_to_sign(canonical: str) -> str:
 
 
 def compute_signature(secret: str, canonical: str) -> str:
-    return hmac.new(secret.encode("utf-8"), string_to_sign(canonical).encode("utf-8"),
-                    hashlib.sha256).hexdigest()
+    return hmac.new(
+        secret.encode("utf-8"), string_to_sign(canonical).encode("utf-8"), hashlib.sha256
+    ).hexdigest()
 
 
-def sign(method: str, raw_path: str, raw_query: str, headers: Any, body: bytes,
-         access_key_id: str, secret: str, signed_headers: Iterable[str] | None = None) -> str:
+def sign(
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    headers: Any,
+    body: bytes,
+    access_key_id: str,
+    secret: str,
+    signed_headers: Iterable[str] | None = None,
+) -> str:
     """Return an Authorization header value for a request (signing all given headers by default)."""
     if signed_headers is None:
         pairs = headers.items() if isinstance(headers, Mapping) else headers
         signed_headers = [k for k, _ in pairs]
-    canonical = canonical_request(method, raw_path, raw_query, headers, signed_headers,
-                                  hashlib.sha256(body).hexdigest())
+    canonical = canonical_request(
+        method, raw_path, raw_query, headers, signed_headers, hashlib.sha256(body).hexdigest()
+    )
     names = ";".join(sorted({h.lower() for h in signed_headers}))
-    return (f"{ALGORITHM} Credential={access_key_id},SignedHeaders={names},"
-            f"Signature={compute_signature(secret, canonical)}")
+    return (
+        f"{ALGORITHM} Credential={access_key_id},SignedHeaders={names},"
+        f"Signature={compute_signature(secret, canonical)}"
+    )
 
 
 def _lookup_secret(credentials: Credentials, access_key_id: str) -> str | None:
@@ -136,8 +151,9 @@ def _lookup_secret(credentials: Credentials, access_key_id: str) -> str | None:
     return credentials.get(access_key_id)
 
 
-def verify_request(method: str, raw_path: str, raw_query: str, headers: Any, body: bytes,
-                   credentials: Credentials) -> str:
+def verify_request(
+    method: str, raw_path: str, raw_query: str, headers: Any, body: bytes, credentials: Credentials
+) -> str:
     """Verify a V3-signed request; return the access key id, or raise an FC 403 error.
 
     ``raw_path`` and ``raw_query`` are the request-target as sent (percent-encoded, split at ``?``);
@@ -157,8 +173,9 @@ def verify_request(method: str, raw_path: str, raw_query: str, headers: Any, bod
 
     sts_ids = header_values(headers, "x-acs-accesskey-id")
     if sts_ids and sts_ids[0].strip() != auth.access_key_id:
-        raise SignatureNotMatch("x-acs-accesskey-id does not match the Credential of the Authorization "
-                                "header")
+        raise SignatureNotMatch(
+            "x-acs-accesskey-id does not match the Credential of the Authorization header"
+        )
 
     payload_hash = hashlib.sha256(body).hexdigest()
     declared = header_values(headers, "x-acs-content-sha256")
@@ -177,5 +194,6 @@ def verify_request(method: str, raw_path: str, raw_query: str, headers: Any, bod
         logger.debug("signature mismatch for %s; canonical request:\n%s", auth.access_key_id, canonical)
         raise SignatureNotMatch(
             "The request signature we calculated does not match the signature you provided. "
-            f"Check your AccessKey secret and signing method. Server string to sign is: {sts!r}")
+            f"Check your AccessKey secret and signing method. Server string to sign is: {sts!r}"
+        )
     return auth.access_key_id

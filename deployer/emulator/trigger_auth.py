@@ -137,8 +137,9 @@ def _lookup_token(lookups: list[str], headers: Any, raw_query: str) -> tuple[str
     return None, None
 
 
-def _claims_passed(claim_pass_by: Any, claims: Mapping[str, Any]) -> tuple[list[tuple[str, str]],
-                                                                            list[tuple[str, str]]]:
+def _claims_passed(
+    claim_pass_by: Any, claims: Mapping[str, Any]
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     add_headers: list[tuple[str, str]] = []
     add_query: list[tuple[str, str]] = []
     for item in _split_list(claim_pass_by):
@@ -180,8 +181,13 @@ def _jwt(config: Mapping[str, Any], raw_path: str, raw_query: str, headers: Any)
     except (jwt.PyJWTError, ValueError, KeyError, TypeError) as exc:
         raise Unauthorized(f"invalid JWT: {exc}") from None
     add_headers, add_query = _claims_passed(auth.get("claimPassBy"), claims)
-    return AuthResult("jwt", drop_headers=frozenset({header}) if header else frozenset(),
-                      add_headers=tuple(add_headers), add_query=tuple(add_query), claims=claims)
+    return AuthResult(
+        "jwt",
+        drop_headers=frozenset({header}) if header else frozenset(),
+        add_headers=tuple(add_headers),
+        add_query=tuple(add_query),
+        claims=claims,
+    )
 
 
 def _bearer_tokens(auth: Mapping[str, Any]) -> list[str]:
@@ -211,8 +217,16 @@ def _bearer(config: Mapping[str, Any], headers: Any) -> AuthResult:
     return AuthResult("bearer", drop_headers=frozenset({"authorization"}))
 
 
-def authenticate(*, method: str, raw_path: str, raw_query: str, headers: Any, read_body: Callable[[], bytes],
-                 config: Mapping[str, Any], credentials: Credentials) -> AuthResult:
+def authenticate(
+    *,
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    headers: Any,
+    read_body: Callable[[], bytes],
+    config: Mapping[str, Any],
+    credentials: Credentials,
+) -> AuthResult:
     """Check a request against an HTTP trigger's config; raise an :class:`FCError` (401/403) or return what
     the proxy must drop and add. ``read_body`` is only called for ``function`` auth (the signature covers
     the body)."""

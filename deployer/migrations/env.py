@@ -1,6 +1,7 @@
 """Alembic environment: the URL comes from the caller (deployer.migrate) or from settings."""
 
 from alembic import context
+
 from deployer.db import make_engine, normalise_url
 from deployer.settings import get_settings
 from deployer.tables import Base

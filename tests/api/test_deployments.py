@@ -321,7 +321,9 @@ def test_wait_returns_when_another_process_changes_the_row(
     assert statuses[0] == "pending" and statuses[-1] == "running", "it waited for the change"
 
 
-def test_wait_ignores_writes_a_watcher_cannot_see(client: TestClient, alice, deploy, settings, monkeypatch) -> None:
+def test_wait_ignores_writes_a_watcher_cannot_see(
+    client: TestClient, alice, deploy, settings, monkeypatch
+) -> None:
     """A checkpoint-only write (updated_at moves, nothing shown changes) does not end a long poll; the next
     stage does."""
     dep = deploy()

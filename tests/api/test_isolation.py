@@ -67,7 +67,9 @@ def test_lists_are_per_owner(client: TestClient, alices, alice, bob) -> None:
 
 def test_every_owned_route_is_in_the_isolation_table(client: TestClient) -> None:
     """A new route on someone's deployment or task must be added to ROUTES (and so to the test above)."""
-    listed = {(m, t.split("?")[0].replace("{ref}", "{id}").replace("{task}", "{task_id}")) for m, t, _ in ROUTES}
+    listed = {
+        (m, t.split("?")[0].replace("{ref}", "{id}").replace("{task}", "{task_id}")) for m, t, _ in ROUTES
+    }
     served = {
         (method, route.path)
         for route in client.app.routes

@@ -61,8 +61,13 @@ def test_dev_demo_prints_a_working_url_and_header(tmp_path):
     env["MCPFC_EMULATOR_START_TIMEOUT_S"] = os.environ["MCPFC_EMULATOR_START_TIMEOUT_S"]
     env["MCPFC_PROBE_TIMEOUT_S"] = str(30 * TIMEOUT_SCALE)  # a cold start on a loaded host
     port = free_port()
-    proc = subprocess.Popen([MCP_FC, "dev", "--demo", "--port", str(port), "--data-dir", str(tmp_path)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [MCP_FC, "dev", "--demo", "--port", str(port), "--data-dir", str(tmp_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     out: queue.Queue = queue.Queue()
     err: queue.Queue = queue.Queue()
     threading.Thread(target=read_lines, args=(proc.stdout, out), daemon=True).start()

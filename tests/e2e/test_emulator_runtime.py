@@ -71,8 +71,9 @@ def fc_emulator() -> Iterator[EmulatorServer]:
 
 @pytest.fixture(scope="module")
 def sdk(fc_emulator: EmulatorServer) -> Client:
-    return Client(om.Config(access_key_id=AK, access_key_secret=SK, endpoint=fc_emulator.endpoint,
-                            protocol="http"))
+    return Client(
+        om.Config(access_key_id=AK, access_key_secret=SK, endpoint=fc_emulator.endpoint, protocol="http")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +92,11 @@ def instances(server: EmulatorServer) -> dict[str, dict[str, Any]]:
 
 
 async def use(url: str, transport: str, headers: dict[str, str] | None) -> tuple[list[str], str]:
-    client = (sse_client(url, headers=headers, timeout=30) if transport == "sse"
-              else streamablehttp_client(url, headers=headers, timeout=30))
+    client = (
+        sse_client(url, headers=headers, timeout=30)
+        if transport == "sse"
+        else streamablehttp_client(url, headers=headers, timeout=30)
+    )
     async with client as streams, ClientSession(streams[0], streams[1]) as session:
         await session.initialize()
         tools = [t.name for t in (await session.list_tools()).tools]
@@ -104,8 +108,9 @@ async def use(url: str, transport: str, headers: dict[str, str] | None) -> tuple
 @pytest.mark.parametrize("transport", ["sse", "streamable-http"])
 def test_official_client_through_a_jwt_trigger(fc_emulator, sdk, key, transport):
     name = f"time-{transport.replace('-', '')}"
-    req = DeployRequest(name=name, image=IMAGE, command=["mcp-server-time"], transport=transport,
-                        auth={"type": "jwt"})
+    req = DeployRequest(
+        name=name, image=IMAGE, command=["mcp-server-time"], transport=transport, auth={"type": "jwt"}
+    )
     base = deploy(sdk, req, spec.EndpointAuth(jwks=key.jwks()))
     urls = spec.endpoint_urls(base, base)
     url = urls.sse if transport == "sse" else urls.mcp
@@ -127,8 +132,10 @@ def test_official_client_through_a_jwt_trigger(fc_emulator, sdk, key, transport)
     inst = instances(fc_emulator)[name]
     expected = ["mcp-proxy", "--port", str(inst["port"]), "--host", "127.0.0.1"]
     assert inst["command"][:5] == expected and ("--stateless" in inst["command"]) == (transport != "sse")
-    print(f"\n{transport}: cold start {inst['coldStartMs']} ms, "
-          f"first MCP session {first_session_s * 1000:.0f} ms")
+    print(
+        f"\n{transport}: cold start {inst['coldStartMs']} ms, "
+        f"first MCP session {first_session_s * 1000:.0f} ms"
+    )
 
     # warm: a second session reuses the instance
     asyncio.run(use(url, transport, {"Authorization": f"Bearer {token}"}))
@@ -136,8 +143,9 @@ def test_official_client_through_a_jwt_trigger(fc_emulator, sdk, key, transport)
 
 
 def test_sse_endpoint_event_arrives_promptly_with_an_absolute_path(fc_emulator, sdk):
-    req = DeployRequest(name="time-open", image=IMAGE, command=["mcp-server-time"],
-                        auth={"type": "anonymous"})
+    req = DeployRequest(
+        name="time-open", image=IMAGE, command=["mcp-server-time"], auth={"type": "anonymous"}
+    )
     base = deploy(sdk, req, spec.EndpointAuth())
     assert httpx.get(f"{base}/status", timeout=30).status_code == 200  # cold start
     latencies = []
@@ -163,8 +171,9 @@ def test_sse_endpoint_event_arrives_promptly_with_an_absolute_path(fc_emulator, 
 def test_update_restarts_and_delete_or_stop_leave_no_process(key):
     server = EmulatorServer(port=0, access_key_id=AK, access_key_secret=SK, pending_seconds=0).start()
     try:
-        client = Client(om.Config(access_key_id=AK, access_key_secret=SK, endpoint=server.endpoint,
-                                  protocol="http"))
+        client = Client(
+            om.Config(access_key_id=AK, access_key_secret=SK, endpoint=server.endpoint, protocol="http")
+        )
         req = DeployRequest(name="time-life", image=IMAGE, command=["mcp-server-time"], auth={"type": "jwt"})
         base = deploy(client, req, spec.EndpointAuth(jwks=key.jwks()))
         headers = {"Authorization": f"Bearer {mint_token(key, subject='time-life')}"}

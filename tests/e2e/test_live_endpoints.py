@@ -22,7 +22,11 @@ IMAGE = "registry.cn-hangzhou.aliyuncs.com/mcp-fc/mcp-server-time:1.0"
 
 
 async def use_endpoint(url: str, transport: str, headers: dict[str, str] | None) -> tuple[list[str], str]:
-    client = sse_client(url, headers=headers) if transport == "sse" else streamablehttp_client(url, headers=headers)
+    client = (
+        sse_client(url, headers=headers)
+        if transport == "sse"
+        else streamablehttp_client(url, headers=headers)
+    )
     async with client as streams, ClientSession(streams[0], streams[1]) as session:
         await session.initialize()
         tools = [t.name for t in (await session.list_tools()).tools]
@@ -39,8 +43,10 @@ def stack(stack_factory):  # noqa: F811
 def test_deploy_lists_tools_and_the_client_config_works(stack, transport):
     name = f"live-{transport.replace('-', '')}"
     with stack.http() as http:
-        resp = http.post("/v1/deployments", json={"name": name, "image": IMAGE, "command": ["mcp-server-time"],
-                                                   "transport": transport})
+        resp = http.post(
+            "/v1/deployments",
+            json={"name": name, "image": IMAGE, "command": ["mcp-server-time"], "transport": transport},
+        )
         assert resp.status_code == 202, resp.text
         dep = stack.wait_for(resp.json()["id"], {"succeeded", "failed"})
         assert dep["status"] == "succeeded", (dep.get("error"), stack.worker_logs())
@@ -60,11 +66,14 @@ def test_deploy_lists_tools_and_the_client_config_works(stack, transport):
 def test_token_rotation_invalidates_the_old_token(stack):
     name = "live-rotate"
     with stack.http() as http:
-        dep_id = http.post("/v1/deployments", json={"name": name, "image": IMAGE, "command": ["mcp-server-time"]}).json()["id"]
+        dep_id = http.post(
+            "/v1/deployments", json={"name": name, "image": IMAGE, "command": ["mcp-server-time"]}
+        ).json()["id"]
         assert stack.wait_for(dep_id, {"succeeded", "failed"})["status"] == "succeeded"
         old = http.get(f"/v1/deployments/{name}/client-config").json()["mcpServers"][name]
-    result = CliRunner().invoke(cli_app, ["--api-url", stack.api_url, "--api-key", stack.api_key,
-                                          "token", "rotate", name])
+    result = CliRunner().invoke(
+        cli_app, ["--api-url", stack.api_url, "--api-key", stack.api_key, "token", "rotate", name]
+    )
     assert result.exit_code == 0, result.output
     with stack.http() as http:
         new = http.get(f"/v1/deployments/{name}/client-config").json()["mcpServers"][name]
@@ -76,11 +85,21 @@ def test_token_rotation_invalidates_the_old_token(stack):
 
 def test_anonymous_endpoint_needs_no_token(stack):
     with stack.http() as http:
-        dep_id = http.post("/v1/deployments", json={"name": "live-open", "image": IMAGE, "command": ["mcp-server-time"],
-                                                     "auth": {"type": "anonymous"}}).json()["id"]
+        dep_id = http.post(
+            "/v1/deployments",
+            json={
+                "name": "live-open",
+                "image": IMAGE,
+                "command": ["mcp-server-time"],
+                "auth": {"type": "anonymous"},
+            },
+        ).json()["id"]
         dep = stack.wait_for(dep_id, {"succeeded", "failed"})
         assert dep["status"] == "succeeded", dep.get("error")
-        assert "headers" not in http.get("/v1/deployments/live-open/client-config").json()["mcpServers"]["live-open"]
+        assert (
+            "headers"
+            not in http.get("/v1/deployments/live-open/client-config").json()["mcpServers"]["live-open"]
+        )
     tools, _ = asyncio.run(use_endpoint(dep["urls"]["sse"], "sse", None))
     assert "get_current_time" in tools
 
@@ -98,8 +117,9 @@ def test_a_server_that_does_not_answer_fails_the_deploy_clearly(stack, command, 
     stack.fc.backend.configure(start_timeout_s=3)
     name = f"broken-{expect}"
     with stack.http() as http:
-        dep_id = http.post("/v1/deployments", json={"name": name, "image": IMAGE, "command": command,
-                                                     "proxy": "none"}).json()["id"]
+        dep_id = http.post(
+            "/v1/deployments", json={"name": name, "image": IMAGE, "command": command, "proxy": "none"}
+        ).json()["id"]
         dep = stack.wait_for(dep_id, {"succeeded", "failed"})
     assert dep["status"] == "failed"
     error = dep["error"]
@@ -110,16 +130,33 @@ def test_a_server_that_does_not_answer_fails_the_deploy_clearly(stack, command, 
 
 
 def test_from_mcp_json_deploys_every_stdio_server(stack, tmp_path):
-    config = {"mcpServers": {
-        "time": {"command": "mcp-server-time", "args": []},
-        "Time Tokyo": {"command": "mcp-server-time", "args": ["--local-timezone", "Asia/Tokyo"],
-                       "env": {"SOME_TOKEN": "t0ken-value"}},
-        "already-remote": {"url": "https://example.com/mcp"},
-    }}
+    config = {
+        "mcpServers": {
+            "time": {"command": "mcp-server-time", "args": []},
+            "Time Tokyo": {
+                "command": "mcp-server-time",
+                "args": ["--local-timezone", "Asia/Tokyo"],
+                "env": {"SOME_TOKEN": "t0ken-value"},
+            },
+            "already-remote": {"url": "https://example.com/mcp"},
+        }
+    }
     path = tmp_path / "mcp.json"
     path.write_text(json.dumps(config))
-    result = CliRunner().invoke(cli_app, ["--api-url", stack.api_url, "--api-key", stack.api_key, "deploy",
-                                          "--from-mcp-json", str(path), "--image", IMAGE])
+    result = CliRunner().invoke(
+        cli_app,
+        [
+            "--api-url",
+            stack.api_url,
+            "--api-key",
+            stack.api_key,
+            "deploy",
+            "--from-mcp-json",
+            str(path),
+            "--image",
+            IMAGE,
+        ],
+    )
     assert result.exit_code == 0, result.output
     remote = json.loads(result.stdout)["mcpServers"]
     assert set(remote) == {"time", "Time Tokyo"}

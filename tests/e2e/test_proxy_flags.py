@@ -85,7 +85,16 @@ def test_generated_command_binds_all_interfaces_on_8080():
 
 
 def test_deprecated_sse_flags_are_silently_ignored_by_current_mcp_proxy():
-    old = ["mcp-proxy", "--sse-port", "8080", "--sse-host", "0.0.0.0", "--pass-environment", "--", "mcp-server-time"]
+    old = [
+        "mcp-proxy",
+        "--sse-port",
+        "8080",
+        "--sse-host",
+        "0.0.0.0",
+        "--pass-environment",
+        "--",
+        "mcp-server-time",
+    ]
     sockets = run_until_listening(old)
     assert ("0.0.0.0", 8080) not in sockets
     assert all(addr == "127.0.0.1" for addr, _ in sockets)

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
 from alibabacloud_fc20230330 import models as fc
 from alibabacloud_fc20230330.client import Client
 from alibabacloud_tea_openapi import models as om
@@ -21,22 +20,41 @@ ACCESS_KEY_SECRET = "test-secret"
 PENDING_SECONDS = 0.3
 
 
-def _make_client(server: EmulatorServer, access_key_id: str = ACCESS_KEY_ID,
-                access_key_secret: str = ACCESS_KEY_SECRET, **config: Any) -> Client:
-    return Client(om.Config(access_key_id=access_key_id, access_key_secret=access_key_secret,
-                            endpoint=server.endpoint, protocol="http", **config))
+def _make_client(
+    server: EmulatorServer,
+    access_key_id: str = ACCESS_KEY_ID,
+    access_key_secret: str = ACCESS_KEY_SECRET,
+    **config: Any,
+) -> Client:
+    return Client(
+        om.Config(
+            access_key_id=access_key_id,
+            access_key_secret=access_key_secret,
+            endpoint=server.endpoint,
+            protocol="http",
+            **config,
+        )
+    )
 
 
 def _function_input(name: str = "mcp-weather", **overrides: Any) -> fc.CreateFunctionInput:
     """A realistic MCP SSE custom-container function (as the deployer builds it)."""
     values: dict[str, Any] = dict(
-        function_name=name, runtime="custom-container", handler="index.handler",
-        cpu=0.5, memory_size=1024, disk_size=512, timeout=600, instance_concurrency=20,
+        function_name=name,
+        runtime="custom-container",
+        handler="index.handler",
+        cpu=0.5,
+        memory_size=1024,
+        disk_size=512,
+        timeout=600,
+        instance_concurrency=20,
         environment_variables={"MCP_TRANSPORT": "sse"},
         custom_container_config=fc.CustomContainerConfig(
-            image="registry.cn-hangzhou.aliyuncs.com/ns/mcp-weather:1.0", port=8080,
+            image="registry.cn-hangzhou.aliyuncs.com/ns/mcp-weather:1.0",
+            port=8080,
             command=["mcp-proxy", "--port", "8080", "--host", "0.0.0.0", "--", "mcp-server-time"],
-            health_check_config=fc.CustomHealthCheckConfig(http_get_url="/healthz")),
+            health_check_config=fc.CustomHealthCheckConfig(http_get_url="/healthz"),
+        ),
         session_affinity="MCP_SSE",
         session_affinity_config=json.dumps({"sseEndpointPath": "/sse", "sessionConcurrencyPerInstance": 20}),
         internet_access=True,
@@ -45,20 +63,31 @@ def _function_input(name: str = "mcp-weather", **overrides: Any) -> fc.CreateFun
     return fc.CreateFunctionInput(**values)
 
 
-def _http_trigger_input(name: str = "http", methods: list[str] | None = None,
-                        **config: Any) -> fc.CreateTriggerInput:
-    trigger_config = {"authType": "anonymous", "methods": methods or ["GET", "POST", "DELETE", "OPTIONS"],
-                      "disableURLInternet": False, **config}
-    return fc.CreateTriggerInput(trigger_name=name, trigger_type="http", qualifier="LATEST",
-                                 trigger_config=json.dumps(trigger_config))
+def _http_trigger_input(
+    name: str = "http", methods: list[str] | None = None, **config: Any
+) -> fc.CreateTriggerInput:
+    trigger_config = {
+        "authType": "anonymous",
+        "methods": methods or ["GET", "POST", "DELETE", "OPTIONS"],
+        "disableURLInternet": False,
+        **config,
+    }
+    return fc.CreateTriggerInput(
+        trigger_name=name, trigger_type="http", qualifier="LATEST", trigger_config=json.dumps(trigger_config)
+    )
 
 
 @pytest.fixture(scope="session")
 def emulator_session() -> Iterator[EmulatorServer]:
     # The API-level tests never need a function process: trigger URLs answer 503 FunctionNotReady.
     # The local runtime has its own servers (test_runtime.py, test_trigger_auth.py).
-    server = EmulatorServer(port=0, access_key_id=ACCESS_KEY_ID, access_key_secret=ACCESS_KEY_SECRET,
-                            pending_seconds=PENDING_SECONDS, runtime=False).start()
+    server = EmulatorServer(
+        port=0,
+        access_key_id=ACCESS_KEY_ID,
+        access_key_secret=ACCESS_KEY_SECRET,
+        pending_seconds=PENDING_SECONDS,
+        runtime=False,
+    ).start()
     yield server
     server.stop()
 
@@ -83,6 +112,7 @@ def created(client: Client) -> str:
 
 
 # helpers as fixtures (a test module importing ``conftest`` would clash with other conftest.py files)
+
 
 @pytest.fixture
 def make_client() -> Callable[..., Client]:

@@ -48,9 +48,15 @@ class Handler(BaseHTTPRequestHandler):
         if parts.path == "/healthz":
             return self._json(200, {"ok": True})
         if parts.path == "/request":
-            return self._json(200, {"method": self.command, "path": self.path,
-                                    "headers": [[k, v] for k, v in self.headers.items()],
-                                    "body": body.decode("utf-8", "replace")})
+            return self._json(
+                200,
+                {
+                    "method": self.command,
+                    "path": self.path,
+                    "headers": [[k, v] for k, v in self.headers.items()],
+                    "body": body.decode("utf-8", "replace"),
+                },
+            )
         if parts.path == "/release":
             RELEASE.set()
             return self._json(200, {"released": True})

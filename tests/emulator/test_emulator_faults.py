@@ -35,8 +35,9 @@ def test_error_rate_one_is_server_exception(emulator, client, function_input):
 
 
 def test_custom_error_status_and_code(emulator, client, created):
-    emulator.faults.configure({"GetFunction": {"error_rate": 1.0, "error_status": 409,
-                                               "error_code": "ConcurrentUpdateError"}})
+    emulator.faults.configure(
+        {"GetFunction": {"error_rate": 1.0, "error_status": 409, "error_code": "ConcurrentUpdateError"}}
+    )
     with pytest.raises(ClientException) as info:
         client.get_function(created, fc.GetFunctionRequest())
     assert (info.value.status_code, info.value.code) == (409, "ConcurrentUpdateError")
@@ -75,8 +76,9 @@ def test_latency_is_observed(emulator, client, created):
 
 
 def test_count_limits_faults_then_wildcard_applies(emulator, client, created):
-    emulator.faults.configure({"GetFunction": {"error_rate": 1.0, "count": 2},
-                               "*": {"throttle_rate": 1.0, "count": 1}})
+    emulator.faults.configure(
+        {"GetFunction": {"error_rate": 1.0, "count": 2}, "*": {"throttle_rate": 1.0, "count": 1}}
+    )
     for _ in range(2):
         with pytest.raises(ServerException):
             client.get_function(created, fc.GetFunctionRequest())
@@ -100,15 +102,23 @@ def test_seeded_rules_are_reproducible():
 
 def test_fault_control_api_round_trip_and_validation(emulator):
     base = f"{emulator.url}/_emulator/faults"
-    rules = {"CreateFunction": {"latency_ms": 100, "error_rate": 0.1},
-             "*": {"throttle_rate": 0.2, "retry_after": 2}}
+    rules = {
+        "CreateFunction": {"latency_ms": 100, "error_rate": 0.1},
+        "*": {"throttle_rate": 0.2, "retry_after": 2},
+    }
     r = httpx.put(base, json=rules)
     assert r.status_code == 200
     got = httpx.get(base).json()
     assert got["CreateFunction"]["latency_ms"] == 100 and got["CreateFunction"]["error_rate"] == 0.1
     assert got["*"]["retry_after"] == 2 and got["*"]["error_status"] == 500
-    for bad in ({"CreateFunktion": {}}, {"*": {"error_rate": 2}}, {"*": {"latency": 1}}, {"*": {"count": -1}},
-                {"*": "fast"}, ["not", "an", "object"]):
+    for bad in (
+        {"CreateFunktion": {}},
+        {"*": {"error_rate": 2}},
+        {"*": {"latency": 1}},
+        {"*": {"count": -1}},
+        {"*": "fast"},
+        ["not", "an", "object"],
+    ):
         r = httpx.put(base, json=bad)
         assert r.status_code == 400 and r.json()["Code"] == "InvalidArgument", bad
     assert httpx.get(base).json() == got  # a rejected PUT changes nothing
@@ -138,8 +148,12 @@ def test_reset_clears_state_faults_stats_and_config(emulator, client, created, h
     assert httpx.get(f"{emulator.url}/_emulator/faults").json() == {}
     assert httpx.get(f"{emulator.url}/_emulator/stats").json()["total_calls"] == 0
     assert httpx.get(f"{emulator.url}/_emulator/config").json() == {
-        "pending_seconds": 0.3, "fail_images": [], "runtime": False, "start_timeout_s": DEFAULT_START_TIMEOUT_S,
-        "idle_timeout_s": 600.0}
+        "pending_seconds": 0.3,
+        "fail_images": [],
+        "runtime": False,
+        "start_timeout_s": DEFAULT_START_TIMEOUT_S,
+        "idle_timeout_s": 600.0,
+    }
     with pytest.raises(ClientException):
         client.get_function(created, fc.GetFunctionRequest())
 

@@ -44,14 +44,17 @@ def test_create_function_echoes_input_and_adds_outputs(emulator, client, functio
     assert body["instanceConcurrency"] == 20
     assert body["environmentVariables"] == {"MCP_TRANSPORT": "sse"}
     assert body["sessionAffinity"] == "MCP_SSE"
-    assert json.loads(body["sessionAffinityConfig"]) == {"sseEndpointPath": "/sse",
-                                                          "sessionConcurrencyPerInstance": 20}
+    assert json.loads(body["sessionAffinityConfig"]) == {
+        "sseEndpointPath": "/sse",
+        "sessionConcurrencyPerInstance": 20,
+    }
     ccc = body["customContainerConfig"]
     assert ccc["image"] == "registry.cn-hangzhou.aliyuncs.com/ns/mcp-weather:1.0"
     assert ccc["port"] == 8080
     assert ccc["command"][0] == "mcp-proxy"
-    assert re.fullmatch(r"registry\.cn-hangzhou\.aliyuncs\.com/ns/mcp-weather@sha256:[0-9a-f]{64}",
-                        ccc["resolvedImageUri"])
+    assert re.fullmatch(
+        r"registry\.cn-hangzhou\.aliyuncs\.com/ns/mcp-weather@sha256:[0-9a-f]{64}", ccc["resolvedImageUri"]
+    )
     assert re.fullmatch(r"[0-9a-f-]{36}", body["functionId"])
     assert body["functionArn"] == "acs:fc:cn-hangzhou:1234567890123456:functions/mcp-weather"
     assert ISO_RE.match(body["createdTime"]) and ISO_RE.match(body["lastModifiedTime"])
@@ -73,8 +76,9 @@ def test_resolved_image_digest_is_deterministic(emulator, client, function_input
     assert a.custom_container_config.resolved_image_uri == b.custom_container_config.resolved_image_uri
 
 
-def test_function_and_trigger_bodies_have_the_real_fc_keys(emulator, client, function_input,
-                                                           http_trigger_input):
+def test_function_and_trigger_bodies_have_the_real_fc_keys(
+    emulator, client, function_input, http_trigger_input
+):
     """Every key a real FC deploy returned with a value is present in the emulator's answer."""
     client.create_function(fc.CreateFunctionRequest(body=function_input()))
     client.create_trigger("mcp-weather", fc.CreateTriggerRequest(body=http_trigger_input()))
@@ -108,8 +112,10 @@ def test_update_is_in_progress_then_successful_and_patch_like(emulator, client, 
     before = _get(client, created)
     update = fc.UpdateFunctionInput(
         environment_variables={"MCP_TRANSPORT": "sse", "NEW": "1"},
-        custom_container_config=fc.CustomContainerConfig(image="registry.cn-hangzhou.aliyuncs.com/ns/mcp:2.0",
-                                                         port=9000))
+        custom_container_config=fc.CustomContainerConfig(
+            image="registry.cn-hangzhou.aliyuncs.com/ns/mcp:2.0", port=9000
+        ),
+    )
     body = client.update_function(created, fc.UpdateFunctionRequest(body=update)).body
     assert body.state == "Active"
     assert body.last_update_status == "InProgress"
@@ -118,8 +124,9 @@ def test_update_is_in_progress_then_successful_and_patch_like(emulator, client, 
     assert body.timeout == 600 and body.session_affinity == "MCP_SSE" and body.memory_size == 1024
     assert body.custom_container_config.image.endswith("mcp:2.0")
     assert body.custom_container_config.command is None
-    assert (body.custom_container_config.resolved_image_uri
-            != before.custom_container_config.resolved_image_uri)
+    assert (
+        body.custom_container_config.resolved_image_uri != before.custom_container_config.resolved_image_uri
+    )
     assert body.function_id == before.function_id and body.created_time == before.created_time
     done = wait_until(lambda: (f := _get(client, created)).last_update_status == "Successful" and f)
     assert done.state == "Active"
@@ -127,8 +134,9 @@ def test_update_is_in_progress_then_successful_and_patch_like(emulator, client, 
 
 def test_failed_image_ends_in_failed_state(emulator, client, function_input, wait_until):
     emulator.backend.configure(fail_images=["broken"])
-    client.create_function(fc.CreateFunctionRequest(body=function_input(
-        "bad", custom_container_config=_image("broken:1"))))
+    client.create_function(
+        fc.CreateFunctionRequest(body=function_input("bad", custom_container_config=_image("broken:1")))
+    )
     failed = wait_until(lambda: (f := _get(client, "bad")).state != "Pending" and f)
     assert failed.state == "Failed"
     assert "broken" in failed.state_reason and failed.state_reason_code
@@ -145,16 +153,26 @@ def test_failed_image_ends_in_failed_state(emulator, client, function_input, wai
 
 def test_fail_images_via_control_api(emulator, client, function_input):
     r = httpx.put(f"{emulator.url}/_emulator/config", json={"fail_images": ["nope"], "pending_seconds": 0})
-    assert r.status_code == 200 and r.json() == {"fail_images": ["nope"], "pending_seconds": 0.0,
-                                                 "runtime": False, "start_timeout_s": DEFAULT_START_TIMEOUT_S,
-                                                 "idle_timeout_s": 600.0}
-    body = client.create_function(fc.CreateFunctionRequest(body=function_input(
-        custom_container_config=fc.CustomContainerConfig(image="r.example.com/ns/nope:1")))).body
+    assert r.status_code == 200 and r.json() == {
+        "fail_images": ["nope"],
+        "pending_seconds": 0.0,
+        "runtime": False,
+        "start_timeout_s": DEFAULT_START_TIMEOUT_S,
+        "idle_timeout_s": 600.0,
+    }
+    body = client.create_function(
+        fc.CreateFunctionRequest(
+            body=function_input(
+                custom_container_config=fc.CustomContainerConfig(image="r.example.com/ns/nope:1")
+            )
+        )
+    ).body
     assert body.state == "Failed"
 
 
-def test_http_trigger_gets_its_own_listening_origin(emulator, client, created, function_input,
-                                                    http_trigger_input):
+def test_http_trigger_gets_its_own_listening_origin(
+    emulator, client, created, function_input, http_trigger_input
+):
     resp = client.create_trigger(created, fc.CreateTriggerRequest(body=http_trigger_input()))
     body = resp.body
     url = body.http_trigger.url_internet
@@ -176,8 +194,9 @@ def test_http_trigger_gets_its_own_listening_origin(emulator, client, created, f
     assert other.http_trigger.url_internet != url
 
 
-def test_trigger_url_survives_update_and_listener_closes_on_delete(emulator, client, created,
-                                                                   http_trigger_input):
+def test_trigger_url_survives_update_and_listener_closes_on_delete(
+    emulator, client, created, http_trigger_input
+):
     url = _trigger_url(client, created, http_trigger_input())
     new_config = json.dumps({"authType": "anonymous", "methods": ["GET", "PUT"]})
     upd = fc.UpdateTriggerInput(trigger_config=new_config, description="changed")
@@ -219,8 +238,11 @@ def test_delete_function_and_trigger_return_204(emulator, client, created, http_
 
 def test_list_triggers(emulator, client, created, http_trigger_input):
     client.create_trigger(created, fc.CreateTriggerRequest(body=http_trigger_input("http")))
-    timer = fc.CreateTriggerInput(trigger_name="tick", trigger_type="timer",
-                                  trigger_config=json.dumps({"cronExpression": "@every 1m", "enable": True}))
+    timer = fc.CreateTriggerInput(
+        trigger_name="tick",
+        trigger_type="timer",
+        trigger_config=json.dumps({"cronExpression": "@every 1m", "enable": True}),
+    )
     body = client.create_trigger(created, fc.CreateTriggerRequest(body=timer)).body
     assert body.http_trigger is None
     page = client.list_triggers(created, fc.ListTriggersRequest(limit=1)).body

@@ -17,16 +17,24 @@ from deployer.emulator import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, 
 
 def test_state_file_round_trip(tmp_path, make_client, function_input, http_trigger_input, wait_until):
     state = tmp_path / "fc-state.json"
-    with EmulatorServer(port=0, access_key_id="ak", access_key_secret="sk", pending_seconds=0.1,
-                        state_file=state, runtime=False) as first:
+    with EmulatorServer(
+        port=0,
+        access_key_id="ak",
+        access_key_secret="sk",
+        pending_seconds=0.1,
+        state_file=state,
+        runtime=False,
+    ) as first:
         client = make_client(first, "ak", "sk")
         created = client.create_function(fc.CreateFunctionRequest(body=function_input())).body
-        trigger = client.create_trigger("mcp-weather",
-                                        fc.CreateTriggerRequest(body=http_trigger_input())).body
+        trigger = client.create_trigger(
+            "mcp-weather", fc.CreateTriggerRequest(body=http_trigger_input())
+        ).body
         client.create_function(fc.CreateFunctionRequest(body=function_input("gone")))
         client.delete_function("gone")
-        client.update_function("mcp-weather",
-                               fc.UpdateFunctionRequest(body=fc.UpdateFunctionInput(timeout=42)))
+        client.update_function(
+            "mcp-weather", fc.UpdateFunctionRequest(body=fc.UpdateFunctionInput(timeout=42))
+        )
         url = trigger.http_trigger.url_internet
         assert httpx.get(url).status_code == 503
     saved = json.loads(state.read_text())
@@ -34,11 +42,22 @@ def test_state_file_round_trip(tmp_path, make_client, function_input, http_trigg
     with pytest.raises(httpx.TransportError):  # stopped: the trigger port is closed
         httpx.get(url, timeout=2)
 
-    with EmulatorServer(port=0, access_key_id="ak", access_key_secret="sk", pending_seconds=0.1,
-                        state_file=state, runtime=False) as second:
+    with EmulatorServer(
+        port=0,
+        access_key_id="ak",
+        access_key_secret="sk",
+        pending_seconds=0.1,
+        state_file=state,
+        runtime=False,
+    ) as second:
         client = make_client(second, "ak", "sk")
-        got = wait_until(lambda: (f := client.get_function("mcp-weather", fc.GetFunctionRequest()).body)
-                         .last_update_status == "Successful" and f)
+        got = wait_until(
+            lambda: (
+                (f := client.get_function("mcp-weather", fc.GetFunctionRequest()).body).last_update_status
+                == "Successful"
+                and f
+            )
+        )
         assert got.function_id == created.function_id
         assert got.created_time == created.created_time
         assert got.timeout == 42 and got.state == "Active"
@@ -50,22 +69,26 @@ def test_state_file_round_trip(tmp_path, make_client, function_input, http_trigg
         assert httpx.get(url).json()["Code"] == "FunctionNotReady"
 
 
-def test_state_file_rebinds_another_port_when_taken(tmp_path, make_client, function_input,
-                                                    http_trigger_input):
+def test_state_file_rebinds_another_port_when_taken(
+    tmp_path, make_client, function_input, http_trigger_input
+):
     state = tmp_path / "state.json"
-    with EmulatorServer(port=0, access_key_id="ak", access_key_secret="sk", state_file=state,
-                        runtime=False) as first:
+    with EmulatorServer(
+        port=0, access_key_id="ak", access_key_secret="sk", state_file=state, runtime=False
+    ) as first:
         client = make_client(first, "ak", "sk")
         client.create_function(fc.CreateFunctionRequest(body=function_input()))
-        url = client.create_trigger("mcp-weather", fc.CreateTriggerRequest(body=http_trigger_input())).body \
-            .http_trigger.url_internet
+        url = client.create_trigger(
+            "mcp-weather", fc.CreateTriggerRequest(body=http_trigger_input())
+        ).body.http_trigger.url_internet
     port = int(url.rsplit(":", 1)[1])
     with socket.socket() as blocker:
         blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         blocker.bind(("127.0.0.1", port))
         blocker.listen()
-        with EmulatorServer(port=0, access_key_id="ak", access_key_secret="sk", state_file=state,
-                            runtime=False) as second:
+        with EmulatorServer(
+            port=0, access_key_id="ak", access_key_secret="sk", state_file=state, runtime=False
+        ) as second:
             got = make_client(second, "ak", "sk").get_trigger("mcp-weather", "http").body
             new_url = got.http_trigger.url_internet
             assert new_url != url
@@ -140,14 +163,16 @@ def test_context_manager_and_repr():
         _ = EmulatorServer(access_key_id="ak", access_key_secret="sk").port
 
 
-def test_restart_of_the_same_object_keeps_functions_and_trigger_urls(make_client, function_input,
-                                                                     http_trigger_input):
+def test_restart_of_the_same_object_keeps_functions_and_trigger_urls(
+    make_client, function_input, http_trigger_input
+):
     server = EmulatorServer(port=0, access_key_id="ak", access_key_secret="sk", runtime=False).start()
     try:
         client = make_client(server, "ak", "sk")
         client.create_function(fc.CreateFunctionRequest(body=function_input()))
-        url = client.create_trigger("mcp-weather", fc.CreateTriggerRequest(body=http_trigger_input())) \
-            .body.http_trigger.url_internet
+        url = client.create_trigger(
+            "mcp-weather", fc.CreateTriggerRequest(body=http_trigger_input())
+        ).body.http_trigger.url_internet
         server.stop()
         with pytest.raises(httpx.TransportError):
             httpx.get(url, timeout=2)

@@ -39,8 +39,9 @@ def _bytes(body: bytes | str | None) -> bytes:
 def _replay(request: DaraRequest, body: bytes | None = None, **header_overrides) -> httpx.Response:
     headers = {**request.headers, **header_overrides}
     content = _bytes(request.body) if body is None else body
-    return httpx.request(request.method, DaraCore.compose_url(request), headers=headers,
-                         content=content or b"")
+    return httpx.request(
+        request.method, DaraCore.compose_url(request), headers=headers, content=content or b""
+    )
 
 
 @pytest.mark.parametrize("name", ["fn%2A~ x", "a/b", "a+b*c", "é-ü", "semi;colon?q=1#frag", "100%"])
@@ -66,9 +67,14 @@ def test_list_queries_with_special_characters_verify(emulator, client, function_
     request = fc.ListFunctionsRequest(prefix="a-", limit=2, next_token=first.next_token)
     second = client.list_functions(request).body
     assert [f.function_name for f in second.functions] == ["a-3"]
-    odd = client.list_functions(fc.ListFunctionsRequest(
-        prefix="a b+c*~é&=?", description="x y", runtime="custom-container",
-        tags=[fc.Tag(key="k", value="v w~*")])).body
+    odd = client.list_functions(
+        fc.ListFunctionsRequest(
+            prefix="a b+c*~é&=?",
+            description="x y",
+            runtime="custom-container",
+            tags=[fc.Tag(key="k", value="v w~*")],
+        )
+    ).body
     assert odd.functions == []
 
 
@@ -130,23 +136,38 @@ def test_async_sdk_is_verified(emulator, make_client, function_input):
 
 # unit level: the verifier against the SDK's own signer ------------------------------------------------
 
-@pytest.mark.parametrize("query", [
-    {}, {"prefix": "a b"}, {"limit": "10", "nextToken": "tok~*+/="}, {"tags": '[{"Key":"k","Value":"v"}]'},
-    {"prefix": "é", "description": ""},
-])
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"prefix": "a b"},
+        {"limit": "10", "nextToken": "tok~*+/="},
+        {"tags": '[{"Key":"k","Value":"v"}]'},
+        {"prefix": "é", "description": ""},
+    ],
+)
 def test_canonical_query_matches_the_sdk(query):
     from urllib.parse import urlencode
+
     assert signing.canonical_query_string(urlencode(query)) == get_canonical_query_string(query)
 
 
 def _sdk_signed(method="POST", path="/2023-03-30/functions/a%2Fb", query=None, body=b'{"x":1}'):
     request = DaraRequest()
     request.method, request.pathname, request.query = method, path, query or {}
-    request.headers = {"host": "127.0.0.1:1", "x-acs-action": "CreateFunction", "x-acs-version": "2023-03-30",
-                       "x-acs-content-sha256": hashlib.sha256(body).hexdigest(), "accept": "application/json"}
+    request.headers = {
+        "host": "127.0.0.1:1",
+        "x-acs-action": "CreateFunction",
+        "x-acs-version": "2023-03-30",
+        "x-acs-content-sha256": hashlib.sha256(body).hexdigest(),
+        "accept": "application/json",
+    }
     request.headers["Authorization"] = Utils.get_authorization(
-        request, "ACS3-HMAC-SHA256", hashlib.sha256(body).hexdigest(), "AK", "SK")
+        request, "ACS3-HMAC-SHA256", hashlib.sha256(body).hexdigest(), "AK", "SK"
+    )
     from urllib.parse import urlencode
+
     return request, urlencode(request.query), body
 
 
@@ -166,11 +187,17 @@ def test_verify_request_against_sdk_signer():
         signing.verify_request("PUT", request.pathname, raw_query, request.headers, body, {"AK": "SK"})
 
 
-@pytest.mark.parametrize("authorization", [
-    None, "", "ACS3-HMAC-SHA256", "ACS3-HMAC-SM3 Credential=AK,SignedHeaders=host,Signature=ab",
-    "ACS3-HMAC-SHA256 Credential=AK,Signature=ab",
-    "ACS3-HMAC-SHA256 Credential=AK,SignedHeaders=x-missing,Signature=ab",
-])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "ACS3-HMAC-SHA256",
+        "ACS3-HMAC-SM3 Credential=AK,SignedHeaders=host,Signature=ab",
+        "ACS3-HMAC-SHA256 Credential=AK,Signature=ab",
+        "ACS3-HMAC-SHA256 Credential=AK,SignedHeaders=x-missing,Signature=ab",
+    ],
+)
 def test_malformed_authorization_is_signature_not_match(authorization):
     request, raw_query, body = _sdk_signed()
     headers = {k: v for k, v in request.headers.items() if k != "Authorization"}

@@ -24,8 +24,8 @@ from alibabacloud_fc20230330 import models as fc
 from alibabacloud_fc20230330.client import Client
 
 from deployer.emulator import EmulatorServer
-from tests.conftest import alive
 from deployer.emulator.runtime import DEFAULT_START_TIMEOUT_S, _prune, map_command
+from tests.conftest import alive
 
 ECHO = str(Path(__file__).with_name("echo_function.py"))
 AK, SK = "rt-ak", "rt-secret"
@@ -49,23 +49,42 @@ def sdk(rt: EmulatorServer, make_client) -> Client:
     return make_client(rt, AK, SK)
 
 
-def echo_input(name: str = "echo", *, command: list[str] | None = None, port: int = 9000, timeout: int = 30,
-               env: dict[str, str] | None = None, **overrides: Any) -> fc.CreateFunctionInput:
+def echo_input(
+    name: str = "echo",
+    *,
+    command: list[str] | None = None,
+    port: int = 9000,
+    timeout: int = 30,
+    env: dict[str, str] | None = None,
+    **overrides: Any,
+) -> fc.CreateFunctionInput:
     return fc.CreateFunctionInput(
-        function_name=name, runtime="custom-container", handler="index.handler", cpu=0.5, memory_size=512,
-        timeout=timeout, environment_variables=env or {"GREETING": "hello"},
+        function_name=name,
+        runtime="custom-container",
+        handler="index.handler",
+        cpu=0.5,
+        memory_size=512,
+        timeout=timeout,
+        environment_variables=env or {"GREETING": "hello"},
         custom_container_config=fc.CustomContainerConfig(
-            image="registry.cn-hangzhou.aliyuncs.com/ns/echo:1", port=port,
-            command=command or ["python", ECHO, "--port", str(port), "--host", "0.0.0.0"]),
-        **overrides)
+            image="registry.cn-hangzhou.aliyuncs.com/ns/echo:1",
+            port=port,
+            command=command or ["python", ECHO, "--port", str(port), "--host", "0.0.0.0"],
+        ),
+        **overrides,
+    )
 
 
 def deploy(sdk: Client, body: fc.CreateFunctionInput, **trigger_config: Any) -> str:
     sdk.create_function(fc.CreateFunctionRequest(body=body))
-    config = {"authType": "anonymous", "methods": ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS"],
-              **trigger_config}
-    trigger = fc.CreateTriggerInput(trigger_name="http", trigger_type="http", qualifier="LATEST",
-                                    trigger_config=json.dumps(config))
+    config = {
+        "authType": "anonymous",
+        "methods": ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS"],
+        **trigger_config,
+    }
+    trigger = fc.CreateTriggerInput(
+        trigger_name="http", trigger_type="http", qualifier="LATEST", trigger_config=json.dumps(config)
+    )
     created = sdk.create_trigger(body.function_name, fc.CreateTriggerRequest(body=trigger)).body
     return created.http_trigger.url_internet
 
@@ -101,14 +120,39 @@ def procs_with(marker: str) -> list[int]:
 
 # command rewriting ---------------------------------------------------------------------------------------
 
+
 def test_map_command_rewrites_port_and_host_before_the_separator_only():
-    argv = ["mcp-proxy", "--port", "8080", "--host", "0.0.0.0", "--pass-environment", "--",
-            "srv", "--port", "8080"]
+    argv = [
+        "mcp-proxy",
+        "--port",
+        "8080",
+        "--host",
+        "0.0.0.0",
+        "--pass-environment",
+        "--",
+        "srv",
+        "--port",
+        "8080",
+    ]
     assert map_command(argv, 8080, 40001) == (
-        ["mcp-proxy", "--port", "40001", "--host", "127.0.0.1", "--pass-environment", "--",
-         "srv", "--port", "8080"], True)
+        [
+            "mcp-proxy",
+            "--port",
+            "40001",
+            "--host",
+            "127.0.0.1",
+            "--pass-environment",
+            "--",
+            "srv",
+            "--port",
+            "8080",
+        ],
+        True,
+    )
     assert map_command(["app", "--port=9000", "--host=0.0.0.0"], 9000, 5) == (
-        ["app", "--port=5", "--host=127.0.0.1"], True)
+        ["app", "--port=5", "--host=127.0.0.1"],
+        True,
+    )
     assert map_command(["app", "-p", "9000"], 9000, 7) == (["app", "-p", "7"], True)
     # another port, the deprecated flags mcp-proxy ignores, or no flag: not mapped
     assert map_command(["app", "--port", "1234"], 9000, 7) == (["app", "--port", "1234"], False)
@@ -117,6 +161,7 @@ def test_map_command_rewrites_port_and_host_before_the_separator_only():
 
 
 # cold start and proxying ---------------------------------------------------------------------------------
+
 
 def test_cold_start_maps_the_port_and_reuses_the_instance(rt, sdk):
     url = deploy(sdk, echo_input())
@@ -155,8 +200,9 @@ def test_the_function_sees_only_a_minimal_environment(rt, sdk, monkeypatch):
     assert {k for k in env if not k.startswith("FC_")} <= allowed
 
 
-@pytest.mark.parametrize(("disable", "injected"), [(None, True), ("None", True), ("Request", True),
-                                                   ("Env", False), ("All", False)])
+@pytest.mark.parametrize(
+    ("disable", "injected"), [(None, True), ("None", True), ("Request", True), ("Env", False), ("All", False)]
+)
 def test_role_credentials_are_injected_unless_disabled(rt, sdk, disable, injected):
     extra = {"disable_inject_credentials": disable} if disable else {}
     url = deploy(sdk, echo_input(role="acs:ram::1234567890123456:role/mcp", **extra))
@@ -170,9 +216,16 @@ def test_role_credentials_are_injected_unless_disabled(rt, sdk, disable, injecte
 
 def test_request_goes_through_raw_and_the_answer_comes_back(rt, sdk):
     url = deploy(sdk, echo_input())
-    r = httpx.post(f"{url}/request?a=1&b=%2F%20x", content=b'{"k": "v"}',
-                   headers={"X-Custom": "yes", "Authorization": "Bearer passes-for-anonymous",
-                            "Content-Type": "application/json"}, timeout=30)
+    r = httpx.post(
+        f"{url}/request?a=1&b=%2F%20x",
+        content=b'{"k": "v"}',
+        headers={
+            "X-Custom": "yes",
+            "Authorization": "Bearer passes-for-anonymous",
+            "Content-Type": "application/json",
+        },
+        timeout=30,
+    )
     assert r.status_code == 200
     seen = r.json()
     headers = {k.lower(): v for k, v in seen["headers"]}
@@ -230,6 +283,7 @@ def test_concurrent_first_requests_start_one_instance(rt, sdk):
 
 # start failures ------------------------------------------------------------------------------------------
 
+
 def test_a_command_that_exits_at_once_is_a_quick_502_with_its_exit_code_and_output(rt, sdk):
     code = "import sys; print('starting...'); print('boom: missing config', file=sys.stderr); sys.exit(3)"
     url = deploy(sdk, echo_input(command=["python", "-c", code, "--port", "9000"]))
@@ -247,8 +301,10 @@ def test_a_command_that_exits_at_once_is_a_quick_502_with_its_exit_code_and_outp
 def test_a_command_that_never_listens_is_a_502_after_the_start_timeout(rt, sdk):
     marker = f"never-listens-{uuid.uuid4().hex}"
     assert httpx.put(f"{rt.url}/_emulator/config", json={"start_timeout_s": 2}).json()["start_timeout_s"] == 2
-    url = deploy(sdk, echo_input(command=["python", "-c", f"import time; time.sleep(60)  # {marker}",
-                                          "--port", "9000"]))
+    url = deploy(
+        sdk,
+        echo_input(command=["python", "-c", f"import time; time.sleep(60)  # {marker}", "--port", "9000"]),
+    )
     started = time.monotonic()
     r = httpx.get(url, timeout=30)
     elapsed = time.monotonic() - started
@@ -260,19 +316,32 @@ def test_a_command_that_never_listens_is_a_502_after_the_start_timeout(rt, sdk):
 
 
 def test_the_health_check_must_pass(rt, sdk):
-    health = fc.CustomHealthCheckConfig(http_get_url="/missing", initial_delay_seconds=0, period_seconds=1,
-                                        timeout_seconds=1, failure_threshold=1)
+    health = fc.CustomHealthCheckConfig(
+        http_get_url="/missing",
+        initial_delay_seconds=0,
+        period_seconds=1,
+        timeout_seconds=1,
+        failure_threshold=1,
+    )
     body = echo_input()
     body.custom_container_config.health_check_config = health
     url = deploy(sdk, body)
     r = httpx.get(f"{url}/pid", timeout=30)  # limit = 0 + 1 * 1 + 1 = 2 s
     assert r.status_code == 502 and "health check GET /missing" in r.json()["Message"]
     assert "HTTP 404" in r.json()["Message"]
-    sdk.update_function("echo", fc.UpdateFunctionRequest(body=fc.UpdateFunctionInput(
-        custom_container_config=fc.CustomContainerConfig(
-            image="registry.cn-hangzhou.aliyuncs.com/ns/echo:1", port=9000,
-            command=["python", ECHO, "--port", "9000"],
-            health_check_config=fc.CustomHealthCheckConfig(http_get_url="/healthz")))))
+    sdk.update_function(
+        "echo",
+        fc.UpdateFunctionRequest(
+            body=fc.UpdateFunctionInput(
+                custom_container_config=fc.CustomContainerConfig(
+                    image="registry.cn-hangzhou.aliyuncs.com/ns/echo:1",
+                    port=9000,
+                    command=["python", ECHO, "--port", "9000"],
+                    health_check_config=fc.CustomHealthCheckConfig(http_get_url="/healthz"),
+                )
+            )
+        ),
+    )
     assert httpx.get(f"{url}/pid", timeout=30).status_code == 200
 
 
@@ -311,6 +380,7 @@ def test_a_command_without_a_port_flag_fails_clearly_when_its_port_is_taken(rt, 
 
 # restarts and stops --------------------------------------------------------------------------------------
 
+
 def test_a_process_that_dies_later_is_restarted_on_the_next_request(rt, sdk, wait_until):
     url = deploy(sdk, echo_input())
     pid = httpx.get(f"{url}/pid", timeout=30).json()["pid"]
@@ -324,8 +394,10 @@ def test_update_function_restarts_the_instance_with_the_new_revision(rt, sdk, wa
     url = deploy(sdk, echo_input())
     first = httpx.get(f"{url}/env", timeout=30).json()
     old_pid = instances(rt)[0]["pid"]
-    sdk.update_function("echo", fc.UpdateFunctionRequest(body=fc.UpdateFunctionInput(
-        environment_variables={"GREETING": "updated"})))
+    sdk.update_function(
+        "echo",
+        fc.UpdateFunctionRequest(body=fc.UpdateFunctionInput(environment_variables={"GREETING": "updated"})),
+    )
     wait_until(lambda: not alive(old_pid))
     second = httpx.get(f"{url}/env", timeout=30).json()
     [inst] = instances(rt)
@@ -364,7 +436,7 @@ def test_stop_kills_the_whole_process_group(make_client, wait_until):
     try:
         sdk = make_client(server, AK, SK)
         # a function that leaves a child behind in its process group
-        command = ["sh", "-c", f"sleep 300 & exec python \"$0\" \"$@\"  # {marker}", ECHO, "--port", "9000"]
+        command = ["sh", "-c", f'sleep 300 & exec python "$0" "$@"  # {marker}', ECHO, "--port", "9000"]
         url = deploy(sdk, echo_input(command=command))
         pid = httpx.get(f"{url}/pid", timeout=30).json()["pid"]
         members = wait_until(lambda: m if len(m := group_members(pid)) >= 2 else None)
@@ -422,6 +494,7 @@ def test_the_function_timeout_cuts_a_stream(rt, sdk):
 
 # control API ---------------------------------------------------------------------------------------------
 
+
 def test_runtime_config_through_the_control_api(rt):
     config = httpx.get(f"{rt.url}/_emulator/config").json()
     assert config["runtime"] is True
@@ -440,14 +513,20 @@ def test_server_arguments_set_the_runtime_defaults():
     assert server.backend.configure(idle_timeout_s=5)["idle_timeout_s"] == 5.0  # one config, both layers
     assert server.backend.get_config()["start_timeout_s"] == 9.0
     server.reset()
-    assert server.backend.get_config() == {"pending_seconds": 1.0, "fail_images": [], "runtime": True,
-                                           "start_timeout_s": 3.0, "idle_timeout_s": 60.0}
+    assert server.backend.get_config() == {
+        "pending_seconds": 1.0,
+        "fail_images": [],
+        "runtime": True,
+        "start_timeout_s": 3.0,
+        "idle_timeout_s": 60.0,
+    }
 
 
 def test_instance_logs_live_next_to_the_state_file(tmp_path, make_client):
     state = tmp_path / "fc-state.json"
-    with EmulatorServer(port=0, access_key_id=AK, access_key_secret=SK, pending_seconds=0,
-                        state_file=state) as server:
+    with EmulatorServer(
+        port=0, access_key_id=AK, access_key_secret=SK, pending_seconds=0, state_file=state
+    ) as server:
         sdk = make_client(server, AK, SK)
         url = deploy(sdk, echo_input(command=["python", ECHO, "--port", "9000"]))
         assert httpx.get(f"{url}/pid", timeout=30).status_code == 200

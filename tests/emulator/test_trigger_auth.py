@@ -47,15 +47,35 @@ def sdk(server: EmulatorServer, make_client) -> Client:
 
 
 def deploy(sdk: Client, name: str, trigger_config: dict[str, Any], command: list[str] | None = None) -> str:
-    sdk.create_function(fc.CreateFunctionRequest(body=fc.CreateFunctionInput(
-        function_name=name, runtime="custom-container", handler="index.handler", cpu=0.5, memory_size=512,
-        timeout=30, custom_container_config=fc.CustomContainerConfig(
-            image="registry.cn-hangzhou.aliyuncs.com/ns/echo:1", port=9000,
-            command=command or ["python", ECHO, "--port", "9000"]))))
+    sdk.create_function(
+        fc.CreateFunctionRequest(
+            body=fc.CreateFunctionInput(
+                function_name=name,
+                runtime="custom-container",
+                handler="index.handler",
+                cpu=0.5,
+                memory_size=512,
+                timeout=30,
+                custom_container_config=fc.CustomContainerConfig(
+                    image="registry.cn-hangzhou.aliyuncs.com/ns/echo:1",
+                    port=9000,
+                    command=command or ["python", ECHO, "--port", "9000"],
+                ),
+            )
+        )
+    )
     config = {"methods": ["GET", "POST", "OPTIONS"], "disableURLInternet": False, **trigger_config}
-    return sdk.create_trigger(name, fc.CreateTriggerRequest(body=fc.CreateTriggerInput(
-        trigger_name="http", trigger_type="http", qualifier="LATEST", trigger_config=json.dumps(config)))) \
-        .body.http_trigger.url_internet
+    return sdk.create_trigger(
+        name,
+        fc.CreateTriggerRequest(
+            body=fc.CreateTriggerInput(
+                trigger_name="http",
+                trigger_type="http",
+                qualifier="LATEST",
+                trigger_config=json.dumps(config),
+            )
+        ),
+    ).body.http_trigger.url_internet
 
 
 def seen_headers(response: httpx.Response) -> dict[str, str]:
@@ -73,15 +93,24 @@ def assert_error(response: httpx.Response, status: int, code: str, text: str) ->
 
 def jwt_config(key, **auth: Any) -> dict[str, Any]:
     # the wire form deployer.spec.trigger_config sends (devsapp/fc3)
-    return {"authType": "jwt", "authConfig": {"jwks": key.jwks(), "claimPassBy": "query::",
-                                              "tokenLookup": "header:Authorization:Bearer", **auth}}
+    return {
+        "authType": "jwt",
+        "authConfig": {
+            "jwks": key.jwks(),
+            "claimPassBy": "query::",
+            "tokenLookup": "header:Authorization:Bearer",
+            **auth,
+        },
+    }
 
 
 def test_anonymous_needs_nothing_and_passes_authorization_through(sdk):
     url = deploy(sdk, "anon", {"authType": "anonymous"})
     assert "authorization" not in seen_headers(httpx.get(f"{url}/request", timeout=30))
-    assert seen_headers(httpx.get(f"{url}/request", headers={"Authorization": "Bearer x"}))["authorization"] \
+    assert (
+        seen_headers(httpx.get(f"{url}/request", headers={"Authorization": "Bearer x"}))["authorization"]
         == "Bearer x"
+    )
 
 
 def test_jwt_accepts_a_minted_token_and_hides_it_from_the_function(sdk, key):
@@ -99,26 +128,47 @@ def test_jwt_rejects_missing_wrong_and_expired_tokens_before_starting(server, sd
     r = httpx.get(f"{url}/sse")
     assert_error(r, 401, "Unauthorized", "header:Authorization:Bearer but is missing")
     assert r.headers["www-authenticate"].startswith("Bearer")
-    assert_error(httpx.get(f"{url}/sse", headers={"Authorization": "Basic dTpw"}), 401, "Unauthorized",
-                 "missing")
-    assert_error(httpx.get(f"{url}/sse", headers={"Authorization": "Bearer not-a-jwt"}), 401, "Unauthorized",
-                 "invalid JWT")
+    assert_error(
+        httpx.get(f"{url}/sse", headers={"Authorization": "Basic dTpw"}), 401, "Unauthorized", "missing"
+    )
+    assert_error(
+        httpx.get(f"{url}/sse", headers={"Authorization": "Bearer not-a-jwt"}),
+        401,
+        "Unauthorized",
+        "invalid JWT",
+    )
     other = mint_token(new_signing_key(), subject="x")  # another key (and kid)
-    assert_error(httpx.get(f"{url}/sse", headers={"Authorization": f"Bearer {other}"}), 401, "Unauthorized",
-                 "invalid JWT")
+    assert_error(
+        httpx.get(f"{url}/sse", headers={"Authorization": f"Bearer {other}"}),
+        401,
+        "Unauthorized",
+        "invalid JWT",
+    )
     expired = mint_token(key, subject="x", ttl_s=60, now=time.time() - 3600)
-    assert_error(httpx.get(f"{url}/sse", headers={"Authorization": f"Bearer {expired}"}), 401, "Unauthorized",
-                 "expired")
+    assert_error(
+        httpx.get(f"{url}/sse", headers={"Authorization": f"Bearer {expired}"}),
+        401,
+        "Unauthorized",
+        "expired",
+    )
     # none of that started the (broken) function
     assert server.dataplane.list_instances() == []
     token = mint_token(key, subject="x")
-    assert_error(httpx.get(f"{url}/sse", headers={"Authorization": f"Bearer {token}"}, timeout=30), 502,
-                 "FunctionNotStarted", "exited with code 9")
+    assert_error(
+        httpx.get(f"{url}/sse", headers={"Authorization": f"Bearer {token}"}, timeout=30),
+        502,
+        "FunctionNotStarted",
+        "exited with code 9",
+    )
 
 
 def test_jwt_token_lookup_claims_and_path_lists(sdk, key):
-    config = jwt_config(key, tokenLookup="header:X-Token,query:token,cookie:jwt",
-                        claimPassBy="header:sub:X-User,query:iss:issuer", whitelist=["/public/*"])
+    config = jwt_config(
+        key,
+        tokenLookup="header:X-Token,query:token,cookie:jwt",
+        claimPassBy="header:sub:X-User,query:iss:issuer",
+        whitelist=["/public/*"],
+    )
     url = deploy(sdk, "jwtlookup", config)
     token = mint_token(key, subject="alice")
     via_header = httpx.get(f"{url}/request", headers={"X-Token": token, "X-User": "mallory"}, timeout=30)
@@ -132,10 +182,16 @@ def test_jwt_token_lookup_claims_and_path_lists(sdk, key):
     assert httpx.get(f"{url}/request", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     assert httpx.get(f"{url}/public/anything").status_code == 404  # whitelisted: reaches the function
     # a blacklist protects only the listed paths; the API doc's key spelling works too
-    api_doc_form = {"authType": "jwt", "methods": ["GET"],
-                    "authConfig": json.dumps({"JWKS": key.jwks(), "Blacklist": ["/pid"]})}
-    sdk.update_trigger("jwtlookup", "http", fc.UpdateTriggerRequest(
-        body=fc.UpdateTriggerInput(trigger_config=json.dumps(api_doc_form))))
+    api_doc_form = {
+        "authType": "jwt",
+        "methods": ["GET"],
+        "authConfig": json.dumps({"JWKS": key.jwks(), "Blacklist": ["/pid"]}),
+    }
+    sdk.update_trigger(
+        "jwtlookup",
+        "http",
+        fc.UpdateTriggerRequest(body=fc.UpdateTriggerInput(trigger_config=json.dumps(api_doc_form))),
+    )
     assert httpx.get(f"{url}/pid").status_code == 401
     assert httpx.get(f"{url}/request").status_code == 200
 
@@ -143,10 +199,15 @@ def test_jwt_token_lookup_claims_and_path_lists(sdk, key):
 def test_bearer_tokens(sdk):
     tokens = [TOKEN_A, {"name": "b", "token": TOKEN_B}]
     url = deploy(sdk, "bearer", {"authType": "bearer", "authConfig": {"tokens": tokens}})
-    assert_error(httpx.get(f"{url}/request"), 401, "Unauthorized",
-                 "Authorization header is expected but missing")
-    assert_error(httpx.get(f"{url}/request", headers={"Authorization": TOKEN_A}), 401, "Unauthorized",
-                 "Authorization header is expected but missing")
+    assert_error(
+        httpx.get(f"{url}/request"), 401, "Unauthorized", "Authorization header is expected but missing"
+    )
+    assert_error(
+        httpx.get(f"{url}/request", headers={"Authorization": TOKEN_A}),
+        401,
+        "Unauthorized",
+        "Authorization header is expected but missing",
+    )
     wrong = httpx.get(f"{url}/request", headers={"Authorization": "Bearer " + "x" * 40})
     assert_error(wrong, 401, "Unauthorized", "access denied due to invalid bearer token")
     for token in (TOKEN_A, TOKEN_B):
@@ -156,9 +217,12 @@ def test_bearer_tokens(sdk):
 
 def _signed(method: str, url: str, path: str, body: bytes, secret: str = SK) -> dict[str, str]:
     raw_path, _, raw_query = path.partition("?")
-    headers = {"host": url.removeprefix("http://"),
-               "x-acs-date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "x-acs-content-sha256": hashlib.sha256(body).hexdigest(), "x-acs-signature-nonce": "n1"}
+    headers = {
+        "host": url.removeprefix("http://"),
+        "x-acs-date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "x-acs-content-sha256": hashlib.sha256(body).hexdigest(),
+        "x-acs-signature-nonce": "n1",
+    }
     headers["Authorization"] = sign(method, raw_path, raw_query, headers, body, AK, secret)
     return headers
 

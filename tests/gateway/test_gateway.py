@@ -30,7 +30,9 @@ from tests.conftest import wait_until
 def gateway_for(fc, *, max_attempts: int = 8, delays: list[float] | None = None, **settings) -> FCGateway:
     client = make_client(Settings(fc_endpoint=fc.url, fc_read_timeout_s=5, **settings))
     record = delays.append if delays is not None else (lambda _s: None)
-    return FCGateway(client, max_attempts=max_attempts, backoff_initial_s=0.01, backoff_max_s=0.05, sleep=record)
+    return FCGateway(
+        client, max_attempts=max_attempts, backoff_initial_s=0.01, backoff_max_s=0.05, sleep=record
+    )
 
 
 def request(name: str = "mcp-test1", **overrides) -> DeployRequest:
@@ -62,12 +64,20 @@ def test_create_wait_active_and_trigger_url(fc):
     assert how == "created" and fn["statusCode"] == 200
     body = fn["body"]
     assert body["functionName"] == "mcp-test1" and body["runtime"] == "custom-container"
-    assert body["customContainerConfig"]["command"][:5] == ["mcp-proxy", "--port", "8080", "--host", "0.0.0.0"]
+    assert body["customContainerConfig"]["command"][:5] == [
+        "mcp-proxy",
+        "--port",
+        "8080",
+        "--host",
+        "0.0.0.0",
+    ]
     assert function_readiness(gw.get_function("mcp-test1")["body"])[0] == "pending"
     wait_until(lambda: function_readiness(gw.get_function("mcp-test1")["body"])[0] == "ready")
     assert gw.get_function("mcp-test1")["body"]["state"] == "Active"
     trig, how = gw.create_or_update_trigger(
-        "mcp-test1", spec.create_trigger_input(req, spec.EndpointAuth()), spec.update_trigger_input(req, spec.EndpointAuth())
+        "mcp-test1",
+        spec.create_trigger_input(req, spec.EndpointAuth()),
+        spec.update_trigger_input(req, spec.EndpointAuth()),
     )
     assert how == "created"
     assert trig["body"]["httpTrigger"]["urlInternet"].startswith("http://127.0.0.1:")
@@ -81,7 +91,9 @@ def test_second_deploy_updates_in_place_and_keeps_the_url(fc):
     assert (how1, how2) == ("created", "updated")
     assert trig1["body"]["httpTrigger"]["urlInternet"] == trig2["body"]["httpTrigger"]["urlInternet"]
     assert gw.get_function("mcp-test1")["body"]["customContainerConfig"]["image"].endswith(":v8")
-    assert fc.faults.stats()["calls"].get("UpdateTrigger", 0) == 0, "unchanged trigger config is not rewritten"
+    assert fc.faults.stats()["calls"].get("UpdateTrigger", 0) == 0, (
+        "unchanged trigger config is not rewritten"
+    )
 
 
 def test_changed_trigger_config_is_updated(fc):
@@ -89,7 +101,9 @@ def test_changed_trigger_config_is_updated(fc):
     deploy(gw, request())
     req = request(transport="streamable-http")
     _, how = gw.create_or_update_trigger(
-        req.name, spec.create_trigger_input(req, spec.EndpointAuth()), spec.update_trigger_input(req, spec.EndpointAuth())
+        req.name,
+        spec.create_trigger_input(req, spec.EndpointAuth()),
+        spec.update_trigger_input(req, spec.EndpointAuth()),
     )
     assert how == "updated"
     config = json.loads(gw.get_trigger(req.name, "http")["body"]["triggerConfig"])
@@ -97,8 +111,14 @@ def test_changed_trigger_config_is_updated(fc):
 
 
 def static_client(fc, access_key_id: str, access_key_secret: str) -> Client:
-    return Client(open_api.Config(access_key_id=access_key_id, access_key_secret=access_key_secret,
-                                  endpoint=fc.endpoint, protocol="http"))
+    return Client(
+        open_api.Config(
+            access_key_id=access_key_id,
+            access_key_secret=access_key_secret,
+            endpoint=fc.endpoint,
+            protocol="http",
+        )
+    )
 
 
 def test_wrong_secret_is_signature_not_match(fc):
@@ -118,7 +138,9 @@ def test_error_codes_map_to_the_hierarchy(fc):
     gw.create_function(spec.create_function_input(req))
     with pytest.raises(FCAlreadyExists) as info:
         gw.create_function(spec.create_function_input(req))
-    assert info.value.code == "FunctionAlreadyExists" and info.value.status_code == 409 and info.value.request_id
+    assert (
+        info.value.code == "FunctionAlreadyExists" and info.value.status_code == 409 and info.value.request_id
+    )
     with pytest.raises(FCNotFound) as info:
         gw.get_function("missing")
     assert info.value.code == "FunctionNotFound" and info.value.status_code == 404
@@ -180,7 +202,9 @@ def test_server_errors_are_retried_then_surface(fc):
 def test_unreachable_endpoint_is_typed_and_quick():
     gw = FCGateway(
         make_client(Settings(fc_endpoint="http://127.0.0.1:9", fc_connect_timeout_s=1, fc_read_timeout_s=1)),
-        max_attempts=2, backoff_initial_s=0.01, backoff_max_s=0.01,
+        max_attempts=2,
+        backoff_initial_s=0.01,
+        backoff_max_s=0.01,
     )
     with pytest.raises(FCUnreachable) as info:
         gw.get_function("x")
@@ -205,7 +229,12 @@ def test_fault_mix_converges_to_exactly_one_function_and_trigger_each(fc):
     fc.faults.configure(
         {
             "*": {"throttle_rate": 0.3, "error_rate": 0.1, "retry_after": 1, "seed": 7},
-            "CreateFunction": {"throttle_rate": 0.3, "error_rate": 0.1, "lose_response_rate": 0.5, "seed": 11},
+            "CreateFunction": {
+                "throttle_rate": 0.3,
+                "error_rate": 0.1,
+                "lose_response_rate": 0.5,
+                "seed": 11,
+            },
             "CreateTrigger": {"throttle_rate": 0.3, "error_rate": 0.1, "lose_response_rate": 0.5, "seed": 13},
         }
     )

@@ -100,18 +100,40 @@ class Stack:
                 if dep["status"] in statuses:
                     return dep
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"deployment {dep_id} still {dep['status']}/{dep.get('stage')}: {dep}")
+                    raise AssertionError(
+                        f"deployment {dep_id} still {dep['status']}/{dep.get('stage')}: {dep}"
+                    )
                 for worker in self.workers:
                     assert worker.poll() is None, f"a worker died with code {worker.returncode}"
 
-    def start_worker(self, name: str, *, pool: str = "prefork", concurrency: int = 2,
-                     queues: str | None = None) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, name: str, *, pool: str = "prefork", concurrency: int = 2, queues: str | None = None
+    ) -> subprocess.Popen[bytes]:
         log = open(self.settings.data_dir / f"worker-{name}.log", "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--pool", pool,
-             "--concurrency", str(concurrency), "--hostname", f"{name}@%h", "--loglevel", "INFO",
-             "--without-mingle", "--without-gossip", *(["--queues", queues] if queues else [])],
-            env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tasks",
+                "worker",
+                "--pool",
+                pool,
+                "--concurrency",
+                str(concurrency),
+                "--hostname",
+                f"{name}@%h",
+                "--loglevel",
+                "INFO",
+                "--without-mingle",
+                "--without-gossip",
+                *(["--queues", queues] if queues else []),
+            ],
+            env=self.env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         self.workers.append(proc)
         return proc
@@ -129,7 +151,9 @@ class Stack:
         self.workers.clear()
 
     def worker_logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-4000:] for p in self.settings.data_dir.glob("worker-*.log"))
+        return "\n".join(
+            p.read_text(errors="replace")[-4000:] for p in self.settings.data_dir.glob("worker-*.log")
+        )
 
 
 @pytest.fixture(scope="module")
@@ -137,11 +161,21 @@ def stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     started: list[tuple[Stack, ApiServer]] = []
     emulators: list[EmulatorServer] = []
 
-    def start(*, broker_url: str | None = None, database_url: str | None = None, result_backend: str | None = None,
-              workers: int = 1, pool: str = "prefork", concurrency: int = 2, probe: bool = True,
-              extra_env: dict[str, str] | None = None) -> Stack:
+    def start(
+        *,
+        broker_url: str | None = None,
+        database_url: str | None = None,
+        result_backend: str | None = None,
+        workers: int = 1,
+        pool: str = "prefork",
+        concurrency: int = 2,
+        probe: bool = True,
+        extra_env: dict[str, str] | None = None,
+    ) -> Stack:
         data_dir = tmp_path_factory.mktemp("stack")
-        fc = EmulatorServer(port=0, access_key_id=TEST_AK, access_key_secret=TEST_SK, pending_seconds=0.5).start()
+        fc = EmulatorServer(
+            port=0, access_key_id=TEST_AK, access_key_secret=TEST_SK, pending_seconds=0.5
+        ).start()
         emulators.append(fc)
         env = {k: v for k, v in os.environ.items() if not k.startswith("MCPFC_")}
         env.update(
@@ -156,14 +190,21 @@ def stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
             PYTHONPATH=str(REPO),
         )
-        for key, value in (("MCPFC_BROKER_URL", broker_url), ("MCPFC_DATABASE_URL", database_url),
-                           ("MCPFC_RESULT_BACKEND", result_backend)):
+        for key, value in (
+            ("MCPFC_BROKER_URL", broker_url),
+            ("MCPFC_DATABASE_URL", database_url),
+            ("MCPFC_RESULT_BACKEND", result_backend),
+        ):
             if value:
                 env[key] = value
         env.update(extra_env or {})
         settings = Settings(
-            data_dir=data_dir, broker_url=broker_url, database_url=database_url, result_backend=result_backend,
-            fc_endpoint=fc.url, probe_enabled=probe,
+            data_dir=data_dir,
+            broker_url=broker_url,
+            database_url=database_url,
+            result_backend=result_backend,
+            fc_endpoint=fc.url,
+            probe_enabled=probe,
         )
         upgrade(settings.effective_database_url)
         with session_scope(settings) as session:
@@ -200,7 +241,10 @@ def postgres_url() -> Iterator[str]:
     yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     from deployer.db import engine_for
 
-    for url in (f"postgresql://postgres@127.0.0.1:5432/{name}", f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"):
+    for url in (
+        f"postgresql://postgres@127.0.0.1:5432/{name}",
+        f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}",
+    ):
         engine_for(url).dispose()
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -211,14 +255,30 @@ def redis_url() -> Iterator[str]:
     require_service("Redis", 6379)
     import redis
 
-    db = 9
+    # A database number claimed in db 0 for this run, so two test runs on one Redis never flush each other's.
+    claims = redis.Redis(host="127.0.0.1", port=6379, db=0)
+    for db in range(8, 16):
+        if claims.set(f"mcpfc-test:claim:{db}", os.getpid(), nx=True, ex=3600):
+            break
+    else:
+        pytest.fail("every Redis database 8-15 is claimed by another mcp-fc test run")
     client = redis.Redis(host="127.0.0.1", port=6379, db=db)
     client.flushdb()
     yield f"redis://127.0.0.1:6379/{db}"
     client.flushdb()
+    claims.delete(f"mcpfc-test:claim:{db}")
 
 
 @pytest.fixture(scope="module")
-def rabbitmq_url() -> str:
+def rabbitmq_url() -> Iterator[str]:
+    """A virtual host of this module's own, so two test runs on one broker never take each other's tasks."""
     require_service("RabbitMQ", 5672)
-    return "amqp://guest:guest@127.0.0.1:5672//"
+    vhost = f"mcpfc-test-{secrets.token_hex(4)}"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+    )
+    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False, capture_output=True)

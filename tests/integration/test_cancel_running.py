@@ -26,11 +26,16 @@ def test_cancel_during_an_fc_call_stops_before_the_trigger(stack, operation):
     stack.fc.faults.reset_stats()
     try:
         with stack.http() as http:
-            resp = http.post("/v1/deployments", json={"name": name, "image": IMAGE, "command": ["mcp-server-time"]})
+            resp = http.post(
+                "/v1/deployments", json={"name": name, "image": IMAGE, "command": ["mcp-server-time"]}
+            )
             assert resp.status_code == 202, resp.text
             dep_id = resp.json()["id"]
-            wait_until(lambda: stack.fc.faults.stats()["calls"].get(operation), timeout=60,
-                       what=f"the worker inside {operation}")
+            wait_until(
+                lambda: stack.fc.faults.stats()["calls"].get(operation),
+                timeout=60,
+                what=f"the worker inside {operation}",
+            )
             cancel = http.post(f"/v1/deployments/{dep_id}/cancel")
             assert cancel.status_code == 202, cancel.text
             assert cancel.json()["status"] == "running"

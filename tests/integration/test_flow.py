@@ -22,7 +22,13 @@ CANARY = "canary-secret-7f3a9c"
 
 
 def deploy_body(name: str, **extra):
-    return {"name": name, "image": IMAGE, "command": ["mcp-server-time"], "secret_env": {"TOKEN": CANARY}, **extra}
+    return {
+        "name": name,
+        "image": IMAGE,
+        "command": ["mcp-server-time"],
+        "secret_env": {"TOKEN": CANARY},
+        **extra,
+    }
 
 
 def run_flow(stack, name: str) -> None:
@@ -57,7 +63,17 @@ def run_flow(stack, name: str) -> None:
     # redeploy from the CLI: new image, same trigger URL
     result = CliRunner().invoke(
         cli_app,
-        ["--api-url", stack.api_url, "--api-key", stack.api_key, "redeploy", name, "--image", IMAGE_V2, "--json"],
+        [
+            "--api-url",
+            stack.api_url,
+            "--api-key",
+            stack.api_key,
+            "redeploy",
+            name,
+            "--image",
+            IMAGE_V2,
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     redeployed = json.loads(result.stdout)
@@ -75,7 +91,9 @@ def run_flow(stack, name: str) -> None:
 def run_burst(stack, prefix: str, count: int) -> None:
     """Several deploys at once, so both workers take part; each ends succeeded, one function each."""
     with stack.http() as http:
-        ids = [http.post("/v1/deployments", json=deploy_body(f"{prefix}-{i}")).json()["id"] for i in range(count)]
+        ids = [
+            http.post("/v1/deployments", json=deploy_body(f"{prefix}-{i}")).json()["id"] for i in range(count)
+        ]
     with ThreadPoolExecutor(max_workers=count) as pool:
         finals = list(pool.map(lambda i: stack.wait_for(i, {"succeeded", "failed"}), ids))
     assert [d["status"] for d in finals] == ["succeeded"] * count, [d.get("error") for d in finals]
@@ -89,8 +107,13 @@ def test_embedded_default(stack_factory):
 
 
 def test_redis_and_postgres_with_two_workers(stack_factory, redis_url, postgres_url):
-    stack = stack_factory(broker_url=redis_url, database_url=postgres_url, result_backend=redis_url.rsplit("/", 1)[0] + "/10",
-                          workers=2, concurrency=2)
+    stack = stack_factory(
+        broker_url=redis_url,
+        database_url=postgres_url,
+        result_backend=redis_url.rsplit("/", 1)[0] + "/10",
+        workers=2,
+        concurrency=2,
+    )
     run_flow(stack, "mcp-redis")
     run_burst(stack, "mcp-redis-burst", 6)
 

@@ -18,7 +18,9 @@ def test_a_long_wait_re_polls_from_the_waiting_queue(stack_factory):
     stack.start_worker("front", pool="threads", concurrency=2, queues="high,default,low")
     stack.start_worker("waits", pool="threads", concurrency=2, queues="waiting")
     with stack.http() as http:
-        resp = http.post("/v1/deployments", json={"name": "slow-start", "image": IMAGE, "command": ["mcp-server-time"]})
+        resp = http.post(
+            "/v1/deployments", json={"name": "slow-start", "image": IMAGE, "command": ["mcp-server-time"]}
+        )
         assert resp.status_code == 202, resp.text
         task_id = resp.json()["task_id"]
     dep = stack.wait_for(resp.json()["id"], {"succeeded", "failed"})
@@ -28,7 +30,12 @@ def test_a_long_wait_re_polls_from_the_waiting_queue(stack_factory):
         return next(stack.settings.data_dir.glob(f"worker-{worker}.log")).read_text(errors="replace")
 
     assert f"[{task_id}] received" in log_of("front"), "the first run is on the front worker"
-    assert f"[{task_id}] received" in log_of("waits"), "a re-poll after 1 s of waiting is on the waiting worker"
+    assert f"[{task_id}] received" in log_of("waits"), (
+        "a re-poll after 1 s of waiting is on the waiting worker"
+    )
     # Celery logs the success after the task returns, i.e. after the row says succeeded.
-    wait_until(lambda: f"[{task_id}] succeeded" in log_of("waits"), timeout=30,
-               what="the run that saw Active finishing the deploy on the waiting worker")
+    wait_until(
+        lambda: f"[{task_id}] succeeded" in log_of("waits"),
+        timeout=30,
+        what="the run that saw Active finishing the deploy on the waiting worker",
+    )

@@ -70,7 +70,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def deploy_body(name: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "image": IMAGE, "command": ["mcp-server-time"], "auth": {"type": "anonymous"}, **extra}
+    return {
+        "name": name,
+        "image": IMAGE,
+        "command": ["mcp-server-time"],
+        "auth": {"type": "anonymous"},
+        **extra,
+    }
 
 
 # -- a private Redis --------------------------------------------------------------------------------
@@ -95,9 +101,25 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir), "--logfile", str(self.workdir / "redis.log"), "--databases", "64"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--logfile",
+                str(self.workdir / "redis.log"),
+                "--databases",
+                "64",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
         )
         wait_until(lambda: service_up(self.port) and self.ping(), 20, what="private redis-server up")
 
@@ -165,8 +187,10 @@ def pg_database() -> Iterator[Callable[[], str]]:
 
     yield new
     for name in made:
-        for url in (f"postgresql://postgres@127.0.0.1:5432/{name}",
-                    f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"):
+        for url in (
+            f"postgresql://postgres@127.0.0.1:5432/{name}",
+            f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}",
+        ):
             engine_for(url).dispose()
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -175,16 +199,28 @@ def pg_database() -> Iterator[Callable[[], str]]:
 # -- stacks -------------------------------------------------------------------------------------------
 
 
-def build_reliable_stack(stack_factory: Callable[..., Stack], private_redis: RedisServer,
-                         pg_database: Callable[[], str], *, workers: int = 2, concurrency: int = 4,
-                         extra_env: dict[str, str] | None = None) -> Stack:
+def build_reliable_stack(
+    stack_factory: Callable[..., Stack],  # noqa: F811 (the fixture re-exported above)
+    private_redis: RedisServer,
+    pg_database: Callable[[], str],
+    *,
+    workers: int = 2,
+    concurrency: int = 4,
+    extra_env: dict[str, str] | None = None,
+) -> Stack:
     broker, results = private_redis.new_dbs()
     with pytest.MonkeyPatch.context() as mp:
         for key, value in API_ENV.items():
             mp.setenv(key, value)
-        stack = stack_factory(broker_url=broker, result_backend=results, database_url=pg_database(),
-                              workers=workers, concurrency=concurrency, probe=False,
-                              extra_env={**FAST_RECOVERY, **(extra_env or {})})
+        stack = stack_factory(
+            broker_url=broker,
+            result_backend=results,
+            database_url=pg_database(),
+            workers=workers,
+            concurrency=concurrency,
+            probe=False,
+            extra_env={**FAST_RECOVERY, **(extra_env or {})},
+        )
     wait_workers_ready(stack)
     return stack
 
@@ -210,13 +246,23 @@ def embedded_stack(stack_factory) -> Iterator[Callable[..., Stack]]:  # noqa: F8
     """The embedded default (file broker + SQLite), probe off, fast recovery; workers stop with the test."""
     built: list[Stack] = []
 
-    def build(*, workers: int = 1, pool: str = "prefork", concurrency: int = 2,
-              extra_env: dict[str, str] | None = None) -> Stack:
+    def build(
+        *,
+        workers: int = 1,
+        pool: str = "prefork",
+        concurrency: int = 2,
+        extra_env: dict[str, str] | None = None,
+    ) -> Stack:
         with pytest.MonkeyPatch.context() as mp:
             for key, value in API_ENV.items():
                 mp.setenv(key, value)
-            stack = stack_factory(workers=workers, pool=pool, concurrency=concurrency, probe=False,
-                                  extra_env={**FAST_RECOVERY, **(extra_env or {})})
+            stack = stack_factory(
+                workers=workers,
+                pool=pool,
+                concurrency=concurrency,
+                probe=False,
+                extra_env={**FAST_RECOVERY, **(extra_env or {})},
+            )
         built.append(stack)
         if workers:
             wait_workers_ready(stack)
@@ -228,11 +274,14 @@ def embedded_stack(stack_factory) -> Iterator[Callable[..., Stack]]:  # noqa: F8
 
 
 def worker_log_text(stack: Stack) -> str:
-    return "\n".join(p.read_text(errors="replace") for p in sorted(stack.settings.data_dir.glob("worker-*.log")))
+    return "\n".join(
+        p.read_text(errors="replace") for p in sorted(stack.settings.data_dir.glob("worker-*.log"))
+    )
 
 
 def wait_workers_ready(stack: Stack, timeout: float = 60) -> None:
     """Until every worker logged 'ready' (so a test's clock does not include Celery's start-up)."""
+
     def ready() -> bool:
         for proc in stack.workers:
             assert proc.poll() is None, f"a worker exited with {proc.returncode}:\n{stack.worker_logs()}"
@@ -269,8 +318,14 @@ def kill_worker(stack: Stack, proc: subprocess.Popen[bytes]) -> int:
 # -- submitting and counting -----------------------------------------------------------------------
 
 
-def submit_many(stack: Stack, names: list[str], *, threads: int = 16, body: Callable[[str], dict[str, Any]] = deploy_body,
-                retry_until: float = 60) -> tuple[dict[str, str], Counter[str]]:
+def submit_many(
+    stack: Stack,
+    names: list[str],
+    *,
+    threads: int = 16,
+    body: Callable[[str], dict[str, Any]] = deploy_body,
+    retry_until: float = 60,
+) -> tuple[dict[str, str], Counter[str]]:
     """POST a deploy per name from `threads` clients, each with its own Idempotency-Key. A connection error
     or a 5xx is retried with the same key (the API may be down for a moment) until `retry_until` s.
     Returns ({name: deployment id} for every 202, Counter of the other answers and of replays)."""
@@ -284,9 +339,11 @@ def submit_many(stack: Stack, names: list[str], *, threads: int = 16, body: Call
         deadline = time.monotonic() + retry_until
         while True:
             try:
-                with httpx.Client(base_url=stack.api_url, timeout=30,
-                                  headers={"Authorization": f"Bearer {stack.api_key}",
-                                           "Idempotency-Key": key}) as http:
+                with httpx.Client(
+                    base_url=stack.api_url,
+                    timeout=30,
+                    headers={"Authorization": f"Bearer {stack.api_key}", "Idempotency-Key": key},
+                ) as http:
                     resp = http.post("/v1/deployments", json=body(name))
             except httpx.TransportError as exc:
                 outcome = type(exc).__name__
@@ -326,8 +383,11 @@ def wait_terminal(stack: Stack, ids: list[str], timeout: float) -> float:
     timeout *= TIMEOUT_SCALE
     while time.monotonic() - start < timeout:
         with session_scope(stack.settings) as session:
-            done = session.scalar(select(func.count()).select_from(DeploymentRow).where(
-                DeploymentRow.id.in_(ids), DeploymentRow.status.in_(terminal)))
+            done = session.scalar(
+                select(func.count())
+                .select_from(DeploymentRow)
+                .where(DeploymentRow.id.in_(ids), DeploymentRow.status.in_(terminal))
+            )
         if done == len(ids):
             break
         time.sleep(0.5)
@@ -355,10 +415,12 @@ class Tally:
         reasons = ", ".join(f"{k}: {v}" for k, v in self.failed.most_common()) or "-"
         refused = f" answers={dict(self.refused)}" if self.refused else ""
         extra = " ".join(f"{k}={v}" for k, v in self.extra.items())
-        return (f"[{self.run}] submitted={self.submitted} accepted={self.accepted} succeeded={self.succeeded} "
-                f"failed={failed} ({reasons}) lost={len(self.lost)} duplicated={len(self.duplicated)} "
-                f"stuck={len(self.stuck)} orphans={len(self.orphans)} missing={len(self.missing)}{refused} "
-                f"in {self.seconds:.1f} s {extra}".rstrip())
+        return (
+            f"[{self.run}] submitted={self.submitted} accepted={self.accepted} succeeded={self.succeeded} "
+            f"failed={failed} ({reasons}) lost={len(self.lost)} duplicated={len(self.duplicated)} "
+            f"stuck={len(self.stuck)} orphans={len(self.orphans)} missing={len(self.missing)}{refused} "
+            f"in {self.seconds:.1f} s {extra}".rstrip()
+        )
 
     def check(self) -> None:
         """lost = duplicated = stuck = 0, every failure has a reason, and the emulator agrees with the store."""
@@ -371,14 +433,31 @@ class Tally:
         assert not self.missing, f"succeeded but missing in FC: {self.missing[:10]}"
 
     def numbers(self) -> dict[str, Any]:
-        return {"run": self.run, "submitted": self.submitted, "accepted": self.accepted,
-                "succeeded": self.succeeded, "failed": dict(self.failed), "lost": len(self.lost),
-                "duplicated": len(self.duplicated), "stuck": len(self.stuck), "seconds": round(self.seconds, 1),
-                **self.extra}
+        return {
+            "run": self.run,
+            "submitted": self.submitted,
+            "accepted": self.accepted,
+            "succeeded": self.succeeded,
+            "failed": dict(self.failed),
+            "lost": len(self.lost),
+            "duplicated": len(self.duplicated),
+            "stuck": len(self.stuck),
+            "seconds": round(self.seconds, 1),
+            **self.extra,
+        }
 
 
-def tally(stack: Stack, run: str, names: list[str], accepted: dict[str, str], refused: Counter[str],
-          *, prefix: str, timeout: float, gone: frozenset[str] = frozenset()) -> Tally:
+def tally(
+    stack: Stack,
+    run: str,
+    names: list[str],
+    accepted: dict[str, str],
+    refused: Counter[str],
+    *,
+    prefix: str,
+    timeout: float,
+    gone: frozenset[str] = frozenset(),
+) -> Tally:
     """Wait (bounded) for every accepted deployment, then count, from the store and from FC itself.
     Names in `gone` were deleted: `deleted` is their success, and a function left in FC an orphan."""
     t = Tally(run=run, submitted=len(names), accepted=len(accepted), refused=refused)
@@ -395,7 +474,9 @@ def tally(stack: Stack, run: str, names: list[str], accepted: dict[str, str], re
             t.succeeded += 1
         else:
             error = row.error or {}
-            assert error.get("code") and error.get("message"), f"{name} {row.status} without a reason: {error}"
+            assert error.get("code") and error.get("message"), (
+                f"{name} {row.status} without a reason: {error}"
+            )
             t.failed[f"{error.get('step')}/{error['code']}"] += 1
     state = stack.fc.backend.snapshot()
     functions = {n: f for n, f in state["functions"].items() if n.startswith(prefix)}
@@ -412,7 +493,9 @@ def tally(stack: Stack, run: str, names: list[str], accepted: dict[str, str], re
             url = ((row.result or {}).get("trigger_result") or {}).get("body", {}).get("httpTrigger", {})
             if name not in functions or len(trig) != 1:
                 t.missing.append(name)
-            elif next(iter(trig.values())).get("httpTrigger", {}).get("urlInternet") != url.get("urlInternet"):
+            elif next(iter(trig.values())).get("httpTrigger", {}).get("urlInternet") != url.get(
+                "urlInternet"
+            ):
                 t.missing.append(f"{name}: stored URL differs from FC's")
     return t
 
@@ -430,8 +513,17 @@ class CallLog:
     wrapping its backend's methods in this (the test) process. `hold` adds a delay inside the recorded
     window for the given functions, so calls that could overlap really would."""
 
-    OPS = ("create_function", "update_function", "get_function", "delete_function", "create_trigger",
-           "update_trigger", "get_trigger", "delete_trigger", "list_triggers")
+    OPS = (
+        "create_function",
+        "update_function",
+        "get_function",
+        "delete_function",
+        "create_trigger",
+        "update_trigger",
+        "get_trigger",
+        "delete_trigger",
+        "list_triggers",
+    )
 
     def __init__(self, backend: Any, hold: dict[str, float] | None = None) -> None:
         import threading
@@ -480,8 +572,17 @@ def recovery_events(stack: Stack, ids: list[str]) -> int:
     from deployer.tables import DeploymentEvent
 
     with session_scope(stack.settings) as session:
-        return int(session.scalar(select(func.count()).select_from(DeploymentEvent).where(
-            DeploymentEvent.deployment_id.in_(ids), DeploymentEvent.message.like("recovery: re-queued%"))) or 0)
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(DeploymentEvent)
+                .where(
+                    DeploymentEvent.deployment_id.in_(ids),
+                    DeploymentEvent.message.like("recovery: re-queued%"),
+                )
+            )
+            or 0
+        )
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -493,4 +594,3 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     out = os.environ.get("MCPFC_RELIABILITY_REPORT")
     if out:
         Path(out).write_text(json.dumps(RESULTS, indent=2))
-

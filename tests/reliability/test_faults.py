@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import os
 import signal
-from collections import Counter
 import subprocess
 import sys
-import time
+from collections import Counter
 
 import pytest
 
 from tests.reliability.conftest import (
     API_ENV,
     REPO,
-    deploy_body,
     emulator_stats,
     free_port,
     kill_worker,
@@ -36,9 +34,18 @@ BURST = int(os.environ.get("MCPFC_RELIABILITY_BURST", "200"))
 
 # Every FC operation: 30 ms latency, 10% throttled (retry-after 200 ms), 8% answered 503, 5% committed but
 # the response lost. Seeded, so a run's fault sequence is reproducible for one interleaving of calls.
-FAULT_MIX = {"*": {"latency_ms": 30, "throttle_rate": 0.10, "retry_after": 200, "error_rate": 0.08,
-                   "error_status": 503, "error_code": "ServiceUnavailable", "lose_response_rate": 0.05,
-                   "seed": 20261121}}
+FAULT_MIX = {
+    "*": {
+        "latency_ms": 30,
+        "throttle_rate": 0.10,
+        "retry_after": 200,
+        "error_rate": 0.08,
+        "error_status": 503,
+        "error_code": "ServiceUnavailable",
+        "lose_response_rate": 0.05,
+        "seed": 20261121,
+    }
+}
 
 
 def test_burst_under_fault_mix(reliable_stack):
@@ -51,8 +58,12 @@ def test_burst_under_fault_mix(reliable_stack):
     result = tally(stack, "burst", names, accepted, refused, prefix="rb-burst-", timeout=240)
 
     stats = emulator_stats(stack)
-    result.extra.update(fc_calls=stats["total_calls"], fc_faults=stats["total_faults"],
-                        faults_by_kind=_by_kind(stats), recovery_requeues=recovery_events(stack, list(accepted.values())))
+    result.extra.update(
+        fc_calls=stats["total_calls"],
+        fc_faults=stats["total_faults"],
+        faults_by_kind=_by_kind(stats),
+        recovery_requeues=recovery_events(stack, list(accepted.values())),
+    )
     result.check()
     assert result.accepted == BURST, refused
     hard_faults = sum(n for kind, n in result.extra["faults_by_kind"].items() if kind != "latency")
@@ -63,17 +74,27 @@ def test_burst_under_fault_mix(reliable_stack):
     # Second wave under the same faults: redeploy a quarter (UpdateFunction, trigger unchanged), delete a
     # quarter (DeleteTrigger, then DeleteFunction), all at once.
     quarter = BURST // 4
-    redeploy, delete = names[:quarter], names[quarter:2 * quarter]
+    redeploy, delete = names[:quarter], names[quarter : 2 * quarter]
     before = {n: statuses(stack, [accepted[n]])[accepted[n]].urls["internet"] for n in redeploy}
     stack.fc.faults.reset_stats()
     with stack.http() as http:
-        answers = Counter(http.post(f"/v1/deployments/{accepted[n]}/redeploy", json={"env": {"WAVE": "2"}}).status_code
-                          for n in redeploy)
+        answers = Counter(
+            http.post(f"/v1/deployments/{accepted[n]}/redeploy", json={"env": {"WAVE": "2"}}).status_code
+            for n in redeploy
+        )
         answers.update(http.delete(f"/v1/deployments/{accepted[n]}").status_code for n in delete)
     assert answers == {202: 2 * quarter}, answers
     wave = {n: accepted[n] for n in redeploy + delete}
-    second = tally(stack, "burst: redeploy + delete wave", redeploy + delete, wave, Counter(), prefix="rb-burst-",
-                   timeout=180, gone=frozenset(delete))
+    second = tally(
+        stack,
+        "burst: redeploy + delete wave",
+        redeploy + delete,
+        wave,
+        Counter(),
+        prefix="rb-burst-",
+        timeout=180,
+        gone=frozenset(delete),
+    )
     stats = emulator_stats(stack)
     second.extra.update(fc_calls=stats["total_calls"], faults_by_kind=_by_kind(stats))
     second.orphans = [o for o in second.orphans if o in delete]  # the other functions belong to wave one
@@ -110,8 +131,11 @@ def test_worker_sigkill_mid_deploy_then_restart(reliable_stack):
     def victim_busy() -> list[str]:
         # rows whose lease is held by one of the victim's processes (lease owner: task:token:pid@host)
         pids = {str(p) for p in process_tree(victim.pid)}
-        return [r.id for r in statuses(stack, ids).values()
-                if r.lease_owner and r.lease_owner.rsplit(":", 1)[-1].split("@")[0] in pids]
+        return [
+            r.id
+            for r in statuses(stack, ids).values()
+            if r.lease_owner and r.lease_owner.rsplit(":", 1)[-1].split("@")[0] in pids
+        ]
 
     in_flight = wait_until(victim_busy, 30, what="the victim worker running a deploy", interval=0.05)
     killed = kill_worker(stack, victim)
@@ -119,12 +143,16 @@ def test_worker_sigkill_mid_deploy_then_restart(reliable_stack):
     wait_workers_ready(stack)
 
     result = tally(stack, "worker SIGKILL", names, accepted, refused, prefix="rb-kill-", timeout=120)
-    result.extra.update(killed_processes=killed, in_flight_at_kill=len(in_flight),
-                        recovery_requeues=recovery_events(stack, ids))
+    result.extra.update(
+        killed_processes=killed,
+        in_flight_at_kill=len(in_flight),
+        recovery_requeues=recovery_events(stack, ids),
+    )
     result.check()
     assert result.succeeded == len(names), result.failed
-    assert result.extra["recovery_requeues"] >= 1, "the kill left nothing for recovery: the test proved nothing"
-
+    assert result.extra["recovery_requeues"] >= 1, (
+        "the kill left nothing for recovery: the test proved nothing"
+    )
 
 
 def test_redis_restart_during_run(reliable_stack, private_redis):
@@ -151,8 +179,9 @@ def test_redis_restart_during_run(reliable_stack, private_redis):
     refused.update(refused_more)
 
     result = tally(stack, "Redis restart", names + more, accepted, refused, prefix="rb-redis-", timeout=120)
-    result.extra.update(unfinished_at_restart=unfinished,
-                        recovery_requeues=recovery_events(stack, list(accepted.values())))
+    result.extra.update(
+        unfinished_at_restart=unfinished, recovery_requeues=recovery_events(stack, list(accepted.values()))
+    )
     result.check()
     assert result.accepted == len(names) + len(more), refused
     assert result.succeeded == result.accepted, result.failed
@@ -194,9 +223,23 @@ def _start_api(stack, port: int) -> subprocess.Popen[bytes]:
     env = {**stack.env, **API_ENV}
     log = open(stack.settings.data_dir / "api.log", "ab")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "deployer.api:create_app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "deployer.api:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
 
     def healthy() -> bool:
@@ -219,5 +262,9 @@ def _count_rows(stack, prefix: str) -> int:
     from deployer.tables import DeploymentRow
 
     with session_scope(stack.settings) as session:
-        return int(session.scalar(select(func.count()).select_from(DeploymentRow).where(
-            DeploymentRow.name.like(f"{prefix}%"))) or 0)
+        return int(
+            session.scalar(
+                select(func.count()).select_from(DeploymentRow).where(DeploymentRow.name.like(f"{prefix}%"))
+            )
+            or 0
+        )

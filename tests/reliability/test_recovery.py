@@ -35,13 +35,19 @@ def _owner(stack) -> str:
         return key.owner_id
 
 
-def _row_without_task(settings: Settings, owner_id: str, name: str, *, deadline_s: float = 120,
-                      checkpoint: dict | None = None) -> tuple[str, str]:
+def _row_without_task(
+    settings: Settings, owner_id: str, name: str, *, deadline_s: float = 120, checkpoint: dict | None = None
+) -> tuple[str, str]:
     """What the API writes before it sends the task, and then the task is never sent (or lost)."""
     with session_scope(settings) as session:
-        row = store.create_deployment(session, Vault.from_settings(settings), owner_id=owner_id,
-                                      req=DeployRequest.model_validate(deploy_body(name)),
-                                      region=settings.region, deadline_s=deadline_s)
+        row = store.create_deployment(
+            session,
+            Vault.from_settings(settings),
+            owner_id=owner_id,
+            req=DeployRequest.model_validate(deploy_body(name)),
+            region=settings.region,
+            deadline_s=deadline_s,
+        )
         if checkpoint is not None:
             store.set_fields(session, row.id, checkpoint=checkpoint)
         return row.id, row.task_id or ""
@@ -94,15 +100,25 @@ def test_whole_worker_sigkill_on_the_embedded_broker(embedded_stack):
     stack.fc.faults.configure({"CreateFunction": {"latency_ms": 3000, "count": 1}})
     with stack.http() as http:
         dep_id = http.post("/v1/deployments", json=deploy_body("rr-killed")).json()["id"]
-    wait_until(lambda: (r := statuses(stack, [dep_id]).get(dep_id)) and r.lease_owner
-               and r.stage == "creating_function", 30, what="the deploy inside CreateFunction", interval=0.05)
+    wait_until(
+        lambda: (
+            (r := statuses(stack, [dep_id]).get(dep_id)) and r.lease_owner and r.stage == "creating_function"
+        ),
+        30,
+        what="the deploy inside CreateFunction",
+        interval=0.05,
+    )
     kill_worker(stack, stack.workers[0])
     assert not list((stack.settings.broker_dir / "queue").glob("*.msg")), "the message should be gone"
     stack.start_worker("restarted", concurrency=2)
     wait_workers_ready(stack)
 
-    dep = wait_until(lambda: (r := statuses(stack, [dep_id])[dep_id]).status in ("succeeded", "failed") and r,
-                     40, what="the killed deploy recovered", interval=0.2)
+    dep = wait_until(
+        lambda: (r := statuses(stack, [dep_id])[dep_id]).status in ("succeeded", "failed") and r,
+        40,
+        what="the killed deploy recovered",
+        interval=0.2,
+    )
     assert dep.status == "succeeded", dep.error
     assert any(m.startswith("recovery: re-queued deploy") for m in _events(stack.settings, dep_id))
     state = stack.fc.backend.snapshot()
@@ -153,7 +169,9 @@ def test_only_one_sweep_at_a_time(tmp_path, database, request):
     assert first.requeued == [dep_id]
     with session_scope(settings) as session:
         assert not store.claim_requeue(session, stale, now=later, count=1, message="second sweep")
-        assert not store.fail_stuck(session, stale, now=later, error={"code": "X", "message": "x"}, message="x")
+        assert not store.fail_stuck(
+            session, stale, now=later, error={"code": "X", "message": "x"}, message="x"
+        )
     assert _queued_messages(settings) == 1
     # A sweep right after finds the row fresh (just re-queued) and leaves it alone.
     assert recovery.sweep(settings, app, now=later).requeued == []
@@ -230,7 +248,9 @@ def test_embedded_broker_never_hands_out_a_half_written_message(tmp_path):
     with Connection(url, transport=FilesystemTransport, transport_options=options) as ours:
         channel = ours.default_channel
         channel._put("default", {"n": 1})
-        assert [p.name for p in queue_dir.iterdir() if not p.name.endswith(".default.msg")] == []  # no temp left
+        assert [
+            p.name for p in queue_dir.iterdir() if not p.name.endswith(".default.msg")
+        ] == []  # no temp left
         half_written()  # sorts first
         assert channel._get("default") == {"n": 1}  # the bad file is skipped, the good one delivered
         assert channel._size("default") == 0
@@ -243,8 +263,12 @@ def test_embedded_worker_survives_an_undecodable_message(embedded_stack):
     (stack.settings.broker_dir / "queue" / "1_garbage.default.msg").write_bytes(b"\x00not json")
     with stack.http() as http:
         dep_id = http.post("/v1/deployments", json=deploy_body("rr-after-garbage")).json()["id"]
-    dep = wait_until(lambda: (r := statuses(stack, [dep_id])[dep_id]).status in ("succeeded", "failed") and r,
-                     30, what="a deploy after the garbage message", interval=0.1)
+    dep = wait_until(
+        lambda: (r := statuses(stack, [dep_id])[dep_id]).status in ("succeeded", "failed") and r,
+        30,
+        what="a deploy after the garbage message",
+        interval=0.1,
+    )
     assert dep.status == "succeeded", stack.worker_logs()
     assert stack.workers[0].poll() is None
     assert "skipped an undecodable message" in stack.worker_logs()

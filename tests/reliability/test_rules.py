@@ -49,8 +49,14 @@ def active_rows(stack: Stack) -> int:
     from deployer.tables import DeploymentRow
 
     with session_scope(stack.settings) as session:
-        return int(session.scalar(select(func.count()).select_from(DeploymentRow).where(
-            DeploymentRow.status.in_(["pending", "running", "deleting"]))) or 0)
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(DeploymentRow)
+                .where(DeploymentRow.status.in_(["pending", "running", "deleting"]))
+            )
+            or 0
+        )
 
 
 @pytest.fixture
@@ -64,8 +70,12 @@ def fc(stack: Stack):
 
 
 def wait_status(stack: Stack, dep_id: str, statuses_: set[str], timeout: float = 60):
-    return wait_until(lambda: (r := statuses(stack, [dep_id])[dep_id]).status in statuses_ and r, timeout,
-                      what=f"{dep_id} in {statuses_}", interval=0.1)
+    return wait_until(
+        lambda: (r := statuses(stack, [dep_id])[dep_id]).status in statuses_ and r,
+        timeout,
+        what=f"{dep_id} in {statuses_}",
+        interval=0.1,
+    )
 
 
 def task_retries(stack: Stack, task_id: str) -> int:
@@ -113,9 +123,13 @@ def test_lease_owner_fits_its_column_with_a_long_host_name(stack, monkeypatch):
     """A Kubernetes pod name made the lease owner longer than 64 characters, which PostgreSQL refuses."""
     from tasks.context import execution_id
 
-    monkeypatch.setattr(socket, "gethostname", lambda: "mcp-fc-worker-7d9f8c6b5d-x2x9k.workers.svc.cluster.local")
+    monkeypatch.setattr(
+        socket, "gethostname", lambda: "mcp-fc-worker-7d9f8c6b5d-x2x9k.workers.svc.cluster.local"
+    )
     owner = execution_id(SimpleNamespace(request=SimpleNamespace(id=store.new_id())))
-    assert len(owner) <= 64 and owner != execution_id(SimpleNamespace(request=SimpleNamespace(id=store.new_id())))
+    assert len(owner) <= 64 and owner != execution_id(
+        SimpleNamespace(request=SimpleNamespace(id=store.new_id()))
+    )
     with stack.http() as http:
         dep = http.post("/v1/deployments", json=deploy_body("rc-lease")).json()
     wait_status(stack, dep["id"], {"succeeded", "failed"})
@@ -136,14 +150,22 @@ def test_redeploy_while_a_deploy_runs_is_refused_with_409(stack, fc):
         wait_status(stack, dep["id"], {"running"})
 
         again = http.post("/v1/deployments", json=deploy_body("rc-busy", env={"V": "2"}))
-        redeploy = http.post(f"/v1/deployments/{dep['id']}/redeploy", json={"image": deploy_body("x")["image"]})
+        redeploy = http.post(
+            f"/v1/deployments/{dep['id']}/redeploy", json={"image": deploy_body("x")["image"]}
+        )
         for resp in (again, redeploy):
             assert resp.status_code == 409, resp.text
             assert resp.headers["content-type"].startswith(PROBLEM)
             problem = resp.json()
             assert problem["type"] == "urn:mcp-fc:problem:in-progress"
-            assert "rc-busy is in progress" in problem["detail"] and "wait for it or cancel it" in problem["detail"]
-            assert problem["deployment_id"] == dep["id"] and problem["deployment_status"] in ("pending", "running")
+            assert (
+                "rc-busy is in progress" in problem["detail"]
+                and "wait for it or cancel it" in problem["detail"]
+            )
+            assert problem["deployment_id"] == dep["id"] and problem["deployment_status"] in (
+                "pending",
+                "running",
+            )
         # nothing was queued or changed by the refused requests
         row = statuses(stack, [dep["id"]])[dep["id"]]
         assert row.task_id == dep["task_id"] and row.spec.get("env") in ({}, None)
@@ -192,8 +214,11 @@ def test_idempotency_key_replays_return_the_first_answer(stack, fc):
 
     other = post({**body, "memory_mb": 1024})
     assert other.status_code == 422 and other.headers["content-type"].startswith(PROBLEM)
-    assert other.json()["errors"][0] == {"field": "Idempotency-Key", "rule": "idempotency_key_reused",
-                                         "message": "the key was first used with another body"}
+    assert other.json()["errors"][0] == {
+        "field": "Idempotency-Key",
+        "rule": "idempotency_key_reused",
+        "message": "the key was first used with another body",
+    }
 
 
 # -- partial failure ----------------------------------------------------------------------------------------
@@ -201,8 +226,16 @@ def test_idempotency_key_replays_return_the_first_answer(stack, fc):
 
 def test_trigger_refused_for_good_fails_clearly_then_a_redeploy_converges(stack, fc):
     message = "triggerConfig.methods contains an unsupported method"
-    fc.faults.configure({"CreateTrigger": {"error_rate": 1.0, "error_status": 400, "error_code": "InvalidArgument",
-                                           "error_message": message}})
+    fc.faults.configure(
+        {
+            "CreateTrigger": {
+                "error_rate": 1.0,
+                "error_status": 400,
+                "error_code": "InvalidArgument",
+                "error_message": message,
+            }
+        }
+    )
     log = CallLog(fc.backend)
     with stack.http() as http:
         dep = http.post("/v1/deployments", json=deploy_body("rc-partial")).json()
@@ -228,12 +261,23 @@ def test_trigger_refused_for_good_fails_clearly_then_a_redeploy_converges(stack,
     state = fc.backend.snapshot()
     assert len(state["triggers"]["rc-partial"]) == 1
     # the redeploy updated the function in place
-    assert log.count("rc-partial", "create_function") == creates and log.count("rc-partial", "update_function") == 1
+    assert (
+        log.count("rc-partial", "create_function") == creates
+        and log.count("rc-partial", "update_function") == 1
+    )
 
 
 def test_function_refused_for_good_fails_at_the_function_step(stack, fc):
-    fc.faults.configure({"CreateFunction": {"error_rate": 1.0, "error_status": 400, "error_code": "InvalidArgument",
-                                            "error_message": "image is not in a supported registry"}})
+    fc.faults.configure(
+        {
+            "CreateFunction": {
+                "error_rate": 1.0,
+                "error_status": 400,
+                "error_code": "InvalidArgument",
+                "error_message": "image is not in a supported registry",
+            }
+        }
+    )
     with stack.http() as http:
         dep = http.post("/v1/deployments", json=deploy_body("rc-badfn")).json()
     failed = wait_status(stack, dep["id"], {"succeeded", "failed"})

@@ -38,8 +38,13 @@ from deployer.settings import Settings  # noqa: E402
 from schemas import DeployRequest, Status  # noqa: E402
 from tests.reliability.conftest import deploy_body  # noqa: E402
 
-BOUNDED = dict(deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck),
-               phases=[Phase.explicit, Phase.generate])
+BOUNDED = dict(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.generate],
+)
 
 
 @pytest.fixture
@@ -58,7 +63,9 @@ def _run(strategy: Any, key: str, max_examples: int) -> Counter[tuple[str, int]]
     @given(case=strategy)
     @settings(max_examples=max_examples, **BOUNDED)
     def check(case: Any) -> None:
-        response = case.call_and_validate(headers={"Authorization": f"Bearer {key}"}, checks=[not_a_server_error])
+        response = case.call_and_validate(
+            headers={"Authorization": f"Bearer {key}"}, checks=[not_a_server_error]
+        )
         seen[(case.operation.label, response.status_code)] += 1
 
     check()
@@ -83,19 +90,30 @@ def test_no_server_error_on_real_deployments(app):
         assert owner is not None
         ids = []
         for name, statuses in (("st-pending", ()), ("st-done", (Status.running, Status.succeeded))):
-            row = store.create_deployment(session, Vault.from_settings(config), owner_id=owner.owner_id,
-                                          req=DeployRequest.model_validate(deploy_body(name)),
-                                          region=config.region, deadline_s=600)
+            row = store.create_deployment(
+                session,
+                Vault.from_settings(config),
+                owner_id=owner.owner_id,
+                req=DeployRequest.model_validate(deploy_body(name)),
+                region=config.region,
+                deadline_s=600,
+            )
             for status in statuses:
                 assert store.transition(session, row.id, status)
             ids.append(row.id)
-    schema = schemathesis.openapi.from_asgi("/openapi.json", asgi).include(path_regex=r"\{id\}").exclude(
-        path_regex=r"/events$")
+    schema = (
+        schemathesis.openapi.from_asgi("/openapi.json", asgi)
+        .include(path_regex=r"\{id\}")
+        .exclude(path_regex=r"/events$")
+    )
     for dep_id in ids:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             # wait=0: the long-poll would otherwise hold a request for up to a minute on a pending row
-            _run(schema.as_strategy(generation_mode=mode, path_parameters={"id": dep_id}, query={"wait": 0}),
-                 key, 150)
+            _run(
+                schema.as_strategy(generation_mode=mode, path_parameters={"id": dep_id}, query={"wait": 0}),
+                key,
+                150,
+            )
 
 
 NAME = st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_-]{0,40}\Z")
@@ -109,12 +127,20 @@ def valid_deploys(draw: Any) -> dict[str, Any]:
     cpu, memory = draw(CPU_MEMORY)
     return {
         "name": draw(NAME),
-        "image": draw(st.sampled_from(["registry.cn-hangzhou.aliyuncs.com/ns/img:1", "ns/img",
-                                       "localhost:5000/a/b@sha256:" + "0" * 64])),
+        "image": draw(
+            st.sampled_from(
+                [
+                    "registry.cn-hangzhou.aliyuncs.com/ns/img:1",
+                    "ns/img",
+                    "localhost:5000/a/b@sha256:" + "0" * 64,
+                ]
+            )
+        ),
         "command": draw(st.lists(TEXT, min_size=1, max_size=5).filter(lambda c: c[0].strip())),
         "env": draw(st.dictionaries(ENV_KEY, TEXT, max_size=4)),
         "secret_env": draw(st.dictionaries(ENV_KEY.map(lambda k: "S" + k), TEXT, max_size=2)),
-        "cpu": cpu, "memory_mb": memory,
+        "cpu": cpu,
+        "memory_mb": memory,
         "transport": draw(st.sampled_from(["sse", "streamable-http"])),
         "auth": {"type": draw(st.sampled_from(["anonymous", "jwt", "bearer", "function"]))},
         "description": draw(TEXT),

@@ -75,50 +75,90 @@ def exercise(stack, runner: CliRunner) -> list[str]:
     cli = ["--api-url", stack.api_url, "--api-key", stack.api_key]
     result = runner.invoke(
         cli_app,
-        [*cli, "deploy", "canary-cli", "--image", IMAGE, "--secret-env", f"API_TOKEN={CANARY}", "--",
-         "mcp-server-time"],
+        [
+            *cli,
+            "deploy",
+            "canary-cli",
+            "--image",
+            IMAGE,
+            "--secret-env",
+            f"API_TOKEN={CANARY}",
+            "--",
+            "mcp-server-time",
+        ],
     )
     outputs.append(result.output)
     assert result.exit_code == 0, result.output
     with stack.http() as http:
-        resp = http.post("/v1/deployments", json={"name": "canary-api", "image": IMAGE, "command": ["mcp-server-time"],
-                                                   "secret_env": {"API_TOKEN": CANARY}})
+        resp = http.post(
+            "/v1/deployments",
+            json={
+                "name": "canary-api",
+                "image": IMAGE,
+                "command": ["mcp-server-time"],
+                "secret_env": {"API_TOKEN": CANARY},
+            },
+        )
         outputs.append(resp.text)
         dep_id = resp.json()["id"]
         dep = stack.wait_for(dep_id, {"succeeded", "failed"})
         assert dep["status"] == "succeeded", dep
         # a failure path: the trigger refused for good, after the function was written with the canary
         stack.fc.faults.set("CreateTrigger", error_rate=1.0, error_status=400, error_code="InvalidArgument")
-        resp = http.post("/v1/deployments", json={"name": "canary-fail", "image": IMAGE, "command": ["mcp-server-time"],
-                                                   "secret_env": {"API_TOKEN": CANARY}})
+        resp = http.post(
+            "/v1/deployments",
+            json={
+                "name": "canary-fail",
+                "image": IMAGE,
+                "command": ["mcp-server-time"],
+                "secret_env": {"API_TOKEN": CANARY},
+            },
+        )
         failed = stack.wait_for(resp.json()["id"], {"succeeded", "failed"})
         stack.fc.faults.clear()
         assert failed["status"] == "failed" and failed["error"]["step"] == "trigger"
         outputs.append(json.dumps(failed))
-        for path in (f"/v1/deployments/{dep_id}", "/v1/deployments", "/v1/deployments?limit=1",
-                     f"/v1/deployments/{dep_id}/client-config", f"/v1/tasks/{dep['task_id']}", "/metrics",
-                     "/openapi.json"):
+        for path in (
+            f"/v1/deployments/{dep_id}",
+            "/v1/deployments",
+            "/v1/deployments?limit=1",
+            f"/v1/deployments/{dep_id}/client-config",
+            f"/v1/tasks/{dep['task_id']}",
+            "/metrics",
+            "/openapi.json",
+        ):
             outputs.append(http.get(path).text)
         outputs.append(http.get(f"/v1/deployments/{dep_id}/events", timeout=30).text)
         redeploy = http.post(f"/v1/deployments/{dep_id}/redeploy", json={"secret_env": {"API_TOKEN": CANARY}})
         outputs.append(redeploy.text)
         stack.wait_for(dep_id, {"succeeded", "failed"})
-    for args in (["status", "canary-cli", "--json"], ["status", "canary-cli"], ["list", "--json"], ["list"],
-                 ["config", "canary-cli"], ["redeploy", "canary-cli", "--secret-env", f"API_TOKEN={CANARY}"]):
+    for args in (
+        ["status", "canary-cli", "--json"],
+        ["status", "canary-cli"],
+        ["list", "--json"],
+        ["list"],
+        ["config", "canary-cli"],
+        ["redeploy", "canary-cli", "--secret-env", f"API_TOKEN={CANARY}"],
+    ):
         result = runner.invoke(cli_app, [*cli, *args])
         outputs.append(result.output)
         assert result.exit_code == 0, (args, result.output)
     # a CLI validation error that involves the secret
-    result = runner.invoke(cli_app, [*cli, "deploy", "x", "--image", IMAGE, "--secret-env", f"FC_BAD={CANARY}",
-                                     "--", "mcp-server-time"])
+    result = runner.invoke(
+        cli_app,
+        [*cli, "deploy", "x", "--image", IMAGE, "--secret-env", f"FC_BAD={CANARY}", "--", "mcp-server-time"],
+    )
     assert result.exit_code == 2
     outputs.append(result.output)
     return outputs
 
 
 def assert_canary_absent(where: dict[str, bytes | str]) -> None:
-    leaks = [name for name, data in where.items()
-             if (CANARY.encode() if isinstance(data, bytes) else CANARY) in data]
+    leaks = [
+        name
+        for name, data in where.items()
+        if (CANARY.encode() if isinstance(data, bytes) else CANARY) in data
+    ]
     assert not leaks, f"the canary secret leaked into: {leaks}"
 
 
@@ -142,7 +182,9 @@ def test_canary_secret_appears_nowhere_on_the_embedded_default(stack_factory, ca
     assert_canary_absent(where)
 
 
-def test_canary_secret_appears_nowhere_with_redis_and_postgres(stack_factory, captured_logs, redis_url, postgres_url):
+def test_canary_secret_appears_nowhere_with_redis_and_postgres(
+    stack_factory, captured_logs, redis_url, postgres_url
+):
     results = redis_url.rsplit("/", 1)[0] + "/10"
     stack = stack_factory(broker_url=redis_url, database_url=postgres_url, result_backend=results, workers=1)
     outputs = exercise(stack, CliRunner())
@@ -153,8 +195,11 @@ def test_canary_secret_appears_nowhere_with_redis_and_postgres(stack_factory, ca
     where.update(files_under(stack.settings.data_dir))
     where["redis broker"] = redis_dump(redis_url)
     where["redis results"] = redis_dump(results)
-    dump = subprocess.run(["pg_dump", "-h", "127.0.0.1", "-U", "postgres", postgres_url.rsplit("/", 1)[1]],
-                          capture_output=True, check=True)
+    dump = subprocess.run(
+        ["pg_dump", "-h", "127.0.0.1", "-U", "postgres", postgres_url.rsplit("/", 1)[1]],
+        capture_output=True,
+        check=True,
+    )
     where["postgres dump"] = dump.stdout
     assert b"deployments" in dump.stdout
     assert_canary_absent(where)
@@ -163,7 +208,14 @@ def test_canary_secret_appears_nowhere_with_redis_and_postgres(stack_factory, ca
 def test_api_errors_never_echo_secret_input(stack_factory):
     stack = stack_factory(workers=0, probe=False)
     with stack.http() as http:
-        bad = http.post("/v1/deployments", json={"name": "x", "image": IMAGE, "command": ["a"],
-                                                  "secret_env": {"1BAD": CANARY, "OK": CANARY * 400}})
+        bad = http.post(
+            "/v1/deployments",
+            json={
+                "name": "x",
+                "image": IMAGE,
+                "command": ["a"],
+                "secret_env": {"1BAD": CANARY, "OK": CANARY * 400},
+            },
+        )
     assert bad.status_code == 422 and CANARY not in bad.text
     assert httpx.get(f"{stack.api_url}/healthz").status_code == 200

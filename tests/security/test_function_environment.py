@@ -31,16 +31,24 @@ def live_fc(monkeypatch):
 
 def function_env(fc, **overrides) -> dict[str, str]:
     req = DeployRequest(
-        name="env-probe", image="registry.cn-hangzhou.aliyuncs.com/ns/echo:1", proxy="none",
-        command=[sys.executable, ECHO, "--port", "8080"], env={"VISIBLE": "yes"},
-        secret_env={"API_TOKEN": "for-the-server"}, auth={"type": "anonymous"},
-        role="acs:ram::1234567890123456:role/mcp-reader", **overrides,
+        name="env-probe",
+        image="registry.cn-hangzhou.aliyuncs.com/ns/echo:1",
+        proxy="none",
+        command=[sys.executable, ECHO, "--port", "8080"],
+        env={"VISIBLE": "yes"},
+        secret_env={"API_TOKEN": "for-the-server"},
+        auth={"type": "anonymous"},
+        role="acs:ram::1234567890123456:role/mcp-reader",
+        **overrides,
     )
     gw = FCGateway(make_client(Settings(fc_endpoint=fc.url)), max_attempts=3)
     gw.create_or_update_function(spec.create_function_input(req), spec.update_function_input(req))
     wait_until(lambda: gw.get_function(req.name)["body"].get("state") == "Active")
-    trig, _ = gw.create_or_update_trigger(req.name, spec.create_trigger_input(req, spec.EndpointAuth()),
-                                          spec.update_trigger_input(req, spec.EndpointAuth()))
+    trig, _ = gw.create_or_update_trigger(
+        req.name,
+        spec.create_trigger_input(req, spec.EndpointAuth()),
+        spec.update_trigger_input(req, spec.EndpointAuth()),
+    )
     url = trig["body"]["httpTrigger"]["urlInternet"]
     return httpx.get(f"{url}/env", timeout=30).json()
 

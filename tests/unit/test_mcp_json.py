@@ -27,18 +27,30 @@ def test_stdio_servers_become_requests_and_remote_ones_are_skipped(tmp_path):
     path = tmp_path / "mcp.json"
     path.write_text(json.dumps(CONFIG))
     servers, skipped = mcp_json.load(path)
-    assert [(s.key, s.name) for s in servers] == [("time", "time"), ("GitHub Server (beta)", "github-server-beta")]
+    assert [(s.key, s.name) for s in servers] == [
+        ("time", "time"),
+        ("GitHub Server (beta)", "github-server-beta"),
+    ]
     assert servers[0].command == ["uvx", "mcp-server-time", "--local-timezone", "UTC"]
     assert servers[1].env == {"GITHUB_TOKEN": "ghp_canary"}
     assert {s.key: s.reason.split(" ")[0] for s in skipped} == {
-        "remote": "already", "sse-remote": "already", "off": "disabled", "broken": "no",
+        "remote": "already",
+        "sse-remote": "already",
+        "off": "disabled",
+        "broken": "no",
     }
 
 
 @pytest.mark.parametrize(
     ("key", "name"),
-    [("time", "time"), ("My Server", "my-server"), ("123", "mcp-123"), ("@scope/pkg", "scope-pkg"),
-     ("a" * 80, "a" * 64), ("__x__", "x")],
+    [
+        ("time", "time"),
+        ("My Server", "my-server"),
+        ("123", "mcp-123"),
+        ("@scope/pkg", "scope-pkg"),
+        ("a" * 80, "a" * 64),
+        ("__x__", "x"),
+    ],
 )
 def test_function_names_follow_fc_rules(key, name):
     assert mcp_json.function_name(key) == name

@@ -5,7 +5,11 @@ from pydantic import ValidationError
 
 from schemas import MASK, DeployRequest, RedeployRequest, Status, can_transition
 
-BASE = {"name": "mcp-time", "image": "registry.cn-hangzhou.aliyuncs.com/ns/mcp-time:1.0", "command": ["mcp-server-time"]}
+BASE = {
+    "name": "mcp-time",
+    "image": "registry.cn-hangzhou.aliyuncs.com/ns/mcp-time:1.0",
+    "command": ["mcp-server-time"],
+}
 
 
 def errors_of(**overrides):
@@ -16,7 +20,13 @@ def errors_of(**overrides):
 
 def test_defaults_match_the_contract():
     req = DeployRequest.model_validate(BASE)
-    assert (req.cpu, req.memory_mb, req.disk_mb, req.timeout_s, req.instance_concurrency) == (0.5, 512, 512, 600, 10)
+    assert (req.cpu, req.memory_mb, req.disk_mb, req.timeout_s, req.instance_concurrency) == (
+        0.5,
+        512,
+        512,
+        600,
+        10,
+    )
     assert req.transport == "sse" and req.priority == "normal" and req.proxy == "mcp-proxy"
     assert req.auth.type == "jwt", "endpoints are authenticated unless anonymous is asked for"
 
@@ -49,8 +59,16 @@ def test_defaults_match_the_contract():
         ({"env": {"BIG": "x" * 4094}}, "env", "env_total_size"),
         ({"env": {"A": "x" * 3000}, "secret_env": {"B": "y" * 1100}}, "env", "env_total_size"),
         ({"env": {"A": "1"}, "secret_env": {"A": "2"}}, "secret_env", "env_duplicate_key"),
-        ({"image": "inst-registry.cn-hangzhou.cr.aliyuncs.com/ns/repo:1"}, "acr_instance_id", "acr_instance_required"),
-        ({"image": "inst-registry-vpc.cn-hangzhou.cr.aliyuncs.com/ns/repo:1"}, "acr_instance_id", "acr_instance_required"),
+        (
+            {"image": "inst-registry.cn-hangzhou.cr.aliyuncs.com/ns/repo:1"},
+            "acr_instance_id",
+            "acr_instance_required",
+        ),
+        (
+            {"image": "inst-registry-vpc.cn-hangzhou.cr.aliyuncs.com/ns/repo:1"},
+            "acr_instance_id",
+            "acr_instance_required",
+        ),
         ({"image": "has space:1"}, "image", "image_reference"),
         ({"image": "UPPER/Case"}, "image", "image_reference"),
         ({"command": []}, "command", "command_required"),
@@ -104,7 +122,9 @@ def test_secret_env_is_write_only():
 def test_redeploy_merges_and_revalidates():
     current = DeployRequest.model_validate({**BASE, "secret_env": {"T": "s1"}, "env": {"A": "1"}})
     merged = RedeployRequest(image="registry.cn-hangzhou.aliyuncs.com/ns/mcp-time:2.0").apply_to(current)
-    assert merged.image.endswith(":2.0") and merged.env == {"A": "1"} and merged.secret_values() == {"T": "s1"}
+    assert (
+        merged.image.endswith(":2.0") and merged.env == {"A": "1"} and merged.secret_values() == {"T": "s1"}
+    )
     with pytest.raises(ValidationError) as info:
         RedeployRequest(memory_mb=8192).apply_to(current)  # 8 GB for 0.5 vCPU breaks the ratio
     assert info.value.errors()[0]["type"] == "cpu_memory_ratio"

@@ -535,7 +535,12 @@ def _queue_redeploy(
     rotate: bool = False,
 ) -> Deployment:
     if not store.restart(
-        session, vault, row, req=req, operation="redeploy", deadline_s=settings.deploy_deadline_s,
+        session,
+        vault,
+        row,
+        req=req,
+        operation="redeploy",
+        deadline_s=settings.deploy_deadline_s,
         rotate_endpoint_key=rotate,
     ):
         session.refresh(row)
@@ -616,7 +621,11 @@ def cancel_deployment(
     task_id = row.task_id
     if row.status == Status.pending:
         if store.transition(
-            session, row.id, Status.cancelled, expect_task=task_id, expect_status=Status.pending,
+            session,
+            row.id,
+            Status.cancelled,
+            expect_task=task_id,
+            expect_status=Status.pending,
             message="cancelled before it started",
         ):
             note_change(session, "d", row.id)

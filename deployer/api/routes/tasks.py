@@ -9,8 +9,8 @@ from celery.result import AsyncResult
 from celery.states import READY_STATES, SUCCESS
 from fastapi import APIRouter, Path
 
-from deployer.api.deps import CurrentOwner, ProducerDep, SessionDep
 from deployer import store
+from deployer.api.deps import CurrentOwner, ProducerDep, SessionDep
 from deployer.api.problems import Problem, ProblemDetail
 from schemas import TaskView
 
