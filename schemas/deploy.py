@@ -88,7 +88,7 @@ Integer = Annotated[int, BeforeValidator(_not_bool)]
 
 def _check_env_keys(env: dict[str, Any], field: str) -> None:
     for key in env:
-        if not limits.ENV_KEY_RE.match(key):
+        if not limits.ENV_KEY_RE.fullmatch(key):
             raise _rule("env_key", f"{field} key {key!r} {limits.ENV_KEY_RULE}")
         if key.upper().startswith(limits.ENV_RESERVED_PREFIX):
             raise _rule(
@@ -157,14 +157,14 @@ class DeployRequest(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not limits.FUNCTION_NAME_RE.match(v):
+        if not limits.FUNCTION_NAME_RE.fullmatch(v):
             raise _rule("function_name", f"function name must be {limits.FUNCTION_NAME_RULE}")
         return v
 
     @field_validator("image")
     @classmethod
     def _image(cls, v: str) -> str:
-        if not limits.IMAGE_RE.match(v):
+        if not limits.IMAGE_RE.fullmatch(v):
             raise _rule(
                 "image_reference", "image must be a registry/repository[:tag][@sha256:digest] reference"
             )
@@ -200,8 +200,26 @@ class DeployRequest(_Strict):
     @field_validator("region")
     @classmethod
     def _region(cls, v: str | None) -> str | None:
-        if v is not None and not limits.REGION_RE.match(v):
+        if v is None:
+            return v
+        if not limits.REGION_RE.fullmatch(v):
             raise _rule("region", "region must look like cn-hangzhou or ap-southeast-1")
+        if v not in limits.FC_REGIONS:
+            raise _rule(
+                "region",
+                f"Function Compute has no region {v!r}; use one of {', '.join(sorted(limits.FC_REGIONS))}",
+            )
+        return v
+
+    @field_validator("allow_origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        # Each value becomes an argv element after mcp-proxy's --allow-origin: "--foo" would be a flag.
+        for origin in v:
+            if origin != "*" and not limits.ORIGIN_RE.fullmatch(origin):
+                raise _rule(
+                    "origin", "each allowed origin must be * or scheme://host[:port] (http or https, no path)"
+                )
         return v
 
     @field_validator("cpu")
@@ -242,7 +260,7 @@ class DeployRequest(_Strict):
     @field_validator("acr_instance_id")
     @classmethod
     def _acr(cls, v: str | None) -> str | None:
-        if v is not None and not limits.ACR_INSTANCE_ID_RE.match(v):
+        if v is not None and not limits.ACR_INSTANCE_ID_RE.fullmatch(v):
             raise _rule("acr_instance_id", "acr_instance_id must look like cri-xxxxxxxx")
         return v
 
@@ -291,7 +309,7 @@ class DeployRequest(_Strict):
         if overlap:
             fail("secret_env", "env_duplicate_key", f"keys {overlap} are in both env and secret_env", overlap)
         host = limits.image_registry_host(req.image)
-        if host and limits.ACR_EE_HOST_RE.match(host) and not req.acr_instance_id:
+        if host and limits.ACR_EE_HOST_RE.fullmatch(host) and not req.acr_instance_id:
             fail(
                 "acr_instance_id",
                 "acr_instance_required",

@@ -1,15 +1,16 @@
 """Function Compute 3.0 limits, as the control plane enforces them.
 
 Source: shared/reference/fc3-api.md §3. Checked at validation time so that no request that FC
-would refuse ever reaches the cloud.
+would refuse ever reaches the cloud. Every pattern is anchored with \\A...\\Z and applied with `fullmatch`
+(`$` would accept a trailing newline: `x` and `x\\n` became two deployments and two functions).
 """
 
 import re
 
-FUNCTION_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+FUNCTION_NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_-]{0,63}\Z")
 FUNCTION_NAME_RULE = "1-64 letters, digits, '_' or '-', not starting with a digit or '-'"
 
-ENV_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+ENV_KEY_RE = re.compile(r"\A[A-Za-z][A-Za-z0-9_]*\Z")
 ENV_KEY_RULE = "must start with a letter and contain only letters, digits and '_'"
 ENV_RESERVED_PREFIX = "FC_"
 ENV_TOTAL_BYTES = 4096
@@ -23,17 +24,59 @@ DESCRIPTION_MAX = 256
 ROLE_MAX = 300
 
 # ACR Enterprise Edition hosts: <instance>-registry[-vpc].<region>.cr.aliyuncs.com
-ACR_EE_HOST_RE = re.compile(r"^[\w-]{3,30}-registry(-vpc)?\.[\w-]+\.cr\.aliyuncs\.com$")
-ACR_INSTANCE_ID_RE = re.compile(r"^cri-[A-Za-z0-9]+$")
+ACR_EE_HOST_RE = re.compile(r"\A[\w-]{3,30}-registry(-vpc)?\.[\w-]+\.cr\.aliyuncs\.com\Z", re.ASCII)
+ACR_INSTANCE_ID_RE = re.compile(r"\Acri-[A-Za-z0-9]+\Z")
 
-# An OCI image reference, loosely: registry/path[:tag][@digest], no whitespace or control chars.
+# An OCI image reference, loosely: registry/path[:tag][@digest], no whitespace or control chars. ASCII
+# only: an OCI tag is [A-Za-z0-9_][A-Za-z0-9_.-]{0,127} (\w alone would accept any Unicode letter).
 IMAGE_RE = re.compile(
-    r"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*"
-    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+    r"\A(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?\Z"
 )
 IMAGE_MAX = 512
 
-REGION_RE = re.compile(r"^[a-z]{2,}(-[a-z0-9]+){1,4}$")
+REGION_RE = re.compile(r"\A[a-z]{2,}(-[a-z0-9]+){1,4}\Z")
+# The regions Function Compute 3.0 serves: the keys of the FC 3.0 SDK's endpoint map
+# (alibabacloud_fc20230330 Client._endpoint_map; tests/unit/test_schemas.py keeps the two equal). A region
+# outside it is a 422, not a deploy that fails later at FC (or a 500 when it is longer than its column).
+FC_REGIONS = frozenset(
+    {
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-south-1",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-southeast-3",
+        "ap-southeast-5",
+        "ap-southeast-7",
+        "cn-beijing",
+        "cn-chengdu",
+        "cn-hangzhou",
+        "cn-hangzhou-finance",
+        "cn-heyuan-acdr-1",
+        "cn-hongkong",
+        "cn-huhehaote",
+        "cn-qingdao",
+        "cn-shanghai",
+        "cn-shanghai-finance-1",
+        "cn-shenzhen",
+        "cn-wulanchabu",
+        "cn-zhangjiakou",
+        "eu-central-1",
+        "eu-west-1",
+        "me-central-1",
+        "us-east-1",
+        "us-west-1",
+    }
+)
+REGION_MAX = 32  # the deployments.region column
+
+# A CORS origin as mcp-proxy's --allow-origin takes it: `*`, or scheme://host[:port] with nothing else (no
+# path, no spaces, no leading '-': a value must never read as another flag of the bridge's command line).
+ORIGIN_RE = re.compile(
+    r"\Ahttps?://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)(?::[0-9]{1,5})?\Z"
+)
 
 CONTAINER_PORT = 8080
 

@@ -46,12 +46,17 @@ logger = logging.getLogger("deployer.emulator")
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 STATE_FILE_VERSION = 1
 
-FUNCTION_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
-TRIGGER_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
-ENV_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-HEADER_FIELD_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{4,39}$")
+# Whole-string patterns (\A...\Z, applied with fullmatch): FC refuses "echo\n" as a name, and `$` would
+# accept it (a trailing newline matches `$`), making `echo` and `echo\n` two functions.
+FUNCTION_NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_-]{0,63}\Z")
+TRIGGER_NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_-]{0,127}\Z")
+ENV_KEY_RE = re.compile(r"\A[A-Za-z][A-Za-z0-9_]*\Z")
+HEADER_FIELD_NAME_RE = re.compile(r"\A[A-Za-z][A-Za-z0-9_-]{4,39}\Z")
 #: ACR Enterprise Edition registry hosts (``<instance>-registry[-vpc].<region>.cr.aliyuncs.com``).
-ACR_EE_HOST_RE = re.compile(r"^[\w-]+-registry(-vpc)?\.[\w-]+\.cr\.aliyuncs\.com$")
+ACR_EE_HOST_RE = re.compile(r"\A[\w-]+-registry(-vpc)?\.[\w-]+\.cr\.aliyuncs\.com\Z", re.ASCII)
+#: An image reference as a registry takes it: printable ASCII without spaces (a tag is ASCII by the OCI
+#: distribution spec; a newline, a space or a non-ASCII letter is never part of a pullable reference).
+IMAGE_REF_RE = re.compile(r"\A[!-~]+\Z")
 
 RUNTIMES = frozenset(
     {
@@ -189,7 +194,7 @@ def _validate_env(env: Any) -> None:
         raise InvalidArgument("environmentVariables must be an object of string values")
     total = 0
     for key, value in env.items():
-        if not ENV_KEY_RE.match(key):
+        if not isinstance(key, str) or not ENV_KEY_RE.fullmatch(key):
             raise InvalidArgument(
                 f"environmentVariables key '{key}' is invalid: it must start with a letter "
                 "and contain only letters, digits and '_'"
@@ -230,7 +235,7 @@ def _validate_session_affinity(spec: Mapping[str, Any]) -> None:
         name = config.get("affinityHeaderFieldName")
         if (
             not isinstance(name, str)
-            or not HEADER_FIELD_NAME_RE.match(name)
+            or not HEADER_FIELD_NAME_RE.fullmatch(name)
             or name.lower().startswith("x-fc-")
         ):
             raise InvalidArgument(
@@ -252,6 +257,11 @@ def _validate_container(config: Any, runtime: Any) -> None:
         raise InvalidArgument("customContainerConfig.image is required for runtime custom-container")
     if image is not None and not isinstance(image, str):
         raise InvalidArgument("customContainerConfig.image must be a string")
+    if isinstance(image, str) and image and not IMAGE_REF_RE.fullmatch(image):
+        raise InvalidArgument(
+            f"customContainerConfig.image {image!r} is invalid: an image reference is printable ASCII "
+            "without spaces"
+        )
     _int_in(config, "port", 1, 65535, "customContainerConfig.")
     for key in ("command", "entrypoint"):
         value = config.get(key)
@@ -260,7 +270,7 @@ def _validate_container(config: Any, runtime: Any) -> None:
     _require_str(config, "acrInstanceId", where="customContainerConfig.")
     if isinstance(image, str) and image:
         host = image.split("/", 1)[0]
-        if ACR_EE_HOST_RE.match(host) and not config.get("acrInstanceId"):
+        if ACR_EE_HOST_RE.fullmatch(host) and not config.get("acrInstanceId"):
             raise InvalidArgument(
                 f"customContainerConfig.acrInstanceId is required for the ACR Enterprise "
                 f"Edition image '{image}'"
@@ -284,7 +294,7 @@ def _validate_container(config: Any, runtime: Any) -> None:
 def validate_function_fields(spec: Mapping[str, Any]) -> None:
     """Check each field that is present (types, ranges, patterns)."""
     name = spec.get("functionName")
-    if name is not None and (not isinstance(name, str) or not FUNCTION_NAME_RE.match(name)):
+    if name is not None and (not isinstance(name, str) or not FUNCTION_NAME_RE.fullmatch(name)):
         raise InvalidArgument(
             f"functionName {name!r} is invalid: it must be 1-64 characters of letters, "
             "digits, '_' or '-' and must not start with a digit or '-'"
@@ -371,7 +381,7 @@ def validate_function_spec(spec: Mapping[str, Any]) -> None:
 def validate_trigger_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     """Validate a complete trigger spec; return its parsed triggerConfig."""
     name = spec.get("triggerName")
-    if not isinstance(name, str) or not TRIGGER_NAME_RE.match(name):
+    if not isinstance(name, str) or not TRIGGER_NAME_RE.fullmatch(name):
         raise InvalidArgument(
             f"triggerName {name!r} is invalid: it must be 1-128 characters of letters, "
             "digits, '_' or '-' and must not start with a digit or '-'"

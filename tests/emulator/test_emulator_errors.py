@@ -101,6 +101,16 @@ ACR_EE = "myinst-registry-vpc.cn-hangzhou.cr.aliyuncs.com/ns/mcp:1"
         ({"function_name": "-dash"}, "functionName"),
         ({"function_name": "has.dot"}, "functionName"),
         ({"function_name": "x" * 65}, "functionName"),
+        ({"function_name": "echo\n"}, "functionName"),  # `$` would accept the trailing newline
+        ({"environment_variables": {"KEY\n": "x"}}, "environmentVariables"),
+        (
+            {"custom_container_config": fc.CustomContainerConfig(image="ns/img:1\n")},
+            "customContainerConfig.image",
+        ),
+        (
+            {"custom_container_config": fc.CustomContainerConfig(image="ns/img:vé")},
+            "customContainerConfig.image",
+        ),
         ({"runtime": None}, "runtime"),
         ({"handler": None}, "handler"),
         ({"handler": "h" * 129}, "handler"),
@@ -175,6 +185,7 @@ def _trigger(name="http", ttype="http", config=None, qualifier="LATEST"):
     "trigger, field",
     [
         (_trigger(name="1bad", config={"methods": ["GET"]}), "triggerName"),
+        (_trigger(name="http\n", config={"methods": ["GET"]}), "triggerName"),
         (_trigger(ttype=None, config={"methods": ["GET"]}), "triggerType"),
         (_trigger(ttype="carrier-pigeon", config={"methods": ["GET"]}), "triggerType"),
         (_trigger(config=None), "triggerConfig"),

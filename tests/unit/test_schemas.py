@@ -84,6 +84,32 @@ def test_defaults_match_the_contract():
         ({"memory_mb": "lots"}, "memory_mb", "int_parsing"),
         ({"transport": "websocket"}, "transport", "enum"),
         ({"auth": {"type": "oauth"}}, "auth.type", "enum"),
+        # whole strings: `$` accepts a trailing newline, so "x" and "x\n" became two deployments
+        ({"name": "mcp-time\n"}, "name", "function_name"),
+        ({"env": {"KEY\n": "x"}}, "env", "env_key"),
+        ({"secret_env": {"KEY\n": "x"}}, "secret_env", "env_key"),
+        ({"region": "cn-hangzhou\n"}, "region", "region"),
+        ({"image": "ns/img:1\n"}, "image", "image_reference"),
+        ({"image": "registry.cn-hangzhou.aliyuncs.com/ns/img\n"}, "image", "image_reference"),
+        ({"acr_instance_id": "cri-abc\n"}, "acr_instance_id", "acr_instance_id"),
+        (
+            {"vpc": {"vpc_id": "vpc-a\n", "vswitch_ids": ["vsw-a"], "security_group_id": "sg-a"}},
+            "vpc.vpc_id",
+            "string_pattern_mismatch",
+        ),
+        # image tags are ASCII (OCI: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127})
+        ({"image": "ns/img:vé"}, "image", "image_reference"),
+        ({"image": "ns/img:١٢"}, "image", "image_reference"),
+        # regions FC has (issue 16: a deploy to mars-1 was accepted; an over-long region was a 500)
+        ({"region": "mars-1"}, "region", "region"),
+        ({"region": "cn-" + "a" * 200}, "region", "region"),
+        # allowed origins are origins, never flags or several words for mcp-proxy's argv
+        ({"allow_origins": ["--foo"]}, "allow_origins", "origin"),
+        ({"allow_origins": ["https://a.example --pass-environment"]}, "allow_origins", "origin"),
+        ({"allow_origins": ["https://a.example/path"]}, "allow_origins", "origin"),
+        ({"allow_origins": ["https://a.example\n"]}, "allow_origins", "origin"),
+        ({"allow_origins": ["ftp://a.example"]}, "allow_origins", "origin"),
+        ({"allow_origins": ["a.example"]}, "allow_origins", "origin"),
     ],
 )
 def test_fc_limits_are_enforced_with_field_and_rule(overrides, field, rule):
@@ -104,6 +130,17 @@ def test_fc_limits_are_enforced_with_field_and_rule(overrides, field, rule):
         {"image": "python:3.12-slim"},
         {"image": "localhost:5000/team/server@sha256:" + "a" * 64},
         {"proxy": "none", "command": []},
+        {"region": "ap-southeast-1"},
+        {"region": "cn-shanghai-finance-1"},
+        {"allow_origins": ["*"]},
+        {
+            "allow_origins": [
+                "https://claude.ai",
+                "http://localhost:6274",
+                "http://127.0.0.1:8080",
+                "http://[::1]:3000",
+            ]
+        },
         {"command": ["npx", "-y", "@modelcontextprotocol/server-everything", "--flag=$(rm -rf /)"]},
     ],
 )
@@ -144,3 +181,28 @@ def test_redeploy_merges_and_revalidates():
 )
 def test_status_transitions(old, new, ok):
     assert can_transition(Status(old), Status(new)) is ok
+
+
+def test_region_list_is_the_fc_sdks():
+    """FC_REGIONS is the FC 3.0 SDK's endpoint map: a region the SDK knows is never refused, and no other."""
+    import inspect
+    import re
+
+    from alibabacloud_fc20230330.client import Client
+
+    from schemas import limits
+
+    source = inspect.getsource(Client.__init__)
+    block = source[source.index("_endpoint_map = {") : source.index("}", source.index("_endpoint_map = {"))]
+    sdk = set(re.findall(r"'([a-z0-9-]+)':", block))
+    assert sdk and limits.FC_REGIONS == sdk
+    assert max(map(len, limits.FC_REGIONS)) <= limits.REGION_MAX
+
+
+def test_redeploy_validates_origins_too():
+    current = DeployRequest.model_validate(BASE)
+    with pytest.raises(ValidationError) as info:
+        RedeployRequest(allow_origins=["--stateless"]).apply_to(current)
+    assert ("allow_origins", "origin") in {
+        (".".join(map(str, e["loc"])), e["type"]) for e in info.value.errors()
+    }
