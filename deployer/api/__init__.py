@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Last added is outermost: metrics see the final status, 500s are produced inside them.
     app.add_middleware(problems.BodyLimitMiddleware, limit=problems.MAX_BODY_BYTES)
     app.add_middleware(problems.UnexpectedErrorMiddleware)
+    app.add_middleware(problems.ControlCharacterMiddleware)
     if settings.metrics_enabled:
         app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

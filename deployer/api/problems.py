@@ -8,9 +8,11 @@ e.g. `memory_range`, `cpu_memory_ratio`). The offending input is never echoed: i
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote_plus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -213,11 +215,84 @@ class UnexpectedErrorMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:
-            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+        except Exception as exc:
+            if not started and is_database_unavailable(exc):
+                # The CLI retries a 503 with Retry-After; a 500 would make it give up at once.
+                log.warning(
+                    "database unavailable in %r %r: %s", scope.get("method"), scope.get("path"), type(exc).__name__
+                )
+                await _send_problem(
+                    scope,
+                    receive,
+                    send,
+                    503,
+                    "the database is unreachable; retry later",
+                    type_=TYPE_PREFIX + "database-unavailable",
+                    headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+                )
+                return
+            # %r: the path is the caller's text; escaped, a newline in it cannot forge a second log line.
+            log.exception("unhandled error in %r %r", scope.get("method"), scope.get("path"))
             if started:
                 raise
             await _send_problem(scope, receive, send, 500, "an internal error occurred; it has been logged")
+
+
+DATABASE_RETRY_AFTER_S = 5
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """True for errors that mean the database could not be reached or went away (refused connection, pool
+    timeout, a connection dropped mid-request), not for errors in what was asked of it."""
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.TimeoutError):  # the pool had no connection to give
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+    return False
+
+
+# C0 controls and DEL. NUL in a path or query value was a 500 on PostgreSQL (text cannot hold NUL) and the
+# rest have no business in an id, a name or a cursor.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class ControlCharacterMiddleware:
+    """Refuse a path or query string that holds control characters (NUL, newline, ...) with a 400 problem,
+    before any route, database or log line sees it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self._offending(scope):
+            await _send_problem(
+                scope,
+                receive,
+                send,
+                400,
+                "the path or query string contains control characters (such as NUL or a newline)",
+                type_=TYPE_PREFIX + "control-characters",
+                errors=[{"field": "path", "rule": "no_control_chars", "message": "control characters"}],
+            )
+            return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _offending(scope: Scope) -> bool:
+        if _CONTROL.search(scope.get("path", "")):
+            return True
+        query = scope.get("query_string", b"")
+        if not query:
+            return False
+        try:
+            text = unquote_plus(query.decode("latin-1"), errors="strict")
+        except UnicodeDecodeError:
+            return False  # not our concern here: the route's own parsing refuses it
+        return bool(_CONTROL.search(text))
 
 
 class BodyLimitMiddleware:

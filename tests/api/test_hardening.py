@@ -1,0 +1,149 @@
+"""Issue 16: what an independent fault and attack run found in the API (metrics cardinality, NUL bytes and
+forged log lines, the database away, event-stream bounds, idempotency-key expiry, the docs page)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from deployer.api import create_app
+from deployer.api.problems import UnexpectedErrorMiddleware
+from deployer.db import engine_for, normalise_url
+from deployer.settings import Settings
+
+from .conftest import assert_problem, bearer, broker_files, count_rows, deploy_body, make_settings, new_key
+
+
+def _series(text: str) -> set[str]:
+    """Each sample's name and labels (not its value) in a Prometheus text exposition."""
+    return {line.rsplit(" ", 1)[0] for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def test_invented_methods_leave_metrics_the_same_size(client: TestClient) -> None:
+    # One of each kind first, so every series that the flood could touch already exists.
+    client.request("BREW0", "/nowhere")
+    client.request("BREW0", "/v1/deployments")
+    client.get("/metrics")
+    before = client.get("/metrics").text
+    for i in range(5000):
+        r = client.request(f"BREW{i}", "/v1/deployments" if i % 2 else f"/nowhere/{i}")
+        assert r.status_code in (404, 405)
+    after = client.get("/metrics").text
+    assert _series(after) == _series(before), "new label values appeared"
+    # Counts grow by a few digits; thousands of new series would be hundreds of KB.
+    assert len(after) - len(before) < 400, (len(before), len(after))
+    assert "BREW" not in after
+    assert re.search(
+        r'mcpfc_http_requests_total\{method="other",route="<unmatched>",status="404"\} 2501', after
+    )
+
+
+# -- NUL bytes and other control characters in paths and query strings (defect 7) ---------------------
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database (NUL was a 500 there: PostgreSQL text cannot hold NUL)."""
+    from tests.integration.conftest import require_service
+
+    require_service("PostgreSQL", 5432)
+    import psycopg
+
+    name = f"mcpfc_hard_{secrets.token_hex(4)}"
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    yield url
+    for u in (url, normalise_url(url)):
+        engine_for(u).dispose()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def pg_app(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Settings]]:
+    settings = make_settings(tmp_path_factory.mktemp("pg-app"), database_url=pg_url)
+    with TestClient(create_app(settings)) as c:
+        yield c, settings
+
+
+def _routes() -> list[tuple[str, str]]:
+    """(method, path template) of every route the API serves: the OpenAPI document's, the docs' and
+    /metrics (not in the schema)."""
+    app = create_app(make_settings(Path("/nonexistent-data-dir")))
+    out = {(method.upper(), path) for path, ops in app.openapi()["paths"].items() for method in ops}
+    out |= {(m, r.path) for r in app.routes for m in getattr(r, "methods", None) or () if m != "HEAD"}
+    out.add(("GET", "/metrics"))
+    return sorted(out)
+
+
+ROUTES = _routes()
+BAD_TEXT = ["a%00b", "a%0Ab", "x%0D%0AFORGED", "%7F"]
+
+
+def _fill(template: str, value: str) -> str:
+    return re.sub(r"\{[^}]+\}", value, template)
+
+
+@pytest.mark.parametrize(("method", "template"), ROUTES)
+@pytest.mark.parametrize("bad", BAD_TEXT)
+def test_control_characters_in_any_path_or_query_are_a_400(pg_app, method, template, bad) -> None:
+    client, settings = pg_app
+    headers = bearer(new_key(settings)[1])
+    body = deploy_body("mcp-nul") if method == "POST" else None
+    attempts = [
+        f"{_fill(template, 'mcp-nul')}?name={bad}",
+        f"{_fill(template, 'mcp-nul')}?cursor={bad}&limit=1",
+    ]
+    if "{" in template:
+        attempts.append(_fill(template, bad))
+    for url in attempts:
+        r = client.request(method, url, headers=headers, json=body)
+        problem = assert_problem(r, 400)
+        assert problem["type"].endswith(":control-characters"), (url, problem)
+    assert count_rows(settings) == 0 and broker_files(settings) == [], "nothing is written or queued"
+
+
+def test_route_table_covers_the_routes_that_were_500s() -> None:
+    templates = {t for _, t in ROUTES}
+    assert {
+        "/v1/deployments",
+        "/v1/deployments/{id}",
+        "/v1/deployments/{id}/redeploy",
+        "/v1/deployments/{id}/rotate-token",
+        "/v1/deployments/{id}/cancel",
+        "/v1/deployments/{id}/events",
+        "/v1/deployments/{id}/client-config",
+        "/v1/tasks/{task_id}",
+    } <= templates
+
+
+def test_a_500_logs_the_path_escaped(caplog: pytest.LogCaptureFixture) -> None:
+    """A caller's newline in the path of a failing request cannot write a second line into the log."""
+
+    async def failing(scope, receive, send):  # type: ignore[no-untyped-def]
+        raise RuntimeError("boom")
+
+    app = UnexpectedErrorMiddleware(failing)
+    scope = {"type": "http", "method": "GET", "path": "/v1/x\n2026-01-01 INFO forged line", "headers": []}
+    sent: list[dict] = []
+
+    async def receive():  # type: ignore[no-untyped-def]
+        return {"type": "http.request", "body": b""}
+
+    async def send(message):  # type: ignore[no-untyped-def]
+        sent.append(message)
+
+    with caplog.at_level(logging.ERROR, logger="deployer.api"):
+        asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 500
+    record = next(r for r in caplog.records if "unhandled error" in r.getMessage())
+    assert "\n" not in record.getMessage() and "\\n2026-01-01 INFO forged line" in record.getMessage()
