@@ -219,7 +219,10 @@ class UnexpectedErrorMiddleware:
             if not started and is_database_unavailable(exc):
                 # The CLI retries a 503 with Retry-After; a 500 would make it give up at once.
                 log.warning(
-                    "database unavailable in %r %r: %s", scope.get("method"), scope.get("path"), type(exc).__name__
+                    "database unavailable in %r %r: %s",
+                    scope.get("method"),
+                    scope.get("path"),
+                    type(exc).__name__,
                 )
                 await _send_problem(
                     scope,
