@@ -147,3 +147,22 @@ def test_a_500_logs_the_path_escaped(caplog: pytest.LogCaptureFixture) -> None:
     assert sent[0]["status"] == 500
     record = next(r for r in caplog.records if "unhandled error" in r.getMessage())
     assert "\n" not in record.getMessage() and "\\n2026-01-01 INFO forged line" in record.getMessage()
+
+
+# -- the database away (defect 9c) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "template"), [(m, t) for m, t in ROUTES if t.startswith("/v1/")])
+def test_every_v1_route_is_a_503_with_retry_after_when_the_database_refuses(
+    tmp_path, method, template
+) -> None:
+    """The CLI retries a 503 with Retry-After (deployer/client.py RETRY_STATUSES); a 500 made it give up."""
+    # Port 1 on loopback refuses at once. No lifespan (it would migrate): the API as it is mid-outage.
+    settings = make_settings(tmp_path, database_url="postgresql://postgres@127.0.0.1:1/nowhere")
+    client = TestClient(create_app(settings), raise_server_exceptions=False)
+    body = deploy_body("mcp-down") if method == "POST" else None
+    r = client.request(method, _fill(template, "mcp-down"), headers=bearer("mcpfc_some-key"), json=body)
+    problem = assert_problem(r, 503)
+    assert problem["type"].endswith(":database-unavailable")
+    assert int(r.headers["Retry-After"]) > 0
+    assert broker_files(settings) == []
