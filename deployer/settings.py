@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     docs_enabled: bool = True
     metrics_enabled: bool = True
     post_rate_limit_per_min: int = 120
+    # Idempotency-Key answers are kept this long, then purged (a retry after that is a new request).
+    idempotency_ttl_s: float = Field(default=86400.0, gt=0, description="how long an Idempotency-Key holds")
+    idempotency_purge_interval_s: float = Field(
+        default=300.0, ge=0, description="at most one purge of expired keys per API process this often"
+    )
     # Read cache for GET /v1/deployments/{id} (deployer/api/hot_cache.py). PostgreSQL only: its change feed
     # (migration 0003) evicts on every committed write; without the feed (SQLite) the cache is off.
     read_cache_enabled: bool = Field(default=True, description="cache GETs by id (PostgreSQL change feed)")

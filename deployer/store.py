@@ -545,8 +545,16 @@ def request_fingerprint(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def find_idempotent(session: Session, owner_id: str, key: str) -> IdempotencyKey | None:
-    return session.get(IdempotencyKey, (owner_id, key))
+def find_idempotent(
+    session: Session, owner_id: str, key: str, max_age: timedelta | None = None
+) -> IdempotencyKey | None:
+    """The remembered answer for this key; one older than `max_age` is dropped and counts as none."""
+    record = session.get(IdempotencyKey, (owner_id, key))
+    if record is not None and max_age is not None and record.created_at < utcnow() - max_age:
+        session.delete(record)
+        session.flush()  # gone before the same key is remembered again in this session
+        return None
+    return record
 
 
 def remember_idempotent(

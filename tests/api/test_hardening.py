@@ -8,15 +8,18 @@ import logging
 import re
 import secrets
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select, update
 
 from deployer.api import create_app
 from deployer.api.problems import UnexpectedErrorMiddleware
-from deployer.db import engine_for, normalise_url
+from deployer.db import engine_for, normalise_url, session_scope
 from deployer.settings import Settings
+from deployer.tables import IdempotencyKey, utcnow
 
 from .conftest import assert_problem, bearer, broker_files, count_rows, deploy_body, make_settings, new_key
 
@@ -166,3 +169,56 @@ def test_every_v1_route_is_a_503_with_retry_after_when_the_database_refuses(
     assert problem["type"].endswith(":database-unavailable")
     assert int(r.headers["Retry-After"]) > 0
     assert broker_files(settings) == []
+
+
+# -- idempotency keys expire (defect 9e) --------------------------------------------------------------
+
+
+def _age_keys(settings: Settings, seconds: float) -> None:
+    with session_scope(settings) as session:
+        session.execute(update(IdempotencyKey).values(created_at=utcnow() - timedelta(seconds=seconds)))
+
+
+def _keys(settings: Settings) -> set[str]:
+    with session_scope(settings) as session:
+        return set(session.scalars(select(IdempotencyKey.key)))
+
+
+def test_idempotency_keys_are_purged_after_their_ttl(tmp_path) -> None:
+    settings = make_settings(tmp_path, idempotency_ttl_s=3600, idempotency_purge_interval_s=0)
+    with TestClient(create_app(settings)) as client:
+        alice = bearer(new_key(settings)[1])
+        first = client.post(
+            "/v1/deployments", json=deploy_body("mcp-a"), headers={**alice, "Idempotency-Key": "k1"}
+        )
+        assert first.status_code == 202
+        client.post("/v1/deployments", json=deploy_body("mcp-b"), headers={**alice, "Idempotency-Key": "k2"})
+        # Within the TTL: a replay, and another body is refused.
+        assert_problem(
+            client.post(
+                "/v1/deployments", json=deploy_body("mcp-c"), headers={**alice, "Idempotency-Key": "k1"}
+            ),
+            422,
+        )
+        assert _keys(settings) == {"k1", "k2"}
+
+        _age_keys(settings, 3601)
+        # Past the TTL the key is free again: a new request, not a 422, and every expired key is purged.
+        later = client.post(
+            "/v1/deployments", json=deploy_body("mcp-c"), headers={**alice, "Idempotency-Key": "k1"}
+        )
+        assert later.status_code == 202, later.text
+        assert later.json()["id"] != first.json()["id"] and "idempotent-replayed" not in later.headers
+        assert _keys(settings) == {"k1"}, "k2 expired and is purged; k1 is the new request's"
+
+
+def test_an_expired_key_is_not_replayed_even_before_a_purge(tmp_path) -> None:
+    settings = make_settings(tmp_path, idempotency_ttl_s=60, idempotency_purge_interval_s=3600)
+    with TestClient(create_app(settings)) as client:
+        alice = bearer(new_key(settings)[1])
+        h = {**alice, "Idempotency-Key": "k"}
+        client.post("/v1/deployments", json=deploy_body("mcp-a"), headers=h)  # the process's purge runs here
+        _age_keys(settings, 61)
+        again = client.post("/v1/deployments", json=deploy_body("mcp-other"), headers=h)
+        assert again.status_code == 202, again.text
+        assert again.json()["name"] == "mcp-other"

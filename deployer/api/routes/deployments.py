@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Annotated, Any
 
 from celery import Celery
@@ -164,10 +165,24 @@ def _fingerprint(settings: Settings, req: DeployRequest, region: str) -> str:
     return store.request_fingerprint(mac.encode())
 
 
+def _purge_expired_keys(request: Request, session: Session, settings: Settings) -> None:
+    """Delete Idempotency-Keys older than their TTL, at most once per purge interval in this process (the
+    answers are otherwise kept for ever). Expired keys found before a purge are ignored by `_replay`."""
+    state = request.app.state
+    now = time.monotonic()
+    last = getattr(state, "idempotency_purged_at", None)
+    if last is not None and now - last < settings.idempotency_purge_interval_s:
+        return
+    state.idempotency_purged_at = now
+    purged = store.purge_idempotency(session, timedelta(seconds=settings.idempotency_ttl_s))
+    if purged:
+        log.info("purged %d expired idempotency keys", purged)
+
+
 def _replay(
-    session: Session, owner: Owner, key: str, fingerprint: str, response: Response
+    session: Session, owner: Owner, key: str, fingerprint: str, response: Response, ttl_s: float
 ) -> Deployment | None:
-    record = store.find_idempotent(session, owner.owner_id, key)
+    record = store.find_idempotent(session, owner.owner_id, key, timedelta(seconds=ttl_s))
     if record is None:
         return None
     if record.request_hash != fingerprint:
@@ -211,7 +226,13 @@ def create_deployment(
     """Queue a deploy. A name this key already deploys is deployed again with the new spec."""
     region = body.region or settings.region
     fingerprint = _fingerprint(settings, body, region) if idempotency_key else ""
-    if idempotency_key and (replayed := _replay(session, owner, idempotency_key, fingerprint, response)):
+    if idempotency_key:
+        _purge_expired_keys(request, session, settings)
+    if idempotency_key and (
+        replayed := _replay(
+            session, owner, idempotency_key, fingerprint, response, settings.idempotency_ttl_s
+        )
+    ):
         return replayed
 
     created = False
@@ -230,7 +251,9 @@ def create_deployment(
         except store.NameTaken:
             # Someone got there first: perhaps this very request, retried with the same Idempotency-Key.
             if idempotency_key and (
-                replayed := _replay(session, owner, idempotency_key, fingerprint, response)
+                replayed := _replay(
+                    session, owner, idempotency_key, fingerprint, response, settings.idempotency_ttl_s
+                )
             ):
                 return replayed
             existing = store.live_by_name(session, body.name)
@@ -240,7 +263,11 @@ def create_deployment(
         assert existing is not None
         # A concurrent first request with the same Idempotency-Key may have committed this very row since
         # the replay check above (PostgreSQL reads committed data per statement): its answer is the answer.
-        if idempotency_key and (replayed := _replay(session, owner, idempotency_key, fingerprint, response)):
+        if idempotency_key and (
+            replayed := _replay(
+                session, owner, idempotency_key, fingerprint, response, settings.idempotency_ttl_s
+            )
+        ):
             return replayed
         if existing.owner_id != owner.owner_id:
             raise Problem(409, f"the function name {body.name} is taken", kind="name-taken")
@@ -268,7 +295,11 @@ def create_deployment(
     except IntegrityError:
         # The same Idempotency-Key raced us; the winner's answer is the answer.
         session.rollback()
-        if idempotency_key and (replayed := _replay(session, owner, idempotency_key, fingerprint, response)):
+        if idempotency_key and (
+            replayed := _replay(
+                session, owner, idempotency_key, fingerprint, response, settings.idempotency_ttl_s
+            )
+        ):
             return replayed
         raise
 
