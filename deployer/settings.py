@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     # HTTP API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    docs_enabled: bool = True
+    # /docs and /openapi.json: unset means on in development and off in production (docs/decisions.md).
+    docs_enabled: bool | None = None
     metrics_enabled: bool = True
     post_rate_limit_per_min: int = 120
     # Idempotency-Key answers are kept this long, then purged (a retry after that is a new request).
@@ -99,6 +100,10 @@ class Settings(BaseSettings):
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "mcp-fc.db"
+
+    @property
+    def effective_docs_enabled(self) -> bool:
+        return self.docs_enabled if self.docs_enabled is not None else self.environment != "production"
 
     @property
     def effective_database_url(self) -> str:

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from deployer import migrate, queue
+from deployer.api import docs as api_docs
 from deployer.api import problems
 from deployer.api.deps import RateLimiter
 from deployer.api.hot_cache import ChangeFeed, HotCache
@@ -76,9 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Deploy stdio MCP servers to Alibaba Cloud Function Compute 3.0",
         lifespan=lifespan,
-        docs_url="/docs" if settings.docs_enabled else None,
+        docs_url=None,  # deployer/api/docs.py serves a pinned, integrity-checked Swagger UI instead
         redoc_url=None,
-        openapi_url="/openapi.json" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.effective_docs_enabled else None,
         generate_unique_id_function=_unique_id,
     )
     app.state.settings = settings
@@ -90,6 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics.watch_read_cache(lambda: app.state.read_cache)
 
     problems.install(app)
+    if settings.effective_docs_enabled:
+        api_docs.install(app)
     app.include_router(health.router)
     if settings.metrics_enabled:
         app.include_router(health.metrics_router)

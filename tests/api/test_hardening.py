@@ -222,3 +222,33 @@ def test_an_expired_key_is_not_replayed_even_before_a_purge(tmp_path) -> None:
         again = client.post("/v1/deployments", json=deploy_body("mcp-other"), headers=h)
         assert again.status_code == 202, again.text
         assert again.json()["name"] == "mcp-other"
+
+
+# -- /docs (defect 9f) -----------------------------------------------------------------------------
+
+
+def test_docs_load_a_pinned_swagger_ui_checked_by_integrity(client: TestClient) -> None:
+    r = client.get("/docs")
+    assert r.status_code == 200
+    page = r.text
+    scripts = re.findall(r"<script src=\"([^\"]+)\"([^>]*)>", page)
+    styles = re.findall(r"<link rel=\"stylesheet\" href=\"([^\"]+)\"([^>]*)>", page)
+    assert scripts and styles
+    for url, attrs in scripts + styles:
+        assert "swagger-ui-dist@5.32.0/" in url, url  # an exact version, never @5
+        assert 'integrity="sha384-' in attrs and 'crossorigin="anonymous"' in attrs
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "unsafe-inline" not in csp.split("script-src", 1)[1].split(";")[0]
+    assert client.get("/openapi.json").status_code == 200
+    assert client.get("/docs/oauth2-redirect").status_code == 404
+
+
+def test_docs_are_off_in_production_unless_asked_for(tmp_path) -> None:
+    secret = "a-production-secret-key-0123456789"
+    prod = make_settings(tmp_path, environment="production", secret_key=secret)
+    with TestClient(create_app(prod)) as client:
+        for path in ("/docs", "/openapi.json"):
+            assert_problem(client.get(path), 404)
+    asked = make_settings(tmp_path, environment="production", secret_key=secret, docs_enabled=True)
+    with TestClient(create_app(asked)) as client:
+        assert client.get("/docs").status_code == 200
