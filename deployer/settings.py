@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     docs_enabled: bool | None = None
     metrics_enabled: bool = True
     post_rate_limit_per_min: int = 120
+    events_streams_per_key: int = Field(
+        default=10, ge=0, description="open /events streams per API key and API process; 0 = no limit"
+    )
     # Idempotency-Key answers are kept this long, then purged (a retry after that is a new request).
     idempotency_ttl_s: float = Field(default=86400.0, gt=0, description="how long an Idempotency-Key holds")
     idempotency_purge_interval_s: float = Field(

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -252,3 +253,89 @@ def test_docs_are_off_in_production_unless_asked_for(tmp_path) -> None:
     asked = make_settings(tmp_path, environment="production", secret_key=secret, docs_enabled=True)
     with TestClient(create_app(asked)) as client:
         assert client.get("/docs").status_code == 200
+
+
+# -- /events streams are bounded per key and do not poll five times a second (defect 9d) ---------------
+
+
+@pytest.fixture
+def live_api(tmp_path) -> Iterator[tuple[str, Settings]]:
+    """The app under a real uvicorn on a loopback socket bound here (so it accepts as soon as it runs)."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from deployer import migrate
+
+    settings = make_settings(tmp_path, events_streams_per_key=2)
+    migrate.upgrade(settings.effective_database_url)  # the keys below are made before the server starts
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}", settings
+    server.should_exit = True
+    thread.join(timeout=30)
+    sock.close()
+
+
+def _until(check, timeout: float = 10.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+    return result
+
+
+def test_event_streams_per_key_are_bounded(live_api) -> None:
+    import httpx
+
+    base, settings = live_api
+    alice, bob = bearer(new_key(settings)[1]), bearer(new_key(settings)[1])
+    with httpx.Client(base_url=base, timeout=30) as http:
+        dep = http.post("/v1/deployments", json=deploy_body(), headers=alice).json()
+        url = f"/v1/deployments/{dep['id']}/events"
+        with http.stream("GET", url, headers=alice) as one, http.stream("GET", url, headers=alice) as two:
+            assert one.status_code == two.status_code == 200
+            third = http.get(url, headers=alice)
+            assert_problem(third, 429)
+            assert third.json()["type"].endswith(":too-many-streams") and third.headers["Retry-After"]
+            with http.stream("GET", url, headers=bob) as other:
+                assert other.status_code == 404  # bob's own limit is untouched; the deployment is alice's
+
+        # Both streams closed by the client: their slots come back.
+        def reopened() -> bool:
+            with http.stream("GET", url, headers=alice) as again:
+                return again.status_code == 200
+
+        _until(reopened)
+
+
+def test_an_idle_event_stream_backs_off(live_api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the change feed an idle stream re-reads less and less often (it read 5 times a second)."""
+    import httpx
+
+    from deployer.api.routes import deployments
+
+    reads = []
+    real = deployments._events_since
+
+    def counting(*args):  # type: ignore[no-untyped-def]
+        reads.append(time.monotonic())
+        return real(*args)
+
+    monkeypatch.setattr(deployments, "_events_since", counting)
+    base, settings = live_api
+    alice = bearer(new_key(settings)[1])
+    with httpx.Client(base_url=base, timeout=30) as http:
+        dep = http.post("/v1/deployments", json=deploy_body(), headers=alice).json()
+        with http.stream("GET", f"/v1/deployments/{dep['id']}/events", headers=alice) as r:
+            assert r.status_code == 200
+            lines = r.iter_lines()
+            assert next(lines).startswith(("event:", "id:", "data:"))  # the pending event
+            time.sleep(4)  # the quantity measured is reads per time; this is the time
+    # 0.2, 0.4, 0.8, 1.6, 2 s between reads: about 5 in 4 s, where polling every 0.2 s made 20.
+    assert 2 <= len(reads) <= 7, len(reads)
