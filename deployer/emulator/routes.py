@@ -113,10 +113,10 @@ def _list_triggers(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str, A
 # the table -------------------------------------------------------------------------------------------
 
 _SEGMENT = "[^/?#]+"
-_FUNCTIONS = rf"^{PREFIX}/functions/?$"
-_FUNCTION = rf"^{PREFIX}/functions/(?P<function>{_SEGMENT})/?$"
-_TRIGGERS = rf"^{PREFIX}/functions/(?P<function>{_SEGMENT})/triggers/?$"
-_TRIGGER = rf"^{PREFIX}/functions/(?P<function>{_SEGMENT})/triggers/(?P<trigger>{_SEGMENT})/?$"
+_FUNCTIONS = rf"^{PREFIX}/functions/?\Z"
+_FUNCTION = rf"^{PREFIX}/functions/(?P<function>{_SEGMENT})/?\Z"
+_TRIGGERS = rf"^{PREFIX}/functions/(?P<function>{_SEGMENT})/triggers/?\Z"
+_TRIGGER = rf"^{PREFIX}/functions/(?P<function>{_SEGMENT})/triggers/(?P<trigger>{_SEGMENT})/?\Z"
 
 ROUTES: tuple[Route, ...] = tuple(
     Route(action, method, re.compile(pattern), handler)
