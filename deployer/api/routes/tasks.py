@@ -42,7 +42,7 @@ def read_task(
         ready = state in READY_STATES
         outcome = result.result if ready else None
     except Exception as exc:
-        log.warning("result backend unreachable for task %s: %s", task_id, type(exc).__name__)
+        log.warning("result backend unreachable for task %r: %s", task_id, type(exc).__name__)
         raise Problem(503, "the result backend is unreachable", kind="backend-unavailable") from None
     successful = (state == SUCCESS) if ready else None
     if successful:
