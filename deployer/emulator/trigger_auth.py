@@ -164,7 +164,8 @@ def _jwt(config: Mapping[str, Any], raw_path: str, raw_query: str, headers: Any)
     lookups = _split_list(auth.get("tokenLookup") or DEFAULT_TOKEN_LOOKUP)
     token, header = _lookup_token(lookups, headers, raw_query)
     if token is None:
-        raise Unauthorized(f"a JWT is expected in {','.join(lookups)} but is missing")
+        where = ", ".join(repr(lookup) for lookup in lookups)  # quoted: a prefix ends with a space
+        raise Unauthorized(f"a JWT is expected in {where} but is missing")
     if token != token.strip():
         raise Unauthorized(
             "invalid JWT: what follows the tokenLookup prefix starts or ends with whitespace (the prefix is "
