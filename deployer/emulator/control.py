@@ -2,8 +2,8 @@
 
 It listens only on the emulator's own host and port. All bodies are JSON.
 
-- ``POST /_emulator/reset``: wipe functions, triggers (closing their listeners), fault rules, counters and
-  the runtime config; answers ``{"reset": true}``.
+- ``POST /_emulator/reset``: wipe functions, triggers (closing their listeners), registered images, fault
+  rules, counters and the runtime config; answers ``{"reset": true}``.
 - ``GET /_emulator/faults``: the fault rules ``{"CreateFunction": {...rule...}, "*": {...}}`` (``count``
   shows what is left). ``PUT`` replaces all rules with the body (same shape) and answers the new rules;
   ``DELETE`` drops them all and answers ``{}``.
