@@ -68,7 +68,8 @@ class AuthSpec(_Strict):
     """How the HTTP trigger authenticates callers.
 
     `jwt` (the default) uses deployer-managed signing keys and a minted token that MCP clients send as a
-    static `Authorization: Bearer` header. `anonymous` leaves the endpoint open.
+    static `Authorization: Bearer` header. `anonymous` leaves the endpoint open. `bearer` is refused: FC's
+    wire format for bearer-token triggers is not public.
     """
 
     type: AuthType = AuthType.jwt
