@@ -197,15 +197,16 @@ class DeploySteps:
         if readiness == "inactive" and not self.checkpoint.get("reactivated"):
             # FC: an Inactive function cannot be invoked and returns to Pending only when it is redeployed
             # or invoked, and there is no trigger to invoke yet. So write the same spec again, once per
-            # deploy, and keep waiting; if it stays Inactive the deploy deadline ends the wait.
+            # deploy, and keep waiting; if it stays Inactive the deploy deadline ends the wait. Recorded after
+            # the call, so a failed or lost update is sent again by the next run.
+            self.gateway.update_function(self.req.name, spec.update_function_input(self.req))
             self.checkpoint["reactivated"] = True
             self.run_.progress(
                 "waiting_function",
                 self.row.progress,
-                f"function Inactive ({reason or 'not invocable'}): updating it to bring it back",
+                f"function Inactive ({reason or 'not invocable'}): updated it to bring it back",
                 checkpoint=self.checkpoint,
             )
-            self.gateway.update_function(self.req.name, spec.update_function_input(self.req))
             readiness = "pending"
         if readiness in ("pending", "inactive"):
             polls = int(self.checkpoint.get("polls", 0)) + 1
