@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     api_url: str = "http://127.0.0.1:8000"
     api_key: SecretStr | None = None
 
+    # Celery task events for Flower / `celery events` (deployer/queue.py). Unset: on, except on the
+    # embedded file broker.
+    task_events: bool | None = Field(default=None, description="send Celery task events (Flower)")
+
     # Shared FC API rate limiter (deployer/ratelimit.py), used when fc_rate_limit_per_s > 0.
     fc_rate_limit_burst: int = Field(default=1, ge=1, description="FC calls allowed at once above the rate")
     fc_rate_limit_redis_url: str | None = Field(default=None, description="unset: the broker's Redis, if any")
