@@ -153,15 +153,20 @@ class FCGateway:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, rate_limiter: Callable[[], None] | None = None
+        cls,
+        settings: Settings,
+        *,
+        rate_limiter: Callable[[], None] | None = None,
+        region: str | None = None,
     ) -> FCGateway:
-        """With no rate_limiter given, settings.fc_rate_limit_per_s > 0 builds the shared one."""
+        """The gateway to one region (default settings.region). With no rate_limiter given,
+        settings.fc_rate_limit_per_s > 0 builds the shared one for that region (FC counts per region)."""
         if rate_limiter is None:
             from deployer import ratelimit
 
-            rate_limiter = ratelimit.from_settings(settings)
+            rate_limiter = ratelimit.from_settings(settings, region=region)
         return cls(
-            make_client(settings),
+            make_client(settings, region),
             max_attempts=settings.fc_max_attempts,
             backoff_max_s=settings.fc_backoff_max_s,
             rate_limiter=rate_limiter,
@@ -339,10 +344,19 @@ def credential_client() -> Any:
     return CredentialClient()
 
 
-def make_client(settings: Settings) -> Client:
-    """One SDK client from settings. Credentials come from the Alibaba credential chain, never from code."""
+def make_client(settings: Settings, region: str | None = None) -> Client:
+    """One SDK client for one region (default: settings.region). Credentials come from the Alibaba
+    credential chain, never from code.
 
+    The endpoint is FC's regional one (`<account>.<region>.fc.aliyuncs.com`); an explicit MCPFC_FC_ENDPOINT
+    may name the region as `{region}` (one endpoint per region), else it serves every region (the emulator,
+    a proxy). Every request also says its region in `x-acs-region-id` (signed like the other x-acs-*
+    headers), so such an endpoint knows which region a call is for.
+    """
+    region = region or settings.region
     endpoint, protocol = settings.fc_endpoint, settings.fc_protocol
+    if endpoint:
+        endpoint = endpoint.replace("{region}", region)
     if endpoint and "://" in endpoint:
         # The SDK would send "http://host:port" as the Host header (fc3-api.md §7.2): keep host:port and
         # take the protocol from the scheme.
@@ -350,10 +364,11 @@ def make_client(settings: Settings) -> Client:
         protocol = "http" if scheme == "http" else "https"
         endpoint = endpoint.rstrip("/")
     elif not endpoint and settings.fc_account_id:
-        endpoint = f"{settings.fc_account_id}.{settings.region}.fc.aliyuncs.com"
+        endpoint = f"{settings.fc_account_id}.{region}.fc.aliyuncs.com"
     config = open_api.Config(
         credential=credential_client(),
-        region_id=settings.region,
+        region_id=region,
+        global_parameters=open_api.GlobalParameters(headers={"x-acs-region-id": region}),
         endpoint=endpoint,
         protocol=protocol,
         connect_timeout=int(settings.fc_connect_timeout_s * 1000),

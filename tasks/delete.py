@@ -34,7 +34,7 @@ def delete(self: Task, deployment_id: str) -> dict[str, Any]:
         try:
             run.progress("deleting", 30, f"deleting trigger and function {row.name}")
             run.check_lease()
-            run.ctx.gateway.delete_function_and_triggers(row.name)
+            run.ctx.gateway_for(row.region).delete_function_and_triggers(row.name)
             run.finish(Status.deleted, "deleted", stage="deleted", progress=100, urls={})
             return {"status": "deleted"}
         except SoftTimeLimitExceeded:

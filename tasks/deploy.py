@@ -84,11 +84,11 @@ class DeploySteps:
         self.run_ = run
         self.row = row
         self.settings = run.ctx.settings
-        self.gateway = run.ctx.gateway
         self.vault = run.ctx.vault
         self.checkpoint: dict[str, Any] = dict(row.checkpoint or {})
         self.result: dict[str, Any] = dict(row.result or {})
         self.req: DeployRequest = store.request_of(self.vault, row)
+        self.gateway = run.ctx.gateway_for(row.region or self.req.region)
         self.secret_keys = set(self.req.secret_env)
         # What this run wrote, kept so later steps need not read it back.
         self.urls: dict[str, Any] | None = None
