@@ -126,6 +126,24 @@ def mask_result(result: dict[str, Any] | None, secret_keys: set[str]) -> dict[st
     return {**result, "body": body}
 
 
+#: A run that met a database error runs again this much later (the same message, re-published by Celery).
+DB_RETRY_S = 15
+
+
+def log_database_error(deployment_id: str, exc: BaseException) -> None:
+    log.warning(
+        "deploy.database_error",
+        extra={"deployment_id": deployment_id, "error": type(getattr(exc, "orig", None) or exc).__name__},
+    )
+
+
+def database_retry(task: Task, deployment_id: str, exc: BaseException) -> BaseException:
+    """The Retry to raise when the database failed before the run could start: never an acknowledged
+    failure. The countdown is short, as nothing was recorded for the recovery sweep to wait on."""
+    log_database_error(deployment_id, exc)
+    return task.retry(countdown=DB_RETRY_S, exc=None)
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 

@@ -32,7 +32,17 @@ from deployer.settings import Settings
 from deployer.tables import DeploymentRow
 from schemas import AuthType, DeployRequest, Status, Transport
 from tasks.app import app
-from tasks.context import Busy, LeaseLost, Run, Superseded, log, mask_result
+from tasks.context import (
+    DB_RETRY_S,
+    Busy,
+    LeaseLost,
+    Run,
+    Superseded,
+    database_retry,
+    log,
+    log_database_error,
+    mask_result,
+)
 
 MAX_TRANSIENT_RETRIES = 5
 
@@ -52,6 +62,10 @@ def deploy(self: Task, deployment_id: str) -> dict[str, Any]:
         run.acquire()
     except Busy:
         raise self.retry(countdown=2) from None
+    except SQLAlchemyError as exc:
+        # The database is away: the message must not be acknowledged as a failure (the deployment would
+        # wait for the recovery sweep and spend one of its re-queues). Run again once it may be back.
+        raise database_retry(self, deployment_id, exc) from None
     countdown: float | None = None
     queue: str | None = None
     try:
@@ -64,13 +78,15 @@ def deploy(self: Task, deployment_id: str) -> dict[str, Any]:
         return {"status": "lease-lost"}
     except Reschedule as again:
         countdown, queue = again.countdown, again.queue
+    except SQLAlchemyError as exc:
+        # Anywhere in a run (starting, a step's checkpoint, recording a failure or a re-schedule): the steps
+        # are idempotent, so the next run redoes what this one could not record.
+        log_database_error(deployment_id, exc)
+        countdown = DB_RETRY_S
     finally:
         run.release()
     # Released before re-publishing, so the next run never finds its own lease taken.
     raise self.retry(countdown=countdown, queue=queue)
-
-
-DB_RETRY_S = 15
 
 
 def ready_poll_delay(settings: Settings, polls: int, waited: float) -> float:
@@ -140,7 +156,7 @@ class DeploySteps:
             self.reschedule(5)
         except SQLAlchemyError as exc:
             # The database (not FC, not the request) failed: try again later; the lease lapses by itself.
-            log.warning("deploy.database_error", extra={"deployment_id": row.id, "error": type(exc).__name__})
+            log_database_error(row.id, exc)
             raise Reschedule(DB_RETRY_S) from None
         except FCError as exc:
             if exc.retryable:
