@@ -335,8 +335,22 @@ class DeploySteps:
             return bool(row is None or row.cancel_requested or row.task_id != self.run_.task_id)
 
     def cancel(self) -> dict[str, Any]:
-        """Stop here. A first deploy that created the function removes it again; a redeploy leaves it."""
+        """Stop here. A first deploy that created the function removes it again. A redeploy leaves FC as it
+        is and says what FC now runs: cancelled before its function step, the previous spec (put back on the
+        row); after it, this redeploy's spec (FC has it, the row keeps it)."""
         if self.checkpoint.get("created") and self.row.operation == "deploy":
             self.gateway.delete_function_and_triggers(self.req.name)
-        self.run_.finish(Status.cancelled, "cancelled", stage="cancelled")
+        fields: dict[str, Any] = {}
+        message = "cancelled"
+        if self.row.operation == "redeploy":
+            restore = store.restore_fields(self.checkpoint)
+            if self.checkpoint.get("function"):
+                message = (
+                    f"cancelled after FC was updated: FC runs this redeploy's spec (image {self.req.image})"
+                )
+            elif restore:
+                fields = restore
+                image = (restore["spec"] or {}).get("image")
+                message = f"cancelled before FC was changed: FC still runs the previous spec (image {image})"
+        self.run_.finish(Status.cancelled, message, stage="cancelled", **fields)
         return {"status": "cancelled"}
