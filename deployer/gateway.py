@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
@@ -150,6 +151,17 @@ class FCGateway:
         self.backoff_max_s = backoff_max_s
         self.rate_limiter = rate_limiter
         self._sleep = sleep
+        self._local = threading.local()
+
+    # Writes whose attempt timed out and was retried: FC may still apply the first attempt later.
+    _WRITES = frozenset({"CreateFunction", "UpdateFunction", "CreateTrigger", "UpdateTrigger"})
+
+    def take_uncertain(self) -> list[str]:
+        """The write operations of this thread whose response never came (since the last call), then reset:
+        each may still land at FC after its retry, so the caller checks FC again later."""
+        ops = list(getattr(self._local, "uncertain", []))
+        self._local.uncertain = []
+        return ops
 
     @classmethod
     def from_settings(
@@ -190,6 +202,8 @@ class FCGateway:
                 return fn(*args).to_map()
             except Exception as exc:  # noqa: BLE001 - every SDK failure is mapped to our hierarchy
                 err = map_sdk_error(exc, operation)
+                if isinstance(err, FCUnreachable) and operation in self._WRITES:
+                    self._local.__dict__.setdefault("uncertain", []).append(operation)
                 if err.retryable:
                     log.info("fc.retryable_error", extra={"operation": operation, "code": err.code})
                 raise err from None

@@ -26,6 +26,7 @@ from deployer.settings import Settings, get_settings
 
 DEPLOY_TASK = "mcpfc.deploy"
 DELETE_TASK = "mcpfc.delete"
+VERIFY_TASK = "mcpfc.verify"  # re-checks FC after a write timed out (a late landing), tasks/verify.py
 # Deploys that have waited a while for FC to make their function Active re-poll from a queue of their own:
 # at scale (1,000 waiters re-poll ~33 times a second) they would otherwise take the slots new deploys
 # need. One worker may consume every queue (the default); at scale run `waiting` on workers of its own.

@@ -22,6 +22,7 @@ from celery import Task
 from sqlalchemy.exc import SQLAlchemyError
 
 from deployer import spec, store
+from deployer.converge import function_drift
 from deployer.db import session_scope
 from deployer.endpoint_auth import SigningKey, mint_token, new_signing_key
 from deployer.errors import DeployError, FCError
@@ -43,8 +44,10 @@ from tasks.context import (
     log_database_error,
     mask_result,
 )
+from tasks.verify import schedule_verify
 
 MAX_TRANSIENT_RETRIES = 5
+MAX_CONVERGE = 3  # rewrites of a deploy's own spec after FC was seen running another one
 
 
 class Reschedule(Exception):
@@ -169,7 +172,7 @@ class DeploySteps:
         except Exception as exc:  # noqa: BLE001 - recorded on the row; the traceback goes to the log
             return run.fail(exc, step)
 
-        run.finish(
+        done = run.finish(
             Status.succeeded,
             "deployed",
             stage="done",
@@ -178,6 +181,8 @@ class DeploySteps:
             checkpoint=self.checkpoint,
             error=None,
         )
+        if done and self.checkpoint.get("uncertain_at"):
+            schedule_verify(self.settings, row.id, float(self.checkpoint["uncertain_at"]))
         return {"status": "succeeded", "urls": self.row_urls(), "tools": tools}
 
     # -- steps ---------------------------------------------------------------------------------
@@ -187,10 +192,16 @@ class DeploySteps:
             return
         self.run_.progress("creating_function", 10, f"{self.row.operation}: writing function {self.req.name}")
         create, update = spec.create_function_input(self.req), spec.update_function_input(self.req)
-        if self.row.operation == "redeploy":
-            response, how = self.gateway.update_or_create_function(create, update)
-        else:
-            response, how = self.gateway.create_or_update_function(create, update)
+        self.gateway.take_uncertain()
+        try:
+            if self.row.operation == "redeploy":
+                response, how = self.gateway.update_or_create_function(create, update)
+            else:
+                response, how = self.gateway.create_or_update_function(create, update)
+        finally:
+            if self.gateway.take_uncertain():
+                # A timed-out attempt may still land at FC after its retry: check FC again for a while.
+                self.checkpoint["uncertain_at"] = round(time.time(), 3)
         self.checkpoint["function"] = True
         if how == "created":
             self.checkpoint["created"] = True
@@ -223,6 +234,26 @@ class DeploySteps:
             waited = time.time() - started
             queue = WAITING_QUEUE if waited >= self.settings.wait_queue_after_s else None
             raise Reschedule(ready_poll_delay(self.settings, polls, waited), queue)
+        drift = function_drift(self.req, body)
+        if drift:
+            # FC runs another spec than this run wrote: a late write (an older attempt or an older deploy's
+            # timed-out call) landed after ours. Write ours again, then wait for it as before.
+            count = int(self.checkpoint.get("converge", 0)) + 1
+            if count > MAX_CONVERGE:
+                raise DeployError(
+                    f"FC keeps running another spec than this deploy's ({', '.join(drift)})",
+                    code="FunctionDrift",
+                    step="wait_function",
+                )
+            self.checkpoint.update(converge=count, function=False)
+            self.run_.progress(
+                "creating_function",
+                20,
+                f"FC runs another spec ({', '.join(drift)}): writing this deploy's again",
+                checkpoint=self.checkpoint,
+            )
+            self.function_step()
+            raise Reschedule(self.settings.ready_poll_s)
         self.checkpoint["ready"] = True
         self.checkpoint.pop("waiting", None)
         if self.checkpoint.get("trigger"):  # otherwise the trigger step's first write records it
