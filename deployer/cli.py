@@ -22,7 +22,6 @@ from typing import Annotated, Any
 import click
 import typer
 from pydantic import ValidationError
-from typer._click.exceptions import ClickException
 from typer.core import TyperCommand, TyperGroup
 
 from deployer import cli_render as render
@@ -95,7 +94,7 @@ class CLIGroup(TyperGroup):
         except MCPFCError as exc:
             state = ctx.obj if isinstance(ctx.obj, State) else None
             raise _fail(exc, state.secrets if state else []) from None
-        except (ClickException, typer.Exit, typer.Abort, KeyboardInterrupt):
+        except (typer.TyperException, typer.Exit, typer.Abort, KeyboardInterrupt):  # usage errors keep exit 2
             raise
         except Exception as exc:  # a bug of ours: still one line, unless asked for the traceback
             if os.environ.get("MCPFC_DEBUG"):

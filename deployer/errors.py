@@ -6,7 +6,8 @@
     ├── FCError                Function Compute said no, or could not be reached
     │   ├── FCAlreadyExists    409 FunctionAlreadyExists / TriggerAlreadyExists
     │   ├── FCNotFound         404 FunctionNotFound / TriggerNotFound
-    │   ├── FCConflict         FunctionNotEmpty, ConcurrentUpdateError, PreconditionFailed
+    │   ├── FCConflict         FunctionNotEmpty, PreconditionFailed
+    │   │   └── FCConcurrentUpdate ConcurrentUpdateError: another update is under way (retryable)
     │   ├── FCInvalidArgument  400 InvalidArgument and other 4xx the caller must fix
     │   ├── FCAccessDenied     403 AccessDenied / SignatureNotMatch / InvalidAccessKeyID
     │   ├── FCThrottled        429 or x-acs-retry-after            (retryable)
@@ -76,6 +77,13 @@ class FCNotFound(FCError):
 
 class FCConflict(FCError):
     code = "Conflict"
+
+
+class FCConcurrentUpdate(FCConflict):
+    """Another update of the same function is in progress; it passes by itself, so retry with backoff."""
+
+    code = "ConcurrentUpdateError"
+    retryable = True
 
 
 class FCInvalidArgument(FCError):

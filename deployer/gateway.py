@@ -28,6 +28,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from deployer.errors import (
     FCAccessDenied,
     FCAlreadyExists,
+    FCConcurrentUpdate,
     FCConflict,
     FCError,
     FCInvalidArgument,
@@ -42,7 +43,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_CONFLICT_CODES = {"FunctionNotEmpty", "ConcurrentUpdateError", "PreconditionFailed"}
+_CONFLICT_CODES = {"FunctionNotEmpty", "PreconditionFailed"}
+# "请您不要同时更新同一个服务": another update of the same function is under way. It passes by itself, so it
+# is retried with backoff (devsapp/fc3 retries its deploys too) instead of failing the deploy at once.
+_BUSY_CODES = {"ConcurrentUpdateError"}
 _DENIED_CODES = {"AccessDenied", "SignatureNotMatch", "InvalidAccessKeyID", "Forbidden"}
 
 
@@ -75,6 +79,8 @@ def map_sdk_error(exc: BaseException, operation: str) -> FCError:
             return FCAlreadyExists(msg, **kw)
         if code.endswith("NotFound") or status == 404:
             return FCNotFound(msg, **kw)
+        if code in _BUSY_CODES:
+            return FCConcurrentUpdate(msg, **kw)
         if code in _CONFLICT_CODES or status in (409, 412):
             return FCConflict(msg, **kw)
         if code in _DENIED_CODES or status in (401, 403):
@@ -110,11 +116,17 @@ def _short(text: str, limit: int = 500) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-Readiness = Literal["ready", "pending", "failed"]
+Readiness = Literal["ready", "pending", "inactive", "failed"]
 
 
 def function_readiness(function_body: dict[str, Any]) -> tuple[Readiness, str]:
-    """Where a function stands, from GetFunction's body: ready to serve, still changing, or failed."""
+    """Where a function stands, from GetFunction's body: ready to serve, still changing, inactive, or failed.
+
+    Ready means `state == "Active"` (or no state reported at all) and no update in progress. FC's fourth
+    state, `Inactive`, "cannot be invoked" and returns to Pending only when the function is redeployed or
+    invoked (states-of-custom-container-functions), so it is reported apart for the caller to act on. Any
+    state FC may add later is not ready either.
+    """
     state = function_body.get("state")
     update = function_body.get("lastUpdateStatus")
     if state == "Failed":
@@ -129,6 +141,10 @@ def function_readiness(function_body: dict[str, Any]) -> tuple[Readiness, str]:
     if state == "Pending" or update == "InProgress":
         reason = function_body.get("lastUpdateStatusReasonCode") or function_body.get("stateReasonCode") or ""
         return "pending", str(reason)
+    if state == "Inactive":
+        return "inactive", str(function_body.get("stateReason") or function_body.get("stateReasonCode") or "")
+    if state not in (None, "Active"):
+        return "pending", f"unknown state {state}"
     return "ready", str(state or "")
 
 

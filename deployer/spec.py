@@ -3,17 +3,24 @@
 The container runs mcp-proxy in front of the stdio server. Facts that shape the command
 (shared/reference/mcp-hosting.md): mcp-proxy >= 0.8.1 silently ignores `--sse-port/--sse-host`, so we
 generate `--port 8080 --host 0.0.0.0`; `--allow-origin` takes several values, so it must be followed by
-another flag; without `--pass-environment` the child gets an empty PATH.
+another flag; `--pass-environment` is what hands the function's environment variables (the user's `env`
+and `secret_env`) to the stdio server: without it the child gets only the MCP SDK's default environment
+(PATH, HOME and a few more), not the user's variables.
+
+The container's process is `entrypoint + command`, both set explicitly (fc3-fidelity-audit.md row 22): FC
+appends `command` to the image's ENTRYPOINT when `entrypoint` is unset, so an image whose ENTRYPOINT is not
+a pass-through (e.g. `catatonit -- mcp-proxy`) would run a garbled command.
 """
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from alibabacloud_fc20230330 import models as fc
 
 from deployer.errors import SpecError
 from schemas import AuthType, DeployRequest, ProxyKind, Transport, Urls
+from schemas.deploy import Init
 from schemas.limits import CONTAINER_PORT
 
 RUNTIME = "custom-container"
@@ -23,6 +30,16 @@ QUALIFIER = "LATEST"
 SSE_PATH = "/sse"
 MCP_PATH = "/mcp"
 HEALTH_PATH = "/status"  # mcp-proxy's status endpoint
+
+# FC strips the tokenLookup prefix literally, so it ends with the space that separates it from the token
+# (devsapp/fc3 docs/zh/yaml/triggers.md; its jwt e2e test sends "Bearer "). No claimPassBy: FC 3.0 calls it
+# optional, and its documented targets (header, form, cookie) do not include the query devsapp's
+# `query::` placeholder names.
+JWT_TOKEN_LOOKUP = "header:Authorization:Bearer "
+
+# PID 1 in front of the bridge: forwards signals and reaps the stdio server's children. The mcp-fc runtime
+# image (runtime/Dockerfile) has it on PATH; `init: none` runs the bridge as PID 1 instead.
+TINI_ENTRYPOINT = ["tini", "--"]
 
 SSE_METHODS = ["GET", "POST", "OPTIONS"]
 # FC's streamable affinity (and any stateless client) needs DELETE to end a session.
@@ -34,7 +51,6 @@ class EndpointAuth:
     """What the trigger checks callers against. Keys and tokens are made elsewhere (they need randomness)."""
 
     jwks: dict[str, Any] | None = None
-    bearer_tokens: tuple[str, ...] = field(default_factory=tuple)
 
 
 def proxy_command(req: DeployRequest) -> list[str]:
@@ -59,9 +75,9 @@ def environment(req: DeployRequest) -> dict[str, str]:
 def session_affinity(req: DeployRequest) -> tuple[str, str | None]:
     """FC session affinity and its JSON-string config for the transport."""
     if req.transport == Transport.sse:
-        # Each SSE session holds one unit of instance concurrency for its stream and needs at least one
-        # more for its POSTs, so an instance takes half as many sessions as it has concurrency.
-        sessions = max(1, req.instance_concurrency // 2)
+        # The request's own setting, else FC's default (20) capped at half the instance concurrency: each
+        # SSE session's stream holds one request slot and its POSTs need others (DeployRequest docstring).
+        sessions = req.sessions_per_instance()
         config = {"sseEndpointPath": SSE_PATH, "sessionConcurrencyPerInstance": sessions}
         return "MCP_SSE", json.dumps(config, separators=(",", ":"))
     return "NONE", None
@@ -80,12 +96,28 @@ def health_check(req: DeployRequest) -> fc.CustomHealthCheckConfig | None:
     )
 
 
+def container_process(req: DeployRequest) -> tuple[list[str] | None, list[str] | None]:
+    """`(entrypoint, command)` of the container.
+
+    With a bridge both are set, so the process is exactly `tini -- <bridge argv>` (or the bridge argv alone
+    with `init: none`) whatever the image's ENTRYPOINT and CMD are. `proxy: none` keeps the image's own
+    ENTRYPOINT; a given `command` replaces the image's CMD, as FC documents for `command`.
+    """
+    if req.proxy == ProxyKind.none:
+        return None, list(req.command) or None
+    argv = proxy_command(req)
+    if req.init == Init.tini:
+        return list(TINI_ENTRYPOINT), argv
+    return argv[:1], argv[1:]
+
+
 def container_config(req: DeployRequest) -> fc.CustomContainerConfig:
-    command = proxy_command(req)
+    entrypoint, command = container_process(req)
     return fc.CustomContainerConfig(
         image=req.image,
         port=CONTAINER_PORT,
-        command=command or None,
+        entrypoint=entrypoint,
+        command=command,
         acr_instance_id=req.acr_instance_id,
         health_check_config=health_check(req),
     )
@@ -156,15 +188,7 @@ def trigger_config(req: DeployRequest, auth: EndpointAuth) -> dict[str, Any]:
         if not auth.jwks or not auth.jwks.get("keys"):
             raise SpecError("jwt endpoint auth needs the deployment's public signing keys (JWKS)")
         # The wire form devsapp/fc3 sends: an object inside the triggerConfig JSON string.
-        config["authConfig"] = {
-            "jwks": auth.jwks,
-            "tokenLookup": "header:Authorization:Bearer",
-            "claimPassBy": "query::",
-        }
-    elif req.auth.type == AuthType.bearer:
-        if not auth.bearer_tokens:
-            raise SpecError("bearer endpoint auth needs at least one token")
-        config["authConfig"] = {"tokens": list(auth.bearer_tokens)}
+        config["authConfig"] = {"jwks": auth.jwks, "tokenLookup": JWT_TOKEN_LOOKUP}
     return config
 
 

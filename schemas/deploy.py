@@ -28,7 +28,22 @@ class AuthType(StrEnum):
     anonymous = "anonymous"
     function = "function"
     jwt = "jwt"
-    bearer = "bearer"
+
+
+#: Why `bearer` is refused (docs/decisions.md, audit rows 7-8): FC documents bearer-token triggers, but no
+#: public API, SDK or devsapp source shows their triggerConfig JSON, so nothing we sent could be checked.
+BEARER_REFUSED = (
+    "auth type 'bearer' is not offered: Function Compute's wire format for bearer-token triggers is not "
+    "public (SDK 4.8.3 lists only anonymous, function and jwt), so a deploy would fail at the trigger step. "
+    "Use 'jwt' (the default): MCP clients send its token as a static 'Authorization: Bearer' header too"
+)
+
+
+class Init(StrEnum):
+    """PID 1 of the container in front of the bridge (customContainerConfig.entrypoint)."""
+
+    tini = "tini"
+    none = "none"
 
 
 class Priority(StrEnum):
@@ -53,10 +68,18 @@ class AuthSpec(_Strict):
     """How the HTTP trigger authenticates callers.
 
     `jwt` (the default) uses deployer-managed signing keys and a minted token that MCP clients send as a
-    static `Authorization: Bearer` header. `anonymous` leaves the endpoint open.
+    static `Authorization: Bearer` header. `anonymous` leaves the endpoint open. `bearer` is refused: FC's
+    wire format for bearer-token triggers is not public.
     """
 
     type: AuthType = AuthType.jwt
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _no_bearer(cls, v: Any) -> Any:
+        if v == "bearer":
+            raise _rule("auth_bearer_unverified", BEARER_REFUSED)
+        return v
 
 
 class VpcSpec(_Strict):
@@ -137,6 +160,13 @@ class DeployRequest(_Strict):
     disk_mb: Integer = Field(default=512, description="512 or 10240")
     timeout_s: Integer = Field(default=600, description="1-86400; an SSE session lives at most this long")
     instance_concurrency: Integer = Field(default=10, description="requests per instance, 1-200")
+    session_concurrency_per_instance: Integer | None = Field(
+        default=None,
+        description=(
+            "SSE sessions per instance (FC's sessionConcurrencyPerInstance), 1-200 and at most "
+            "instance_concurrency; default min(20, instance_concurrency // 2), at least 1"
+        ),
+    )
     transport: Transport = Transport.sse
     auth: AuthSpec = Field(default_factory=AuthSpec)
     allow_origins: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
@@ -144,6 +174,14 @@ class DeployRequest(_Strict):
     )
     priority: Priority = Priority.normal
     proxy: ProxyKind = ProxyKind.mcp_proxy
+    init: Init = Field(
+        default=Init.tini,
+        description=(
+            "the container's entrypoint in front of the bridge: 'tini' runs `tini --` as PID 1 (the image "
+            "must have tini on PATH, as the mcp-fc runtime image does); 'none' runs the bridge as PID 1. "
+            "Ignored with proxy: none, which keeps the image's own entrypoint"
+        ),
+    )
     description: str = Field(default="", max_length=limits.DESCRIPTION_MAX)
     acr_instance_id: str | None = None
     vpc: VpcSpec | None = None
@@ -239,6 +277,15 @@ class DeployRequest(_Strict):
             raise _rule("concurrency_range", "instance_concurrency must be between 1 and 200")
         return v
 
+    @field_validator("session_concurrency_per_instance")
+    @classmethod
+    def _sessions(cls, v: int | None) -> int | None:
+        if v is not None and not (limits.SESSIONS_MIN <= v <= limits.SESSIONS_MAX):
+            raise _rule(
+                "session_concurrency_range", "session_concurrency_per_instance must be between 1 and 200"
+            )
+        return v
+
     @field_validator("acr_instance_id")
     @classmethod
     def _acr(cls, v: str | None) -> str | None:
@@ -279,13 +326,29 @@ class DeployRequest(_Strict):
                 f"(allowed {int(req.cpu * 1024)}-{int(req.cpu * 4096)} MB)",
                 req.memory_mb,
             )
-        total = limits.env_size(req.env) + limits.env_size(req.secret_values())
+        total = limits.env_size({**req.env, **req.secret_values()})
         if total > limits.ENV_TOTAL_BYTES:
             fail(
                 "env",
                 "env_total_size",
-                f"env and secret_env together are {total} bytes; FC allows 4096",
+                f"env and secret_env together are {total} bytes as the JSON FC receives; FC allows 4096",
                 total,
+            )
+        sessions = req.session_concurrency_per_instance
+        if sessions is not None and sessions > req.instance_concurrency:
+            fail(
+                "session_concurrency_per_instance",
+                "session_concurrency_exceeds_instance",
+                f"{sessions} sessions per instance exceed instance_concurrency {req.instance_concurrency}; "
+                "FC refuses more sessions than concurrent requests per instance",
+                sessions,
+            )
+        if sessions is not None and req.transport != Transport.sse:
+            fail(
+                "session_concurrency_per_instance",
+                "session_concurrency_needs_sse",
+                "session_concurrency_per_instance applies only to transport sse (MCP_SSE session affinity)",
+                sessions,
             )
         overlap = sorted(set(req.env) & set(req.secret_env))
         if overlap:
@@ -305,6 +368,13 @@ class DeployRequest(_Strict):
         if problems:
             raise ValidationError.from_exception_data(cls.__name__, problems)
         return req
+
+    def sessions_per_instance(self) -> int:
+        """The SSE sessions an instance takes: the request's, else FC's default of 20 capped at half the
+        instance concurrency (each session's stream holds one request slot; its POSTs need others)."""
+        if self.session_concurrency_per_instance is not None:
+            return self.session_concurrency_per_instance
+        return min(limits.SESSIONS_DEFAULT, max(1, self.instance_concurrency // 2))
 
     def secret_values(self) -> dict[str, str]:
         """The plaintext secret env. Only the spec builder and the encrypted store may call this."""
@@ -327,6 +397,7 @@ class RedeployRequest(_Strict):
     disk_mb: Integer | None = None
     timeout_s: Integer | None = None
     instance_concurrency: Integer | None = None
+    session_concurrency_per_instance: Integer | None = None
     allow_origins: list[str] | None = None
     description: str | None = None
     priority: Priority | None = None

@@ -4,6 +4,7 @@ Source: shared/reference/fc3-api.md §3. Checked at validation time so that no r
 would refuse ever reaches the cloud.
 """
 
+import json
 import re
 
 FUNCTION_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
@@ -19,6 +20,8 @@ CPU_MIN, CPU_MAX, CPU_STEP = 0.05, 16.0, 0.05
 DISK_SIZES_MB = (512, 10240)
 TIMEOUT_MIN_S, TIMEOUT_MAX_S = 1, 86400
 CONCURRENCY_MIN, CONCURRENCY_MAX = 1, 200
+# MCP_SSE sessionConcurrencyPerInstance: "Valid values: 1 to 200", FC's default 20 (SDK, struct doc).
+SESSIONS_MIN, SESSIONS_MAX, SESSIONS_DEFAULT = 1, 200, 20
 DESCRIPTION_MAX = 256
 ROLE_MAX = 300
 
@@ -45,8 +48,13 @@ def is_multiple(value: float, step: float) -> bool:
 
 
 def env_size(env: dict[str, str]) -> int:
-    """Bytes FC counts against the 4 KB environment limit (keys and values, UTF-8)."""
-    return sum(len(k.encode()) + len(v.encode()) for k, v in env.items())
+    """Bytes counted against FC's 4 KB environment limit, conservatively.
+
+    FC does not document how it counts "the total size of all environment variables", so we count the
+    largest form it could plausibly measure: the JSON object it receives, with quotes, separators and
+    `\\uXXXX` escapes for anything non-ASCII. That is never less than the UTF-8 bytes of keys and values,
+    so nothing we accept can be over FC's limit under either reading."""
+    return len(json.dumps(env, ensure_ascii=True))
 
 
 def image_registry_host(image: str) -> str | None:

@@ -1,8 +1,9 @@
 """The deploy task: an idempotent, checkpointed step machine.
 
     function  create-or-update the function (redeploys update first, so the function keeps its identity)
-    wait      GetFunction until it is not Pending / InProgress; while waiting the task re-schedules
-              itself instead of sleeping, so no worker slot is held (bounded by the deploy deadline)
+    wait      GetFunction until it is Active with no update InProgress (an Inactive one is updated once
+              to bring it back); while waiting the task re-schedules itself instead of sleeping, so no
+              worker slot is held (bounded by the deploy deadline)
     trigger   create-or-update the HTTP trigger (updated only if its config changed: the URL stays)
     probe     the official MCP client runs initialize + tools/list through the trigger URL
     done      result = {"function_result", "trigger_result"} as the SDK returned them, secrets masked
@@ -220,7 +221,21 @@ class DeploySteps:
                 code="FunctionFailed",
                 step="wait_function",
             )
-        if readiness == "pending":
+        if readiness == "inactive" and not self.checkpoint.get("reactivated"):
+            # FC: an Inactive function cannot be invoked and returns to Pending only when it is redeployed
+            # or invoked, and there is no trigger to invoke yet. So write the same spec again, once per
+            # deploy, and keep waiting; if it stays Inactive the deploy deadline ends the wait. Recorded after
+            # the call, so a failed or lost update is sent again by the next run.
+            self.gateway.update_function(self.req.name, spec.update_function_input(self.req))
+            self.checkpoint["reactivated"] = True
+            self.run_.progress(
+                "waiting_function",
+                self.row.progress,
+                f"function Inactive ({reason or 'not invocable'}): updated it to bring it back",
+                checkpoint=self.checkpoint,
+            )
+            readiness = "pending"
+        if readiness in ("pending", "inactive"):
             polls = int(self.checkpoint.get("polls", 0)) + 1
             self.checkpoint.update(polls=polls, waiting=True)
             started = float(self.checkpoint.setdefault("wait_started", round(time.time(), 3)))

@@ -2,7 +2,7 @@
 
 Real HTTP on loopback, real ACS3-HMAC-SHA256 signature checks, FC's error codes and wire format, fault
 injection and an unsigned control API under ``/_emulator/``. Each HTTP trigger gets its own loopback port,
-and its URL is live: the trigger's methods and auth (anonymous, jwt, function, bearer) are enforced, the
+and its URL is live: the trigger's methods and auth (anonymous, jwt, function) are enforced, the
 first request starts the function's container command as a local process (:mod:`.runtime`), and requests
 are streamed through to it (:mod:`.proxy`), SSE included.
 

@@ -2,8 +2,8 @@
 
 It listens only on the emulator's own host and port. All bodies are JSON.
 
-- ``POST /_emulator/reset``: wipe functions, triggers (closing their listeners), fault rules, counters and
-  the runtime config; answers ``{"reset": true}``.
+- ``POST /_emulator/reset``: wipe functions, triggers (closing their listeners), registered images, fault
+  rules, counters and the runtime config; answers ``{"reset": true}``.
 - ``GET /_emulator/faults``: the fault rules ``{"CreateFunction": {...rule...}, "*": {...}}`` (``count``
   shows what is left). ``PUT`` replaces all rules with the body (same shape) and answers the new rules;
   ``DELETE`` drops them all and answers ``{}``.
@@ -18,6 +18,14 @@ It listens only on the emulator's own host and port. All bodies are JSON.
 - ``GET /_emulator/instances``: ``{"instances": [{"functionName", "instanceId", "revision", "pid", "port",
   "containerPort", "url", "command", "startedAt", "coldStartMs", "activeRequests", "logFile", ...}]}``, the
   running function processes; ``DELETE`` stops them all (the next request cold-starts again).
+- ``GET /_emulator/images``: ``{"images": {image: {"entrypoint": [...], "cmd": [...]}}}``, the ENTRYPOINT and
+  CMD the emulator assumes for an image (it pulls none; an unregistered image has neither). ``PUT`` replaces
+  them with the body's ``{image: {...}}`` and answers the new set; ``DELETE`` drops them. The runtime runs
+  ``customContainerConfig.entrypoint + command`` when the function sets ``entrypoint``, else the image's
+  ENTRYPOINT followed by ``command`` (or the image's CMD), as a container runtime does.
+- ``POST /_emulator/functions/{name}/deactivate``: put the function in FC's ``Inactive`` state (not
+  invocable); an UpdateFunction or a request to its trigger brings it back through ``Pending``. Answers
+  the function.
 - ``GET /_emulator/healthz``: ``{"status": "ok", "endpoint", "url", "accessKeyId", "region", "accountId"}``.
 
 Fault rule keys are documented in :mod:`deployer.emulator.faults`. Errors use the FC error body.
@@ -93,6 +101,17 @@ def handle(emulator: EmulatorServer, method: str, raw_path: str, body: bytes) ->
                     f"unknown config key(s) {unknown}; valid keys are {sorted(CONFIG_KEYS)}"
                 )
             return 200, emulator.backend.configure(**data)
+    if path == f"{CONTROL_PREFIX}/images":
+        if method == "GET":
+            return 200, {"images": emulator.backend.get_images()}
+        if method == "PUT":
+            return 200, {"images": emulator.backend.set_images(_json(body))}
+        if method == "DELETE":
+            return 200, {"images": emulator.backend.set_images({})}
+    functions = f"{CONTROL_PREFIX}/functions/"
+    if path.startswith(functions) and path.endswith("/deactivate") and method == "POST":
+        name = path[len(functions) : -len("/deactivate")]
+        return 200, emulator.backend.deactivate(name)
     if path == f"{CONTROL_PREFIX}/instances":
         if method == "GET":
             return 200, {"instances": emulator.dataplane.list_instances()}

@@ -7,7 +7,16 @@ dict with FC's camelCase keys, path names decoded) and returns the response body
 State transitions are computed lazily from timestamps (no background threads): a new function is ``Pending``
 for ``pending_seconds`` and then ``Active`` (or ``Failed`` when its image matches one of ``fail_images``);
 an updated function keeps its state but has ``lastUpdateStatus: InProgress`` for ``pending_seconds``, then
-``Successful`` (or ``Failed``).
+``Successful`` (or ``Failed``). FC's fourth state, ``Inactive`` (not invocable), is set through the control
+API (:meth:`FCBackend.deactivate`); as on FC, an update or an invocation brings the function back to
+``Pending`` and then ``Active``.
+
+Strictness: where a public source says what FC does (shared/reference/fc3-fidelity-audit.md), the emulator
+does the same; values no public source shows FC taking are refused with ``InvalidArgument`` rather than
+accepted, so a test can never pass on a value real FC might refuse: ``sessionAffinity`` outside the SDK's
+list (no ``MCP_STREAMABLE``), ``authType: bearer`` (documented, wire format unpublished), keys of a
+``sessionAffinityConfig`` that its type's SDK model does not have, ``sessionConcurrencyPerInstance`` above
+``instanceConcurrency``, and an environment over 4 KB counted as its serialized JSON.
 
 All methods are thread-safe (one re-entrant lock) and never sleep; nothing slow runs under the lock except
 binding a trigger's loopback listener.
@@ -77,12 +86,35 @@ RUNTIMES = frozenset(
         "dotnetcore3.1",
     }
 )
-SESSION_AFFINITIES = ("NONE", "MCP_SSE", "MCP_STREAMABLE", "GENERATED_COOKIE", "HEADER_FIELD")
+#: The SDK 4.8.3 and Go SDK list (audit row 18): no MCP_STREAMABLE, whatever some pages call it.
+SESSION_AFFINITIES = ("NONE", "MCP_SSE", "GENERATED_COOKIE", "HEADER_FIELD")
+#: The keys of each affinity's config model in the SDK (MCPSSESessionAffinityConfig, CookieSessionAffinityConfig,
+#: HeaderFieldSessionAffinityConfig).
+AFFINITY_CONFIG_KEYS = {
+    "MCP_SSE": frozenset({"sseEndpointPath", "sessionConcurrencyPerInstance"}),
+    "GENERATED_COOKIE": frozenset(
+        {"sessionConcurrencyPerInstance", "sessionTTLInSeconds", "sessionIdleTimeoutInSeconds"}
+    ),
+    "HEADER_FIELD": frozenset(
+        {
+            "affinityHeaderFieldName",
+            "sessionConcurrencyPerInstance",
+            "sessionTTLInSeconds",
+            "sessionIdleTimeoutInSeconds",
+        }
+    ),
+}
 TRIGGER_TYPES = frozenset(
     {"http", "timer", "oss", "log", "tablestore", "cdn_events", "mns_topic", "eventbridge"}
 )
 HTTP_METHODS = frozenset({"HEAD", "DELETE", "POST", "GET", "OPTIONS", "PUT", "PATCH"})
-HTTP_AUTH_TYPES = ("anonymous", "function", "jwt", "bearer")
+#: SDK ``_auth_config.py``: "Valid values: anonymous, function, and jwt." (audit row 1).
+HTTP_AUTH_TYPES = ("anonymous", "function", "jwt")
+#: FC documents bearer-token triggers, but no public source shows their triggerConfig (audit row 7).
+BEARER_UNVERIFIED = (
+    "triggerConfig.authType 'bearer' is not emulated: its wire format is not public (the SDK lists "
+    "anonymous, function and jwt)"
+)
 MAX_TRIGGERS_PER_FUNCTION = 10
 MAX_ENV_BYTES = 4096
 DEFAULT_LIST_LIMIT = 20
@@ -188,7 +220,6 @@ def _validate_env(env: Any) -> None:
         return
     if not isinstance(env, Mapping):
         raise InvalidArgument("environmentVariables must be an object of string values")
-    total = 0
     for key, value in env.items():
         if not ENV_KEY_RE.match(key):
             raise InvalidArgument(
@@ -199,7 +230,9 @@ def _validate_env(env: Any) -> None:
             raise InvalidArgument(f"environmentVariables key '{key}' uses the reserved prefix 'FC_'")
         if not isinstance(value, str):
             raise InvalidArgument(f"environmentVariables['{key}'] must be a string")
-        total += len(key) + len(value)
+    # FC does not say how it counts "the total size"; count the largest plausible form, the JSON it
+    # receives, so nothing passes here that FC could refuse (mcp-fc's own check counts the same way).
+    total = len(json.dumps(dict(env), ensure_ascii=True))
     if total > MAX_ENV_BYTES:
         raise InvalidArgument(f"environmentVariables total size {total} exceeds {MAX_ENV_BYTES} bytes")
 
@@ -219,12 +252,20 @@ def _validate_session_affinity(spec: Mapping[str, Any]) -> None:
         raise InvalidArgument("sessionAffinityConfig must be a JSON string")
     config = _parse_json_object(raw, "sessionAffinityConfig")
     where = "sessionAffinityConfig."
+    allowed = AFFINITY_CONFIG_KEYS.get(str(affinity))
+    if allowed is None:
+        return  # NONE: no affinity, the config (e.g. left from an earlier MCP_SSE) is not used
+    unknown = sorted(set(config) - allowed)
+    if unknown:
+        raise InvalidArgument(
+            f"sessionAffinityConfig has unknown key(s) {unknown} for {affinity}; allowed: {sorted(allowed)}"
+        )
     _int_in(config, "sessionConcurrencyPerInstance", 1, 200, where)
     if affinity == "MCP_SSE":
         path = config.get("sseEndpointPath")
         if path is not None and (not isinstance(path, str) or not path.startswith("/")):
             raise InvalidArgument("sessionAffinityConfig.sseEndpointPath must be a string starting with '/'")
-    elif affinity in ("MCP_STREAMABLE", "GENERATED_COOKIE", "HEADER_FIELD"):
+    elif affinity in ("GENERATED_COOKIE", "HEADER_FIELD"):
         _int_in(config, "sessionTTLInSeconds", 1, 21600, where)
         _int_in(config, "sessionIdleTimeoutInSeconds", 0, 21600, where)
     if affinity == "HEADER_FIELD":
@@ -239,6 +280,23 @@ def _validate_session_affinity(spec: Mapping[str, Any]) -> None:
                 "start with a letter, use letters, digits, '-' or '_', and not start "
                 "with 'x-fc-'"
             )
+
+
+def _check_sessions_fit(spec: Mapping[str, Any]) -> None:
+    """ "The number of concurrent sessions per instance cannot exceed the maximum number of concurrent
+    requests per instance" (session-affinity-configuration-practices, en). A zh page says affinity forces
+    instance concurrency to 200 instead; the emulator follows the stricter reading."""
+    affinity = spec.get("sessionAffinity")
+    raw = spec.get("sessionAffinityConfig")
+    if affinity not in AFFINITY_CONFIG_KEYS or not isinstance(raw, str) or not raw:
+        return
+    sessions = _parse_json_object(raw, "sessionAffinityConfig").get("sessionConcurrencyPerInstance")
+    concurrency = spec.get("instanceConcurrency")
+    if _is_int(sessions) and _is_int(concurrency) and sessions > concurrency:
+        raise InvalidArgument(
+            f"sessionAffinityConfig.sessionConcurrencyPerInstance {sessions} exceeds instanceConcurrency "
+            f"{concurrency}: sessions per instance cannot exceed concurrent requests per instance"
+        )
 
 
 def _validate_container(config: Any, runtime: Any) -> None:
@@ -366,6 +424,7 @@ def validate_function_spec(spec: Mapping[str, Any]) -> None:
             f"cpu {cpu} and memorySize {spec['memorySize']} MB do not fit: "
             "cpu : memory(GB) must be between 1:1 and 1:4"
         )
+    _check_sessions_fit(spec)
     _validate_container(spec.get("customContainerConfig"), spec.get("runtime"))
 
 
@@ -401,6 +460,8 @@ def validate_trigger_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
                 f"triggerConfig.methods has unsupported method(s) {bad}; allowed: {sorted(HTTP_METHODS)}"
             )
         auth = config.get("authType", "function")
+        if auth == "bearer":
+            raise InvalidArgument(BEARER_UNVERIFIED)
         if auth not in HTTP_AUTH_TYPES:
             raise InvalidArgument(
                 f"triggerConfig.authType must be one of {list(HTTP_AUTH_TYPES)}, got {auth!r}"
@@ -423,6 +484,10 @@ def validate_trigger_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 class Function:
     """One function. ``spec`` holds the input fields (defaults filled); it is replaced, never mutated."""
+
+    #: The registered ENTRYPOINT/CMD of its image (``{"entrypoint": [...], "cmd": [...]}``), set on the
+    #: copies :meth:`FCBackend.resolve` hands to the data plane; never persisted.
+    image_config: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -490,9 +555,27 @@ class Function:
                 if status == "Successful" and self.state == "Failed" and self._state_at is None:
                     self.state, self.state_reason, self.state_reason_code = "Active", "", ""
 
+    def deactivate(self) -> None:
+        """FC's ``Inactive``: kept, but not invocable until it is updated or invoked."""
+        self._state_at = None
+        self.state = "Inactive"
+        self.state_reason = (
+            "The function has not been invoked for a long time and its resources were released"
+        )
+        self.state_reason_code = "Idle"
+
+    def wake(self, *, now: float, pending_seconds: float, fail_reason: str | None) -> None:
+        """Inactive → Pending → Active (or Failed): what an update or an invocation does on FC."""
+        if self.state != "Inactive":
+            return
+        self.state, self.state_reason, self.state_reason_code = "Pending", "Function restoring", "Restoring"
+        self._state_at = now + pending_seconds
+        self._state_to = ("Failed", fail_reason, "ImagePullFailed") if fail_reason else ("Active", "", "")
+
     def apply_update(
         self, spec: dict[str, Any], *, now: float, pending_seconds: float, fail_reason: str | None
     ) -> None:
+        self.wake(now=now, pending_seconds=pending_seconds, fail_reason=fail_reason)
         self.spec = spec
         self.modified = now
         self.revision += 1
@@ -743,6 +826,8 @@ class FCBackend:
         self.triggers: dict[str, dict[str, Trigger]] = {}
         self.pending_seconds = float(pending_seconds)
         self.fail_images: list[str] = list(fail_images or [])
+        #: Image ENTRYPOINT/CMD registered through the control API (the emulator pulls no images).
+        self.images: dict[str, dict[str, list[str]]] = {}
 
     # configuration -------------------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
@@ -1007,9 +1092,61 @@ class FCBackend:
     # data plane ------------------------------------------------------------------------------------------
     def resolve(self, function_name: str, trigger_name: str) -> tuple[Function, Trigger]:
         """Settled shallow copies of a function and one of its triggers (safe to use without the lock)."""
+        seq = 0
         with self._lock:
             trigger = self._trigger(function_name, trigger_name, any_region=True)
-            return copy.copy(self.functions[function_name]), copy.copy(trigger)
+            fn = self.functions[function_name]
+            if fn.state == "Inactive":
+                # FC: invoking an Inactive function returns it to Pending; this request still finds it
+                # not ready (503), a later one finds it Active.
+                now = self.clock()
+                fn.wake(now=now, pending_seconds=self.pending_seconds, fail_reason=self._fail_reason(fn.spec))
+                fn.settle(now)
+                seq = self._changed()
+            function = copy.copy(fn)
+            image = function.image
+            function.image_config = copy.deepcopy(self.images.get(image)) if image else None
+            trigger = copy.copy(trigger)
+        if seq:
+            self._persist(seq)
+        return function, trigger
+
+    def deactivate(self, function_name: str) -> dict[str, Any]:
+        """Put a function in FC's ``Inactive`` state (control API); answers the function."""
+        with self._lock:
+            fn = self._function(function_name, any_region=True)  # the control API spans regions
+            fn.deactivate()
+            result = fn.to_dict()
+            seq = self._changed()
+        self._persist(seq)
+        return result
+
+    # images ------------------------------------------------------------------------------------------------
+    def get_images(self) -> dict[str, dict[str, list[str]]]:
+        with self._lock:
+            return copy.deepcopy(self.images)
+
+    def set_images(self, images: Any) -> dict[str, dict[str, list[str]]]:
+        """Replace the registered images: ``{image: {"entrypoint": [...], "cmd": [...]}}`` (both optional),
+        what ``docker inspect`` would show as the image's ENTRYPOINT and CMD."""
+        if not isinstance(images, Mapping):
+            raise InvalidArgument('images must be an object {"<image>": {"entrypoint": [...], "cmd": [...]}}')
+        parsed: dict[str, dict[str, list[str]]] = {}
+        for image, config in images.items():
+            if not isinstance(config, Mapping) or set(config) - {"entrypoint", "cmd"}:
+                raise InvalidArgument(f"image {image!r}: give an object with 'entrypoint' and/or 'cmd'")
+            entry: dict[str, list[str]] = {}
+            for key in ("entrypoint", "cmd"):
+                value = config.get(key)
+                if value is None:
+                    continue
+                if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+                    raise InvalidArgument(f"image {image!r}: {key} must be a list of strings")
+                entry[key] = list(value)
+            parsed[str(image)] = entry
+        with self._lock:
+            self.images = parsed
+            return copy.deepcopy(self.images)
 
     # whole state -------------------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -1033,6 +1170,7 @@ class FCBackend:
             self.triggers.clear()
             self.pending_seconds = self._initial_config["pending_seconds"]
             self.fail_images = list(self._initial_config["fail_images"])
+            self.images = {}
             self.listeners.close_all()
             seq = self._changed()
         self._persist(seq)

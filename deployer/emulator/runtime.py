@@ -1,8 +1,19 @@
 """Function instances as local processes: the emulator's ``docker run`` (without Docker).
 
 On the first request to an HTTP trigger (a cold start) the data plane asks :class:`InstanceManager` for an
-instance of the function. The manager runs ``customContainerConfig.entrypoint + command`` as a local process
-and waits until it listens. What that means, and where it differs from FC:
+instance of the function. The manager runs the container's process as a local process and waits until it
+listens. What that means, and where it differs from FC:
+
+* **The process is what a container runtime would run** (:func:`container_argv`): the function's
+  ``customContainerConfig.entrypoint`` followed by its ``command`` when it sets ``entrypoint``; otherwise the
+  image's ENTRYPOINT followed by ``command`` (or, without one, the image's CMD). The emulator pulls no image,
+  so an image's ENTRYPOINT and CMD are what the control API registered for it (``PUT /_emulator/images``),
+  none otherwise. So an image whose ENTRYPOINT is ``catatonit -- mcp-proxy`` turns a bare ``command`` of
+  ``mcp-proxy ...`` into ``catatonit -- mcp-proxy mcp-proxy ...``, as FC would.
+* **Init processes** (``tini``, ``catatonit``, ``dumb-init``) in front of the program run for real when
+  they are on ``PATH``; otherwise the emulator runs the program after them directly (an init's work,
+  forwarding signals and reaping children, is done locally by the process-group handling below) and
+  reports it as ``"initStandIn": true``. Port mapping and the ``PATH`` lookup apply to that program.
 
 * **The image is not pulled.** The command is looked up on ``PATH``: the emulator's own ``PATH`` with the
   directory of ``sys.executable`` in front (so the console scripts of the emulator's virtualenv, such as
@@ -101,6 +112,41 @@ class FunctionNotStarted(FCError):
 
 
 # command and environment -----------------------------------------------------------------------------
+
+
+#: Init programs the emulator recognises in front of a container's program (see the module docstring).
+INIT_PROGRAMS = frozenset({"tini", "catatonit", "dumb-init"})
+#: Their options that take a value (tini ``-p SIG``/``-e CODE``, dumb-init ``-r s:r``).
+INIT_VALUE_OPTIONS = frozenset({"-p", "-e", "-r", "--rewrite"})
+
+
+def container_argv(container: Mapping[str, Any], image: Mapping[str, Any] | None = None) -> list[str]:
+    """The container's process: ``entrypoint + command`` when the function sets an entrypoint (it replaces
+    the image's ENTRYPOINT and CMD, as ``docker run --entrypoint`` does); otherwise the image's ENTRYPOINT
+    followed by ``command``, or by the image's CMD when there is no command."""
+    image = image or {}
+    entrypoint = [str(a) for a in container.get("entrypoint") or []]
+    command = [str(a) for a in container.get("command") or []]
+    if entrypoint:
+        return entrypoint + command
+    return [str(a) for a in image.get("entrypoint") or []] + (
+        command or [str(a) for a in image.get("cmd") or []]
+    )
+
+
+def split_init(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(init part, program part)``: a recognised init program and its options, then what it runs."""
+    if not argv or os.path.basename(argv[0]) not in INIT_PROGRAMS:
+        return [], list(argv)
+    i = 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            return list(argv[: i + 1]), list(argv[i + 1 :])
+        if not arg.startswith("-"):
+            break
+        i += 2 if arg in INIT_VALUE_OPTIONS else 1
+    return list(argv[:i]), list(argv[i:])
 
 
 def map_command(argv: Sequence[str], container_port: int, host_port: int) -> tuple[list[str], bool]:
@@ -261,6 +307,10 @@ class Instance:
     revision: int
     instance_id: str
     argv: list[str]
+    #: The init in front of ``argv`` (``["tini", "--"]``), and whether the emulator ran ``argv`` directly
+    #: because that init is not installed here.
+    init: list[str]
+    init_stand_in: bool
     port: int
     container_port: int
     port_mapped: bool
@@ -318,6 +368,8 @@ class Instance:
             "portMapped": self.port_mapped,
             "url": f"http://127.0.0.1:{self.port}",
             "command": list(self.argv),
+            "init": list(self.init),
+            "initStandIn": self.init_stand_in,
             "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
             "coldStartMs": self.cold_start_ms,
             "idleSeconds": round(now - self.last_used, 3) if not self.active else 0.0,
@@ -432,13 +484,12 @@ class InstanceManager:
         name = function.name
         spec = function.spec
         container = spec.get("customContainerConfig") or {}
-        argv = [str(a) for a in (container.get("entrypoint") or [])] + [
-            str(a) for a in (container.get("command") or [])
-        ]
+        init_argv, argv = split_init(container_argv(container, getattr(function, "image_config", None)))
         if not argv:
             raise FunctionNotStarted(
-                f"function '{name}' has no customContainerConfig.command or entrypoint: the local emulator "
-                "does not pull images, so it can only run an explicit command"
+                f"function '{name}' has no customContainerConfig.command or entrypoint (or only an init "
+                f"{' '.join(init_argv)!r} with nothing to run): the local emulator does not pull images, so "
+                "it can only run an explicit command or an ENTRYPOINT registered with PUT /_emulator/images"
             )
         container_port = int(container.get("port") or DEFAULT_CONTAINER_PORT)
         host_port = free_port()
@@ -456,6 +507,10 @@ class InstanceManager:
                 f"function '{name}': command '{argv[0]}' was not found on PATH (the local emulator runs the "
                 "container command on this machine and does not pull the image; install it here)"
             )
+        init_executable = shutil.which(init_argv[0], path=env["PATH"]) if init_argv else None
+        run_argv = mapped_argv
+        if init_executable is not None:
+            run_argv, executable = init_argv + mapped_argv, init_executable
         runtime_dir = self.runtime_dir()
         _prune(runtime_dir, KEEP_INSTANCE_DIRS - 1, keep=self._live_directories())
         directory = os.path.join(runtime_dir, f"{name}-{instance_id}")
@@ -465,7 +520,7 @@ class InstanceManager:
         with open(log_path, "ab") as log:
             try:
                 process = subprocess.Popen(  # the function's own command, by design
-                    mapped_argv,
+                    run_argv,
                     executable=executable,
                     env=env,
                     cwd=directory,
@@ -483,6 +538,8 @@ class InstanceManager:
             revision=function.revision,
             instance_id=instance_id,
             argv=mapped_argv,
+            init=init_argv,
+            init_stand_in=bool(init_argv) and init_executable is None,
             port=port,
             container_port=container_port,
             port_mapped=mapped,
@@ -498,7 +555,7 @@ class InstanceManager:
             function.revision,
             process.pid,
             port,
-            " ".join(mapped_argv),
+            " ".join(init_argv + mapped_argv),
         )
         try:
             self._wait_ready(instance, container.get("healthCheckConfig"), started, limit)
@@ -595,7 +652,8 @@ class InstanceManager:
     @staticmethod
     def _failure(instance: Instance, what: str) -> str:
         output = instance.output_tail()
-        message = f"function '{instance.function_name}' instance {what}; command: {' '.join(instance.argv)}"
+        command = " ".join(instance.init + instance.argv)
+        message = f"function '{instance.function_name}' instance {what}; command: {command}"
         if output:
             message += f"; last output:\n{output}"
         else:

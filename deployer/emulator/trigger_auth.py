@@ -4,29 +4,30 @@
 
 * ``anonymous``: no check; every header (``Authorization`` included) reaches the function.
 * ``jwt``: a token is looked up as ``authConfig.tokenLookup`` says (comma-separated ``header:NAME[:PREFIX]``,
-  ``query:NAME`` or ``cookie:NAME``; default ``header:Authorization:Bearer``) and verified against
-  ``authConfig.jwks`` (RS256, ``exp`` required) with :func:`deployer.endpoint_auth.verify_token`. Missing,
-  expired or invalid → ``401 Unauthorized``. ``authConfig.whitelist`` lists paths that need no token;
-  ``blacklist`` the only paths that do (a trailing ``*`` matches a prefix). ``claimPassBy``
-  (``header:CLAIM:NAME`` / ``query:CLAIM:NAME``, comma-separated; the default ``query::`` passes nothing)
-  hands verified claims to the function. ``authConfig`` may be an object or a JSON string, with the
-  devsapp lower-camel keys or the API doc's ``JWKS``/``TokenLookup``/``ClaimPassBy`` ones.
+  ``query:NAME`` or ``cookie:NAME``; default ``header:Authorization:Bearer `` with its trailing space) and
+  verified against ``authConfig.jwks`` (RS256, ``exp`` required) with
+  :func:`deployer.endpoint_auth.verify_token`. The PREFIX is stripped **literally**, as FC does (devsapp/fc3
+  docs: "prefix 需要以一个空格结尾"): a value that does not start with it carries no token, and with a prefix
+  ``Bearer`` (no space) the header ``Bearer eyJ...`` yields `` eyJ...``, which is not a JWT. Missing, expired
+  or invalid → ``401 Unauthorized``. ``authConfig.whitelist`` lists paths that need no token; ``blacklist``
+  the only paths that do (a trailing ``*`` matches a prefix). ``claimPassBy`` (``header:CLAIM:NAME`` /
+  ``query:CLAIM:NAME``, comma-separated; optional, and devsapp's ``query::`` passes nothing) hands verified
+  claims to the function. ``authConfig`` may be an object or a JSON string, with the devsapp lower-camel
+  keys or the API doc's ``JWKS``/``TokenLookup``/``ClaimPassBy`` ones.
 * ``function``: the request must carry an ACS3-HMAC-SHA256 signature (``Authorization`` header,
   ``x-acs-content-sha256`` ...) made with the emulator's access key pair, verified by
   :func:`deployer.emulator.signing.verify_request` over the raw path, query, signed headers and body.
   Missing or wrong → ``403 SignatureNotMatch`` (``InvalidAccessKeyID`` for an unknown key id).
-* ``bearer``: ``authConfig.tokens`` (strings, or objects with ``token``/``value`` and an optional
-  ``enabled: false``); the request must send ``Authorization: Bearer <token>``. Missing →
-  ``401 "Authorization header is expected but missing"``; no match → ``401 "access denied due to invalid
-  bearer token"`` (FC's wording).
 
-For ``jwt`` (token from a header), ``bearer`` and ``function`` the consumed ``Authorization`` header is not
+``bearer`` is refused when the trigger is written (:mod:`deployer.emulator.models`): FC documents the
+feature, but no public source shows its wire format, so the emulator does not pretend to know it.
+
+For ``jwt`` (token from a header) and ``function`` the consumed ``Authorization`` header is not
 forwarded to the function. 401 answers carry ``WWW-Authenticate: Bearer``.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,13 +42,11 @@ from deployer.endpoint_auth import verify_token
 from .exceptions import FCError, InvalidArgument
 from .signing import Credentials, header_values, verify_request
 
-DEFAULT_TOKEN_LOOKUP = "header:Authorization:Bearer"
-MISSING_BEARER = "Authorization header is expected but missing"
-INVALID_BEARER = "access denied due to invalid bearer token"
+DEFAULT_TOKEN_LOOKUP = "header:Authorization:Bearer "
 
 
 class Unauthorized(FCError):
-    """401 from trigger authentication (jwt, bearer)."""
+    """401 from trigger authentication (jwt)."""
 
     status = 401
     code = "Unauthorized"
@@ -99,9 +98,10 @@ def _path_matches(path: str, patterns: Any) -> bool:
 
 
 def _split_list(value: Any) -> list[str]:
-    if isinstance(value, list):
-        return [str(v).strip() for v in value if str(v).strip()]
-    return [part.strip() for part in str(value or "").split(",") if part.strip()]
+    """Comma-separated items. Leading whitespace goes; trailing whitespace stays, because it belongs to a
+    tokenLookup prefix (``header:Authorization:Bearer ``)."""
+    items = value if isinstance(value, list) else str(value or "").split(",")
+    return [str(v).lstrip() for v in items if str(v).strip()]
 
 
 def _lookup_token(lookups: list[str], headers: Any, raw_query: str) -> tuple[str | None, str | None]:
@@ -112,12 +112,11 @@ def _lookup_token(lookups: list[str], headers: Any, raw_query: str) -> tuple[str
         if kind == "header":
             name, _, prefix = rest.partition(":")
             for value in header_values(headers, name.strip()):
-                value = value.strip()
                 if prefix:
-                    head, _, token = value.partition(" ")
-                    if head.lower() != prefix.strip().lower():
+                    # Literally, as FC does: no case folding, no trimming of what is left.
+                    if not value.startswith(prefix):
                         continue
-                    value = token.strip()
+                    value = value[len(prefix) :]
                 if value:
                     return value, name.strip().lower()
         elif kind == "query":
@@ -143,7 +142,7 @@ def _claims_passed(
     add_headers: list[tuple[str, str]] = []
     add_query: list[tuple[str, str]] = []
     for item in _split_list(claim_pass_by):
-        parts = item.split(":")
+        parts = item.strip().split(":")
         if len(parts) != 3 or not parts[1] or not parts[2] or parts[1] not in claims:
             continue
         kind, claim, name = parts
@@ -165,7 +164,13 @@ def _jwt(config: Mapping[str, Any], raw_path: str, raw_query: str, headers: Any)
     lookups = _split_list(auth.get("tokenLookup") or DEFAULT_TOKEN_LOOKUP)
     token, header = _lookup_token(lookups, headers, raw_query)
     if token is None:
-        raise Unauthorized(f"a JWT is expected in {','.join(lookups)} but is missing")
+        where = ", ".join(repr(lookup) for lookup in lookups)  # quoted: a prefix ends with a space
+        raise Unauthorized(f"a JWT is expected in {where} but is missing")
+    if token != token.strip():
+        raise Unauthorized(
+            "invalid JWT: what follows the tokenLookup prefix starts or ends with whitespace (the prefix is "
+            "stripped literally, so it must end with the space before the token)"
+        )
     jwks = auth.get("jwks")
     if isinstance(jwks, str):
         try:
@@ -190,33 +195,6 @@ def _jwt(config: Mapping[str, Any], raw_path: str, raw_query: str, headers: Any)
     )
 
 
-def _bearer_tokens(auth: Mapping[str, Any]) -> list[str]:
-    tokens = []
-    for item in auth.get("tokens") or []:
-        if isinstance(item, str):
-            tokens.append(item)
-        elif isinstance(item, Mapping) and item.get("enabled", True) is not False:
-            value = item.get("token", item.get("value"))
-            if isinstance(value, str):
-                tokens.append(value)
-    return [t for t in tokens if t]
-
-
-def _bearer(config: Mapping[str, Any], headers: Any) -> AuthResult:
-    values = header_values(headers, "authorization")
-    scheme, _, token = (values[0].strip() if values else "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized(MISSING_BEARER)
-    given = token.encode("utf-8")
-    matched = False
-    for candidate in _bearer_tokens(_auth_config(config)):
-        matched |= hmac.compare_digest(candidate.encode("utf-8"), given)
-    if not matched:
-        raise Unauthorized(INVALID_BEARER)
-    return AuthResult("bearer", drop_headers=frozenset({"authorization"}))
-
-
 def authenticate(
     *,
     method: str,
@@ -235,8 +213,6 @@ def authenticate(
         return AuthResult("anonymous")
     if auth_type == "jwt":
         return _jwt(config, raw_path, raw_query, headers)
-    if auth_type == "bearer":
-        return _bearer(config, headers)
     if auth_type == "function":
         verify_request(method, raw_path, raw_query, headers, read_body(), credentials)
         return AuthResult("function", drop_headers=frozenset({"authorization"}))

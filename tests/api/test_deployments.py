@@ -90,6 +90,12 @@ BAD_BODIES = [
     ({"instance_concurrency": 500}, "instance_concurrency", "concurrency_range"),
     ({"transport": "websocket"}, "transport", "enum"),
     ({"auth": {"type": "password"}}, "auth.type", "enum"),
+    ({"auth": {"type": "bearer"}}, "auth.type", "auth_bearer_unverified"),
+    (
+        {"session_concurrency_per_instance": 11},
+        "session_concurrency_per_instance",
+        "session_concurrency_exceeds_instance",
+    ),
     ({"command": []}, "command", "command_required"),
     ({"image": "Not An Image"}, "image", "image_reference"),
     ({"unexpected": 1}, "unexpected", "extra_forbidden"),
@@ -109,6 +115,17 @@ def test_bad_requests_are_422_naming_field_and_rule(
     assert all(e["message"] for e in problem["errors"])
     assert field in problem["detail"]
     assert CANARY not in r.text and '"input"' not in r.text
+    assert count_rows(settings) == 0 and broker_messages(settings) == []
+
+
+def test_bearer_auth_is_422_saying_why_and_nothing_is_queued(client: TestClient, alice, settings) -> None:
+    r = client.post("/v1/deployments", json=deploy_body(auth={"type": "bearer"}), headers=alice)
+    problem = assert_problem(r, 422)
+    [error] = problem["errors"]
+    assert (error["field"], error["rule"]) == ("auth.type", "auth_bearer_unverified")
+    assert (
+        "wire format" in error["message"] and "not public" in error["message"] and "jwt" in error["message"]
+    )
     assert count_rows(settings) == 0 and broker_messages(settings) == []
 
 

@@ -32,7 +32,7 @@ def test_deploy_sends_the_request_waits_and_prints_urls(api, cli):
         "--cpu",
         "1",
         "--auth",
-        "bearer",
+        "anonymous",
         "--priority",
         "high",
         "--transport",
@@ -55,7 +55,7 @@ def test_deploy_sends_the_request_waits_and_prints_urls(api, cli):
         "cpu": 1.0,
         "memory_mb": 1024,
         "transport": "sse",
-        "auth": {"type": "bearer"},
+        "auth": {"type": "anonymous"},
         "priority": "high",
     }
     assert uuid.UUID(request.headers["Idempotency-Key"]).version == 4

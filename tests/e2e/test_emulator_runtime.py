@@ -26,6 +26,7 @@ from mcp.client.streamable_http import streamablehttp_client
 
 from deployer import spec
 from deployer.emulator import EmulatorServer
+from deployer.emulator.runtime import DEFAULT_START_TIMEOUT_S
 from deployer.endpoint_auth import SigningKey, mint_token, new_signing_key
 from schemas import DeployRequest
 from tests.conftest import alive, wait_until
@@ -201,3 +202,40 @@ def test_update_restarts_and_delete_or_stop_leave_no_process(key):
     finally:
         server.stop()
     assert [p for p in members if alive(p)] == []  # stop() waited: nothing left, children included
+
+
+def test_an_image_entrypoint_that_is_not_a_pass_through_still_runs_the_generated_command(fc_emulator, sdk):
+    """The official mcp-proxy image's ENTRYPOINT is `catatonit -- mcp-proxy` (mcp-hosting.md). mcp-fc sets
+    `entrypoint` explicitly, so the container still runs exactly `tini -- <bridge argv>`; the same command
+    without an entrypoint would be appended to the image's (fc3-fidelity-audit.md row 22)."""
+    image = "ghcr.io/sparfenyuk/mcp-proxy:latest"
+    r = httpx.put(
+        f"{fc_emulator.url}/_emulator/images", json={image: {"entrypoint": ["catatonit", "--", "mcp-proxy"]}}
+    )
+    assert r.status_code == 200, r.text
+    try:
+        req = DeployRequest(
+            name="time-ownimage", image=image, command=["mcp-server-time"], auth={"type": "anonymous"}
+        )
+        base = deploy(sdk, req, spec.EndpointAuth())
+        tools, _ = asyncio.run(use(f"{base}/sse", "sse", None))
+        assert "get_current_time" in tools
+        inst = instances(fc_emulator)["time-ownimage"]
+        assert inst["init"] == ["tini", "--"] and inst["command"][0] == "mcp-proxy"
+        assert inst["command"].count("mcp-proxy") == 1
+
+        # what the previous spec sent (command only): the image's ENTRYPOINT garbles it
+        old = spec.create_function_input(req.model_copy(update={"name": "time-oldspec"}))
+        old.custom_container_config.entrypoint = None
+        sdk.create_function(fc.CreateFunctionRequest(body=old))
+        trigger = spec.create_trigger_input(req, spec.EndpointAuth())
+        url = sdk.create_trigger(
+            "time-oldspec", fc.CreateTriggerRequest(body=trigger)
+        ).body.http_trigger.url_internet
+        fc_emulator.backend.configure(start_timeout_s=3)  # (mcp-proxy exits at once with a usage error)
+        answer = httpx.get(f"{url}/status", timeout=30)
+        assert answer.status_code == 502 and answer.json()["Code"] == "FunctionNotStarted"
+        assert "command: catatonit -- mcp-proxy mcp-proxy --port" in answer.json()["Message"]
+    finally:
+        fc_emulator.backend.configure(start_timeout_s=DEFAULT_START_TIMEOUT_S)
+        httpx.delete(f"{fc_emulator.url}/_emulator/images")

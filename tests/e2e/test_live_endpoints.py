@@ -14,6 +14,7 @@ from mcp.client.streamable_http import streamablehttp_client
 from typer.testing import CliRunner
 
 from deployer.cli import app as cli_app
+from tests.conftest import wait_until
 from tests.integration.conftest import stack_factory  # noqa: F401
 
 pytestmark = pytest.mark.e2e
@@ -164,3 +165,51 @@ def test_from_mcp_json_deploys_every_stdio_server(stack, tmp_path):
     for entry in remote.values():
         tools, _ = asyncio.run(use_endpoint(entry["url"], "sse", entry["headers"]))
         assert "get_current_time" in tools
+
+
+def test_a_default_deploy_sends_what_fc_documents_and_serves_the_official_client(stack):
+    """The default deploy (jwt): the trigger config on the wire has the tokenLookup prefix with its space
+    and no claimPassBy (audit rows 5-6), the container's entrypoint is set (row 22), and the official MCP
+    client with `Authorization: Bearer <token>` lists tools through the returned URL."""
+    name = "live-default"
+    with stack.http() as http:
+        resp = http.post(
+            "/v1/deployments", json={"name": name, "image": IMAGE, "command": ["mcp-server-time"]}
+        )
+        assert resp.status_code == 202, resp.text
+        dep = stack.wait_for(resp.json()["id"], {"succeeded", "failed"})
+        assert dep["status"] == "succeeded", (dep.get("error"), stack.worker_logs())
+        config = http.get(f"/v1/deployments/{name}/client-config").json()["mcpServers"][name]
+    state = stack.fc.backend.snapshot()
+    wire = json.loads(state["triggers"][name]["http"]["triggerConfig"])
+    assert wire["authType"] == "jwt"
+    assert wire["authConfig"]["tokenLookup"] == "header:Authorization:Bearer "
+    assert "claimPassBy" not in wire["authConfig"]
+    assert json.loads(dep["result"]["trigger_result"]["body"]["triggerConfig"]) == wire
+    assert state["functions"][name]["customContainerConfig"]["entrypoint"] == ["tini", "--"]
+    assert config["headers"]["Authorization"].startswith("Bearer ")
+    tools, text = asyncio.run(use_endpoint(config["url"], dep["spec"]["transport"], config["headers"]))
+    assert "get_current_time" in tools and "UTC" in text
+
+
+def test_an_inactive_function_is_not_ready_and_the_deploy_brings_it_back(stack):
+    """FC's Inactive state cannot be invoked: the deploy does not go on to the trigger, it updates the
+    function once (FC: "redeploy or trigger the function to return it to Pending") and waits for Active."""
+    name = "live-inactive"
+    updates_before = stack.fc.faults.stats()["calls"].get("UpdateFunction", 0)
+    stack.fc.backend.configure(pending_seconds=600)  # the new function stays Pending until we act
+    try:
+        with stack.http() as http:
+            dep_id = http.post(
+                "/v1/deployments", json={"name": name, "image": IMAGE, "command": ["mcp-server-time"]}
+            ).json()["id"]
+            wait_until(lambda: name in stack.fc.backend.functions, timeout=60)
+            stack.fc.backend.configure(pending_seconds=0.2)
+            r = httpx.post(f"{stack.fc.url}/_emulator/functions/{name}/deactivate", timeout=10)
+            assert r.status_code == 200 and r.json()["state"] == "Inactive"
+            dep = stack.wait_for(dep_id, {"succeeded", "failed"})
+    finally:
+        stack.fc.backend.configure(pending_seconds=0.5)
+    assert dep["status"] == "succeeded", (dep.get("error"), stack.worker_logs())
+    assert stack.fc.faults.stats()["calls"].get("UpdateFunction", 0) == updates_before + 1
+    assert stack.fc.backend.snapshot()["functions"][name]["state"] == "Active"

@@ -123,6 +123,23 @@ ACR_EE = "myinst-registry-vpc.cn-hangzhou.cr.aliyuncs.com/ns/mcp:1"
             "sessionConcurrencyPerInstance",
         ),
         ({"session_affinity_config": json.dumps({"sseEndpointPath": 7})}, "sseEndpointPath"),
+        # values no public source shows FC taking (audit rows 16-18)
+        ({"session_affinity": "MCP_STREAMABLE"}, "sessionAffinity"),
+        (
+            {"session_affinity_config": json.dumps({"sseEndpointPath": "/sse", "sessionTTLInSeconds": 60})},
+            "sessionTTLInSeconds",
+        ),
+        # more sessions than concurrent requests per instance (the fixture has instanceConcurrency 20)
+        (
+            {
+                "session_affinity_config": json.dumps(
+                    {"sseEndpointPath": "/sse", "sessionConcurrencyPerInstance": 21}
+                )
+            },
+            "exceeds instanceConcurrency",
+        ),
+        # counted as serialized JSON: {"BIG": "..."} is 11 bytes more than the value
+        ({"environment_variables": {"BIG": "x" * 4086}}, "environmentVariables"),
     ],
 )
 def test_create_function_validation(emulator, client, function_input, overrides, field):
@@ -140,11 +157,12 @@ def test_create_function_validation(emulator, client, function_input, overrides,
         {"cpu": 0.25, "memory_size": 1024},  # exactly 1:4
         {"cpu": 2.0, "memory_size": 2048},  # exactly 1:1
         {
-            "session_affinity": "MCP_STREAMABLE",
+            "session_affinity": "GENERATED_COOKIE",
             "session_affinity_config": json.dumps(
                 {"sessionConcurrencyPerInstance": 20, "sessionTTLInSeconds": 3600}
             ),
         },
+        {"environment_variables": {"BIG": "x" * 4085}},
         {"memory_size": 128, "cpu": None},  # cpu defaulted from memory
     ],
 )
@@ -186,6 +204,10 @@ def _trigger(name="http", ttype="http", config=None, qualifier="LATEST"):
         (
             _trigger(config={"methods": ["GET"], "authType": "jwt", "authConfig": {"jwks": {"keys": []}}}),
             "jwks",
+        ),
+        (
+            _trigger(config={"methods": ["GET"], "authType": "bearer", "authConfig": {"tokens": ["t" * 40]}}),
+            "wire format is not public",
         ),
     ],
 )

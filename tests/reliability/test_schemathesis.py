@@ -142,7 +142,7 @@ def valid_deploys(draw: Any) -> dict[str, Any]:
         "cpu": cpu,
         "memory_mb": memory,
         "transport": draw(st.sampled_from(["sse", "streamable-http"])),
-        "auth": {"type": draw(st.sampled_from(["anonymous", "jwt", "bearer", "function"]))},
+        "auth": {"type": draw(st.sampled_from(["anonymous", "jwt", "function"]))},
         "description": draw(TEXT),
     }
 

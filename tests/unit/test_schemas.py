@@ -84,6 +84,32 @@ def test_defaults_match_the_contract():
         ({"memory_mb": "lots"}, "memory_mb", "int_parsing"),
         ({"transport": "websocket"}, "transport", "enum"),
         ({"auth": {"type": "oauth"}}, "auth.type", "enum"),
+        ({"auth": {"type": "bearer"}}, "auth.type", "auth_bearer_unverified"),
+        (
+            {"session_concurrency_per_instance": 0},
+            "session_concurrency_per_instance",
+            "session_concurrency_range",
+        ),
+        (
+            {"session_concurrency_per_instance": 201, "instance_concurrency": 200},
+            "session_concurrency_per_instance",
+            "session_concurrency_range",
+        ),
+        (
+            {"session_concurrency_per_instance": 11},
+            "session_concurrency_per_instance",
+            "session_concurrency_exceeds_instance",
+        ),
+        (
+            {"session_concurrency_per_instance": 2, "transport": "streamable-http"},
+            "session_concurrency_per_instance",
+            "session_concurrency_needs_sse",
+        ),
+        # counted as the JSON FC receives: {"BIG": "..."} is 11 bytes more than the value
+        ({"env": {"BIG": "x" * 4086}}, "env", "env_total_size"),
+        # non-ASCII counts as its \uXXXX escape (6 bytes), more than its 2 UTF-8 bytes
+        ({"env": {"A": "é" * 682}}, "env", "env_total_size"),
+        ({"init": "dumb-init"}, "init", "enum"),
     ],
 )
 def test_fc_limits_are_enforced_with_field_and_rule(overrides, field, rule):
@@ -100,6 +126,11 @@ def test_fc_limits_are_enforced_with_field_and_rule(overrides, field, rule):
         {"disk_mb": 10240},
         {"timeout_s": 86400, "instance_concurrency": 200},
         {"env": {"a": "b", "Z_1": ""}},
+        {"env": {"BIG": "x" * 4085}},
+        {"env": {"A": "é" * 680}},
+        {"session_concurrency_per_instance": 10},
+        {"session_concurrency_per_instance": 200, "instance_concurrency": 200},
+        {"init": "none"},
         {"image": "inst-registry.cn-hangzhou.cr.aliyuncs.com/ns/repo:1", "acr_instance_id": "cri-abc123"},
         {"image": "python:3.12-slim"},
         {"image": "localhost:5000/team/server@sha256:" + "a" * 64},
@@ -144,3 +175,42 @@ def test_redeploy_merges_and_revalidates():
 )
 def test_status_transitions(old, new, ok):
     assert can_transition(Status(old), Status(new)) is ok
+
+
+def test_bearer_is_refused_saying_why():
+    with pytest.raises(ValidationError) as info:
+        DeployRequest.model_validate({**BASE, "auth": {"type": "bearer"}})
+    message = info.value.errors()[0]["msg"]
+    assert "wire format" in message and "not public" in message and "jwt" in message
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "sessions", "expected"),
+    [
+        (10, None, 5),
+        (1, None, 1),
+        (3, None, 1),
+        (40, None, 20),
+        (200, None, 20),
+        (10, 10, 10),
+        (200, 150, 150),
+    ],
+)
+def test_sessions_per_instance_default_to_fc_default_capped_at_half_the_concurrency(
+    concurrency, sessions, expected
+):
+    req = DeployRequest.model_validate(
+        {**BASE, "instance_concurrency": concurrency, "session_concurrency_per_instance": sessions}
+    )
+    assert req.sessions_per_instance() == expected
+
+
+def test_redeploy_lowering_concurrency_below_the_sessions_is_refused():
+    current = DeployRequest.model_validate(
+        {**BASE, "instance_concurrency": 20, "session_concurrency_per_instance": 15}
+    )
+    with pytest.raises(ValidationError) as info:
+        RedeployRequest(instance_concurrency=10).apply_to(current)
+    assert info.value.errors()[0]["type"] == "session_concurrency_exceeds_instance"
+    merged = RedeployRequest(instance_concurrency=10, session_concurrency_per_instance=8).apply_to(current)
+    assert merged.sessions_per_instance() == 8

@@ -45,6 +45,20 @@ def test_create_function_body_for_the_reference_deploy():
     ]  # fmt: skip
     assert "--sse-port" not in container["command"] and "--sse-host" not in container["command"]
     assert container["healthCheckConfig"]["httpGetUrl"] == "/status"
+    # set explicitly, so the process does not depend on the image's ENTRYPOINT (audit row 22)
+    assert container["entrypoint"] == ["tini", "--"]
+
+
+def test_the_process_is_independent_of_the_image_entrypoint():
+    """`entrypoint + command` is exactly tini and the bridge argv, whatever the image declares."""
+    req = sentry()
+    container = spec.create_function_input(req).to_map()["customContainerConfig"]
+    assert container["entrypoint"] + container["command"] == ["tini", "--", *spec.proxy_command(req)]
+    assert spec.update_function_input(req).to_map()["customContainerConfig"]["entrypoint"] == ["tini", "--"]
+    # init none: the bridge is PID 1, still with both parts set
+    bare = spec.create_function_input(sentry(init="none")).to_map()["customContainerConfig"]
+    assert bare["entrypoint"] + bare["command"] == spec.proxy_command(req)
+    assert bare["entrypoint"] == spec.proxy_command(req)[:1]
 
 
 def test_sse_gets_mcp_sse_affinity_as_a_json_string():
@@ -52,8 +66,20 @@ def test_sse_gets_mcp_sse_affinity_as_a_json_string():
     assert body["sessionAffinity"] == "MCP_SSE"
     config = json.loads(body["sessionAffinityConfig"])
     assert config["sseEndpointPath"] == "/sse"
-    # sessions per instance never exceed the instance concurrency (FC rule), leaving room for POSTs
-    assert 1 <= config["sessionConcurrencyPerInstance"] <= body["instanceConcurrency"]
+    # sessions per instance never exceed the instance concurrency (FC rule), leaving room for POSTs:
+    # FC's default 20, capped at half of the default concurrency 10
+    assert config == {"sseEndpointPath": "/sse", "sessionConcurrencyPerInstance": 5}
+    assert set(config) == {"sseEndpointPath", "sessionConcurrencyPerInstance"}  # the SDK model's keys only
+
+
+def test_sessions_per_instance_is_a_setting_of_its_own():
+    body = spec.create_function_input(
+        sentry(instance_concurrency=100, session_concurrency_per_instance=60)
+    ).to_map()
+    assert json.loads(body["sessionAffinityConfig"])["sessionConcurrencyPerInstance"] == 60
+    assert body["instanceConcurrency"] == 100
+    default = spec.create_function_input(sentry(instance_concurrency=100)).to_map()
+    assert json.loads(default["sessionAffinityConfig"])["sessionConcurrencyPerInstance"] == 20
 
 
 def test_streamable_http_is_stateless_and_allows_delete():
@@ -82,7 +108,10 @@ def test_jwt_trigger_carries_the_public_keys_only():
     )
     assert config["authType"] == "jwt"
     assert config["authConfig"]["jwks"] == jwks
-    assert config["authConfig"]["tokenLookup"] == "header:Authorization:Bearer"
+    # FC strips the prefix literally, so it ends with the space before the token (audit row 5) ...
+    assert config["authConfig"]["tokenLookup"] == "header:Authorization:Bearer "
+    # ... and no claimPassBy: optional, and FC 3.0 documents no query target for it (row 6)
+    assert set(config["authConfig"]) == {"jwks", "tokenLookup"}
     with pytest.raises(SpecError):
         spec.create_trigger_input(sentry(auth={"type": "jwt"}), spec.EndpointAuth())
 
@@ -103,6 +132,10 @@ def test_proxy_none_runs_the_image_command_as_is():
     body = spec.create_function_input(req).to_map()
     assert body["customContainerConfig"]["command"] == ["node", "server.js", "--port", "8080"]
     assert "healthCheckConfig" not in body["customContainerConfig"]
+    # the image's own ENTRYPOINT stays; without a command its CMD stays too
+    assert "entrypoint" not in body["customContainerConfig"]
+    own = spec.create_function_input(sentry(proxy="none", command=[])).to_map()["customContainerConfig"]
+    assert "entrypoint" not in own and "command" not in own
 
 
 def test_update_input_sets_every_managed_field():

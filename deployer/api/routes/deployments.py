@@ -737,7 +737,7 @@ def client_config(id: IdOrName, owner: CurrentOwner, session: SessionDep, vault:
             kind="unusable-auth",
         )
     server: dict[str, Any] = {"type": "sse" if sse else "streamable-http", "url": url}
-    if auth in (AuthType.jwt, AuthType.bearer):
+    if auth == AuthType.jwt:
         if not row.endpoint_token_enc:
             raise Problem(409, f"{row.name} has no endpoint token yet (status {row.status})", kind="no-token")
         server["headers"] = {"Authorization": f"Bearer {vault.decrypt(row.endpoint_token_enc)}"}
