@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from pydantic import ValidationError
 from typer.core import TyperCommand, TyperGroup
@@ -838,6 +839,15 @@ def worker(
         ),
     ] = "high,default,low,waiting",
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    hostname: Annotated[
+        str | None,
+        typer.Option(
+            "--hostname",
+            "-n",
+            help="Celery node name (default mcpfc-<pid>@<host>, so several workers on one host never "
+            "share one; Celery's %h, %n and %d work).",
+        ),
+    ] = None,
 ) -> None:
     """Run a Celery worker (production; or `celery -A tasks worker`)."""
     if pool not in ("prefork", "threads", "solo"):
@@ -849,10 +859,29 @@ def worker(
         return celery_app
 
     celery_app = _lazy("the Celery worker", load)
-    argv = ["worker", f"--pool={pool}", f"--queues={queues}", f"--loglevel={loglevel}"]
+    # Celery's default node name is celery@<host>: a second worker on the same host then collides on
+    # RabbitMQ (the pidbox queue of a node name is exclusive) and dies. The pid makes it unique per host.
+    node = hostname or f"mcpfc-{os.getpid()}@%h"
+    argv = ["worker", f"--pool={pool}", f"--queues={queues}", f"--loglevel={loglevel}", f"--hostname={node}"]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
-    celery_app.worker_main(argv)
+    raise typer.Exit(_run_celery(celery_app, argv))
+
+
+def _run_celery(celery_app: Any, argv: list[str]) -> int:
+    """Celery's own command line, keeping its exit code. `app.worker_main` / `app.start` drop it (click's
+    standalone_mode=False returns the code instead of raising), so a worker that could not start (an
+    unrecoverable error, e.g. its node name already taken) would exit 0."""
+    from celery.bin.celery import celery as celery_cli
+
+    celery_cli.params[0].default = celery_app  # what app.start does: `-A` defaults to this app
+    try:
+        code = celery_cli.main(args=argv, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    finally:
+        celery_cli.params[0].default = None
+    return code if isinstance(code, int) else 0
 
 
 @app.command()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
@@ -166,18 +167,34 @@ class FCGateway:
         self.backoff_max_s = backoff_max_s
         self.rate_limiter = rate_limiter
         self._sleep = sleep
+        self._local = threading.local()
+
+    # Writes whose attempt timed out and was retried: FC may still apply the first attempt later.
+    _WRITES = frozenset({"CreateFunction", "UpdateFunction", "CreateTrigger", "UpdateTrigger"})
+
+    def take_uncertain(self) -> list[str]:
+        """The write operations of this thread whose response never came (since the last call), then reset:
+        each may still land at FC after its retry, so the caller checks FC again later."""
+        ops = list(getattr(self._local, "uncertain", []))
+        self._local.uncertain = []
+        return ops
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, rate_limiter: Callable[[], None] | None = None
+        cls,
+        settings: Settings,
+        *,
+        rate_limiter: Callable[[], None] | None = None,
+        region: str | None = None,
     ) -> FCGateway:
-        """With no rate_limiter given, settings.fc_rate_limit_per_s > 0 builds the shared one."""
+        """The gateway to one region (default settings.region). With no rate_limiter given,
+        settings.fc_rate_limit_per_s > 0 builds the shared one for that region (FC counts per region)."""
         if rate_limiter is None:
             from deployer import ratelimit
 
-            rate_limiter = ratelimit.from_settings(settings)
+            rate_limiter = ratelimit.from_settings(settings, region=region)
         return cls(
-            make_client(settings),
+            make_client(settings, region),
             max_attempts=settings.fc_max_attempts,
             backoff_max_s=settings.fc_backoff_max_s,
             rate_limiter=rate_limiter,
@@ -201,6 +218,8 @@ class FCGateway:
                 return fn(*args).to_map()
             except Exception as exc:  # noqa: BLE001 - every SDK failure is mapped to our hierarchy
                 err = map_sdk_error(exc, operation)
+                if isinstance(err, FCUnreachable) and operation in self._WRITES:
+                    self._local.__dict__.setdefault("uncertain", []).append(operation)
                 if err.retryable:
                     log.info("fc.retryable_error", extra={"operation": operation, "code": err.code})
                 raise err from None
@@ -355,10 +374,19 @@ def credential_client() -> Any:
     return CredentialClient()
 
 
-def make_client(settings: Settings) -> Client:
-    """One SDK client from settings. Credentials come from the Alibaba credential chain, never from code."""
+def make_client(settings: Settings, region: str | None = None) -> Client:
+    """One SDK client for one region (default: settings.region). Credentials come from the Alibaba
+    credential chain, never from code.
 
+    The endpoint is FC's regional one (`<account>.<region>.fc.aliyuncs.com`); an explicit MCPFC_FC_ENDPOINT
+    may name the region as `{region}` (one endpoint per region), else it serves every region (the emulator,
+    a proxy). Every request also says its region in `x-acs-region-id` (signed like the other x-acs-*
+    headers), so such an endpoint knows which region a call is for.
+    """
+    region = region or settings.region
     endpoint, protocol = settings.fc_endpoint, settings.fc_protocol
+    if endpoint:
+        endpoint = endpoint.replace("{region}", region)
     if endpoint and "://" in endpoint:
         # The SDK would send "http://host:port" as the Host header (fc3-api.md §7.2): keep host:port and
         # take the protocol from the scheme.
@@ -366,10 +394,11 @@ def make_client(settings: Settings) -> Client:
         protocol = "http" if scheme == "http" else "https"
         endpoint = endpoint.rstrip("/")
     elif not endpoint and settings.fc_account_id:
-        endpoint = f"{settings.fc_account_id}.{settings.region}.fc.aliyuncs.com"
+        endpoint = f"{settings.fc_account_id}.{region}.fc.aliyuncs.com"
     config = open_api.Config(
         credential=credential_client(),
-        region_id=settings.region,
+        region_id=region,
+        global_parameters=open_api.GlobalParameters(headers={"x-acs-region-id": region}),
         endpoint=endpoint,
         protocol=protocol,
         connect_timeout=int(settings.fc_connect_timeout_s * 1000),

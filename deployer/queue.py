@@ -26,6 +26,7 @@ from deployer.settings import Settings, get_settings
 
 DEPLOY_TASK = "mcpfc.deploy"
 DELETE_TASK = "mcpfc.delete"
+VERIFY_TASK = "mcpfc.verify"  # re-checks FC after a write timed out (a late landing), tasks/verify.py
 # Deploys that have waited a while for FC to make their function Active re-poll from a queue of their own:
 # at scale (1,000 waiters re-poll ~33 times a second) they would otherwise take the slots new deploys
 # need. One worker may consume every queue (the default); at scale run `waiting` on workers of its own.
@@ -102,6 +103,13 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
     return url, {}
 
 
+def task_events(settings: Settings) -> bool:
+    """Whether workers (and the API, for task-sent) publish Celery task events."""
+    if settings.task_events is not None:
+        return settings.task_events
+    return not settings.effective_broker_url.startswith("filesystem://")
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     broker_url, transport_options = broker_options(settings)
     return dict(
@@ -142,8 +150,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         worker_enable_soft_shutdown_on_idle=True,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_hijack_root_logger=False,
-        worker_send_task_events=False,
-        task_send_sent_event=False,
+        # Task events (what Flower and `celery events` show). On for Redis and RabbitMQ; the embedded file
+        # broker has nobody to watch them. MCPFC_TASK_EVENTS=false turns them off (a little broker traffic).
+        worker_send_task_events=task_events(settings),
+        task_send_sent_event=task_events(settings),
     )
 
 

@@ -172,11 +172,12 @@ def redis_url_for(settings: Settings) -> str | None:
     return None
 
 
-def bucket_key(settings: Settings) -> str:
+def bucket_key(settings: Settings, region: str | None = None) -> str:
     """One bucket per FC account and region (what FC's own API limits are counted against)."""
+    region = region or settings.region
     where = settings.fc_endpoint or settings.fc_account_id or "default"
-    where = where.split("://", 1)[-1].rstrip("/")
-    return f"{KEY_PREFIX}:{where}:{settings.region}"
+    where = where.replace("{region}", region).split("://", 1)[-1].rstrip("/")
+    return f"{KEY_PREFIX}:{where}:{region}"
 
 
 # The bucket paces calls at 95 % of the configured rate. A call leaves the worker at its slot but reaches
@@ -186,8 +187,9 @@ def bucket_key(settings: Settings) -> str:
 PACE = 0.95
 
 
-def from_settings(settings: Settings) -> RateLimiter | None:
-    """The limiter the settings ask for (pacing at PACE x the rate); None when ``fc_rate_limit_per_s`` is 0."""
+def from_settings(settings: Settings, region: str | None = None) -> RateLimiter | None:
+    """The limiter the settings ask for, for one region (default settings.region), pacing at PACE x the
+    rate; None when ``fc_rate_limit_per_s`` is 0."""
     if not settings.fc_rate_limit_per_s or settings.fc_rate_limit_per_s <= 0:
         return None
     rate = settings.fc_rate_limit_per_s * PACE
@@ -199,7 +201,7 @@ def from_settings(settings: Settings) -> RateLimiter | None:
     import redis
 
     client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    return RedisRateLimiter(client, bucket_key(settings), rate, burst=burst, max_wait_s=max_wait)
+    return RedisRateLimiter(client, bucket_key(settings, region), rate, burst=burst, max_wait_s=max_wait)
 
 
 def max_calls_in_window(times: list[float], window_s: float = 1.0) -> int:

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     fc_max_attempts: int = Field(default=8, ge=1)
     fc_backoff_max_s: float = 8.0
     fc_rate_limit_per_s: float = Field(default=0.0, ge=0, description="shared FC API rate; 0 = unlimited")
+    fc_late_write_horizon_s: float = Field(
+        default=300.0, ge=0, description="after a write timed out, check FC for its late landing this long"
+    )
 
     # Deploy behaviour
     deploy_deadline_s: float = Field(default=1800.0, description="a deploy that is not done by then fails")
@@ -78,6 +81,10 @@ class Settings(BaseSettings):
     # CLI client
     api_url: str = "http://127.0.0.1:8000"
     api_key: SecretStr | None = None
+
+    # Celery task events for Flower / `celery events` (deployer/queue.py). Unset: on, except on the
+    # embedded file broker.
+    task_events: bool | None = Field(default=None, description="send Celery task events (Flower)")
 
     # Shared FC API rate limiter (deployer/ratelimit.py), used when fc_rate_limit_per_s > 0.
     fc_rate_limit_burst: int = Field(default=1, ge=1, description="FC calls allowed at once above the rate")

@@ -149,6 +149,19 @@ def create_deployment(
     return row
 
 
+#: The checkpoint key of a redeploy's previous spec (and encrypted secret env): what FC runs until the
+#: redeploy's function step changes it.
+RESTORE_KEY = "restore"
+
+
+def restore_fields(checkpoint: dict[str, Any] | None) -> dict[str, Any]:
+    """The row fields that put a cancelled redeploy's spec back to what FC runs (empty when none)."""
+    saved = (checkpoint or {}).get(RESTORE_KEY)
+    if not isinstance(saved, dict) or not saved.get("spec"):
+        return {}
+    return {"spec": saved["spec"], "secret_env_enc": saved.get("secret_env_enc")}
+
+
 def restart(
     session: Session,
     vault: Vault,
@@ -184,6 +197,10 @@ def restart(
     if req is not None:
         values["spec"] = _masked_spec(req, row.region)
         values["secret_env_enc"] = vault.encrypt_json(req.secret_values()) if req.secret_env else None
+        if operation == "redeploy":
+            # What FC runs now, so a cancel before the new spec reaches FC can put it back (else the next
+            # partial redeploy would merge into, and deploy, the cancelled spec).
+            values["checkpoint"] = {RESTORE_KEY: {"spec": row.spec, "secret_env_enc": row.secret_env_enc}}
     result = session.execute(
         update(DeploymentRow)
         .where(DeploymentRow.id == row.id, DeploymentRow.status.in_(allowed))

@@ -19,7 +19,7 @@ import secrets
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -48,7 +48,20 @@ MAX_RUN_S = TIME_LIMIT_S + 30
 class WorkerContext:
     settings: Settings
     vault: Vault
-    gateway: FCGateway
+    gateway: FCGateway  # the default region's (settings.region)
+    _gateways: dict[str, FCGateway] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def gateway_for(self, region: str | None) -> FCGateway:
+        """The gateway (SDK client, endpoint, rate limiter) of a deployment's own region, one per region and
+        process, built on first use: a deploy to ap-southeast-1 must never land in the default region."""
+        if not region or region == self.settings.region:
+            return self.gateway
+        with self._lock:
+            gateway = self._gateways.get(region)
+            if gateway is None:
+                gateway = self._gateways[region] = FCGateway.from_settings(self.settings, region=region)
+            return gateway
 
 
 @lru_cache(maxsize=1)
@@ -111,6 +124,24 @@ def mask_result(result: dict[str, Any] | None, secret_keys: set[str]) -> dict[st
     if isinstance(env, dict):
         body["environmentVariables"] = {k: (MASK if k in secret_keys else v) for k, v in env.items()}
     return {**result, "body": body}
+
+
+#: A run that met a database error runs again this much later (the same message, re-published by Celery).
+DB_RETRY_S = 15
+
+
+def log_database_error(deployment_id: str, exc: BaseException) -> None:
+    log.warning(
+        "deploy.database_error",
+        extra={"deployment_id": deployment_id, "error": type(getattr(exc, "orig", None) or exc).__name__},
+    )
+
+
+def database_retry(task: Task, deployment_id: str, exc: BaseException) -> BaseException:
+    """The Retry to raise when the database failed before the run could start: never an acknowledged
+    failure. The countdown is short, as nothing was recorded for the recovery sweep to wait on."""
+    log_database_error(deployment_id, exc)
+    return task.retry(countdown=DB_RETRY_S, exc=None)
 
 
 def now() -> datetime:

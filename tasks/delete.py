@@ -10,12 +10,21 @@ from typing import Any
 
 from billiard.exceptions import SoftTimeLimitExceeded
 from celery import Task
+from sqlalchemy.exc import SQLAlchemyError
 
 from deployer.errors import FCError
 from deployer.queue import DELETE_TASK
 from schemas import Status
 from tasks.app import app
-from tasks.context import Busy, LeaseLost, Run, Superseded
+from tasks.context import (
+    DB_RETRY_S,
+    Busy,
+    LeaseLost,
+    Run,
+    Superseded,
+    database_retry,
+    log_database_error,
+)
 
 MAX_TRANSIENT_RETRIES = 5
 
@@ -27,6 +36,8 @@ def delete(self: Task, deployment_id: str) -> dict[str, Any]:
         run.acquire()
     except Busy:
         raise self.retry(countdown=2) from None
+    except SQLAlchemyError as exc:
+        raise database_retry(self, deployment_id, exc) from None
     countdown: float | None = None
     try:
         row = run.load()
@@ -34,7 +45,7 @@ def delete(self: Task, deployment_id: str) -> dict[str, Any]:
         try:
             run.progress("deleting", 30, f"deleting trigger and function {row.name}")
             run.check_lease()
-            run.ctx.gateway.delete_function_and_triggers(row.name)
+            run.ctx.gateway_for(row.region).delete_function_and_triggers(row.name)
             run.finish(Status.deleted, "deleted", stage="deleted", progress=100, urls={})
             return {"status": "deleted"}
         except SoftTimeLimitExceeded:
@@ -51,6 +62,10 @@ def delete(self: Task, deployment_id: str) -> dict[str, Any]:
         return {"status": "superseded"}
     except LeaseLost:
         return {"status": "lease-lost"}
+    except SQLAlchemyError as exc:
+        # The database is away (not a failure of the delete): run again; deleting is idempotent.
+        log_database_error(deployment_id, exc)
+        countdown = DB_RETRY_S
     except Exception as exc:  # noqa: BLE001 - recorded on the row; the traceback goes to the log
         return run.fail(exc, "delete")
     finally:

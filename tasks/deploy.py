@@ -23,6 +23,7 @@ from celery import Task
 from sqlalchemy.exc import SQLAlchemyError
 
 from deployer import spec, store
+from deployer.converge import function_drift
 from deployer.db import session_scope
 from deployer.endpoint_auth import SigningKey, mint_token, new_signing_key
 from deployer.errors import DeployError, FCError
@@ -33,9 +34,21 @@ from deployer.settings import Settings
 from deployer.tables import DeploymentRow
 from schemas import AuthType, DeployRequest, Status, Transport
 from tasks.app import app
-from tasks.context import Busy, LeaseLost, Run, Superseded, log, mask_result
+from tasks.context import (
+    DB_RETRY_S,
+    Busy,
+    LeaseLost,
+    Run,
+    Superseded,
+    database_retry,
+    log,
+    log_database_error,
+    mask_result,
+)
+from tasks.verify import schedule_verify
 
 MAX_TRANSIENT_RETRIES = 5
+MAX_CONVERGE = 3  # rewrites of a deploy's own spec after FC was seen running another one
 
 
 class Reschedule(Exception):
@@ -53,6 +66,10 @@ def deploy(self: Task, deployment_id: str) -> dict[str, Any]:
         run.acquire()
     except Busy:
         raise self.retry(countdown=2) from None
+    except SQLAlchemyError as exc:
+        # The database is away: the message must not be acknowledged as a failure (the deployment would
+        # wait for the recovery sweep and spend one of its re-queues). Run again once it may be back.
+        raise database_retry(self, deployment_id, exc) from None
     countdown: float | None = None
     queue: str | None = None
     try:
@@ -65,13 +82,15 @@ def deploy(self: Task, deployment_id: str) -> dict[str, Any]:
         return {"status": "lease-lost"}
     except Reschedule as again:
         countdown, queue = again.countdown, again.queue
+    except SQLAlchemyError as exc:
+        # Anywhere in a run (starting, a step's checkpoint, recording a failure or a re-schedule): the steps
+        # are idempotent, so the next run redoes what this one could not record.
+        log_database_error(deployment_id, exc)
+        countdown = DB_RETRY_S
     finally:
         run.release()
     # Released before re-publishing, so the next run never finds its own lease taken.
     raise self.retry(countdown=countdown, queue=queue)
-
-
-DB_RETRY_S = 15
 
 
 def ready_poll_delay(settings: Settings, polls: int, waited: float) -> float:
@@ -85,11 +104,11 @@ class DeploySteps:
         self.run_ = run
         self.row = row
         self.settings = run.ctx.settings
-        self.gateway = run.ctx.gateway
         self.vault = run.ctx.vault
         self.checkpoint: dict[str, Any] = dict(row.checkpoint or {})
         self.result: dict[str, Any] = dict(row.result or {})
         self.req: DeployRequest = store.request_of(self.vault, row)
+        self.gateway = run.ctx.gateway_for(row.region or self.req.region)
         self.secret_keys = set(self.req.secret_env)
         # What this run wrote, kept so later steps need not read it back.
         self.urls: dict[str, Any] | None = None
@@ -141,7 +160,7 @@ class DeploySteps:
             self.reschedule(5)
         except SQLAlchemyError as exc:
             # The database (not FC, not the request) failed: try again later; the lease lapses by itself.
-            log.warning("deploy.database_error", extra={"deployment_id": row.id, "error": type(exc).__name__})
+            log_database_error(row.id, exc)
             raise Reschedule(DB_RETRY_S) from None
         except FCError as exc:
             if exc.retryable:
@@ -154,7 +173,7 @@ class DeploySteps:
         except Exception as exc:  # noqa: BLE001 - recorded on the row; the traceback goes to the log
             return run.fail(exc, step)
 
-        run.finish(
+        done = run.finish(
             Status.succeeded,
             "deployed",
             stage="done",
@@ -163,6 +182,8 @@ class DeploySteps:
             checkpoint=self.checkpoint,
             error=None,
         )
+        if done and self.checkpoint.get("uncertain_at"):
+            schedule_verify(self.settings, row.id, float(self.checkpoint["uncertain_at"]))
         return {"status": "succeeded", "urls": self.row_urls(), "tools": tools}
 
     # -- steps ---------------------------------------------------------------------------------
@@ -172,10 +193,16 @@ class DeploySteps:
             return
         self.run_.progress("creating_function", 10, f"{self.row.operation}: writing function {self.req.name}")
         create, update = spec.create_function_input(self.req), spec.update_function_input(self.req)
-        if self.row.operation == "redeploy":
-            response, how = self.gateway.update_or_create_function(create, update)
-        else:
-            response, how = self.gateway.create_or_update_function(create, update)
+        self.gateway.take_uncertain()
+        try:
+            if self.row.operation == "redeploy":
+                response, how = self.gateway.update_or_create_function(create, update)
+            else:
+                response, how = self.gateway.create_or_update_function(create, update)
+        finally:
+            if self.gateway.take_uncertain():
+                # A timed-out attempt may still land at FC after its retry: check FC again for a while.
+                self.checkpoint["uncertain_at"] = round(time.time(), 3)
         self.checkpoint["function"] = True
         if how == "created":
             self.checkpoint["created"] = True
@@ -222,6 +249,26 @@ class DeploySteps:
             waited = time.time() - started
             queue = WAITING_QUEUE if waited >= self.settings.wait_queue_after_s else None
             raise Reschedule(ready_poll_delay(self.settings, polls, waited), queue)
+        drift = function_drift(self.req, body)
+        if drift:
+            # FC runs another spec than this run wrote: a late write (an older attempt or an older deploy's
+            # timed-out call) landed after ours. Write ours again, then wait for it as before.
+            count = int(self.checkpoint.get("converge", 0)) + 1
+            if count > MAX_CONVERGE:
+                raise DeployError(
+                    f"FC keeps running another spec than this deploy's ({', '.join(drift)})",
+                    code="FunctionDrift",
+                    step="wait_function",
+                )
+            self.checkpoint.update(converge=count, function=False)
+            self.run_.progress(
+                "creating_function",
+                20,
+                f"FC runs another spec ({', '.join(drift)}): writing this deploy's again",
+                checkpoint=self.checkpoint,
+            )
+            self.function_step()
+            raise Reschedule(self.settings.ready_poll_s)
         self.checkpoint["ready"] = True
         self.checkpoint.pop("waiting", None)
         if self.checkpoint.get("trigger"):  # otherwise the trigger step's first write records it
@@ -334,8 +381,22 @@ class DeploySteps:
             return bool(row is None or row.cancel_requested or row.task_id != self.run_.task_id)
 
     def cancel(self) -> dict[str, Any]:
-        """Stop here. A first deploy that created the function removes it again; a redeploy leaves it."""
+        """Stop here. A first deploy that created the function removes it again. A redeploy leaves FC as it
+        is and says what FC now runs: cancelled before its function step, the previous spec (put back on the
+        row); after it, this redeploy's spec (FC has it, the row keeps it)."""
         if self.checkpoint.get("created") and self.row.operation == "deploy":
             self.gateway.delete_function_and_triggers(self.req.name)
-        self.run_.finish(Status.cancelled, "cancelled", stage="cancelled")
+        fields: dict[str, Any] = {}
+        message = "cancelled"
+        if self.row.operation == "redeploy":
+            restore = store.restore_fields(self.checkpoint)
+            if self.checkpoint.get("function"):
+                message = (
+                    f"cancelled after FC was updated: FC runs this redeploy's spec (image {self.req.image})"
+                )
+            elif restore:
+                fields = restore
+                image = (restore["spec"] or {}).get("image")
+                message = f"cancelled before FC was changed: FC still runs the previous spec (image {image})"
+        self.run_.finish(Status.cancelled, message, stage="cancelled", **fields)
         return {"status": "cancelled"}

@@ -39,6 +39,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 from .exceptions import (
@@ -626,7 +627,7 @@ class Function:
 
     # persistence
     def to_record(self) -> dict[str, Any]:
-        record = {k: v for k, v in vars(self).items() if k not in ("region", "account_id")}
+        record = {k: v for k, v in vars(self).items() if k != "account_id"}
         record["_state_to"] = list(self._state_to)
         record["_update_to"] = list(self._update_to)
         return record
@@ -636,7 +637,7 @@ class Function:
         fn = cls.__new__(cls)
         for key, value in record.items():
             setattr(fn, key, tuple(value) if key in ("_state_to", "_update_to") else value)
-        fn.region, fn.account_id = region, account_id
+        fn.region, fn.account_id = record.get("region") or region, account_id
         return fn
 
 
@@ -798,6 +799,12 @@ def _paginate(
 # backend ---------------------------------------------------------------------------------------------
 
 
+#: The region the FC API request being served was for. The server sets it for the request's duration from
+#: the endpoint host (``<account>.<region>.fc.aliyuncs.com``) or the ``x-acs-region-id`` header that
+#: mcp-fc's gateway sends; unset (a bare backend, the data plane) means the backend's own region.
+REQUEST_REGION: ContextVar[str | None] = ContextVar("fc_emulator_request_region", default=None)
+
+
 class FCBackend:
     """In-memory FC 3.0 state for one account and region (moto's ``BaseBackend``)."""
 
@@ -880,15 +887,20 @@ class FCBackend:
         return None
 
     # helpers ---------------------------------------------------------------------------------------------
-    def _function(self, name: str) -> Function:
+    def _region(self) -> str:
+        return REQUEST_REGION.get() or self.region
+
+    def _function(self, name: str, *, any_region: bool = False) -> Function:
+        """A function of the request's region (FC's regions are separate namespaces: another region's
+        function is not found). Function names are unique across the emulator's regions, though."""
         fn = self.functions.get(name)
-        if fn is None:
+        if fn is None or (not any_region and fn.region != self._region()):
             raise FunctionNotFound(name)
         fn.settle(self.clock())
         return fn
 
-    def _trigger(self, function_name: str, trigger_name: str) -> Trigger:
-        self._function(function_name)
+    def _trigger(self, function_name: str, trigger_name: str, *, any_region: bool = False) -> Trigger:
+        self._function(function_name, any_region=any_region)
         trigger = self.triggers.get(function_name, {}).get(trigger_name)
         if trigger is None:
             raise TriggerNotFound(function_name, trigger_name)
@@ -927,7 +939,7 @@ class FCBackend:
             now = self.clock()
             fn = Function(
                 spec,
-                region=self.region,
+                region=self._region(),
                 account_id=self.account_id,
                 now=now,
                 pending_seconds=self.pending_seconds,
@@ -990,7 +1002,9 @@ class FCBackend:
     ) -> dict[str, Any]:
         """Sorted by name. Filters other than ``prefix`` (runtime, tags, fcVersion ...) are ignored."""
         with self._lock:
-            names, token = _paginate(list(self.functions), prefix, limit, next_token)
+            region = self._region()
+            mine = [n for n, fn in self.functions.items() if fn.region == region]
+            names, token = _paginate(mine, prefix, limit, next_token)
             now = self.clock()
             functions = []
             for name in names:
@@ -1090,7 +1104,7 @@ class FCBackend:
         """Settled shallow copies of a function and one of its triggers (safe to use without the lock)."""
         seq = 0
         with self._lock:
-            trigger = self._trigger(function_name, trigger_name)
+            trigger = self._trigger(function_name, trigger_name, any_region=True)
             fn = self.functions[function_name]
             if fn.state == "Inactive":
                 # FC: invoking an Inactive function returns it to Pending; this request still finds it
@@ -1110,7 +1124,7 @@ class FCBackend:
     def deactivate(self, function_name: str) -> dict[str, Any]:
         """Put a function in FC's ``Inactive`` state (control API); answers the function."""
         with self._lock:
-            fn = self._function(function_name)
+            fn = self._function(function_name, any_region=True)  # the control API spans regions
             fn.deactivate()
             result = fn.to_dict()
             seq = self._changed()

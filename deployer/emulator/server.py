@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -28,7 +29,7 @@ from . import control, routes
 from .dataplane import EXPOSE_HEADERS, DataPlane, JSONRequestHandler, ListenerHub, LoopbackHTTPServer
 from .exceptions import FCError, InternalServerError, new_request_id
 from .faults import FaultInjector
-from .models import FCBackend
+from .models import REQUEST_REGION, FCBackend
 from .signing import verify_request
 
 logger = logging.getLogger("deployer.emulator")
@@ -62,6 +63,21 @@ def resolve_credentials(
             ENV_ACCESS_KEY_SECRET,
         )
     return DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, "default"
+
+
+_REGION = re.compile(r"[a-z]{2,}(?:-[a-z0-9]+)+")
+_REGIONAL_HOST = re.compile(r"(?:[0-9]+\.)?([a-z]{2,}(?:-[a-z0-9]+)+)\.fc\.aliyuncs\.com(?::[0-9]+)?")
+
+
+def request_region(headers: Any) -> str | None:
+    """The region an FC API request was for: FC's regional endpoint host (``<account>.<region>.fc.
+    aliyuncs.com``), else the ``x-acs-region-id`` header (what mcp-fc's gateway adds, so one emulator on
+    one loopback port serves every region), else None (the emulator's default region)."""
+    host = (headers.get("host") or "").strip().lower()
+    if match := _REGIONAL_HOST.fullmatch(host):
+        return match.group(1)
+    region = (headers.get("x-acs-region-id") or "").strip().lower()
+    return region if _REGION.fullmatch(region) else None
 
 
 class _FCRequestHandler(JSONRequestHandler):
@@ -106,10 +122,13 @@ class _FCRequestHandler(JSONRequestHandler):
         request = routes.FCRequest(self.command, raw_path, raw_query, body, params)
         error: FCError | None = None
         status, payload = 500, None
+        token = REQUEST_REGION.set(request_region(self.headers))
         try:
             status, payload = routes.dispatch(emulator.backend, route, request)
         except FCError as exc:
             error = exc
+        finally:
+            REQUEST_REGION.reset(token)
         if plan.lose_response:
             logger.debug("%s committed; dropping the response (injected fault)", route.action)
             self.close_connection = True

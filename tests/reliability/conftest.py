@@ -40,6 +40,7 @@ from tests.integration.conftest import (  # noqa: F401 - fixtures re-exported fo
     REPO,
     Stack,
     free_port,
+    rabbitmq_url,
     require_service,
     service_up,
     stack_factory,
@@ -166,6 +167,90 @@ def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSer
     server.stop()
 
 
+# -- a PostgreSQL outage we can cause ---------------------------------------------------------------
+
+
+class TcpProxy:
+    """A loopback TCP relay in front of the shared PostgreSQL, so a test can take "the database" away
+    (cut every connection and refuse new ones, as a stopped server does) without stopping the server
+    other engineers and test runs share."""
+
+    def __init__(self, target_port: int) -> None:
+        import socket
+        import threading
+
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.down = threading.Event()
+        self._conns: set[Any] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+        threading.Thread(target=self._accept, name="pg-proxy", daemon=True).start()
+
+    def url(self, database_url: str) -> str:
+        return database_url.replace(":5432/", f":{self.port}/")
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.down.is_set():
+                client.close()  # connection refused, near enough: the client sees EOF at once
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._conns.update((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: Any, dst: Any) -> None:
+        try:
+            while chunk := src.recv(65536):
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            self._drop(src, dst)
+
+    def _drop(self, *socks: Any) -> None:
+        import socket
+
+        for sock in socks:
+            with self._lock:
+                self._conns.discard(sock)
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def cut(self) -> None:
+        """The database goes away: every open connection breaks, new ones are closed at once."""
+        self.down.set()
+        with self._lock:
+            conns = list(self._conns)
+        self._drop(*conns)
+
+    def restore(self) -> None:
+        self.down.clear()
+
+    def close(self) -> None:
+        self._closed = True
+        self.cut()
+        self.listener.close()
+
+
 # -- fresh PostgreSQL databases ---------------------------------------------------------------------
 
 
@@ -207,15 +292,17 @@ def build_reliable_stack(
     workers: int = 2,
     concurrency: int = 4,
     extra_env: dict[str, str] | None = None,
+    broker_url: str | None = None,
+    database_url: str | None = None,
 ) -> Stack:
     broker, results = private_redis.new_dbs()
     with pytest.MonkeyPatch.context() as mp:
         for key, value in API_ENV.items():
             mp.setenv(key, value)
         stack = stack_factory(
-            broker_url=broker,
+            broker_url=broker_url or broker,
             result_backend=results,
-            database_url=pg_database(),
+            database_url=database_url or pg_database(),
             workers=workers,
             concurrency=concurrency,
             probe=False,

@@ -16,6 +16,7 @@ import pytest
 from tests.reliability.conftest import (
     API_ENV,
     REPO,
+    TcpProxy,
     emulator_stats,
     free_port,
     kill_worker,
@@ -26,6 +27,7 @@ from tests.reliability.conftest import (
     tally,
     wait_until,
     wait_workers_ready,
+    worker_log_text,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -153,6 +155,104 @@ def test_worker_sigkill_mid_deploy_then_restart(reliable_stack):
     assert result.extra["recovery_requeues"] >= 1, (
         "the kill left nothing for recovery: the test proved nothing"
     )
+
+
+def test_rabbitmq_worker_sigkill_mid_burst(reliable_stack, rabbitmq_url):
+    """RabbitMQ as the broker: SIGKILL a whole worker mid-burst. RabbitMQ hands the dead connection's
+    unacknowledged messages to the other worker at once (no visibility timeout), and the checkpointed steps
+    resume where the killed run stopped; the recovery sweep only covers what the broker could not."""
+    stack = reliable_stack(workers=2, concurrency=2, broker_url=rabbitmq_url)
+    stack.fc.faults.configure({"*": {"latency_ms": 200}})
+    names = [f"rb-amqp-{i:02d}" for i in range(40)]
+    accepted, refused = submit_many(stack, names)
+    ids = list(accepted.values())
+    victim = stack.workers[0]
+
+    def victim_busy() -> list[str]:
+        pids = {str(p) for p in process_tree(victim.pid)}
+        return [
+            r.id
+            for r in statuses(stack, ids).values()
+            if r.lease_owner and r.lease_owner.rsplit(":", 1)[-1].split("@")[0] in pids
+        ]
+
+    in_flight = wait_until(victim_busy, 30, what="the victim worker running a deploy", interval=0.05)
+    killed = kill_worker(stack, victim)
+    stack.start_worker("amqp-restarted", concurrency=2)
+    wait_workers_ready(stack)
+
+    result = tally(stack, "RabbitMQ worker SIGKILL", names, accepted, refused, prefix="rb-amqp-", timeout=120)
+    result.extra.update(
+        killed_processes=killed,
+        in_flight_at_kill=len(in_flight),
+        recovery_requeues=recovery_events(stack, ids),
+    )
+    result.check()
+    assert result.accepted == len(names), refused
+    assert result.succeeded == len(names), result.failed
+
+
+def test_postgres_outage_mid_burst_without_recovery(reliable_stack, pg_database):
+    """PostgreSQL goes away (every connection cut, new ones refused) while deploys are queued and running,
+    then comes back. The recovery sweep is OFF: every deploy must end by itself, because a run that meets
+    a database error re-schedules its own message instead of acknowledging it as a failure."""
+    proxy = TcpProxy(5432)
+    try:
+        stack = reliable_stack(
+            workers=2,
+            concurrency=2,
+            database_url=proxy.url(pg_database()),
+            extra_env={"MCPFC_RECOVERY_ENABLED": "false"},
+        )
+        stack.fc.faults.configure({"*": {"latency_ms": 150}})
+        names = [f"rb-pg-{i:02d}" for i in range(40)]
+        accepted, refused = submit_many(stack, names)
+        ids = list(accepted.values())
+
+        def mid_run() -> Counter[str] | None:
+            seen = Counter(r.status for r in statuses(stack, ids).values())
+            return seen if seen["succeeded"] >= 3 and seen["pending"] + seen["running"] >= 10 else None
+
+        wait_until(mid_run, 60, what="some deploys done and many still queued", interval=0.05)
+        unfinished = sum(r.status in ("pending", "running") for r in statuses(stack, ids).values())
+        proxy.cut()
+        # The outage lasts until runs have met it (each re-schedules itself), then PostgreSQL is back.
+        wait_until(
+            lambda: _database_errors(stack) >= 4,
+            60,
+            interval=0.1,
+            what="runs meeting the outage",
+        )
+        errors_seen = _database_errors(stack)
+        proxy.restore()
+
+        result = tally(
+            stack,
+            "PostgreSQL outage, no recovery sweep",
+            names,
+            accepted,
+            refused,
+            prefix="rb-pg-",
+            timeout=150,
+        )
+        result.extra.update(
+            unfinished_at_outage=unfinished,
+            database_errors=errors_seen,
+            recovery_requeues=recovery_events(stack, ids),
+        )
+        result.check()
+        assert result.accepted == len(names), refused
+        assert result.succeeded == len(names), result.failed
+        assert result.extra["recovery_requeues"] == 0
+        assert "raised unexpected" not in worker_log_text(stack)  # no run ended as a failed task
+    finally:
+        proxy.close()
+
+
+def _database_errors(stack) -> int:
+    """Runs that met the outage: each logs deploy.database_error (or, unfixed, a failed OperationalError)."""
+    text = worker_log_text(stack)
+    return text.count("deploy.database_error") + text.count("raised unexpected: OperationalError")
 
 
 def test_redis_restart_during_run(reliable_stack, private_redis):

@@ -656,13 +656,16 @@ def cancel_deployment(
     row = _get_row(session, owner, id)
     task_id = row.task_id
     if row.status == Status.pending:
+        # A pending redeploy never reached FC: the spec goes back to what FC runs.
+        restore = store.restore_fields(row.checkpoint)
         if store.transition(
             session,
             row.id,
             Status.cancelled,
             expect_task=task_id,
             expect_status=Status.pending,
-            message="cancelled before it started",
+            message="cancelled before it started" + ("; the spec is back to what FC runs" if restore else ""),
+            **restore,
         ):
             note_change(session, "d", row.id)
             session.commit()
