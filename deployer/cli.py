@@ -24,8 +24,8 @@ import typer
 from pydantic import ValidationError
 from typer.core import TyperCommand, TyperGroup
 
+from deployer import cli_config, mcp_json
 from deployer import cli_render as render
-from deployer import mcp_json
 from deployer.cli_input import (
     InputError,
     build_deploy_body,
@@ -36,7 +36,8 @@ from deployer.cli_input import (
     redact,
 )
 from deployer.client import VERSION, APIClient, APIError, ServiceUnreachable
-from deployer.errors import ConfigError, MCPFCError, SpecError
+from deployer.client_configs import ClientKind
+from deployer.errors import ConfigError, DeploymentFailed, MCPFCError, SpecError
 from deployer.settings import Settings
 from schemas import TERMINAL, AuthType, Deployment, Priority, Status, Transport
 
@@ -44,12 +45,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 SERVER_CMD = "mcpfc.server_cmd"
 WAIT_POLL_S = 20.0
 LIST_CAP = 1000
-
-
-class DeploymentFailed(MCPFCError):
-    """The deployment (or its deletion) ended in failure: exit 1."""
-
-    code = "DeploymentFailed"
 
 
 # -- error handling -------------------------------------------------------------------------------
@@ -181,6 +176,7 @@ ApiUrl = Annotated[
 ApiKey = Annotated[
     str | None, typer.Option("--api-key", help="API key (env MCPFC_API_KEY)", show_default=False)
 ]
+TRANSPORT_HELP = "MCP transport (default: streamable-http; sse is deprecated by MCP 2026-07-28)"
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON only (progress, if any, goes to stderr).")]
 NoWait = Annotated[bool, typer.Option("--no-wait", help="Return once the API has accepted the request.")]
 EnvOpt = Annotated[
@@ -311,7 +307,7 @@ def deploy(
         int | None, typer.Option("--timeout", metavar="S", help="Request/session timeout (default: 600)")
     ] = None,
     concurrency: Annotated[int | None, typer.Option(help="Requests per instance (default: 10)")] = None,
-    transport: Annotated[Transport | None, typer.Option(help="MCP transport (default: sse)")] = None,
+    transport: Annotated[Transport | None, typer.Option(help=TRANSPORT_HELP)] = None,
     auth: Annotated[AuthType | None, typer.Option(help="Endpoint auth (default: jwt)")] = None,
     priority: Annotated[Priority | None, typer.Option(help="Queue priority (default: normal)")] = None,
     file: Annotated[
@@ -388,6 +384,7 @@ def deploy(
         auth=auth.value if auth else None,
         priority=priority.value if priority else None,
     )
+    cli_config.warn_if_deprecated(body.get("transport"), body.get("name"))
     with state.client(api_url, api_key) as api:
         # One key per invocation: if the HTTP request is retried, the API deploys once.
         dep = api.deploy(body, idempotency_key=str(uuid.uuid4()))
@@ -478,6 +475,12 @@ def redeploy(
     timeout: Annotated[int | None, typer.Option("--timeout", metavar="S", help="Timeout in seconds")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Requests per instance")] = None,
     priority: Annotated[Priority | None, typer.Option(help="Queue priority")] = None,
+    transport: Annotated[
+        Transport | None,
+        typer.Option(
+            help="Convert to this transport (streamable-http; sse is deprecated); prints the new config"
+        ),
+    ] = None,
     no_wait: NoWait = False,
     json_out: JsonOut = False,
     api_url: ApiUrl = None,
@@ -501,9 +504,11 @@ def redeploy(
         timeout_s=timeout,
         instance_concurrency=concurrency,
         priority=priority.value if priority else None,
+        transport=transport.value if transport else None,
     )
+    cli_config.warn_if_deprecated(transport, name)
     with state.client(api_url, api_key) as api:
-        _follow(
+        dep = _follow(
             state,
             api,
             api.redeploy(name, body),
@@ -513,6 +518,8 @@ def redeploy(
             verb="redeployed",
             started=started,
         )
+        if transport is not None and dep.status == Status.succeeded and not json_out:
+            cli_config.show_converted(api, dep)
 
 
 @app.command(no_args_is_help=True)
@@ -652,16 +659,16 @@ def config(
     names: Annotated[
         list[str], typer.Argument(metavar="NAME...", help="Deployment names or ids.", show_default=False)
     ],
+    client: Annotated[
+        ClientKind | None, typer.Option(help=cli_config.CLIENT_HELP, show_default=False)
+    ] = None,
+    json_out: JsonOut = False,
     api_url: ApiUrl = None,
     api_key: ApiKey = None,
 ) -> None:
-    """Print one {"mcpServers": {...}} for Claude, Cursor or the MCP Inspector (contains endpoint tokens)."""
-    state = _state(ctx)
-    merged: dict[str, Any] = {}
-    with state.client(api_url, api_key) as api:
-        for name in dict.fromkeys(names):
-            merged.update(api.client_config(name)["mcpServers"])
-    typer.echo(render.to_json({"mcpServers": merged}))
+    """Print the config an MCP client reads for these deployments, merged (contains endpoint tokens)."""
+    with _state(ctx).client(api_url, api_key) as api:
+        cli_config.run(api, names, client, json_out=json_out)
 
 
 def _events(

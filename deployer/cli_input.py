@@ -195,6 +195,7 @@ def build_redeploy_body(
     timeout_s: int | None = None,
     instance_concurrency: int | None = None,
     priority: str | None = None,
+    transport: str | None = None,
 ) -> dict[str, Any]:
     """Only the changed fields. Each is checked against the same FC rule a deploy uses; rules that
     span fields (memory per vCPU, total env size) are the API's to check against the current spec."""
@@ -210,6 +211,7 @@ def build_redeploy_body(
             "timeout_s": timeout_s,
             "instance_concurrency": instance_concurrency,
             "priority": priority,
+            "transport": transport,
         }.items()
         if v is not None
     }

@@ -113,8 +113,12 @@ def print_success(
     console.print(head)
     print_urls(console, dep)
     _kv(console, "tools", ", ".join(dep.tools) if dep.tools else "(none reported)")
-    hint = Text("\nAdd it to Claude, Cursor or the MCP Inspector:  ", style="dim")
+    hint = Text("\nAdd it to Claude Code or Cursor:  ", style="dim")
     hint.append(f"mcp-fc config {dep.name}", style="bold")
+    hint.append(
+        "  (VS Code, Claude Desktop, the MCP Inspector: add --client vscode|claude-desktop|inspector)",
+        style="dim",
+    )
     console.print(hint)
 
 

@@ -229,10 +229,10 @@ def _print_demo(dep: dict[str, Any]) -> None:
     print(
         f"\nDeployed {dep['name']}: tools {', '.join(dep.get('tools') or []) or '(none listed)'}", flush=True
     )
-    print(f"MCP SSE URL:     {urls.get('sse')}", flush=True)
-    print(f"Streamable URL:  {urls.get('mcp')}", flush=True)
+    transport = (dep.get("spec") or {}).get("transport") or "streamable-http"
+    print(f"MCP URL:         {server.get('url') or urls.get('mcp')}  ({transport})", flush=True)
     for key, value in headers.items():
         print(f"Header:          {key}: {value}", flush=True)
-    print("\nmcp.json for Claude / Cursor / MCP Inspector:", flush=True)
+    print("\nmcp.json for Claude Code / Cursor (other clients: mcp-fc config NAME --client ...):", flush=True)
     print(json.dumps(config, indent=2), flush=True)
     print("\nThe endpoint stays live while this command runs (Ctrl-C stops everything).", flush=True)

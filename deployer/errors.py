@@ -13,7 +13,8 @@
     │   ├── FCThrottled        429 or x-acs-retry-after            (retryable)
     │   ├── FCServerError      5xx                                 (retryable)
     │   └── FCUnreachable      transport failure, timeout, garbled answer (retryable)
-    └── DeployError            a deploy step failed for a reason of ours (timeout, function Failed, probe)
+    ├── DeployError            a deploy step failed for a reason of ours (timeout, function Failed, probe)
+    └── DeploymentFailed       (CLI) a deployment ended failed or cancelled, or has no usable endpoint: exit 1
 
 Messages never carry secret values: FC messages are kept, SDK `str()` dumps (which include the whole
 response) are not.
@@ -122,3 +123,9 @@ class DeployError(MCPFCError):
         super().__init__(message, code=code)
         self.step = step
         self.retryable = retryable
+
+
+class DeploymentFailed(MCPFCError):
+    """The deployment (or its deletion) ended in failure: the CLI exits 1."""
+
+    code = "DeploymentFailed"

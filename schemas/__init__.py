@@ -11,6 +11,7 @@ from schemas.deploy import (
     RedeployRequest,
     Transport,
     VpcSpec,
+    sse_deprecated,
 )
 from schemas.deployment import (
     TERMINAL,
@@ -26,6 +27,7 @@ from schemas.deployment import (
 
 __all__ = [
     "MASK",
+    "sse_deprecated",
     "TERMINAL",
     "TRANSITIONS_INTO",
     "AuthSpec",

@@ -20,8 +20,27 @@ from schemas import limits
 
 
 class Transport(StrEnum):
-    sse = "sse"
+    """How MCP clients reach the endpoint. `streamable-http` (the default) is one `/mcp` URL; `sse` is the
+    HTTP+SSE transport (`/sse` + `/messages/`), which MCP 2026-07-28 formally deprecates."""
+
     streamable_http = "streamable-http"
+    sse = "sse"
+
+
+def sse_deprecated(name: str = "NAME") -> str:
+    """The warning a deploy's events carry when it uses `transport: sse` (also in the CLI help and docs)."""
+    return (
+        "transport sse is deprecated (MCP 2026-07-28 deprecates the HTTP+SSE transport, removal no earlier "
+        "than 12 months after): it serves legacy clients only; convert it with "
+        f"`mcp-fc redeploy {name} --transport streamable-http`"
+    )
+
+
+TRANSPORT_DESCRIPTION = (
+    "`streamable-http` (default): one stateless `/mcp` URL. `sse`: **deprecated** (MCP 2026-07-28), the "
+    "legacy `/sse` endpoint for clients that only speak HTTP+SSE; a deploy that asks for it gets a warning "
+    "event"
+)
 
 
 class AuthType(StrEnum):
@@ -167,7 +186,11 @@ class DeployRequest(_Strict):
             "instance_concurrency; default min(20, instance_concurrency // 2), at least 1"
         ),
     )
-    transport: Transport = Transport.sse
+    transport: Transport = Field(
+        default=Transport.streamable_http,
+        description=TRANSPORT_DESCRIPTION,
+        json_schema_extra={"x-deprecated-values": [Transport.sse.value]},
+    )
     auth: AuthSpec = Field(default_factory=AuthSpec)
     allow_origins: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
         default_factory=lambda: ["*"], max_length=32, description="CORS origins mcp-proxy allows"
@@ -419,6 +442,14 @@ class RedeployRequest(_Strict):
     allow_origins: list[str] | None = None
     description: str | None = None
     priority: Priority | None = None
+    transport: Transport | None = Field(
+        default=None,
+        description=(
+            "change the transport (omitted: the deployment keeps its own). `streamable-http` converts an "
+            "SSE deployment: the client URL becomes `/mcp`; `sse` is deprecated (MCP 2026-07-28)"
+        ),
+        json_schema_extra={"x-deprecated-values": [Transport.sse.value]},
+    )
 
     @field_serializer("secret_env")
     def _mask_secrets(self, v: dict[str, SecretStr] | None) -> dict[str, str] | None:
@@ -431,6 +462,11 @@ class RedeployRequest(_Strict):
         secrets = current.secret_values()
         if "secret_env" in changes:
             secrets = {k: v.get_secret_value() for k, v in changes.pop("secret_env").items()}
+        if changes.get("transport", current.transport) != Transport.sse and (
+            "session_concurrency_per_instance" not in changes
+        ):
+            # SSE session affinity has no meaning on streamable HTTP: a conversion drops its setting.
+            data["session_concurrency_per_instance"] = None
         data.update(changes)
         data["secret_env"] = secrets
         return DeployRequest.model_validate(data)

@@ -57,8 +57,10 @@ class DeploymentError(BaseModel):
 class Urls(BaseModel):
     internet: str | None = None
     intranet: str | None = None
-    sse: str | None = Field(default=None, description="SSE endpoint (GET /sse, then POST /messages/)")
-    mcp: str | None = Field(default=None, description="Streamable HTTP endpoint")
+    sse: str | None = Field(
+        default=None, description="SSE endpoint (GET /sse, then POST /messages/); transport sse, deprecated"
+    )
+    mcp: str | None = Field(default=None, description="Streamable HTTP endpoint (the default transport)")
 
 
 class Deployment(BaseModel):

@@ -32,7 +32,7 @@ from deployer.probe import probe
 from deployer.queue import DEPLOY_TASK, WAITING_QUEUE
 from deployer.settings import Settings
 from deployer.tables import DeploymentRow
-from schemas import AuthType, DeployRequest, Status, Transport
+from schemas import AuthType, DeployRequest, Status, Transport, sse_deprecated
 from tasks.app import app
 from tasks.context import (
     DB_RETRY_S,
@@ -133,6 +133,8 @@ class DeploySteps:
                 attempts=row.attempts + 1,
             ):
                 return {"status": "superseded"}  # cancelled or replaced between load and start
+            if self.req.transport == Transport.sse:
+                run.progress("starting", 5, f"warning: {sse_deprecated(self.req.name)}")
         elif not self.checkpoint.get("waiting"):
             run.save(attempts=row.attempts + 1)  # a redelivery after a crash resumes here
 

@@ -562,7 +562,7 @@ def _publish(settings, dep_id: str, token: str | None) -> None:
 
 
 def test_client_config_has_url_and_bearer_token(client: TestClient, alice, deploy, settings) -> None:
-    dep = deploy()
+    dep = deploy(transport="sse")
     _publish(settings, dep["id"], "eyJ.endpoint.token")
     r = client.get(f"/v1/deployments/{dep['name']}/client-config", headers=alice)
     assert r.status_code == 200
@@ -579,22 +579,100 @@ def test_client_config_has_url_and_bearer_token(client: TestClient, alice, deplo
 
 
 def test_client_config_for_streamable_http_and_anonymous(client: TestClient, alice, deploy, settings) -> None:
-    dep = deploy(transport="streamable-http", auth={"type": "anonymous"})
+    dep = deploy(auth={"type": "anonymous"})  # the default transport
     _publish(settings, dep["id"], None)
     server = client.get(f"/v1/deployments/{dep['id']}/client-config", headers=alice).json()["mcpServers"][
         "mcp-time"
     ]
-    assert server == {"type": "streamable-http", "url": MCP_URL}
+    assert server == {"type": "http", "url": MCP_URL}  # never "streamable-http": Claude Code ignores it
 
 
-def test_client_config_without_url_is_409(client: TestClient, alice, deploy, settings) -> None:
+@pytest.mark.parametrize(
+    ("client_kind", "key"),
+    [
+        ("claude-code", "mcpServers"),
+        ("cursor", "mcpServers"),
+        ("vscode", "servers"),
+        ("claude-desktop", "mcpServers"),
+    ],
+)
+def test_client_config_in_each_clients_form(
+    client: TestClient, alice, deploy, settings, client_kind, key
+) -> None:
     dep = deploy()
-    assert (
-        "no endpoint URL"
-        in assert_problem(client.get(f"/v1/deployments/{dep['id']}/client-config", headers=alice), 409)[
-            "detail"
-        ]
+    _publish(settings, dep["id"], "eyJ.endpoint.token")
+    r = client.get(
+        f"/v1/deployments/{dep['id']}/client-config", params={"client": client_kind}, headers=alice
     )
+    assert r.status_code == 200, r.text
+    entry = r.json()[key]["mcp-time"]
+    if client_kind == "claude-desktop":
+        assert entry["command"] == "npx" and entry["args"][:2] == ["mcp-remote", MCP_URL]
+        assert entry["env"] == {"MCPFC_TOKEN_MCP_TIME": "Bearer eyJ.endpoint.token"}
+    else:
+        assert entry["url"] == MCP_URL and entry["headers"] == {"Authorization": "Bearer eyJ.endpoint.token"}
+        assert entry.get("type", "http") == "http"
+
+
+def test_client_config_for_the_inspector_is_its_command(client: TestClient, alice, deploy, settings) -> None:
+    dep = deploy()
+    _publish(settings, dep["id"], "eyJ.endpoint.token")
+    body = client.get(f"/v1/deployments/{dep['id']}/client-config?client=inspector", headers=alice).json()
+    (command,) = body["commands"]
+    assert command["argv"][:6] == [
+        "npx",
+        "@modelcontextprotocol/inspector",
+        "--cli",
+        MCP_URL,
+        "--transport",
+        "http",
+    ]
+    assert "Authorization: Bearer eyJ.endpoint.token" in command["argv"]
+
+
+def test_client_config_of_an_unknown_client_is_422(client: TestClient, alice, deploy, settings) -> None:
+    dep = deploy()
+    _publish(settings, dep["id"], "eyJ.endpoint.token")
+    assert_problem(client.get(f"/v1/deployments/{dep['id']}/client-config?client=emacs", headers=alice), 422)
+
+
+def test_client_config_of_a_pending_deployment_is_409(client: TestClient, alice, deploy, settings) -> None:
+    dep = deploy()
+    problem = assert_problem(client.get(f"/v1/deployments/{dep['id']}/client-config", headers=alice), 409)
+    assert problem["type"].endswith(":not-ready") and "in progress" in problem["detail"]
+    assert problem["deployment_status"] == "pending"
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "says"),
+    [
+        ((Status.running, Status.failed), "deployment-failed", "failed at step probe (ProbeFailed)"),
+        ((Status.cancelled,), "deployment-cancelled", "was cancelled"),
+        ((Status.running, Status.succeeded, Status.deleting, Status.deleted), "deleted", "was deleted"),
+    ],
+)
+def test_client_config_of_a_failed_cancelled_or_deleted_deployment_is_409(
+    client: TestClient, alice, deploy, settings, path, kind, says
+) -> None:
+    dep = deploy()
+    fields = {"urls": {"internet": MCP_URL.removesuffix("/mcp"), "sse": SSE_URL, "mcp": MCP_URL}}
+    fields["endpoint_token_enc"] = Vault.from_settings(settings).encrypt("eyJ.endpoint.token")
+    if Status.failed in path:
+        fields["error"] = {"code": "ProbeFailed", "message": "no answer", "step": "probe"}
+    set_fields(settings, dep["id"], **fields)
+    move(settings, dep["id"], *path)
+    r = client.get(f"/v1/deployments/{dep['id']}/client-config", headers=alice)
+    problem = assert_problem(r, 409)
+    assert problem["type"].endswith(":" + kind) and says in problem["detail"], problem
+    assert "eyJ.endpoint.token" not in r.text  # no usable-looking entry, and no token
+
+
+def test_openapi_marks_sse_deprecated(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    transport = schema["components"]["schemas"]["DeployRequest-Input"]["properties"]["transport"]
+    assert transport["default"] == "streamable-http" and "deprecated" in transport["description"]
+    params = schema["paths"]["/v1/deployments/{id}/client-config"]["get"]["parameters"]
+    assert any(p["name"] == "client" for p in params)
 
 
 def test_client_config_for_function_auth_is_409(client: TestClient, alice, deploy, settings) -> None:

@@ -276,6 +276,7 @@ def test_config_merges_servers(api, cli):
                 json={
                     "mcpServers": {
                         name: {
+                            "type": "sse",
                             "url": f"https://{name}.fcapp.run/sse",
                             "headers": {"Authorization": f"Bearer tok-{name}"},
                         }
@@ -291,10 +292,12 @@ def test_config_merges_servers(api, cli):
     assert merged == {
         "mcpServers": {
             "mcp-time": {
+                "type": "sse",
                 "url": "https://mcp-time.fcapp.run/sse",
                 "headers": {"Authorization": "Bearer tok-mcp-time"},
             },
             "mcp-fetch": {
+                "type": "sse",
                 "url": "https://mcp-fetch.fcapp.run/sse",
                 "headers": {"Authorization": "Bearer tok-mcp-fetch"},
             },

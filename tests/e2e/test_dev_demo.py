@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from mcp import ClientSession
-from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamablehttp_client
 
 from tests.conftest import TIMEOUT_SCALE
 from tests.integration.conftest import free_port
@@ -32,7 +32,10 @@ def read_lines(stream, sink: queue.Queue) -> None:
 
 
 async def list_and_call(url: str, headers: dict[str, str]) -> tuple[list[str], str]:
-    async with sse_client(url, headers=headers) as (read, write), ClientSession(read, write) as session:
+    async with (
+        streamablehttp_client(url, headers=headers) as (read, write, _),
+        ClientSession(read, write) as session,
+    ):
         await session.initialize()
         tools = [t.name for t in (await session.list_tools()).tools]
         result = await session.call_tool("get_current_time", {"timezone": "Europe/Paris"})
@@ -85,8 +88,9 @@ def test_dev_demo_prints_a_working_url_and_header(tmp_path):
                 continue
             assert line is not None, f"stdout closed: {seen} {list(err.queue)}"
             seen.append(line)
-            if line.startswith("MCP SSE URL:"):
-                url = line.split(":", 1)[1].strip()
+            if line.startswith("MCP URL:"):
+                url = line.split(":", 1)[1].split()[0]
+                assert url.endswith("/mcp"), line  # the default transport: streamable HTTP
             if line.startswith("Header:"):
                 header = line.split(":", 1)[1].strip()
         name, value = header.split(":", 1)

@@ -27,7 +27,7 @@ def test_defaults_match_the_contract():
         600,
         10,
     )
-    assert req.transport == "sse" and req.priority == "normal" and req.proxy == "mcp-proxy"
+    assert req.transport == "streamable-http" and req.priority == "normal" and req.proxy == "mcp-proxy"
     assert req.auth.type == "jwt", "endpoints are authenticated unless anonymous is asked for"
 
 
@@ -154,8 +154,8 @@ def test_fc_limits_are_enforced_with_field_and_rule(overrides, field, rule):
         {"env": {"a": "b", "Z_1": ""}},
         {"env": {"BIG": "x" * 4085}},
         {"env": {"A": "é" * 680}},
-        {"session_concurrency_per_instance": 10},
-        {"session_concurrency_per_instance": 200, "instance_concurrency": 200},
+        {"session_concurrency_per_instance": 10, "transport": "sse"},
+        {"session_concurrency_per_instance": 200, "instance_concurrency": 200, "transport": "sse"},
         {"init": "none"},
         {"image": "inst-registry.cn-hangzhou.cr.aliyuncs.com/ns/repo:1", "acr_instance_id": "cri-abc123"},
         {"image": "python:3.12-slim"},
@@ -262,17 +262,41 @@ def test_sessions_per_instance_default_to_fc_default_capped_at_half_the_concurre
     concurrency, sessions, expected
 ):
     req = DeployRequest.model_validate(
-        {**BASE, "instance_concurrency": concurrency, "session_concurrency_per_instance": sessions}
+        {
+            **BASE,
+            "transport": "sse",
+            "instance_concurrency": concurrency,
+            "session_concurrency_per_instance": sessions,
+        }
     )
     assert req.sessions_per_instance() == expected
 
 
 def test_redeploy_lowering_concurrency_below_the_sessions_is_refused():
     current = DeployRequest.model_validate(
-        {**BASE, "instance_concurrency": 20, "session_concurrency_per_instance": 15}
+        {**BASE, "transport": "sse", "instance_concurrency": 20, "session_concurrency_per_instance": 15}
     )
     with pytest.raises(ValidationError) as info:
         RedeployRequest(instance_concurrency=10).apply_to(current)
     assert info.value.errors()[0]["type"] == "session_concurrency_exceeds_instance"
     merged = RedeployRequest(instance_concurrency=10, session_concurrency_per_instance=8).apply_to(current)
     assert merged.sessions_per_instance() == 8
+
+
+def test_redeploy_keeps_the_transport_unless_it_is_changed():
+    sse = DeployRequest.model_validate({**BASE, "transport": "sse", "session_concurrency_per_instance": 3})
+    kept = RedeployRequest(image="registry.cn-hangzhou.aliyuncs.com/ns/mcp-time:2.0").apply_to(sse)
+    assert kept.transport == "sse" and kept.session_concurrency_per_instance == 3
+    converted = RedeployRequest(transport="streamable-http").apply_to(sse)
+    # SSE session affinity means nothing on streamable HTTP: the conversion drops it instead of failing
+    assert converted.transport == "streamable-http" and converted.session_concurrency_per_instance is None
+    back = RedeployRequest(transport="sse").apply_to(converted)
+    assert back.transport == "sse"
+
+
+def test_sse_is_marked_deprecated_in_the_schema():
+    prop = DeployRequest.model_json_schema()["properties"]["transport"]
+    assert prop["default"] == "streamable-http"
+    assert "deprecated" in prop["description"] and prop["x-deprecated-values"] == ["sse"]
+    redeploy = RedeployRequest.model_json_schema()["properties"]["transport"]
+    assert "deprecated" in redeploy["description"]

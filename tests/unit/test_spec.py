@@ -6,7 +6,7 @@ import pytest
 
 from deployer import spec
 from deployer.errors import SpecError
-from schemas import DeployRequest
+from schemas import DeployRequest, RedeployRequest
 
 SENTRY_IMAGE = "registry.cn-beijing.aliyuncs.com/biyao/public:python-mcp-server-sentry-2025.1.14-v7"
 
@@ -24,6 +24,7 @@ def sentry(**overrides) -> DeployRequest:
             "timeout_s": 600,
             "instance_concurrency": 10,
             "auth": {"type": "anonymous"},
+            "transport": "sse",  # the reference deploy; streamable HTTP (the default) is tested on its own
             **overrides,
         }
     )
@@ -160,3 +161,28 @@ def test_endpoint_urls():
     urls = spec.endpoint_urls("https://x.cn-hangzhou.fcapp.run", "https://x.cn-hangzhou-vpc.fcapp.run")
     assert urls.sse == "https://x.cn-hangzhou.fcapp.run/sse"
     assert urls.mcp == "https://x.cn-hangzhou.fcapp.run/mcp"
+
+
+def test_a_default_request_is_streamable_http_without_affinity():
+    req = DeployRequest.model_validate({"name": "d", "image": SENTRY_IMAGE, "command": ["srv"]})
+    assert req.transport == "streamable-http"
+    body = spec.create_function_input(req).to_map()
+    assert body["sessionAffinity"] == "NONE" and "sessionAffinityConfig" not in body
+
+
+def test_converting_sse_to_streamable_http_rewrites_affinity_and_trigger_methods():
+    """What `redeploy --transport streamable-http` sends: no MCP_SSE affinity (UpdateFunction sets NONE) and a
+    trigger that allows DELETE, the method streamable HTTP clients end a session with."""
+    old = sentry(session_concurrency_per_instance=4)
+    new = RedeployRequest(transport="streamable-http").apply_to(old)
+    assert new.transport == "streamable-http" and new.session_concurrency_per_instance is None
+    update = spec.update_function_input(new).to_map()
+    assert update["sessionAffinity"] == "NONE"
+    assert "--stateless" in update["customContainerConfig"]["command"]
+    auth = spec.EndpointAuth()
+    before = json.loads(spec.update_trigger_input(old, auth).trigger_config)["methods"]
+    after = json.loads(spec.update_trigger_input(new, auth).trigger_config)["methods"]
+    assert "DELETE" not in before and {"GET", "POST", "DELETE", "OPTIONS"} <= set(after)
+    assert not spec.trigger_config_matches(
+        spec.update_trigger_input(old, auth).trigger_config, spec.update_trigger_input(new, auth)
+    )

@@ -285,6 +285,10 @@ def create_deployment(
             )
         if Status(existing.status) in IN_PROGRESS:
             raise _busy(existing)
+        if "transport" not in body.model_fields_set and existing.spec.get("transport") == Transport.sse:
+            # Deploying a name again without saying the transport keeps its clients' URL working
+            # (docs/decisions.md, issue 12): only an explicit transport converts a deployment.
+            body = body.model_copy(update={"transport": Transport.sse})
         if not store.restart(
             session, vault, existing, req=body, operation="deploy", deadline_s=settings.deploy_deadline_s
         ):
@@ -826,27 +830,3 @@ async def stream_events(
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         release=lambda: slots.give_back(owner.key_id),
     )
-
-
-@router.get(PREFIX + "/{id}/client-config", responses={**_404, **_409})
-def client_config(id: IdOrName, owner: CurrentOwner, session: SessionDep, vault: VaultDep) -> dict[str, Any]:
-    """The `mcpServers` entry for Claude, Cursor or the MCP Inspector (contains the endpoint token)."""
-    row = _get_row(session, owner, id)
-    dep = store.to_public(row)
-    sse = dep.spec.transport == Transport.sse
-    url = dep.urls.sse if sse else dep.urls.mcp
-    if not url or row.status in (Status.deleting, Status.deleted):
-        raise Problem(409, f"{row.name} has no endpoint URL yet (status {row.status})", kind="no-url")
-    auth = dep.spec.auth.type
-    if auth == AuthType.function:
-        raise Problem(
-            409,
-            f"{row.name} uses FC signature auth, which MCP clients cannot produce; redeploy it with auth jwt",
-            kind="unusable-auth",
-        )
-    server: dict[str, Any] = {"type": "sse" if sse else "streamable-http", "url": url}
-    if auth == AuthType.jwt:
-        if not row.endpoint_token_enc:
-            raise Problem(409, f"{row.name} has no endpoint token yet (status {row.status})", kind="no-token")
-        server["headers"] = {"Authorization": f"Bearer {vault.decrypt(row.endpoint_token_enc)}"}
-    return {"mcpServers": {row.name: server}}
