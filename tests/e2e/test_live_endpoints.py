@@ -80,7 +80,7 @@ def test_token_rotation_invalidates_the_old_token(stack):
         new = http.get(f"/v1/deployments/{name}/client-config").json()["mcpServers"][name]
     assert new["headers"] != old["headers"] and new["url"] == old["url"]
     assert httpx.get(old["url"], headers=old["headers"], timeout=10).status_code == 401
-    tools, _ = asyncio.run(use_endpoint(new["url"], "sse", new["headers"]))
+    tools, _ = asyncio.run(use_endpoint(new["url"], "streamable-http", new["headers"]))
     assert "get_current_time" in tools
 
 
@@ -101,7 +101,7 @@ def test_anonymous_endpoint_needs_no_token(stack):
             "headers"
             not in http.get("/v1/deployments/live-open/client-config").json()["mcpServers"]["live-open"]
         )
-    tools, _ = asyncio.run(use_endpoint(dep["urls"]["sse"], "sse", None))
+    tools, _ = asyncio.run(use_endpoint(dep["urls"]["mcp"], "streamable-http", None))
     assert "get_current_time" in tools
 
 
@@ -125,7 +125,7 @@ def test_a_server_that_does_not_answer_fails_the_deploy_clearly(stack, command, 
     assert dep["status"] == "failed"
     error = dep["error"]
     assert error["code"] == "ProbeFailed" and error["step"] == "probe"
-    assert dep["urls"]["sse"] in error["message"], "says what was tried"
+    assert dep["urls"]["mcp"] in error["message"], "says what was tried"
     assert expect in error["message"].lower(), "says what came back"
     assert dep["result"]["function_result"], "the function is kept for inspection"
 
@@ -163,7 +163,8 @@ def test_from_mcp_json_deploys_every_stdio_server(stack, tmp_path):
     assert set(remote) == {"time", "Time Tokyo"}
     assert "t0ken-value" not in result.output
     for entry in remote.values():
-        tools, _ = asyncio.run(use_endpoint(entry["url"], "sse", entry["headers"]))
+        assert entry["type"] == "http"
+        tools, _ = asyncio.run(use_endpoint(entry["url"], "streamable-http", entry["headers"]))
         assert "get_current_time" in tools
 
 
@@ -213,3 +214,49 @@ def test_an_inactive_function_is_not_ready_and_the_deploy_brings_it_back(stack):
     assert dep["status"] == "succeeded", (dep.get("error"), stack.worker_logs())
     assert stack.fc.faults.stats()["calls"].get("UpdateFunction", 0) == updates_before + 1
     assert stack.fc.backend.snapshot()["functions"][name]["state"] == "Active"
+
+
+def test_sse_warns_and_redeploy_transport_converts_it(stack):
+    """`transport: sse` still deploys, serves a legacy client and warns in its events; a redeploy without a
+    transport keeps it; `mcp-fc redeploy NAME --transport streamable-http` converts it (affinity NONE, a
+    trigger that allows DELETE) and prints a config whose URL serves a streamable HTTP client."""
+    name = "live-convert"
+    with stack.http() as http:
+        dep_id = http.post(
+            "/v1/deployments",
+            json={"name": name, "image": IMAGE, "command": ["mcp-server-time"], "transport": "sse"},
+        ).json()["id"]
+        dep = stack.wait_for(dep_id, {"succeeded", "failed"})
+        assert dep["status"] == "succeeded", (dep.get("error"), stack.worker_logs())
+        events = http.get(f"/v1/deployments/{dep_id}/events").text
+        assert "transport sse is deprecated" in events
+        sse = http.get(f"/v1/deployments/{name}/client-config").json()["mcpServers"][name]
+        assert sse["type"] == "sse"
+        # a plain redeploy keeps the transport
+        http.post(f"/v1/deployments/{name}/redeploy", json={})
+        assert stack.wait_for(dep_id, {"succeeded", "failed"})["spec"]["transport"] == "sse"
+    tools, _ = asyncio.run(use_endpoint(sse["url"], "sse", sse["headers"]))
+    assert "get_current_time" in tools
+
+    result = CliRunner().invoke(
+        cli_app,
+        [
+            "--api-url",
+            stack.api_url,
+            "--api-key",
+            stack.api_key,
+            "redeploy",
+            name,
+            "--transport",
+            "streamable-http",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    entry = json.loads(result.stdout[result.stdout.index("{\n") :])["mcpServers"][name]
+    assert entry["type"] == "http" and entry["url"].endswith("/mcp")
+    state = stack.fc.backend.snapshot()
+    assert state["functions"][name]["sessionAffinity"] == "NONE"
+    methods = json.loads(state["triggers"][name]["http"]["triggerConfig"])["methods"]
+    assert {"GET", "POST", "DELETE", "OPTIONS"} <= set(methods)
+    tools, _ = asyncio.run(use_endpoint(entry["url"], "streamable-http", entry["headers"]))
+    assert "get_current_time" in tools
