@@ -33,7 +33,7 @@ def test_the_canary_never_appears_in_any_response(client: TestClient, alice, set
     set_fields(
         settings,
         dep["id"],
-        urls={"sse": "https://x.fcapp.run/sse"},
+        urls={"sse": "https://x.fcapp.run/sse", "mcp": "https://x.fcapp.run/mcp"},
         endpoint_token_enc=Vault.from_settings(settings).encrypt("endpoint-token"),
     )
     move(settings, dep["id"], Status.running, Status.succeeded)
