@@ -27,6 +27,7 @@ from deployer.converge import function_drift
 from deployer.db import session_scope
 from deployer.endpoint_auth import SigningKey, mint_token, new_signing_key
 from deployer.errors import DeployError, FCError
+from deployer.failure_text import scrub
 from deployer.gateway import function_readiness
 from deployer.probe import probe
 from deployer.queue import DEPLOY_TASK, WAITING_QUEUE
@@ -306,9 +307,18 @@ class DeploySteps:
             raise DeployError("the trigger has no internet URL to probe", code="ProbeFailed", step="probe")
         token = self.endpoint_token()
         headers = {"Authorization": f"Bearer {token}"} if token else None
-        found = probe(
-            url, transport=self.req.transport.value, headers=headers, timeout=self.settings.probe_timeout_s
-        )
+        try:
+            found = probe(
+                url,
+                transport=self.req.transport.value,
+                headers=headers,
+                timeout=self.settings.probe_timeout_s,
+            )
+        except DeployError as exc:
+            # The answer may carry the server's own output, which may print its environment.
+            exc.message = scrub(exc.message, (v.get_secret_value() for v in self.req.secret_env.values()))
+            exc.args = (exc.message,)
+            raise
         self.checkpoint["probe"] = True
         return found.tools
 
