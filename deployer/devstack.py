@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -267,6 +268,14 @@ def run_dev(
                 return
             _print_demo(dep)
 
+    def stop_on_signal(signum: int, _frame: object) -> None:
+        # SIGTERM and SIGHUP end `dev` as Ctrl-C does, through stack.stop() below: the default action (and
+        # uvicorn, which re-raises the SIGTERM it caught once it has stopped) would kill this process before
+        # it stops the worker and the function instances.
+        server.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop_on_signal)
     api_done = threading.Event()
     threading.Thread(target=announce, name="dev-announce", daemon=True).start()
     try:

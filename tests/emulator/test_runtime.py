@@ -24,7 +24,7 @@ from alibabacloud_fc20230330 import models as fc
 from alibabacloud_fc20230330.client import Client
 
 from deployer.emulator import EmulatorServer
-from deployer.emulator.runtime import DEFAULT_START_TIMEOUT_S, _prune, map_command
+from deployer.emulator.runtime import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_START_TIMEOUT_S, _prune, map_command
 from tests.conftest import alive
 
 ECHO = str(Path(__file__).with_name("echo_function.py"))
@@ -498,7 +498,10 @@ def test_the_function_timeout_cuts_a_stream(rt, sdk):
 def test_runtime_config_through_the_control_api(rt):
     config = httpx.get(f"{rt.url}/_emulator/config").json()
     assert config["runtime"] is True
-    assert config["start_timeout_s"] == DEFAULT_START_TIMEOUT_S and config["idle_timeout_s"] == 600.0
+    assert (
+        config["start_timeout_s"] == DEFAULT_START_TIMEOUT_S
+        and config["idle_timeout_s"] == DEFAULT_IDLE_TIMEOUT_S
+    )
     for bad in ({"start_timeout_s": 0}, {"idle_timeout_s": "x"}, {"runtime": "yes"}, {"nope": 1}):
         r = httpx.put(f"{rt.url}/_emulator/config", json=bad)
         assert r.status_code == 400 and r.json()["Code"] == "InvalidArgument", bad
