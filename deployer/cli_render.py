@@ -112,8 +112,13 @@ def print_success(
 ) -> None:
     took = f" in {elapsed:.0f}s" if elapsed is not None else ""
     head = Text("✓ ", style="green bold")
-    head.append(dep.name, style="bold")
-    head.append(f" {verb}{took} (id {dep.id}, {dep.region})")
+    if verb.endswith(" of"):  # "rotated the token of NAME", not "NAME rotated the token of"
+        head.append(f"{verb} ")
+        head.append(dep.name, style="bold")
+        head.append(f"{took} (id {dep.id}, {dep.region})")
+    else:
+        head.append(dep.name, style="bold")
+        head.append(f" {verb}{took} (id {dep.id}, {dep.region})")
     console.print(head)
     print_urls(console, dep)
     _kv(console, "tools", ", ".join(dep.tools) if dep.tools else "(none reported)")
