@@ -616,12 +616,20 @@ def cancel(
 ) -> None:
     """Cancel a pending or running deploy."""
     state = _state(ctx)
+    busy = {Status.pending, Status.running}
     with state.client(api_url, api_key) as api:
         dep = api.cancel(name)
+        if dep.status in busy:
+            # A running deploy stops at its next check (during the probe, within a second): wait and say so.
+            if not json_out:
+                typer.echo(f"{dep.name}: cancel requested, waiting for the deploy to stop ...", err=True)
+            dep = api.wait(dep.id, until=lambda d: d.status not in busy, current=dep, deadline_s=120)
     if json_out:
         typer.echo(render.deployment_json(dep))
+    elif dep.status == Status.cancelled:
+        typer.echo(f"{dep.name} (id {dep.id}): cancelled")
     else:
-        typer.echo(f"{dep.name} (id {dep.id}): {dep.status.value}")
+        typer.echo(f"{dep.name} (id {dep.id}): not cancelled: it is {dep.status.value}")
 
 
 @token_app.command("rotate", no_args_is_help=True)

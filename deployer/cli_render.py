@@ -62,8 +62,9 @@ def endpoint_url(dep: Deployment) -> str | None:
     return dep.urls.sse or dep.urls.mcp or dep.urls.internet
 
 
-def error_line(dep: Deployment) -> str:
-    """One line saying why a deployment did not succeed."""
+def error_line(dep: Deployment, *, keep_lines: bool = False) -> str:
+    """One line saying why a deployment did not succeed (``keep_lines``: the message's own lines kept, as a
+    failed server's last stderr lines are)."""
     err = dep.error
     verb = {Status.cancelled: "was cancelled", Status.deleted: "was deleted"}.get(dep.status, "failed")
     if err is None:
@@ -72,7 +73,10 @@ def error_line(dep: Deployment) -> str:
     step = f" at step {err.step}" if err.step else (f" at stage {dep.stage}" if dep.stage else "")
     rid = f" [request {err.request_id}]" if err.request_id else ""
     retry = " (retryable: run `mcp-fc redeploy " + dep.name + "`)" if err.retryable else ""
-    message = " ".join(err.message.split())
+    if keep_lines:
+        message = "\n".join(line.rstrip() for line in err.message.splitlines() if line.strip())
+    else:
+        message = " ".join(err.message.split())
     return f"deployment {dep.name} {verb}{step}: {err.code}: {message}{rid}{retry}"
 
 
@@ -108,8 +112,13 @@ def print_success(
 ) -> None:
     took = f" in {elapsed:.0f}s" if elapsed is not None else ""
     head = Text("✓ ", style="green bold")
-    head.append(dep.name, style="bold")
-    head.append(f" {verb}{took} (id {dep.id}, {dep.region})")
+    if verb.endswith(" of"):  # "rotated the token of NAME", not "NAME rotated the token of"
+        head.append(f"{verb} ")
+        head.append(dep.name, style="bold")
+        head.append(f"{took} (id {dep.id}, {dep.region})")
+    else:
+        head.append(dep.name, style="bold")
+        head.append(f" {verb}{took} (id {dep.id}, {dep.region})")
     console.print(head)
     print_urls(console, dep)
     _kv(console, "tools", ", ".join(dep.tools) if dep.tools else "(none reported)")
@@ -145,7 +154,7 @@ def print_deployment(console: Console, dep: Deployment) -> None:
     if dep.tools:
         _kv(console, "tools", ", ".join(dep.tools))
     if dep.error:
-        _kv(console, "error", Text(error_line(dep), style="red"))
+        _kv(console, "error", Text(error_line(dep, keep_lines=True), style="red"))
     _kv(console, "attempts", str(dep.attempts))
     _kv(console, "created", dep.created_at.isoformat(timespec="seconds"))
     _kv(console, "updated", f"{dep.updated_at.isoformat(timespec='seconds')} ({_ago(dep.updated_at)})")

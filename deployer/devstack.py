@@ -7,9 +7,13 @@ in production; the emulator runs in this process and starts each function's comm
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import secrets
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -45,6 +49,48 @@ def _dev_api_key(data_dir: Path) -> str:
     return key
 
 
+class DevStackRefused(RuntimeError):
+    """`mcp-fc dev` cannot start here: its port is taken or another stack holds the data dir."""
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a taken port before anything starts (uvicorn would log the bind error after the worker and the
+    emulator are up, and the other process's /healthz would look like ours)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            why = (
+                "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
+            )
+            raise DevStackRefused(
+                f"port {port} on {host} {why}; choose another with `mcp-fc dev --port N`"
+            ) from None
+
+
+def lock_data_dir(data_dir: Path) -> Any:
+    """Hold ``<data dir>/dev.lock`` (an flock, released when this process ends, with its pid inside) or refuse:
+    two stacks on one data dir would share the store and re-bind each other's trigger URLs."""
+    path = data_dir / "dev.lock"
+    fh = open(path, "a+")  # noqa: SIM115 - held for the life of the stack
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip() or "?"
+        fh.close()
+        raise DevStackRefused(
+            f"the data dir {data_dir} is in use by another mcp-fc dev (pid {holder}); stop it, or give this "
+            "one its own with `--data-dir DIR`"
+        ) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(str(os.getpid()))
+    fh.flush()
+    return fh
+
+
 class DevStack:
     def __init__(
         self,
@@ -57,6 +103,7 @@ class DevStack:
         base = Settings()
         self.data_dir = (data_dir or base.data_dir).expanduser().resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.lock = lock_data_dir(self.data_dir)
         self.host, self.port = host, port
         self.worker_concurrency = worker_concurrency
         self.emulator: EmulatorServer | None = None
@@ -178,13 +225,24 @@ def run_dev(
 
     from deployer.api import create_app
 
-    stack = DevStack(port=port, data_dir=data_dir, host=host)
+    try:
+        check_port_free(host, port)
+        stack = DevStack(port=port, data_dir=data_dir, host=host)
+    except DevStackRefused as exc:
+        _say(f"error: {exc}")
+        return 2
     settings = stack.start_backends()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning"))
     outcome: dict[str, Any] = {}
 
     def announce() -> None:
         try:
+            # Ours, not whatever else answers on the port: uvicorn has bound it.
+            deadline = time.monotonic() + 180
+            while not server.started:
+                if server.should_exit or time.monotonic() > deadline or api_done.is_set():
+                    raise RuntimeError(f"the API did not start on {stack.api_url}")
+                time.sleep(0.05)
             stack.wait_ready()
         except RuntimeError as exc:
             _say(f"error: {exc}")
@@ -210,13 +268,30 @@ def run_dev(
                 return
             _print_demo(dep)
 
+    def stop_on_signal(signum: int, _frame: object) -> None:
+        # SIGTERM and SIGHUP end `dev` as Ctrl-C does, through stack.stop() below: the default action (and
+        # uvicorn, which re-raises the SIGTERM it caught once it has stopped) would kill this process before
+        # it stops the worker and the function instances.
+        server.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop_on_signal)
+    api_done = threading.Event()
     threading.Thread(target=announce, name="dev-announce", daemon=True).start()
     try:
         server.run()
     except KeyboardInterrupt:
         pass  # uvicorn re-raises the Ctrl-C it handled; stopping is the normal way out of `dev`
+    except SystemExit:
+        # uvicorn exits when it cannot bind (the port was taken after our check)
+        _say(f"error: the API could not listen on {host}:{port}; choose another with `mcp-fc dev --port N`")
+        return 2
     finally:
+        api_done.set()
         stack.stop()
+    if not server.started:
+        _say(f"error: the API did not start on {host}:{port}")
+        return 2
     failed_demo = demo and outcome.get("deployment", {}).get("status") != "succeeded"
     return 1 if failed_demo else 0
 

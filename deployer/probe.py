@@ -15,6 +15,10 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamablehttp_client
 
 from deployer.errors import DeployError
+from deployer.failure_text import fc_error_text
+
+#: How much of an error answer's body is read (FC's message carries the instance's last output).
+MAX_BODY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -86,9 +90,10 @@ def _error_body(url: str, headers: dict[str, str] | None, status: int) -> str:
             body = b""
             for chunk in resp.iter_bytes():
                 body += chunk
-                if len(body) >= 500:
+                if len(body) >= MAX_BODY_BYTES:
                     break
-            return body[:500].decode(errors="replace")
+            # the cause is at the end of FC's message (the server's last lines): decode it, keep it whole
+            return fc_error_text(body[:MAX_BODY_BYTES].decode(errors="replace"))
     except httpx.HTTPError:
         return ""
 

@@ -31,6 +31,7 @@ from deployer import store
 from deployer.crypto import Vault
 from deployer.db import session_scope
 from deployer.errors import DeployError, FCError, MCPFCError
+from deployer.failure_text import keep_end
 from deployer.gateway import FCGateway
 from deployer.queue import TIME_LIMIT_S
 from deployer.settings import Settings, get_settings
@@ -84,7 +85,7 @@ def error_payload(exc: BaseException, step: str) -> dict[str, Any]:
     if isinstance(exc, FCError):
         return {
             "code": exc.code,
-            "message": exc.message,
+            "message": keep_end(exc.message),
             "retryable": exc.retryable,
             "request_id": exc.request_id,
             "step": step,
@@ -92,7 +93,7 @@ def error_payload(exc: BaseException, step: str) -> dict[str, Any]:
     if isinstance(exc, DeployError):
         return {
             "code": exc.code,
-            "message": exc.message,
+            "message": keep_end(exc.message),
             "retryable": exc.retryable,
             "request_id": None,
             "step": exc.step or step,
@@ -100,7 +101,7 @@ def error_payload(exc: BaseException, step: str) -> dict[str, Any]:
     if isinstance(exc, MCPFCError):
         return {
             "code": exc.code,
-            "message": exc.message,
+            "message": keep_end(exc.message),
             "retryable": False,
             "request_id": None,
             "step": step,
@@ -331,7 +332,9 @@ class Run:
                 "deploy.failed",
                 extra={"deployment_id": self.deployment_id, "step": step, "code": error["code"]},
             )
-        self.finish(Status.failed, f"failed at {step}: {error['code']}", stage=step, error=error, **fields)
+        # The event says why too: `mcp-fc events` is where a user watching a deploy sees it fail.
+        message = f"failed at {step}: {error['code']}: {error['message']}"
+        self.finish(Status.failed, message, stage=step, error=error, **fields)
         return {"status": "failed", "code": error["code"], "step": step}
 
     def past_deadline(self, row: DeploymentRow) -> bool:

@@ -15,6 +15,7 @@ other error fails the deployment with the step and FC's code, keeping what was a
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -27,8 +28,9 @@ from deployer.converge import function_drift
 from deployer.db import session_scope
 from deployer.endpoint_auth import SigningKey, mint_token, new_signing_key
 from deployer.errors import DeployError, FCError
+from deployer.failure_text import scrub
 from deployer.gateway import function_readiness
-from deployer.probe import probe
+from deployer.probe import ProbeResult, probe
 from deployer.queue import DEPLOY_TASK, WAITING_QUEUE
 from deployer.settings import Settings
 from deployer.tables import DeploymentRow
@@ -48,6 +50,8 @@ from tasks.context import (
 from tasks.verify import schedule_verify
 
 MAX_TRANSIENT_RETRIES = 5
+#: How often a running probe checks for a cancel.
+CANCEL_POLL_S = 0.5
 MAX_CONVERGE = 3  # rewrites of a deploy's own spec after FC was seen running another one
 
 
@@ -154,6 +158,8 @@ class DeploySteps:
             step = "probe"
             run.check_lease()
             tools = self.probe_step()
+            if tools is None:
+                return self.cancel()
         except LeaseLost:
             raise
         except Reschedule as again:
@@ -298,7 +304,8 @@ class DeploySteps:
         log.info("deploy.trigger", extra={"deployment_id": self.row.id, "how": how})
         return True
 
-    def probe_step(self) -> list[str]:
+    def probe_step(self) -> list[str] | None:
+        """The endpoint's tools, or None when a cancel came during the probe."""
         if not self.settings.probe_enabled:
             return list(self.row.tools or [])
         self.run_.progress("probing", 85, "checking the endpoint with an MCP client")
@@ -308,13 +315,50 @@ class DeploySteps:
             raise DeployError("the trigger has no internet URL to probe", code="ProbeFailed", step="probe")
         token = self.endpoint_token()
         headers = {"Authorization": f"Bearer {token}"} if token else None
-        found = probe(
-            url, transport=self.req.transport.value, headers=headers, timeout=self.settings.probe_timeout_s
-        )
+        try:
+            found = self.interruptible_probe(url, headers)
+            if found is None:
+                return None
+        except DeployError as exc:
+            # The answer may carry the server's own output, which may print its environment.
+            exc.message = scrub(exc.message, (v.get_secret_value() for v in self.req.secret_env.values()))
+            exc.args = (exc.message,)
+            raise
         self.checkpoint["probe"] = True
         return found.tools
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def interruptible_probe(self, url: str, headers: dict[str, str] | None) -> ProbeResult | None:
+        """The probe in a thread, the cancel flag read from the database every CANCEL_POLL_S meanwhile: a
+        cancel during a probe (up to MCPFC_PROBE_TIMEOUT_S) stops the deploy at once (None). The abandoned
+        probe ends by its own timeout; cancel() removes what it talks to."""
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome["found"] = probe(
+                    url,
+                    transport=self.req.transport.value,
+                    headers=headers,
+                    timeout=self.settings.probe_timeout_s,
+                )
+            except BaseException as exc:  # noqa: BLE001 - handed to the deploy's thread below
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=run, name=f"probe-{self.row.id}", daemon=True)
+        thread.start()
+        while True:
+            thread.join(CANCEL_POLL_S)
+            if not thread.is_alive():
+                break
+            with session_scope(self.settings) as session:
+                row = store.get(session, self.row.id)
+                if row is None or row.cancel_requested or row.task_id != self.run_.task_id:
+                    return None
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["found"]
 
     def row_urls(self) -> dict[str, Any]:
         if self.urls is not None:

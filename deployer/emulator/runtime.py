@@ -59,6 +59,7 @@ listens. What that means, and where it differs from FC:
 from __future__ import annotations
 
 import http.client
+import json
 import logging
 import os
 import secrets
@@ -83,10 +84,19 @@ DEFAULT_CONTAINER_PORT = 9000
 # How long a cold start may take to listen (a health check's own budget can shorten it). mcp-proxy plus a
 # Python MCP server take 1-2 s on a quiet laptop and 15-30 s on a loaded host; the variable stretches it.
 DEFAULT_START_TIMEOUT_S = float(os.environ.get("MCPFC_EMULATOR_START_TIMEOUT_S") or 60.0)
-DEFAULT_IDLE_TIMEOUT_S = 600.0
+# FC scales to zero: an instance with no request in flight this long is stopped (FC reclaims idle instances
+# after a few minutes; 14 idle instances held 1.6 GB on a laptop). The variable sets it for `mcp-fc dev`.
+DEFAULT_IDLE_TIMEOUT_S = float(os.environ.get("MCPFC_EMULATOR_IDLE_S") or 300.0)
 DEFAULT_STOP_GRACE_S = 3.0
-#: How many lines of the process output an error message carries.
-LOG_TAIL_LINES = 20
+#: How many lines of the process output an error message carries (a bridge's traceback alone is longer
+#: than 20; the server's own lines come separately, see :func:`watch_server`).
+LOG_TAIL_LINES = 40
+#: How many lines of a bridge's output come before them (the end of its traceback).
+BRIDGE_TAIL_LINES = 15
+#: How many lines of the stdio server's own stderr an error message ends with.
+SERVER_TAIL_LINES = 20
+#: The program put in front of a bridge's stdio server to record its exit code and stderr.
+SERVER_WATCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serverwatch.py")
 #: Instance directories (with their output.log) kept in the runtime dir; older ones are pruned.
 KEEP_INSTANCE_DIRS = 50
 #: FC's defaults for the fields of ``healthCheckConfig`` left out.
@@ -180,6 +190,18 @@ def map_command(argv: Sequence[str], container_port: int, host_port: int) -> tup
             out[i] = "--host=127.0.0.1"
         i += 1
     return out, mapped
+
+
+def watch_server(argv: Sequence[str], directory: str) -> tuple[list[str], bool]:
+    """``argv`` with :mod:`~deployer.emulator.serverwatch` in front of the stdio server after its first
+    ``--`` (``(new argv, whether it was watched)``): a bridge reports its own exit code, not its server's."""
+    out = list(argv)
+    if "--" not in out[1:]:
+        return out, False
+    cut = out.index("--", 1) + 1
+    if cut >= len(out):
+        return out, False
+    return out[:cut] + [sys.executable, "-I", SERVER_WATCH, directory, "--"] + out[cut:], True
 
 
 def runtime_path() -> str:
@@ -287,6 +309,16 @@ def tail(path: str, lines: int = LOG_TAIL_LINES, max_bytes: int = 64 * 1024) -> 
     return "\n".join(text.splitlines()[-lines:])
 
 
+def read_server_exit(directory: str) -> dict[str, Any] | None:
+    """The last stdio server exit :mod:`~deployer.emulator.serverwatch` recorded in ``directory``."""
+    last = tail(os.path.join(directory, "server-exit"), 1)
+    try:
+        found = json.loads(last) if last else None
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) and isinstance(found.get("code"), int) else None
+
+
 def describe_exit(returncode: int) -> str:
     if returncode < 0:
         try:
@@ -319,6 +351,8 @@ class Instance:
     log_path: str
     started_at: float
     start_timeout_s: float
+    #: Whether the stdio server after ``--`` runs under :func:`watch_server` (its exit code and stderr known).
+    watched: bool = False
     ready_at: float | None = None
     cold_start_ms: float | None = None
     last_used: float = field(default_factory=time.monotonic)
@@ -336,7 +370,27 @@ class Instance:
         return self.process.poll() is None
 
     def output_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        return tail(self.log_path, lines)
+        """The instance's last output for an error message. Behind a bridge it ends with the stdio server's
+        exit code and its own last stderr lines, which a bridge's traceback would push out of a plain tail."""
+        if not self.watched:
+            return tail(self.log_path, lines)
+        output = tail(self.log_path, min(lines, BRIDGE_TAIL_LINES))
+        ended = self.server_exit()
+        server = tail(os.path.join(self.directory, "server.log"), SERVER_TAIL_LINES)
+        if ended is None and not server:
+            return output
+        parts = [output] if output else []
+        if ended is not None:
+            parts.append(f"the MCP server ({ended.get('command')}) {describe_exit(int(ended['code']))}")
+        if server:
+            parts.append(f"the MCP server's last stderr lines:\n{server}")
+        else:
+            parts.append("the MCP server wrote nothing to stderr")
+        return "\n".join(parts)
+
+    def server_exit(self) -> dict[str, Any] | None:
+        """How the stdio server behind the bridge last ended (``{"pid", "code", "command"}``), if it did."""
+        return read_server_exit(self.directory) if self.watched else None
 
     def track(self, sock: socket.socket) -> None:
         """Register a proxied upstream connection, cut by :meth:`cut_connections`."""
@@ -375,6 +429,7 @@ class Instance:
             "idleSeconds": round(now - self.last_used, 3) if not self.active else 0.0,
             "activeRequests": self.active,
             "alive": self.alive,
+            "serverExitCode": (self.server_exit() or {}).get("code"),
             "logFile": self.log_path,
         }
 
@@ -516,6 +571,8 @@ class InstanceManager:
         directory = os.path.join(runtime_dir, f"{name}-{instance_id}")
         os.makedirs(directory, exist_ok=True)
         log_path = os.path.join(directory, "output.log")
+        watched_argv, watched = watch_server(mapped_argv, directory)
+        run_argv = (init_argv if init_executable is not None else []) + watched_argv
         started_wall, started = time.time(), time.monotonic()
         with open(log_path, "ab") as log:
             try:
@@ -548,6 +605,7 @@ class InstanceManager:
             log_path=log_path,
             started_at=started_wall,
             start_timeout_s=limit,
+            watched=watched,
         )
         logger.info(
             "starting %s (revision %s) as pid %s on 127.0.0.1:%s: %s",
@@ -611,6 +669,9 @@ class InstanceManager:
             returncode = process.poll()
             if returncode is not None:
                 what = f"{describe_exit(returncode)} before listening on port {instance.container_port}"
+                ended = instance.server_exit()
+                if ended is not None:
+                    what += f" (its MCP server {describe_exit(int(ended['code']))})"
                 raise FunctionNotStarted(self._failure(instance, what))
             now = time.monotonic()
             if not listening:

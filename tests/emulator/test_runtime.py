@@ -24,7 +24,7 @@ from alibabacloud_fc20230330 import models as fc
 from alibabacloud_fc20230330.client import Client
 
 from deployer.emulator import EmulatorServer
-from deployer.emulator.runtime import DEFAULT_START_TIMEOUT_S, _prune, map_command
+from deployer.emulator.runtime import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_START_TIMEOUT_S, _prune, map_command
 from tests.conftest import alive
 
 ECHO = str(Path(__file__).with_name("echo_function.py"))
@@ -498,7 +498,10 @@ def test_the_function_timeout_cuts_a_stream(rt, sdk):
 def test_runtime_config_through_the_control_api(rt):
     config = httpx.get(f"{rt.url}/_emulator/config").json()
     assert config["runtime"] is True
-    assert config["start_timeout_s"] == DEFAULT_START_TIMEOUT_S and config["idle_timeout_s"] == 600.0
+    assert (
+        config["start_timeout_s"] == DEFAULT_START_TIMEOUT_S
+        and config["idle_timeout_s"] == DEFAULT_IDLE_TIMEOUT_S
+    )
     for bad in ({"start_timeout_s": 0}, {"idle_timeout_s": "x"}, {"runtime": "yes"}, {"nope": 1}):
         r = httpx.put(f"{rt.url}/_emulator/config", json=bad)
         assert r.status_code == 400 and r.json()["Code"] == "InvalidArgument", bad
@@ -543,3 +546,37 @@ def test_old_instance_directories_are_pruned(tmp_path):
         os.utime(tmp_path / f"fn-{i}", (1000 + i, 1000 + i))
     _prune(str(tmp_path), 2, keep={str(tmp_path / "fn-0")})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fn-0", "fn-3", "fn-4"]
+
+
+def test_serverwatch_records_the_servers_exit_code_and_stderr(tmp_path):
+    """The program the emulator puts in front of a bridge's stdio server passes its code through and records
+    it with the server's stderr (a bridge reports only its own code)."""
+    import json as _json
+    import subprocess as _subprocess
+    import sys as _sys
+
+    from deployer.emulator.runtime import SERVER_WATCH, read_server_exit, watch_server
+
+    argv, watched = watch_server(["bridge", "--port", "1", "--", "srv", "-x"], str(tmp_path))
+    assert watched and argv[:4] == ["bridge", "--port", "1", "--"] and argv[-3:] == ["--", "srv", "-x"]
+    assert watch_server(["server", "--port", "1"], str(tmp_path)) == (["server", "--port", "1"], False)
+
+    code = "import sys; sys.stdout.write('out'); print('fatal: config missing', file=sys.stderr); sys.exit(3)"
+    done = _subprocess.run(
+        [_sys.executable, "-I", SERVER_WATCH, str(tmp_path), "--", _sys.executable, "-c", code],
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 3 and done.stdout == b"out"
+    assert b"fatal: config missing" in done.stderr and b"exited with code 3" in done.stderr
+    assert (tmp_path / "server.log").read_text() == "fatal: config missing\n"
+    assert read_server_exit(str(tmp_path))["code"] == 3
+
+    missing = _subprocess.run(
+        [_sys.executable, "-I", SERVER_WATCH, str(tmp_path), "--", "no-such-mcp-server-here"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert missing.returncode == 127 and b"'no-such-mcp-server-here' was not found on PATH" in missing.stderr
+    last = _json.loads((tmp_path / "server-exit").read_text().splitlines()[-1])
+    assert last["code"] == 127 and last["command"] == "no-such-mcp-server-here"

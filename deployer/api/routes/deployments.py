@@ -543,6 +543,15 @@ def rotate_token(
 ) -> Deployment:
     """New endpoint signing key and token; the trigger is rewritten and every earlier token stops working."""
     row = _redeployable(session, owner, id)
+    if row.status != Status.succeeded:
+        # A rotation is a redeploy: on a failed or cancelled deployment it would silently deploy it again.
+        raise Problem(
+            409,
+            f"{row.name} is {row.status}, not live: only a succeeded deployment has a token to rotate "
+            f"(redeploy it first: `mcp-fc redeploy {row.name}`)",
+            kind="not-live",
+            deployment_id=row.id,
+        )
     current = store.request_of(vault, row)
     if current.auth.type != AuthType.jwt:
         raise Problem(
