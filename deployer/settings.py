@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     # Safe releases (issue 14): every deploy publishes a version, verified over MCP through a short-lived
     # trigger before the `live` alias (which the endpoint's trigger serves) moves to it.
     releases_enabled: bool = True
+    releases_keep: int = Field(default=5, ge=1, description="published versions kept per deployment")
 
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     old_secret_keys: list[SecretStr] = Field(default_factory=list, description="still decrypt, for rotation")

@@ -146,6 +146,8 @@ class DeploySteps:
         elif not self.checkpoint.get("waiting"):
             run.save(attempts=row.attempts + 1)  # a redelivery after a crash resumes here
 
+        if row.operation == "rollback":
+            return self.rollback()
         step = "function"
         try:
             run.check_lease()
@@ -171,6 +173,7 @@ class DeploySteps:
                     return self.cancel()
                 step = "cleanup"
                 self.remove_verify_trigger()
+                self.retention_step()
             else:
                 step = "trigger"
                 run.check_lease()
@@ -331,6 +334,16 @@ class DeploySteps:
         version = str((response.get("body") or {}).get("versionId"))
         self.checkpoint["version"] = version
         self.result["version_result"] = response
+        self.record_release(
+            version,
+            release=release,
+            image=self.req.image,
+            command=list(self.req.command),
+            env_keys=sorted({*self.req.env, *self.req.secret_env}),  # keys only, never values
+            created=(response.get("body") or {}).get("createdTime"),
+            probe=None,
+            fingerprint=None,
+        )
         self.run_.save(checkpoint=self.checkpoint, result=self.result)
         log.info("deploy.published", extra={"deployment_id": self.row.id, "version": version, "how": how})
 
@@ -364,11 +377,23 @@ class DeploySteps:
             )
         token = self.endpoint_token()
         headers = {"Authorization": f"Bearer {token}"} if token else None
-        found = probe(
-            url, transport=self.req.transport.value, headers=headers, timeout=self.settings.probe_timeout_s
+        try:
+            found = probe(
+                url,
+                transport=self.req.transport.value,
+                headers=headers,
+                timeout=self.settings.probe_timeout_s,
+            )
+        except DeployError as exc:
+            self.record_release(version, probe={"ok": False, "error": str(exc)})
+            raise
+        self.record_release(
+            version,
+            probe={"ok": True, "tools": list(found.tools)},
+            fingerprint=getattr(found, "fingerprint", None),
         )
         self.checkpoint.update(verified=True, probe=True, tools=list(found.tools))
-        self.run_.save(checkpoint=self.checkpoint)
+        self.run_.save(checkpoint=self.checkpoint, result=self.result)
         return list(found.tools)
 
     def verify_failed(self, exc: DeployError) -> dict[str, Any]:
@@ -387,7 +412,91 @@ class DeploySteps:
         )
         if self.settings.rollback_on_probe_failure and self.checkpoint.get("created") and not live:
             self.gateway.delete_function_and_triggers(self.req.name)
-        return self.run_.fail(err, "verify")
+        return self.run_.fail(err, "verify", result=self.result)
+
+    def record_release(self, version: str, **fields: Any) -> None:
+        """The deployment's release history (result.releases, newest last): what GET .../versions lists."""
+        releases = [dict(r) for r in self.result.get("releases") or []]
+        entry = next((r for r in releases if r.get("version") == version), None)
+        if entry is None:
+            entry = {"version": version}
+            releases.append(entry)
+        entry.update(fields)
+        self.result["releases"] = releases
+
+    def retention_step(self) -> None:
+        """Keep the newest settings.releases_keep versions; delete older ones no alias points to."""
+        keep = max(1, int(self.settings.releases_keep))
+        live = self.live_version()
+        releases = [r for r in self.result.get("releases") or [] if not r.get("deleted")]
+        old = releases[:-keep] if len(releases) > keep else []
+        changed = False
+        for entry in old:
+            if entry.get("version") == live:
+                continue
+            try:
+                self.gateway.delete_version(self.req.name, str(entry["version"]))
+            except FCError as exc:
+                # FC refuses a version an alias or trigger still uses: keep it, try again next release.
+                log.info("deploy.retention_kept", extra={"version": entry.get("version"), "code": exc.code})
+                continue
+            self.record_release(str(entry["version"]), deleted=True)
+            changed = True
+        if changed:
+            self.run_.save(result=self.result)
+
+    def rollback(self) -> dict[str, Any]:
+        """Move `live` back to a published version (checkpoint.rollback_to, else the newest verified one
+        older than live), after probing it through the verify trigger: one alias update."""
+        run = self.run_
+        if self.row.status == Status.pending:
+            if not run.finish(Status.running, "rollback started", stage="starting", progress=5):
+                return {"status": "superseded"}
+        target = self.checkpoint.get("rollback_to") or self.rollback_target()
+        step = "verify"
+        try:
+            if not target:
+                raise DeployError(
+                    "no earlier verified version to roll back to", code="NoVersion", step="verify"
+                )
+            self.checkpoint["version"] = str(target)
+            run.check_lease()
+            tools = self.verify_step()
+            step = "cutover"
+            run.check_lease()
+            self.cutover_step()
+            self.remove_verify_trigger()
+        except LeaseLost:
+            raise
+        except Reschedule as again:
+            self.reschedule(again.countdown, again.queue)
+        except FCError as exc:
+            if exc.retryable:
+                self.transient(exc, step)
+            return run.fail(exc, step)
+        except DeployError as exc:
+            return self.verify_failed(exc)
+        run.finish(
+            Status.succeeded,
+            f"rolled back: {spec.LIVE_ALIAS} serves version {target}",
+            stage="done",
+            progress=100,
+            tools=tools,
+            result=self.result,
+            checkpoint=self.checkpoint,
+            error=None,
+        )
+        return {"status": "succeeded", "version": target, "tools": tools}
+
+    def rollback_target(self) -> str | None:
+        live = self.live_version()
+        verified = [
+            str(r["version"])
+            for r in self.result.get("releases") or []
+            if (r.get("probe") or {}).get("ok") and not r.get("deleted")
+        ]
+        older = [v for v in verified if live is None or int(v) < int(live)]
+        return older[-1] if older else None
 
     def cutover_step(self) -> None:
         if self.checkpoint.get("cutover"):
