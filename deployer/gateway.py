@@ -382,14 +382,15 @@ class FCGateway:
         )
 
     def publish_version_once(
-        self, function_name: str, description: str
+        self, function_name: str, description: str, *, look_first: bool = True
     ) -> tuple[dict[str, Any], Literal["published", "found"]]:
         """Exactly one version per marker: look for it, publish if absent; when the publish fails in a way
         that may have reached FC (no answer, a 5xx), look again before publishing anew, with the same
-        bounded backoff as every other call."""
+        bounded backoff as every other call. `look_first=False` skips the first look (one call fewer) when
+        the caller knows no earlier attempt of this release can have reached FC."""
         attempts = 0
         while True:
-            found = self.find_version(function_name, description)
+            found = self.find_version(function_name, description) if look_first or attempts else None
             if found is not None:
                 return {"headers": {}, "statusCode": 200, "body": found}, "found"
             attempts += 1
@@ -426,11 +427,32 @@ class FCGateway:
                 return aliases
 
     def point_alias(
-        self, function_name: str, alias_name: str, version_id: str, description: str = ""
+        self,
+        function_name: str,
+        alias_name: str,
+        version_id: str,
+        description: str = "",
+        *,
+        exists: bool | None = None,
     ) -> tuple[dict[str, Any], Literal["created", "updated", "unchanged"]]:
         """Create-or-update `alias_name` to `version_id`. Retrying either call after a lost answer is safe:
-        CreateAlias then says AliasAlreadyExists (→ update) and UpdateAlias sets the same version again."""
+        CreateAlias then says AliasAlreadyExists (→ update) and UpdateAlias sets the same version again.
+        `exists` (when the caller knows) saves the GetAlias: True updates first, False creates first."""
+        update = fc.UpdateAliasInput(version_id=version_id, description=description or None)
+        if exists:
+            try:
+                return self._call(
+                    "UpdateAlias",
+                    self.client.update_alias,
+                    function_name,
+                    alias_name,
+                    fc.UpdateAliasRequest(body=update),
+                ), "updated"
+            except FCNotFound:
+                exists = False
         try:
+            if exists is False:
+                raise FCNotFound("the caller says the alias is new", operation="GetAlias")
             current = self.get_alias(function_name, alias_name)
         except FCNotFound:
             body = fc.CreateAliasInput(alias_name=alias_name, version_id=version_id, description=description)
@@ -442,7 +464,6 @@ class FCGateway:
                 current = self.get_alias(function_name, alias_name)
         if (current.get("body") or {}).get("versionId") == version_id:
             return current, "unchanged"
-        update = fc.UpdateAliasInput(version_id=version_id, description=description or None)
         return self._call(
             "UpdateAlias",
             self.client.update_alias,

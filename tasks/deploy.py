@@ -321,6 +321,7 @@ class DeploySteps:
         if self.checkpoint.get("version"):
             return
         release = self.checkpoint.get("release")
+        look_first = bool(release)  # an earlier run of this release may have published it already
         if not release:
             # Numbered before the call and saved with the checkpoint: a retry publishes (or finds) the same.
             release = int(self.result.get("release") or 0) + 1
@@ -329,7 +330,7 @@ class DeploySteps:
             self.run_.save(checkpoint=self.checkpoint, result=self.result)
         self.run_.progress("publishing", 65, f"publishing release {release} as a function version")
         response, how = self.gateway.publish_version_once(
-            self.req.name, spec.release_marker(self.row.id, release)
+            self.req.name, spec.release_marker(self.row.id, release), look_first=look_first
         )
         version = str((response.get("body") or {}).get("versionId"))
         self.checkpoint["version"] = version
@@ -363,6 +364,7 @@ class DeploySteps:
             "verifying", 75, f"checking version {version} with an MCP client before it goes live"
         )
         auth = self.endpoint_auth()
+        self.checkpoint["verify_trigger"] = True  # before the call: a lost answer still gets it removed
         response, _ = self.gateway.create_or_update_trigger(
             self.req.name,
             spec.create_trigger_input(self.req, auth, name=spec.VERIFY_TRIGGER_NAME, qualifier=version),
@@ -503,14 +505,17 @@ class DeploySteps:
             return
         version = str(self.checkpoint["version"])
         self.run_.progress("cutover", 85, f"moving {spec.LIVE_ALIAS} to version {version}")
-        response, how = self.gateway.point_alias(self.req.name, spec.LIVE_ALIAS, version)
+        # Known live version: update first; none yet: create first (either falls back on the other).
+        response, how = self.gateway.point_alias(
+            self.req.name, spec.LIVE_ALIAS, version, exists=bool(self.live_version())
+        )
         self.checkpoint["cutover"] = True
         self.result["alias_result"] = response
         self.run_.save(checkpoint=self.checkpoint, result=self.result)
         log.info("deploy.cutover", extra={"deployment_id": self.row.id, "version": version, "how": how})
 
     def remove_verify_trigger(self) -> None:
-        if self.checkpoint.get("verify_removed"):
+        if self.checkpoint.get("verify_removed") or not self.checkpoint.get("verify_trigger"):
             return
         self.gateway.delete_trigger(self.req.name, spec.VERIFY_TRIGGER_NAME)
         self.checkpoint["verify_removed"] = True
