@@ -46,7 +46,9 @@ def poll_delay(polls: int) -> float:
 
 
 class Bare:
-    """CreateFunction, wait Active, CreateTrigger with the official SDK, inputs built by deployer.spec."""
+    """CreateFunction, wait Active, PublishFunctionVersion, (with probe: a verify trigger on the version,
+    the probe, DeleteTrigger), CreateAlias `live`, CreateTrigger on `live`: the service's release sequence
+    with the official SDK, inputs built by deployer.spec."""
 
     def __init__(self, stack: Stack) -> None:
         self.client = make_client(stack.settings())
@@ -69,18 +71,36 @@ class Bare:
                 raise RuntimeError(f"bare deploy {name} not Active within {timeout:.0f} s")
             polls += 1
             time.sleep(poll_delay(polls))
-        trigger = self.client.create_trigger(
-            name, fc_models.CreateTriggerRequest(body=spec.create_trigger_input(req, self.auth))
-        ).to_map()
+        publish = fc_models.PublishFunctionVersionRequest(
+            body=fc_models.PublishVersionInput(description=spec.release_marker(name, 1))
+        )
+        version = self.client.publish_function_version(name, publish).body.version_id
         if probe:
             from deployer.probe import probe as mcp_probe
 
+            verify = spec.create_trigger_input(
+                req, self.auth, name=spec.VERIFY_TRIGGER_NAME, qualifier=version
+            )
+            trigger = self.client.create_trigger(name, fc_models.CreateTriggerRequest(body=verify)).to_map()
             http = (trigger.get("body") or {}).get("httpTrigger") or {}
             urls = spec.endpoint_urls(http.get("urlInternet"), http.get("urlIntranet"))
             token = mint_token(self.key, subject=f"bench/{name}")
             mcp_probe(
-                urls.sse or "", transport="sse", headers={"Authorization": f"Bearer {token}"}, timeout=30
+                urls.mcp or "",
+                transport="streamable-http",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
             )
+        alias = fc_models.CreateAliasInput(alias_name=spec.LIVE_ALIAS, version_id=version)
+        self.client.create_alias(name, fc_models.CreateAliasRequest(body=alias))
+        self.client.create_trigger(
+            name,
+            fc_models.CreateTriggerRequest(
+                body=spec.create_trigger_input(req, self.auth, qualifier=spec.LIVE_ALIAS)
+            ),
+        )
+        if probe:
+            self.client.delete_trigger(name, spec.VERIFY_TRIGGER_NAME)
         return time.monotonic() - started
 
 

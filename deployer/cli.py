@@ -918,6 +918,11 @@ def dev(
     raise typer.Exit(code or 0)
 
 
+from deployer import cli_releases  # noqa: E402 - registers rollback and history on `app`
+
+cli_releases.register(app)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (`mcp-fc`)."""
     try:

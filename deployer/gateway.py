@@ -170,7 +170,9 @@ class FCGateway:
         self._local = threading.local()
 
     # Writes whose attempt timed out and was retried: FC may still apply the first attempt later.
-    _WRITES = frozenset({"CreateFunction", "UpdateFunction", "CreateTrigger", "UpdateTrigger"})
+    _WRITES = frozenset(
+        {"CreateFunction", "UpdateFunction", "CreateTrigger", "UpdateTrigger", "CreateAlias", "UpdateAlias"}
+    )
 
     def take_uncertain(self) -> list[str]:
         """The write operations of this thread whose response never came (since the last call), then reset:
@@ -343,14 +345,158 @@ class FCGateway:
             if not token:
                 return triggers
 
+    # -- versions and aliases ------------------------------------------------------------------
+
+    def publish_version(self, function_name: str, description: str) -> dict[str, Any]:
+        """One PublishFunctionVersion, NOT retried: a retry after a lost response would publish a second
+        version. Callers use publish_version_once, which finds its own version by `description` first."""
+        request = fc.PublishFunctionVersionRequest(body=fc.PublishVersionInput(description=description))
+        if self.rate_limiter is not None:
+            self.rate_limiter()
+        try:
+            return self.client.publish_function_version(function_name, request).to_map()
+        except Exception as exc:  # noqa: BLE001 - mapped to our hierarchy
+            raise map_sdk_error(exc, "PublishFunctionVersion") from None
+
+    def list_versions(self, function_name: str, page_size: int = 100) -> list[dict[str, Any]]:
+        """Newest first."""
+        versions: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            req = fc.ListFunctionVersionsRequest(direction="BACKWARD", limit=page_size, next_token=token)
+            body = (
+                self._call(
+                    "ListFunctionVersions", self.client.list_function_versions, function_name, req
+                ).get("body")
+                or {}
+            )
+            versions += body.get("versions") or []
+            token = body.get("nextToken")
+            if not token:
+                return versions
+
+    def find_version(self, function_name: str, description: str) -> dict[str, Any] | None:
+        """The newest version whose description is exactly `description` (a release's marker)."""
+        return next(
+            (v for v in self.list_versions(function_name) if v.get("description") == description), None
+        )
+
+    def publish_version_once(
+        self, function_name: str, description: str, *, look_first: bool = True
+    ) -> tuple[dict[str, Any], Literal["published", "found"]]:
+        """Exactly one version per marker: look for it, publish if absent; when the publish fails in a way
+        that may have reached FC (no answer, a 5xx), look again before publishing anew, with the same
+        bounded backoff as every other call. `look_first=False` skips the first look (one call fewer) when
+        the caller knows no earlier attempt of this release can have reached FC."""
+        attempts = 0
+        while True:
+            found = self.find_version(function_name, description) if look_first or attempts else None
+            if found is not None:
+                return {"headers": {}, "statusCode": 200, "body": found}, "found"
+            attempts += 1
+            try:
+                return self.publish_version(function_name, description), "published"
+            except FCError as exc:
+                if not exc.retryable or attempts >= self.max_attempts:
+                    raise
+                self._sleep(min(self.backoff_max_s, self.backoff_initial_s * 2 ** (attempts - 1)))
+
+    def delete_version(self, function_name: str, version_id: str, *, missing_ok: bool = True) -> bool:
+        try:
+            self._call(
+                "DeleteFunctionVersion", self.client.delete_function_version, function_name, version_id
+            )
+            return True
+        except FCNotFound:
+            if not missing_ok:
+                raise
+            return False
+
+    def get_alias(self, function_name: str, alias_name: str) -> dict[str, Any]:
+        return self._call("GetAlias", self.client.get_alias, function_name, alias_name)
+
+    def list_aliases(self, function_name: str) -> list[dict[str, Any]]:
+        aliases: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            req = fc.ListAliasesRequest(limit=100, next_token=token)
+            body = self._call("ListAliases", self.client.list_aliases, function_name, req).get("body") or {}
+            aliases += body.get("aliases") or []
+            token = body.get("nextToken")
+            if not token:
+                return aliases
+
+    def point_alias(
+        self,
+        function_name: str,
+        alias_name: str,
+        version_id: str,
+        description: str = "",
+        *,
+        exists: bool | None = None,
+    ) -> tuple[dict[str, Any], Literal["created", "updated", "unchanged"]]:
+        """Create-or-update `alias_name` to `version_id`. Retrying either call after a lost answer is safe:
+        CreateAlias then says AliasAlreadyExists (→ update) and UpdateAlias sets the same version again.
+        `exists` (when the caller knows) saves the GetAlias: True updates first, False creates first."""
+        update = fc.UpdateAliasInput(version_id=version_id, description=description or None)
+        if exists:
+            try:
+                return self._call(
+                    "UpdateAlias",
+                    self.client.update_alias,
+                    function_name,
+                    alias_name,
+                    fc.UpdateAliasRequest(body=update),
+                ), "updated"
+            except FCNotFound:
+                exists = False
+        try:
+            if exists is False:
+                raise FCNotFound("the caller says the alias is new", operation="GetAlias")
+            current = self.get_alias(function_name, alias_name)
+        except FCNotFound:
+            body = fc.CreateAliasInput(alias_name=alias_name, version_id=version_id, description=description)
+            try:
+                return self._call(
+                    "CreateAlias", self.client.create_alias, function_name, fc.CreateAliasRequest(body=body)
+                ), "created"
+            except FCAlreadyExists:
+                current = self.get_alias(function_name, alias_name)
+        if (current.get("body") or {}).get("versionId") == version_id:
+            return current, "unchanged"
+        return self._call(
+            "UpdateAlias",
+            self.client.update_alias,
+            function_name,
+            alias_name,
+            fc.UpdateAliasRequest(body=update),
+        ), "updated"
+
+    def delete_alias(self, function_name: str, alias_name: str, *, missing_ok: bool = True) -> bool:
+        try:
+            self._call("DeleteAlias", self.client.delete_alias, function_name, alias_name)
+            return True
+        except FCNotFound:
+            if not missing_ok:
+                raise
+            return False
+
     def delete_function_and_triggers(self, function_name: str) -> bool:
-        """Triggers first, then the function (FC refuses with FunctionNotEmpty otherwise)."""
+        """Triggers, aliases, versions, then the function (devsapp/fc3's order; FC refuses with
+        FunctionNotEmpty otherwise)."""
         try:
             triggers = self.list_triggers(function_name)
         except FCNotFound:
             return False
         for trigger in triggers:
             self.delete_trigger(function_name, trigger["triggerName"])
+        try:
+            for alias in self.list_aliases(function_name):
+                self.delete_alias(function_name, alias["aliasName"])
+            for version in self.list_versions(function_name):
+                self.delete_version(function_name, version["versionId"])
+        except FCNotFound:
+            return False
         return self.delete_function(function_name)
 
 

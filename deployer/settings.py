@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     probe_timeout_s: float = 60.0  # the first request is a cold start: image pull + mcp-proxy + the server
     probe_enabled: bool = True
     rollback_on_probe_failure: bool = False
+    # Safe releases (issue 14): every deploy publishes a version, verified over MCP through a short-lived
+    # trigger before the `live` alias (which the endpoint's trigger serves) moves to it.
+    releases_enabled: bool = True
+    releases_keep: int = Field(default=5, ge=1, description="published versions kept per deployment")
 
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     old_secret_keys: list[SecretStr] = Field(default_factory=list, description="still decrypt, for rotation")

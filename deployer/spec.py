@@ -27,6 +27,18 @@ RUNTIME = "custom-container"
 HANDLER = "index.handler"
 TRIGGER_NAME = "http"
 QUALIFIER = "LATEST"
+#: The alias the endpoint's trigger serves once a deployment has releases (its URL never changes).
+LIVE_ALIAS = "live"
+#: The short-lived trigger on a new version, removed once the version is verified (or refused).
+VERIFY_TRIGGER_NAME = "verify"
+
+
+def release_marker(deployment_id: str, release: int) -> str:
+    """The description of a deployment's release N's version: a retry after a lost PublishFunctionVersion
+    response finds its own version by it instead of publishing a second one."""
+    return f"mcp-fc {deployment_id} release {release}"
+
+
 SSE_PATH = "/sse"
 MCP_PATH = "/mcp"
 HEALTH_PATH = "/status"  # mcp-proxy's status endpoint
@@ -196,19 +208,23 @@ def _trigger_config_json(req: DeployRequest, auth: EndpointAuth) -> str:
     return json.dumps(trigger_config(req, auth), separators=(",", ":"), sort_keys=True)
 
 
-def create_trigger_input(req: DeployRequest, auth: EndpointAuth) -> fc.CreateTriggerInput:
+def create_trigger_input(
+    req: DeployRequest, auth: EndpointAuth, *, name: str = TRIGGER_NAME, qualifier: str = QUALIFIER
+) -> fc.CreateTriggerInput:
     return fc.CreateTriggerInput(
-        trigger_name=TRIGGER_NAME,
+        trigger_name=name,
         trigger_type="http",
-        qualifier=QUALIFIER,
+        qualifier=qualifier,
         trigger_config=_trigger_config_json(req, auth),
         description=f"mcp-fc {req.transport.value} endpoint",
     )
 
 
-def update_trigger_input(req: DeployRequest, auth: EndpointAuth) -> fc.UpdateTriggerInput:
+def update_trigger_input(
+    req: DeployRequest, auth: EndpointAuth, *, qualifier: str = QUALIFIER
+) -> fc.UpdateTriggerInput:
     return fc.UpdateTriggerInput(
-        qualifier=QUALIFIER,
+        qualifier=qualifier,
         trigger_config=_trigger_config_json(req, auth),
         description=f"mcp-fc {req.transport.value} endpoint",
     )

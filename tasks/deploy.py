@@ -8,6 +8,16 @@
     probe     the official MCP client runs initialize + tools/list through the trigger URL
     done      result = {"function_result", "trigger_result"} as the SDK returned them, secrets masked
 
+With releases (settings.releases_enabled, and not for a deployment whose trigger already serves LATEST,
+docs/decisions.md "Safe releases") the steps after `wait` are instead:
+
+    publish   PublishFunctionVersion N+1, marked "mcp-fc <id> release <N+1>" (a retry finds its own)
+    verify    a short-lived trigger "verify" on version N+1 (same auth), probed with the MCP client; a
+              failure ends the deployment `failed` at `verify` with `live` still on version N
+    cutover   alias `live` → N+1 (created on the first release)
+    trigger   the endpoint's trigger on qualifier `live` (its URL never changes across releases)
+    cleanup   the verify trigger is removed
+
 Each step records itself in the row's checkpoint before the next starts; a redelivered message skips
 what is done. FC errors that are transient are retried by the gateway and then by re-scheduling; any
 other error fails the deployment with the step and FC's code, keeping what was already made.
@@ -142,6 +152,8 @@ class DeploySteps:
         elif not self.checkpoint.get("waiting"):
             run.save(attempts=row.attempts + 1)  # a redelivery after a crash resumes here
 
+        if row.operation == "rollback":
+            return self.rollback()
         step = "function"
         try:
             run.check_lease()
@@ -151,15 +163,35 @@ class DeploySteps:
             self.wait_step()
             if self.cancel_requested():
                 return self.cancel()
-            step = "trigger"
-            run.check_lease()
-            if not self.trigger_step() or self.cancel_requested():
-                return self.cancel()
-            step = "probe"
-            run.check_lease()
-            tools = self.probe_step()
-            if tools is None:
-                return self.cancel()
+            if self.releases():
+                step = "publish"
+                run.check_lease()
+                self.publish_step()
+                step = "verify"
+                run.check_lease()
+                tools = self.verify_step()
+                if tools is None:
+                    return self.cancel()
+                step = "cutover"
+                run.check_lease()
+                self.cutover_step()
+                step = "trigger"
+                run.check_lease()
+                if not self.trigger_step(qualifier=spec.LIVE_ALIAS):
+                    return self.cancel()
+                step = "cleanup"
+                self.remove_verify_trigger()
+                self.retention_step()
+            else:
+                step = "trigger"
+                run.check_lease()
+                if not self.trigger_step() or self.cancel_requested():
+                    return self.cancel()
+                step = "probe"
+                run.check_lease()
+                tools = self.probe_step()
+                if tools is None:
+                    return self.cancel()
         except LeaseLost:
             raise
         except Reschedule as again:
@@ -175,6 +207,8 @@ class DeploySteps:
                 self.transient(exc, step)
             return run.fail(exc, step)
         except DeployError as exc:
+            if step == "verify":
+                return self.verify_failed(exc)
             if step == "probe" and self.settings.rollback_on_probe_failure and self.checkpoint.get("created"):
                 self.gateway.delete_function_and_triggers(self.req.name)
             return run.fail(exc, step)
@@ -282,7 +316,222 @@ class DeploySteps:
         if self.checkpoint.get("trigger"):  # otherwise the trigger step's first write records it
             self.run_.save(checkpoint=self.checkpoint)
 
-    def trigger_step(self) -> bool:
+    # -- releases ------------------------------------------------------------------------------
+
+    def releases(self) -> bool:
+        """Whether this deploy publishes and verifies a version. A deployment whose trigger serves LATEST
+        (made before releases) stays on LATEST: no source says FC keeps a trigger's URL when its
+        qualifier changes."""
+        if not self.settings.releases_enabled:
+            return False
+        trigger = (self.result.get("trigger_result") or {}).get("body") or {}
+        return trigger.get("qualifier") != spec.QUALIFIER
+
+    def publish_step(self) -> None:
+        if self.checkpoint.get("version"):
+            return
+        release = self.checkpoint.get("release")
+        look_first = bool(release)  # an earlier run of this release may have published it already
+        if not release:
+            # Numbered before the call and saved with the checkpoint: a retry publishes (or finds) the same.
+            release = int(self.result.get("release") or 0) + 1
+            self.checkpoint["release"] = release
+            self.result["release"] = release
+            self.run_.save(checkpoint=self.checkpoint, result=self.result)
+        self.run_.progress("publishing", 65, f"publishing release {release} as a function version")
+        response, how = self.gateway.publish_version_once(
+            self.req.name, spec.release_marker(self.row.id, release), look_first=look_first
+        )
+        version = str((response.get("body") or {}).get("versionId"))
+        self.checkpoint["version"] = version
+        self.result["version_result"] = response
+        self.record_release(
+            version,
+            release=release,
+            image=self.req.image,
+            command=list(self.req.command),
+            env_keys=sorted({*self.req.env, *self.req.secret_env}),  # keys only, never values
+            created=(response.get("body") or {}).get("createdTime"),
+            probe=None,
+            fingerprint=None,
+        )
+        self.run_.save(checkpoint=self.checkpoint, result=self.result)
+        log.info("deploy.published", extra={"deployment_id": self.row.id, "version": version, "how": how})
+
+    def live_version(self) -> str | None:
+        alias = (self.result.get("alias_result") or {}).get("body") or {}
+        return str(alias["versionId"]) if alias.get("versionId") else None
+
+    def verify_step(self) -> list[str] | None:
+        """Probe version N+1 through its own trigger while `live` still serves version N (None when a
+        cancel came during the probe)."""
+        version = str(self.checkpoint["version"])
+        if self.checkpoint.get("verified"):
+            return list(self.checkpoint.get("tools") or [])
+        if not self.settings.probe_enabled:
+            self.checkpoint.update(verified=True, tools=list(self.row.tools or []))
+            return list(self.checkpoint["tools"])
+        self.run_.progress(
+            "verifying", 75, f"checking version {version} with an MCP client before it goes live"
+        )
+        auth = self.endpoint_auth()
+        self.checkpoint["verify_trigger"] = True  # before the call: a lost answer still gets it removed
+        response, _ = self.gateway.create_or_update_trigger(
+            self.req.name,
+            spec.create_trigger_input(self.req, auth, name=spec.VERIFY_TRIGGER_NAME, qualifier=version),
+            spec.update_trigger_input(self.req, auth, qualifier=version),
+        )
+        http = (response.get("body") or {}).get("httpTrigger") or {}
+        urls = spec.endpoint_urls(http.get("urlInternet"), http.get("urlIntranet"))
+        url = urls.sse if self.req.transport == Transport.sse else urls.mcp
+        if not url:
+            raise DeployError(
+                "the verify trigger has no internet URL to probe", code="ProbeFailed", step="verify"
+            )
+        token = self.endpoint_token()
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        try:
+            found = self.interruptible_probe(url, headers)
+            if found is None:
+                return None
+        except DeployError as exc:
+            # The answer may carry the server's own output, which may print its environment.
+            exc.message = scrub(exc.message, (v.get_secret_value() for v in self.req.secret_env.values()))
+            exc.args = (exc.message,)
+            self.record_release(version, probe={"ok": False, "error": str(exc)})
+            raise
+        self.record_release(
+            version,
+            probe={"ok": True, "tools": list(found.tools)},
+            fingerprint=getattr(found, "fingerprint", None),
+        )
+        self.checkpoint.update(verified=True, probe=True, tools=list(found.tools))
+        self.run_.save(checkpoint=self.checkpoint, result=self.result)
+        return list(found.tools)
+
+    def verify_failed(self, exc: DeployError) -> dict[str, Any]:
+        """`live` stays where it was: say which version still serves, and remove the verify trigger."""
+        version = self.checkpoint.get("version")
+        live = self.live_version()
+        try:
+            self.remove_verify_trigger()
+        except FCError:
+            pass  # the next deploy's verify step rewrites it
+        serving = f"live still serves version {live}" if live else "nothing serves yet (first release)"
+        err = DeployError(
+            f"version {version} failed verification, so traffic did not move: {exc}; {serving}",
+            code=exc.code or "VerifyFailed",
+            step="verify",
+        )
+        if self.settings.rollback_on_probe_failure and self.checkpoint.get("created") and not live:
+            self.gateway.delete_function_and_triggers(self.req.name)
+        return self.run_.fail(err, "verify", result=self.result)
+
+    def record_release(self, version: str, **fields: Any) -> None:
+        """The deployment's release history (result.releases, newest last): what GET .../versions lists."""
+        releases = [dict(r) for r in self.result.get("releases") or []]
+        entry = next((r for r in releases if r.get("version") == version), None)
+        if entry is None:
+            entry = {"version": version}
+            releases.append(entry)
+        entry.update(fields)
+        self.result["releases"] = releases
+
+    def retention_step(self) -> None:
+        """Keep the newest settings.releases_keep versions; delete older ones no alias points to."""
+        keep = max(1, int(self.settings.releases_keep))
+        live = self.live_version()
+        releases = [r for r in self.result.get("releases") or [] if not r.get("deleted")]
+        old = releases[:-keep] if len(releases) > keep else []
+        changed = False
+        for entry in old:
+            if entry.get("version") == live:
+                continue
+            try:
+                self.gateway.delete_version(self.req.name, str(entry["version"]))
+            except FCError as exc:
+                # FC refuses a version an alias or trigger still uses: keep it, try again next release.
+                log.info("deploy.retention_kept", extra={"version": entry.get("version"), "code": exc.code})
+                continue
+            self.record_release(str(entry["version"]), deleted=True)
+            changed = True
+        if changed:
+            self.run_.save(result=self.result)
+
+    def rollback(self) -> dict[str, Any]:
+        """Move `live` back to a published version (checkpoint.rollback_to, else the newest verified one
+        older than live), after probing it through the verify trigger: one alias update."""
+        run = self.run_
+        if self.row.status == Status.pending:
+            if not run.finish(Status.running, "rollback started", stage="starting", progress=5):
+                return {"status": "superseded"}
+        target = self.checkpoint.get("rollback_to") or self.rollback_target()
+        step = "verify"
+        try:
+            if not target:
+                raise DeployError(
+                    "no earlier verified version to roll back to", code="NoVersion", step="verify"
+                )
+            self.checkpoint["version"] = str(target)
+            run.check_lease()
+            tools = self.verify_step()
+            step = "cutover"
+            run.check_lease()
+            self.cutover_step()
+            self.remove_verify_trigger()
+        except LeaseLost:
+            raise
+        except Reschedule as again:
+            self.reschedule(again.countdown, again.queue)
+        except FCError as exc:
+            if exc.retryable:
+                self.transient(exc, step)
+            return run.fail(exc, step)
+        except DeployError as exc:
+            return self.verify_failed(exc)
+        run.finish(
+            Status.succeeded,
+            f"rolled back: {spec.LIVE_ALIAS} serves version {target}",
+            stage="done",
+            progress=100,
+            tools=tools,
+            result=self.result,
+            checkpoint=self.checkpoint,
+            error=None,
+        )
+        return {"status": "succeeded", "version": target, "tools": tools}
+
+    def rollback_target(self) -> str | None:
+        live = self.live_version()
+        verified = [
+            str(r["version"])
+            for r in self.result.get("releases") or []
+            if (r.get("probe") or {}).get("ok") and not r.get("deleted")
+        ]
+        older = [v for v in verified if live is None or int(v) < int(live)]
+        return older[-1] if older else None
+
+    def cutover_step(self) -> None:
+        if self.checkpoint.get("cutover"):
+            return
+        version = str(self.checkpoint["version"])
+        self.run_.progress("cutover", 85, f"moving {spec.LIVE_ALIAS} to version {version}")
+        # Known live version: update first; none yet: create first (either falls back on the other).
+        response, how = self.gateway.point_alias(
+            self.req.name, spec.LIVE_ALIAS, version, exists=bool(self.live_version())
+        )
+        self.checkpoint["cutover"] = True
+        self.result["alias_result"] = response
+        self.run_.save(checkpoint=self.checkpoint, result=self.result)
+        log.info("deploy.cutover", extra={"deployment_id": self.row.id, "version": version, "how": how})
+
+    def remove_verify_trigger(self) -> None:
+        if self.checkpoint.get("verify_removed") or not self.checkpoint.get("verify_trigger"):
+            return
+        self.gateway.delete_trigger(self.req.name, spec.VERIFY_TRIGGER_NAME)
+        self.checkpoint["verify_removed"] = True
+
+    def trigger_step(self, qualifier: str = spec.QUALIFIER) -> bool:
         """False, before any FC call, when a cancel was asked for (the step's first write answers the flag)."""
         if self.checkpoint.get("trigger"):
             return True
@@ -292,8 +541,8 @@ class DeploySteps:
         auth = self.endpoint_auth()
         response, how = self.gateway.create_or_update_trigger(
             self.req.name,
-            spec.create_trigger_input(self.req, auth),
-            spec.update_trigger_input(self.req, auth),
+            spec.create_trigger_input(self.req, auth, qualifier=qualifier),
+            spec.update_trigger_input(self.req, auth, qualifier=qualifier),
         )
         http = (response.get("body") or {}).get("httpTrigger") or {}
         urls = spec.endpoint_urls(http.get("urlInternet"), http.get("urlIntranet"))

@@ -398,7 +398,7 @@ class DataPlane:
 
     def function_deleted(self, function_name: str) -> None:
         """After DeleteFunction."""
-        self.instances.stop_function(function_name, wait=True)
+        self.instances.stop_function(function_name, wait=True, versions=True)
 
     def trigger_deleted(self, function_name: str, trigger_name: str) -> None:
         """After DeleteTrigger of an HTTP trigger: nothing can reach the instance any more."""

@@ -102,6 +102,22 @@ class TriggerNotFound(FCError):
         super().__init__(f"trigger '{trigger_name}' of function '{function_name}' does not exist.")
 
 
+class VersionNotFound(FCError):
+    status = 404
+    code = "VersionNotFound"
+
+    def __init__(self, function_name: str, version_id: str) -> None:
+        super().__init__(f"version '{version_id}' of function '{function_name}' does not exist.")
+
+
+class AliasNotFound(FCError):
+    status = 404
+    code = "AliasNotFound"
+
+    def __init__(self, function_name: str, alias_name: str) -> None:
+        super().__init__(f"alias '{alias_name}' of function '{function_name}' does not exist.")
+
+
 # 405 (data plane only) ---------------------------------------------------------------------------
 
 
@@ -129,12 +145,20 @@ class TriggerAlreadyExists(FCError):
         super().__init__(f"trigger '{trigger_name}' of function '{function_name}' already exists")
 
 
+class AliasAlreadyExists(FCError):
+    status = 409
+    code = "AliasAlreadyExists"
+
+    def __init__(self, function_name: str, alias_name: str) -> None:
+        super().__init__(f"alias '{alias_name}' of function '{function_name}' already exists")
+
+
 class FunctionNotEmpty(FCError):
     status = 412
     code = "FunctionNotEmpty"
 
-    def __init__(self, function_name: str) -> None:
-        super().__init__(f"function '{function_name}' has active triggers")
+    def __init__(self, function_name: str, what: str = "active triggers") -> None:
+        super().__init__(f"function '{function_name}' has {what}")
 
 
 # 429 / 5xx ---------------------------------------------------------------------------------------

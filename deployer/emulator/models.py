@@ -50,6 +50,7 @@ from .exceptions import (
     TriggerAlreadyExists,
     TriggerNotFound,
 )
+from .versions import FCVersionsMixin
 
 logger = logging.getLogger("deployer.emulator")
 
@@ -598,6 +599,20 @@ class Function:
             ("Failed", fail_reason, "ImagePullFailed") if fail_reason else ("Successful", "", "")
         )
 
+    #: The runtime's key for this configuration's instance: LATEST's is the name, a version's name@id.
+    instance_key: str | None = None
+    version_id: str = "LATEST"
+
+    def version_view(self, version: Any) -> Function:
+        """A copy running a published version's snapshot (its own instance, never stale)."""
+        view = copy.copy(self)
+        view.spec = version.spec
+        view.revision = version.revision
+        view.version_id = version.version_id
+        view.instance_key = f"{self.name}@{version.version_id}"
+        view.resolved_image = view._resolve_image()
+        return view
+
     def to_dict(self) -> dict[str, Any]:
         """The FC ``Function`` wire shape (camelCase)."""
         body = copy.deepcopy({k: v for k, v in self.spec.items() if k != "code"})
@@ -620,7 +635,7 @@ class Function:
                 "lastUpdateStatus": self.last_update_status,
                 "lastUpdateStatusReason": self.last_update_status_reason,
                 "lastUpdateStatusReasonCode": self.last_update_status_reason_code,
-                "version": "LATEST",
+                "version": self.version_id,
             }
         )
         return dict(sorted(body.items()))
@@ -805,7 +820,7 @@ def _paginate(
 REQUEST_REGION: ContextVar[str | None] = ContextVar("fc_emulator_request_region", default=None)
 
 
-class FCBackend:
+class FCBackend(FCVersionsMixin):
     """In-memory FC 3.0 state for one account and region (moto's ``BaseBackend``)."""
 
     def __init__(
@@ -834,6 +849,7 @@ class FCBackend:
         self._persisted_seq = 0
         self.functions: dict[str, Function] = {}
         self.triggers: dict[str, dict[str, Trigger]] = {}
+        self._init_versions()
         self.pending_seconds = float(pending_seconds)
         self.fail_images: list[str] = list(fail_images or [])
         #: Image ENTRYPOINT/CMD registered through the control API (the emulator pulls no images).
@@ -954,9 +970,13 @@ class FCBackend:
         return result
 
     def get_function(self, function_name: str, qualifier: str | None = None) -> dict[str, Any]:
-        """``qualifier`` is accepted and ignored: the emulator only has ``LATEST``."""
+        """With a version or alias as ``qualifier``: that version's configuration."""
         with self._lock:
-            return self._function(function_name).to_dict()
+            fn = self._function(function_name)
+            version = self.resolve_qualifier(function_name, qualifier)
+            if version is None:
+                return fn.to_dict()
+            return fn.version_view(version).to_dict()
 
     def update_function(self, function_name: str, body: Mapping[str, Any] | None) -> dict[str, Any]:
         """PATCH-like: only the fields present in the body change.
@@ -991,8 +1011,13 @@ class FCBackend:
             self._function(function_name)
             if self.triggers.get(function_name):
                 raise FunctionNotEmpty(function_name)
+            if self.aliases.get(function_name):
+                raise FunctionNotEmpty(function_name, "aliases")
+            if self.versions.get(function_name):
+                raise FunctionNotEmpty(function_name, "published versions")
             del self.functions[function_name]
             self.triggers.pop(function_name, None)
+            self._drop_versions(function_name)
             seq = self._changed()
         self._persist(seq)
         self.listeners.function_deleted(function_name)
@@ -1039,6 +1064,7 @@ class FCBackend:
         with self._lock:
             self._function(function_name)
             validate_trigger_spec(spec)
+            self.check_qualifier(function_name, spec["qualifier"])
             name = spec["triggerName"]
             if name in self.triggers.setdefault(function_name, {}):
                 raise TriggerAlreadyExists(function_name, name)
@@ -1068,6 +1094,7 @@ class FCBackend:
             trigger = self._trigger(function_name, trigger_name)
             spec = {**trigger.spec, **changes}
             validate_trigger_spec(spec)
+            self.check_qualifier(function_name, spec.get("qualifier"))
             self._check_trigger_limits(function_name, spec, exclude=trigger_name)
             trigger.spec = spec
             trigger.modified = self.clock()
@@ -1113,7 +1140,10 @@ class FCBackend:
                 fn.wake(now=now, pending_seconds=self.pending_seconds, fail_reason=self._fail_reason(fn.spec))
                 fn.settle(now)
                 seq = self._changed()
-            function = copy.copy(fn)
+            # The configuration the trigger's qualifier resolves to: a trigger on an alias keeps running
+            # its version while LATEST changes.
+            version = self.resolve_qualifier(function_name, trigger.qualifier)
+            function = copy.copy(fn) if version is None else fn.version_view(version)
             image = function.image
             function.image_config = copy.deepcopy(self.images.get(image)) if image else None
             trigger = copy.copy(trigger)
@@ -1178,6 +1208,7 @@ class FCBackend:
         with self._lock:
             self.functions.clear()
             self.triggers.clear()
+            self._init_versions()
             self.pending_seconds = self._initial_config["pending_seconds"]
             self.fail_images = list(self._initial_config["fail_images"])
             self.images = {}
@@ -1199,6 +1230,7 @@ class FCBackend:
             "account_id": self.account_id,
             "functions": [fn.to_record() for fn in self.functions.values()],
             "triggers": [t.to_record() for ts in self.triggers.values() for t in ts.values()],
+            **self._versions_records(),
         }
 
     def _persist(self, seq: int) -> None:
@@ -1279,6 +1311,7 @@ class FCBackend:
                             trigger.port,
                         )
                 self.triggers[trigger.function_name][trigger.name] = trigger
+            self._load_versions(data, self.functions)
             seq = self._changed()
             count = len(self.functions)
         self._persist(seq)

@@ -110,6 +110,52 @@ def _list_triggers(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str, A
     )
 
 
+def _publish_version(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str, Any] | None]:
+    return 200, backend.publish_function_version(req.path_params["function"], req.json())
+
+
+def _list_versions(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str, Any] | None]:
+    q = req.query
+    return 200, backend.list_function_versions(
+        req.path_params["function"],
+        direction=q.get("direction"),
+        limit=q.get("limit"),
+        next_token=q.get("nextToken"),
+    )
+
+
+def _delete_version(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str, Any] | None]:
+    backend.delete_function_version(req.path_params["function"], req.path_params["version"])
+    return 204, None
+
+
+def _create_alias(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str, Any] | None]:
+    return 200, backend.create_alias(req.path_params["function"], req.json())
+
+
+def _get_alias(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str, Any] | None]:
+    return 200, backend.get_alias(req.path_params["function"], req.path_params["alias"])
+
+
+def _update_alias(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str, Any] | None]:
+    return 200, backend.update_alias(req.path_params["function"], req.path_params["alias"], req.json())
+
+
+def _list_aliases(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str, Any] | None]:
+    q = req.query
+    return 200, backend.list_aliases(
+        req.path_params["function"],
+        prefix=q.get("prefix"),
+        limit=q.get("limit"),
+        next_token=q.get("nextToken"),
+    )
+
+
+def _delete_alias(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str, Any] | None]:
+    backend.delete_alias(req.path_params["function"], req.path_params["alias"])
+    return 204, None
+
+
 # the table -------------------------------------------------------------------------------------------
 
 _SEGMENT = "[^/?#]+"
@@ -117,6 +163,10 @@ _FUNCTIONS = rf"^{PREFIX}/functions/?\Z"
 _FUNCTION = rf"^{PREFIX}/functions/(?P<function>{_SEGMENT})/?\Z"
 _TRIGGERS = rf"^{PREFIX}/functions/(?P<function>{_SEGMENT})/triggers/?\Z"
 _TRIGGER = rf"^{PREFIX}/functions/(?P<function>{_SEGMENT})/triggers/(?P<trigger>{_SEGMENT})/?\Z"
+_VERSIONS = rf"^{PREFIX}/functions/(?P<function>{_SEGMENT})/versions/?\Z"
+_VERSION = rf"^{PREFIX}/functions/(?P<function>{_SEGMENT})/versions/(?P<version>{_SEGMENT})/?\Z"
+_ALIASES = rf"^{PREFIX}/functions/(?P<function>{_SEGMENT})/aliases/?\Z"
+_ALIAS = rf"^{PREFIX}/functions/(?P<function>{_SEGMENT})/aliases/(?P<alias>{_SEGMENT})/?\Z"
 
 ROUTES: tuple[Route, ...] = tuple(
     Route(action, method, re.compile(pattern), handler)
@@ -131,6 +181,14 @@ ROUTES: tuple[Route, ...] = tuple(
         ("GetTrigger", "GET", _TRIGGER, _get_trigger),
         ("UpdateTrigger", "PUT", _TRIGGER, _update_trigger),
         ("DeleteTrigger", "DELETE", _TRIGGER, _delete_trigger),
+        ("PublishFunctionVersion", "POST", _VERSIONS, _publish_version),
+        ("ListFunctionVersions", "GET", _VERSIONS, _list_versions),
+        ("DeleteFunctionVersion", "DELETE", _VERSION, _delete_version),
+        ("CreateAlias", "POST", _ALIASES, _create_alias),
+        ("ListAliases", "GET", _ALIASES, _list_aliases),
+        ("GetAlias", "GET", _ALIAS, _get_alias),
+        ("UpdateAlias", "PUT", _ALIAS, _update_alias),
+        ("DeleteAlias", "DELETE", _ALIAS, _delete_alias),
     )
 )
 

@@ -494,7 +494,9 @@ class InstanceManager:
     def acquire(self, function: Any) -> Instance:
         """A ready instance of ``function`` (a settled :class:`~deployer.emulator.models.Function`), started
         if needed; counts one request in flight until :meth:`release`. Raises :class:`FunctionNotStarted`."""
-        name = function.name
+        # One instance per function and version: a published version keeps its own instance while LATEST
+        # (key = the name) is updated.
+        name = getattr(function, "instance_key", None) or function.name
         with self._start_lock(name):
             with self._lock:
                 if self._closing:
@@ -789,13 +791,21 @@ class InstanceManager:
             logger.warning("instance pid %s did not die after SIGKILL", pid)
         logger.info("stopped %s instance %s (pid %s)", instance.function_name, instance.instance_id, pid)
 
-    def stop_function(self, function_name: str, *, wait: bool = False) -> None:
-        """Stop the function's instance (after UpdateFunction, DeleteFunction, DeleteTrigger)."""
+    def stop_function(self, function_name: str, *, wait: bool = False, versions: bool = False) -> None:
+        """Stop the function's LATEST instance (after UpdateFunction, DeleteTrigger); with ``versions``
+        also those of its published versions (after DeleteFunction)."""
         with self._lock:
-            self._generation[function_name] = self._generation.get(function_name, 0) + 1
-            instance = self._instances.get(function_name)
-        if instance is not None:
-            self._retire(function_name, instance, wait=wait)
+            keys = [function_name]
+            if versions:
+                keys += [k for k in self._instances if k.startswith(f"{function_name}@")]
+            found = []
+            for key in keys:
+                self._generation[key] = self._generation.get(key, 0) + 1
+                instance = self._instances.get(key)
+                if instance is not None:
+                    found.append((key, instance))
+        for key, instance in found:
+            self._retire(key, instance, wait=wait)
 
     def stop_all(self) -> None:
         """Stop every instance and wait until all are gone (including stops already under way)."""
@@ -886,8 +896,13 @@ class InstanceManager:
             return {i.directory for i in self._instances.values()}
 
     def get(self, function_name: str) -> Instance | None:
+        """LATEST's instance, else the newest one of any of its versions."""
         with self._lock:
-            return self._instances.get(function_name)
+            instance = self._instances.get(function_name)
+            if instance is None:
+                mine = [i for i in self._instances.values() if i.function_name == function_name]
+                instance = max(mine, key=lambda i: i.started_at, default=None)
+            return instance
 
     def list(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -124,8 +124,10 @@ def test_a_server_that_does_not_answer_fails_the_deploy_clearly(stack, command, 
         dep = stack.wait_for(dep_id, {"succeeded", "failed"})
     assert dep["status"] == "failed"
     error = dep["error"]
-    assert error["code"] == "ProbeFailed" and error["step"] == "probe"
-    assert dep["urls"]["mcp"] in error["message"], "says what was tried"
+    # With releases the first version is checked through its own trigger before any endpoint serves it.
+    assert error["code"] == "ProbeFailed" and error["step"] == "verify"
+    assert "version 1 failed verification" in error["message"] and "nothing serves yet" in error["message"]
+    assert "/mcp" in error["message"], "says what was tried"
     assert expect in error["message"].lower(), "says what came back"
     assert dep["result"]["function_result"], "the function is kept for inspection"
 

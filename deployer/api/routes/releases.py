@@ -1,0 +1,118 @@
+"""/v1/deployments/{id}/rollback and /v1/deployments/{id}/versions (issue 14).
+
+A rollback is queued like a redeploy (the API never calls FC): the worker probes the target version through
+a short-lived trigger and then moves the `live` alias, one alias update. The versions list comes from the
+release history the deploy task keeps in the row's result (image, command, env keys, probe, fingerprint);
+secret values are never part of it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from deployer import queue, store
+from deployer.api.deps import CurrentOwner, ProducerDep, RateLimited, SessionDep, SettingsDep, VaultDep
+from deployer.api.problems import Problem
+from deployer.api.routes.deployments import (
+    PREFIX,
+    IdOrName,
+    _accepted,
+    _busy,
+    _enqueue,
+    _get_row,
+    _redeployable,
+)
+from deployer.db import note_change
+from deployer.tables import DeploymentRow
+from schemas import Deployment
+
+router = APIRouter(tags=["releases"])
+
+
+class RollbackRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+    to: str | None = Field(
+        default=None, description="the version to serve; default the previous verified one"
+    )
+
+
+class VersionInfo(BaseModel):
+    version: str
+    release: int | None = None
+    image: str | None = None
+    command: list[str] = []
+    env_keys: list[str] = []
+    created: str | None = None
+    probe: dict[str, Any] | None = None
+    fingerprint: Any = None
+    live: bool = False
+    deleted: bool = False
+
+
+class VersionList(BaseModel):
+    live: str | None
+    versions: list[VersionInfo]
+
+
+def _live(row: DeploymentRow) -> str | None:
+    alias = ((row.result or {}).get("alias_result") or {}).get("body") or {}
+    return str(alias["versionId"]) if alias.get("versionId") else None
+
+
+def _releases(row: DeploymentRow) -> list[dict[str, Any]]:
+    return [dict(r) for r in (row.result or {}).get("releases") or []]
+
+
+@router.get(PREFIX + "/{id}/versions", response_model=VersionList)
+def list_versions(id: IdOrName, owner: CurrentOwner, session: SessionDep) -> VersionList:
+    """The deployment's published versions, newest first, and which one `live` serves."""
+    row = _get_row(session, owner, id)
+    live = _live(row)
+    versions = [VersionInfo(**{**r, "live": r.get("version") == live}) for r in reversed(_releases(row))]
+    return VersionList(live=live, versions=versions)
+
+
+@router.post(
+    PREFIX + "/{id}/rollback", status_code=202, response_model=Deployment, dependencies=[RateLimited]
+)
+def rollback(
+    id: IdOrName,
+    request: Request,
+    response: Response,
+    owner: CurrentOwner,
+    session: SessionDep,
+    settings: SettingsDep,
+    vault: VaultDep,
+    producer: ProducerDep,
+    body: RollbackRequest | None = None,
+) -> Deployment:
+    """Move `live` back (probed first, then one alias update)."""
+    row = _redeployable(session, owner, id)
+    releases = _releases(row)
+    if not releases:
+        raise Problem(409, f"{row.name} has no published versions to roll back to", kind="no-versions")
+    target = body.to if body else None
+    if target is not None:
+        known = {str(r.get("version")): r for r in releases}
+        if target not in known or known[target].get("deleted"):
+            raise Problem(404, f"{row.name} has no version {target}", kind="no-such-version")
+    if not store.restart(
+        session, vault, row, req=None, operation="rollback", deadline_s=settings.deploy_deadline_s
+    ):
+        session.refresh(row)
+        raise _busy(row)
+    row.checkpoint = {"rollback_to": target} if target else {}
+    note_change(session, "d", row.id)
+    session.commit()
+    _enqueue(
+        request,
+        session,
+        producer,
+        row,
+        task=queue.DEPLOY_TASK,
+        priority=str((row.spec or {}).get("priority") or "normal"),
+    )
+    return _accepted(response, row)

@@ -1,0 +1,117 @@
+"""Safe releases end to end (issue 14): real worker, real mcp-server-time behind emulated FC, the official
+MCP client through the deployment's one URL. A redeploy whose server crashes at start is verified on its
+own version and never takes traffic: `live` stays on the old version and the URL keeps its old tools."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from mcp import ClientSession
+from mcp.client.streamable_http import streamablehttp_client
+from typer.testing import CliRunner
+
+from deployer.cli import app as cli_app
+from tests.e2e.test_live_endpoints import IMAGE, use_endpoint
+from tests.integration.conftest import stack_factory  # noqa: F401
+
+pytestmark = pytest.mark.e2e
+
+SERVER = str(Path(__file__).with_name("named_tool_server.py"))
+
+
+@pytest.fixture(scope="module")
+def stack(stack_factory):  # noqa: F811
+    return stack_factory(workers=1, pool="threads", concurrency=4)
+
+
+def test_a_redeploy_that_crashes_at_start_fails_at_verify_and_the_url_keeps_the_old_tools(stack):
+    stack.fc.backend.configure(start_timeout_s=5)
+    name = "release-crash"
+    with stack.http() as http:
+        dep_id = http.post(
+            "/v1/deployments", json={"name": name, "image": IMAGE, "command": ["mcp-server-time"]}
+        ).json()["id"]
+        dep = stack.wait_for(dep_id, {"succeeded", "failed"})
+        assert dep["status"] == "succeeded", (dep.get("error"), stack.worker_logs())
+        headers = http.get(f"/v1/deployments/{name}/client-config").json()["mcpServers"][name]["headers"]
+    url = dep["urls"]["mcp"]
+    assert dep["result"]["trigger_result"]["body"]["qualifier"] == "live"
+    assert dep["result"]["alias_result"]["body"]["versionId"] == "1"
+    assert dep["result"]["version_result"]["body"]["description"] == f"mcp-fc {dep_id} release 1"
+    before, _ = asyncio.run(use_endpoint(url, "streamable-http", headers))
+    assert "get_current_time" in before
+
+    crash = ["python", "-c", "import sys; sys.exit(3)", "--port", "8080"]
+    with stack.http() as http:
+        assert http.post(f"/v1/deployments/{dep_id}/redeploy", json={"command": crash}).status_code == 202
+        dep = stack.wait_for(dep_id, {"succeeded", "failed"})
+    assert dep["status"] == "failed" and dep["stage"] == "verify", dep
+    error = dep["error"]
+    assert error["step"] == "verify" and "version 2 failed verification" in error["message"]
+    assert "live still serves version 1" in error["message"]
+    assert dep["urls"]["mcp"] == url
+
+    after, text = asyncio.run(use_endpoint(url, "streamable-http", headers))
+    assert after == before and "UTC" in text
+    fc = stack.fc.backend
+    assert fc.get_alias(name, "live")["versionId"] == "1"
+    assert [t["triggerName"] for t in fc.list_triggers(name)["triggers"]] == ["http"], (
+        "verify trigger removed"
+    )
+    # exactly one version per release
+    assert [v["description"] for v in fc.list_function_versions(name)["versions"]] == [
+        f"mcp-fc {dep_id} release 2",
+        f"mcp-fc {dep_id} release 1",
+    ]
+
+
+async def list_tools(url: str, headers: dict[str, str] | None) -> list[str]:
+    async with (
+        streamablehttp_client(url, headers=headers) as streams,
+        ClientSession(streams[0], streams[1]) as s,
+    ):
+        await s.initialize()
+        return [t.name for t in (await s.list_tools()).tools]
+
+
+def test_rollback_returns_the_url_to_the_previous_version_and_history_shows_both(stack):
+    name = "release-rollback"
+    first = [sys.executable, SERVER, "release_one"]
+    with stack.http() as http:
+        dep_id = http.post(
+            "/v1/deployments", json={"name": name, "image": IMAGE, "command": first, "env": {"A": "1"}}
+        ).json()["id"]
+        dep = stack.wait_for(dep_id, {"succeeded", "failed"})
+        assert dep["status"] == "succeeded", (dep.get("error"), stack.worker_logs())
+        headers = http.get(f"/v1/deployments/{name}/client-config").json()["mcpServers"][name]["headers"]
+        url = dep["urls"]["mcp"]
+        assert asyncio.run(list_tools(url, headers)) == ["release_one"]
+
+        second = [sys.executable, SERVER, "release_two"]
+        http.post(f"/v1/deployments/{dep_id}/redeploy", json={"command": second}).raise_for_status()
+        dep = stack.wait_for(dep_id, {"succeeded", "failed"})
+        assert dep["status"] == "succeeded", (dep.get("error"), stack.worker_logs())
+        assert dep["urls"]["mcp"] == url
+        assert asyncio.run(list_tools(url, headers)) == ["release_two"]
+
+    runner = CliRunner()
+    root = ["--api-url", stack.api_url, "--api-key", stack.api_key]
+    result = runner.invoke(cli_app, [*root, "rollback", name, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["result"]["alias_result"]["body"]["versionId"] == "1"
+    assert asyncio.run(list_tools(url, headers)) == ["release_one"], "the same URL serves version 1 again"
+
+    result = runner.invoke(cli_app, [*root, "history", name, "--json"])
+    assert result.exit_code == 0, result.output
+    history = json.loads(result.stdout)
+    assert history["live"] == "1"
+    rows = {v["version"]: v for v in history["versions"]}
+    assert set(rows) == {"1", "2"} and rows["1"]["live"] and not rows["2"]["live"]
+    assert rows["1"]["command"][-1] == "release_one" and rows["2"]["command"][-1] == "release_two"
+    assert rows["1"]["env_keys"] == ["A"] and rows["1"]["probe"]["ok"] and rows["1"]["image"] == IMAGE
+    text = runner.invoke(cli_app, [*root, "history", name])
+    assert text.exit_code == 0 and "* live" in text.stdout and "release_two" in text.stdout
