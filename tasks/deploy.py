@@ -419,7 +419,8 @@ class DeploySteps:
             pass  # the next deploy's verify step rewrites it
         serving = f"live still serves version {live}" if live else "nothing serves yet (first release)"
         err = DeployError(
-            f"version {version} failed verification, so traffic did not move: {exc}; {serving}",
+            # The cause last: it ends with the server's own output, which users read first.
+            f"version {version} failed verification, so traffic did not move ({serving}): {exc}",
             code=exc.code or "VerifyFailed",
             step="verify",
         )

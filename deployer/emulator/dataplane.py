@@ -261,7 +261,7 @@ class DataPlane:
 
     Runtime settings (also ``GET``/``PUT /_emulator/config``): ``runtime`` (run functions at all; when off,
     trigger URLs answer 503 as before this existed), ``start_timeout_s`` (default 60) and ``idle_timeout_s``
-    (default 300, ``MCPFC_EMULATOR_IDLE_S``). ``stop_grace_s`` is how long a stopping instance gets between SIGTERM and SIGKILL.
+    (default 600, ``MCPFC_EMULATOR_IDLE_S``). ``stop_grace_s`` is how long a stopping instance gets between SIGTERM and SIGKILL.
 
     ``request`` is the :class:`TriggerRequestHandler` (a ``BaseHTTPRequestHandler``): ``request.command``,
     ``request.path`` (raw), ``request.headers``, ``request.read_body()``, ``request.wfile``,

@@ -86,7 +86,7 @@ DEFAULT_CONTAINER_PORT = 9000
 DEFAULT_START_TIMEOUT_S = float(os.environ.get("MCPFC_EMULATOR_START_TIMEOUT_S") or 60.0)
 # FC scales to zero: an instance with no request in flight this long is stopped (FC reclaims idle instances
 # after a few minutes; 14 idle instances held 1.6 GB on a laptop). The variable sets it for `mcp-fc dev`.
-DEFAULT_IDLE_TIMEOUT_S = float(os.environ.get("MCPFC_EMULATOR_IDLE_S") or 300.0)
+DEFAULT_IDLE_TIMEOUT_S = float(os.environ.get("MCPFC_EMULATOR_IDLE_S") or 600.0)
 DEFAULT_STOP_GRACE_S = 3.0
 #: How many lines of the process output an error message carries (a bridge's traceback alone is longer
 #: than 20; the server's own lines come separately, see :func:`watch_server`).

@@ -178,7 +178,7 @@ class EmulatorServer:
     HTTP trigger URLs are live: the first request starts the function's container command as a local process
     (see :mod:`deployer.emulator.runtime`) and the request is streamed through to it. ``runtime=False``
     turns that off (trigger URLs then answer ``503 FunctionNotReady``); ``start_timeout_s`` (default 60)
-    bounds a cold start and ``idle_timeout_s`` (default 300, `MCPFC_EMULATOR_IDLE_S`) stops an unused instance. :meth:`stop` and
+    bounds a cold start and ``idle_timeout_s`` (default 600, `MCPFC_EMULATOR_IDLE_S`) stops an unused instance. :meth:`stop` and
     :meth:`reset` stop every instance; no function process outlives :meth:`stop`.
     """
 

@@ -34,7 +34,7 @@ def test_cancel_during_the_probe_ends_cancelled_and_rotate_is_refused(stack):
     assert queued.exit_code == 0, queued.output
     with stack.http() as http:
         wait_until(
-            lambda: http.get("/v1/deployments/hangs").json()["stage"] == "probing",
+            lambda: http.get("/v1/deployments/hangs").json()["stage"] in ("probing", "verifying"),
             60,
             what="the probe started",
         )

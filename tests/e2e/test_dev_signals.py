@@ -50,7 +50,7 @@ def test_a_signal_on_dev_leaves_none_of_its_processes(tmp_path, sig):
             except queue.Empty:
                 continue
             assert line is not None
-            if line.startswith("MCP SSE URL:"):
+            if line.startswith(("MCP URL:", "MCP SSE URL:")):
                 break
         tree = family(proc.pid) - {proc.pid}
         assert len(tree) >= 3, tree  # the worker, and the instance's bridge and server at least

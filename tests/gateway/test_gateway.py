@@ -98,7 +98,7 @@ def test_second_deploy_updates_in_place_and_keeps_the_url(fc):
 
 def test_changed_trigger_config_is_updated(fc):
     gw = gateway_for(fc)
-    deploy(gw, request())
+    deploy(gw, request(transport="sse"))
     req = request(transport="streamable-http")
     _, how = gw.create_or_update_trigger(
         req.name,
