@@ -388,16 +388,11 @@ class DeploySteps:
             raise DeployError(
                 "the verify trigger has no internet URL to probe", code="ProbeFailed", step="verify"
             )
-        token = self.endpoint_token()
-        headers = {"Authorization": f"Bearer {token}"} if token else None
         try:
-            found = self.interruptible_probe(url, headers)
+            found = self.interruptible_probe(url)
             if found is None:
                 return None
         except DeployError as exc:
-            # The answer may carry the server's own output, which may print its environment.
-            exc.message = scrub(exc.message, (v.get_secret_value() for v in self.req.secret_env.values()))
-            exc.args = (exc.message,)
             self.record_release(version, probe={"ok": False, "error": str(exc)})
             raise
         self.record_release(
@@ -563,26 +558,20 @@ class DeploySteps:
         url = urls.get("sse") if self.req.transport == Transport.sse else urls.get("mcp")
         if not url:
             raise DeployError("the trigger has no internet URL to probe", code="ProbeFailed", step="probe")
-        token = self.endpoint_token()
-        headers = {"Authorization": f"Bearer {token}"} if token else None
-        try:
-            found = self.interruptible_probe(url, headers)
-            if found is None:
-                return None
-        except DeployError as exc:
-            # The answer may carry the server's own output, which may print its environment.
-            exc.message = scrub(exc.message, (v.get_secret_value() for v in self.req.secret_env.values()))
-            exc.args = (exc.message,)
-            raise
+        found = self.interruptible_probe(url)
+        if found is None:
+            return None
         self.checkpoint["probe"] = True
         return found.tools
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def interruptible_probe(self, url: str, headers: dict[str, str] | None) -> ProbeResult | None:
-        """The probe in a thread, the cancel flag read from the database every CANCEL_POLL_S meanwhile: a
-        cancel during a probe (up to MCPFC_PROBE_TIMEOUT_S) stops the deploy at once (None). The abandoned
-        probe ends by its own timeout; cancel() removes what it talks to."""
+    def interruptible_probe(self, url: str) -> ProbeResult | None:
+        """The probe, with the endpoint's token, in a thread, the cancel flag read from the database every
+        CANCEL_POLL_S meanwhile: a cancel during a probe (up to MCPFC_PROBE_TIMEOUT_S) stops the deploy at
+        once (None). The abandoned probe ends by its own timeout; cancel() removes what it talks to."""
+        token = self.endpoint_token()
+        headers = {"Authorization": f"Bearer {token}"} if token else None
         outcome: dict[str, Any] = {}
 
         def run() -> None:
@@ -606,8 +595,13 @@ class DeploySteps:
                 row = store.get(session, self.row.id)
                 if row is None or row.cancel_requested or row.task_id != self.run_.task_id:
                     return None
-        if "error" in outcome:
-            raise outcome["error"]
+        error = outcome.get("error")
+        if isinstance(error, DeployError):
+            # The answer may carry the server's own output, which may print its environment.
+            error.message = scrub(error.message, (v.get_secret_value() for v in self.req.secret_env.values()))
+            error.args = (error.message,)
+        if error is not None:
+            raise error
         return outcome["found"]
 
     def row_urls(self) -> dict[str, Any]:
