@@ -850,9 +850,9 @@ def worker(
         typer.Option(
             help="Queues to consume, highest priority first. At scale, give `waiting` (deploys re-polling "
             "a function FC is still starting) workers of its own: --queues high,default,low here and "
-            "--queues waiting --pool threads on another."
+            "--queues waiting --pool threads on another; scheduled health checks use `health`."
         ),
-    ] = "high,default,low,waiting",
+    ] = "high,default,low,waiting,health",
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
     hostname: Annotated[
         str | None,
@@ -921,6 +921,10 @@ def dev(
 from deployer import cli_releases  # noqa: E402 - registers rollback and history on `app`
 
 cli_releases.register(app)
+
+from deployer import cli_beat  # noqa: E402 - registers beat on `app`
+
+cli_beat.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,10 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
+from deployer import health
 from deployer.crypto import Vault
 from deployer.db import note_change
 from deployer.tables import ApiKey, DeploymentEvent, DeploymentRow, IdempotencyKey, utcnow
-from schemas import TRANSITIONS_INTO, Deployment, DeploymentError, DeployRequest, Status, Urls
+from schemas import TRANSITIONS_INTO, Deployment, DeploymentError, DeployRequest, HealthStatus, Status, Urls
 
 # What a guarded write answers (UPDATE … RETURNING): the row's state after it, for its event and for a
 # running task's cancel check. `Written` rows are truthy.
@@ -269,11 +270,14 @@ def list_for_owner(
     name: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    health_status: HealthStatus | None = None,
 ) -> tuple[list[DeploymentRow], str | None]:
     """Newest first, keyset-paginated on (created_at, id) so deep pages cost the same as the first."""
     stmt = select(DeploymentRow).where(DeploymentRow.owner_id == owner_id)
     if status:
         stmt = stmt.where(DeploymentRow.status == status)
+    if health_status is not None:
+        stmt = stmt.where(health.status_filter(health_status))
     if name:
         stmt = stmt.where(DeploymentRow.name == name)
     if cursor:
@@ -550,6 +554,7 @@ def to_public(row: DeploymentRow) -> Deployment:
         result=row.result,
         urls=Urls.model_validate(row.urls or {}),
         tools=list(row.tools or []),
+        health=health.public(row),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
