@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, not_, select, update
+from sqlalchemy import and_, func, not_, select, true, update
 from sqlalchemy.orm import Session
 
 from deployer.tables import DeploymentEvent, DeploymentRow, utcnow
@@ -115,14 +115,14 @@ def status_filter(status: HealthStatus) -> Any:
     """A WHERE clause: deployments whose current health is `status` (`unknown`: none recorded yet, which
     includes every deployment that is not live)."""
     if status == HealthStatus.unknown:
-        return not_(
-            and_(
-                _is_current(),
-                DeploymentRow.result[KEY]["status"]
-                .as_string()
-                .in_([HealthStatus.healthy.value, HealthStatus.unhealthy.value]),
-            )
+        known = and_(
+            _is_current(),
+            DeploymentRow.result[KEY]["status"]
+            .as_string()
+            .in_([HealthStatus.healthy.value, HealthStatus.unhealthy.value]),
         )
+        # a row without health makes `known` NULL, not false: that is unknown too
+        return func.coalesce(not_(known), true())
     return and_(_is_current(), DeploymentRow.result[KEY]["status"].as_string() == status.value)
 
 
@@ -166,13 +166,13 @@ def due(found: list[Candidate], *, now: datetime, interval_s: float, limit: int 
 def counts(session: Session) -> dict[str, int]:
     """Live deployments by current health (for /metrics)."""
     status = DeploymentRow.result[KEY]["status"].as_string()
-    stmt = (
-        select(
-            status, DeploymentRow.result[KEY]["task_id"].as_string() == DeploymentRow.task_id, func.count()
-        )
+    checked_task = DeploymentRow.result[KEY]["task_id"].as_string()
+    inner = (
+        select(status.label("h"), (checked_task == DeploymentRow.task_id).label("cur"))
         .where(DeploymentRow.status == Status.succeeded.value)
-        .group_by(status, DeploymentRow.result[KEY]["task_id"].as_string() == DeploymentRow.task_id)
+        .subquery()
     )
+    stmt = select(inner.c.h, inner.c.cur, func.count()).group_by(inner.c.h, inner.c.cur)
     out = {s.value: 0 for s in HealthStatus}
     for value, is_current, n in session.execute(stmt):
         key = value if is_current and value in out else HealthStatus.unknown.value
