@@ -281,7 +281,7 @@ def test_unauthorized_exits_2(api, cli):
     api.post("/v1/deployments").mock(return_value=httpx.Response(401, json={"title": "Unauthorized"}))
     result = cli("deploy", "mcp-time", "--image", IMAGE, "--", "mcp-server-time")
     assert result.exit_code == 2
-    assert result.stderr == "error: the API refused the key (set MCPFC_API_KEY or --api-key)\n"
+    assert result.stderr.startswith("error: the API refused the API key from MCPFC_API_KEY")
 
 
 def test_global_api_url_and_key_override_the_environment(cli):
