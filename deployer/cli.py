@@ -218,7 +218,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 keys_app = typer.Typer(
-    help="Create and revoke API keys (opens the service database directly).", no_args_is_help=True
+    help="Create, list and revoke API keys (opens the service database directly).", no_args_is_help=True
 )
 app.add_typer(keys_app, name="keys")
 token_app = typer.Typer(help="Manage a deployment's endpoint token.", no_args_is_help=True)
@@ -776,76 +776,6 @@ app.command("logs", no_args_is_help=True, help="Same as `events`.")(_events)
 # -- server-side commands -------------------------------------------------------------------------
 
 
-def _db_unavailable(url: str, exc: Exception) -> ServiceUnreachable:
-    from sqlalchemy.engine import make_url
-
-    try:
-        shown = make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        shown = "the configured database"
-    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return ServiceUnreachable(f"cannot open {shown}: {reason}")
-
-
-@keys_app.command("create")
-def keys_create(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Option(help="A label for the key.")] = "",
-    owner: Annotated[
-        str | None, typer.Option(help="Add the key to this existing owner instead of a new one.")
-    ] = None,
-    json_out: JsonOut = False,
-) -> None:
-    """Create an API key (a new owner) and print it once."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from deployer import migrate, store
-    from deployer.db import session_scope
-
-    settings = _state(ctx).settings()
-    url = settings.effective_database_url
-    try:
-        migrate.upgrade(url)
-        with session_scope(settings) as session:
-            row, plaintext = store.create_api_key(session, name=name, owner_id=owner)
-            key_id, owner_id = row.id, row.owner_id
-    except (SQLAlchemyError, OSError) as exc:
-        raise _db_unavailable(url, exc) from None
-    if json_out:
-        typer.echo(render.to_json({"id": key_id, "owner_id": owner_id, "name": name, "key": plaintext}))
-    else:
-        typer.echo(f"id     {key_id}")
-        typer.echo(f"owner  {owner_id}")
-        typer.echo(f"key    {plaintext}")
-    typer.echo("Store the key now: it is not shown again. Use it as MCPFC_API_KEY or --api-key.", err=True)
-
-
-@keys_app.command("revoke", no_args_is_help=True)
-def keys_revoke(
-    ctx: typer.Context,
-    key_id: Annotated[
-        str, typer.Argument(metavar="ID", help="The key id `keys create` printed.", show_default=False)
-    ],
-) -> None:
-    """Revoke an API key: requests with it are refused from now on."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from deployer import migrate, store
-    from deployer.db import session_scope
-
-    settings = _state(ctx).settings()
-    url = settings.effective_database_url
-    try:
-        migrate.upgrade(url)
-        with session_scope(settings) as session:
-            revoked = store.revoke_api_key(session, key_id)
-    except (SQLAlchemyError, OSError) as exc:
-        raise _db_unavailable(url, exc) from None
-    if not revoked:
-        raise InputError(f"no active API key with id {key_id}")
-    typer.echo(f"revoked {key_id}")
-
-
 def _lazy(what: str, importer: Callable[[], Any]) -> Any:
     try:
         return importer()
@@ -976,9 +906,10 @@ def dev(
     raise typer.Exit(code or 0)
 
 
-from deployer import cli_releases  # noqa: E402 - registers rollback and history on `app`
+from deployer import cli_keys, cli_releases  # noqa: E402 - register their commands on `app`
 
 cli_releases.register(app)
+cli_keys.register(keys_app)
 
 
 def main(argv: list[str] | None = None) -> None:

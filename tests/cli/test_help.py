@@ -23,6 +23,7 @@ COMMANDS = [
     "keys",
     "keys create",
     "keys revoke",
+    "keys list",
 ]
 
 
@@ -145,3 +146,29 @@ def test_extra_words_before_the_double_dash_are_named(api, cli):
 def _flat(text: str) -> str:
     """Typer boxes and wraps usage errors: the words, one space apart."""
     return " ".join(text.replace("│", " ").split())
+
+
+#: Long-running service processes: they print logs, not a result (`--json` would have nothing to print).
+PROCESSES = {"api", "worker", "emulator", "dev", "beat"}
+
+
+def _leaf_commands(command, path=()):
+    sub = getattr(command, "commands", None)
+    if sub is None:
+        yield " ".join(path), command
+        return
+    for name, child in sub.items():
+        yield from _leaf_commands(child, (*path, name))
+
+
+def test_every_command_takes_json():
+    import typer
+
+    from deployer.cli import app
+
+    missing = [
+        path
+        for path, command in _leaf_commands(typer.main.get_command(app))
+        if path not in PROCESSES and not any("--json" in p.opts for p in command.params)
+    ]
+    assert not missing, f"commands without --json: {missing}"
