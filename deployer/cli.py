@@ -442,7 +442,8 @@ def deploy(
     cli_config.warn_if_deprecated(body.get("transport"), body.get("name"))
     with state.client(api_url, api_key) as api:
         # One key per invocation: if the HTTP request is retried, the API deploys once.
-        dep = api.deploy(body, idempotency_key=str(uuid.uuid4()))
+        dep, replaced = api.deploy_replacing(body, idempotency_key=str(uuid.uuid4()))
+        render.say_replaced(dep, replaced)
         _follow(
             state,
             api,
@@ -480,7 +481,11 @@ def _deploy_mcp_json(
         )
         bodies.append(body)
     with state.client(api_url, api_key) as api:
-        deps = [api.deploy(body, idempotency_key=str(uuid.uuid4())) for body in bodies]
+        deps = []
+        for body in bodies:
+            dep, replaced = api.deploy_replacing(body, idempotency_key=str(uuid.uuid4()))
+            render.say_replaced(dep, replaced)
+            deps.append(dep)
         if no_wait:
             for dep in deps:
                 _accepted(state, dep, json_out=json_out, what="queued")

@@ -126,6 +126,11 @@ def _masked_spec(req: DeployRequest, region: str) -> dict[str, Any]:
     return data
 
 
+def masked_spec(req: DeployRequest, region: str) -> dict[str, Any]:
+    """The spec as a deployment row stores it (secret values masked)."""
+    return _masked_spec(req, region)
+
+
 def create_deployment(
     session: Session, vault: Vault, *, owner_id: str, req: DeployRequest, region: str, deadline_s: float
 ) -> DeploymentRow:

@@ -188,6 +188,29 @@ def test_posting_a_name_again_redeploys_that_deployment(client: TestClient, alic
     assert row_of(settings, dep["id"]).operation == "deploy"
     assert count_rows(settings) == 1
     assert [m["body"][0] for m in broker_messages(settings)] == [[dep["id"]], [dep["id"]]]
+    # The answer says that it replaced a deployment, which status it had and what changes.
+    assert r.headers["Mcpfc-Replaced"] == "succeeded"
+    assert r.headers["Mcpfc-Changed-Fields"] == "image"
+
+
+def test_a_replacing_deploy_names_changed_secrets_but_never_their_values(
+    client: TestClient, alice, settings
+) -> None:
+    first = client.post("/v1/deployments", json=deploy_body(), headers=alice).json()
+    move(settings, first["id"], Status.running, Status.failed)
+    same = client.post("/v1/deployments", json=deploy_body(), headers=alice)
+    assert same.headers["Mcpfc-Replaced"] == "failed" and same.headers["Mcpfc-Changed-Fields"] == ""
+    move(settings, first["id"], Status.running, Status.succeeded)
+    body = deploy_body(memory_mb=1024)
+    body["secret_env"] = {"API_TOKEN": "another-secret-value"}
+    r = client.post("/v1/deployments", json=body, headers=alice)
+    assert r.headers["Mcpfc-Changed-Fields"] == "memory_mb, secret_env"
+    assert "another-secret-value" not in str(r.headers) and CANARY not in str(r.headers)
+
+
+def test_a_first_deploy_replaces_nothing(client: TestClient, alice) -> None:
+    r = client.post("/v1/deployments", json=deploy_body(), headers=alice)
+    assert r.status_code == 202 and "Mcpfc-Replaced" not in r.headers
 
 
 def test_a_name_another_owner_deploys_is_409(client: TestClient, alice, bob, settings) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from deployer import queue, store
+from deployer import queue, spec_diff, store
 from deployer.api.deps import (
     BEARER_SCHEME,
     CurrentOwner,
@@ -62,6 +62,8 @@ log = logging.getLogger("deployer.api")
 
 # Full paths on each route (no router prefix), so scope["route"].path is the whole template for metrics.
 PREFIX = "/v1/deployments"
+#: On a deploy onto a name that has a deployment: the status it had, and the spec fields this deploy changes.
+REPLACED_HEADER, CHANGED_HEADER = "Mcpfc-Replaced", "Mcpfc-Changed-Fields"
 router = APIRouter(
     tags=["deployments"],
     responses={401: {"model": ProblemDetail, "description": "missing, unknown or revoked API key"}},
@@ -241,6 +243,7 @@ def create_deployment(
         return replayed
 
     created = False
+    replaced: tuple[str, list[str]] | None = None
     existing = store.live_by_name(session, body.name)
     if existing is None:
         try:
@@ -289,6 +292,15 @@ def create_deployment(
             # Deploying a name again without saying the transport keeps its clients' URL working
             # (docs/decisions.md, issue 12): only an explicit transport converts a deployment.
             body = body.model_copy(update={"transport": Transport.sse})
+        replaced = (
+            existing.status,
+            spec_diff.changed_fields(
+                existing.spec,
+                vault.decrypt_json(existing.secret_env_enc),  # type: ignore[arg-type]
+                store.masked_spec(body, region),
+                body.secret_values(),
+            ),
+        )
         if not store.restart(
             session, vault, existing, req=body, operation="deploy", deadline_s=settings.deploy_deadline_s
         ):
@@ -322,6 +334,11 @@ def create_deployment(
         raise
     if created:
         request.app.state.metrics.deployments_created.inc()
+    if replaced is not None:
+        # The name had a deployment: this deploy replaces its spec in place. Say so, and what changes
+        # (field names only), so a client can tell its user (the CLI does).
+        response.headers[REPLACED_HEADER] = replaced[0]
+        response.headers[CHANGED_HEADER] = ", ".join(replaced[1])
     return _accepted(response, row)
 
 
