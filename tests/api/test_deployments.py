@@ -69,7 +69,13 @@ def test_the_queued_message_carries_the_deployment_id_only(client: TestClient, a
 
 def test_priority_picks_the_queue_and_region_is_kept(client: TestClient, alice, settings) -> None:
     dep = client.post(
-        "/v1/deployments", json=deploy_body(priority="high", region="ap-southeast-1"), headers=alice
+        "/v1/deployments",
+        json=deploy_body(
+            priority="high",
+            region="ap-southeast-1",
+            image="registry.ap-southeast-1.aliyuncs.com/ns/mcp-time:1.0",
+        ),
+        headers=alice,
     ).json()
     assert dep["region"] == "ap-southeast-1"
     [msg] = broker_messages(settings)
@@ -206,6 +212,20 @@ def test_a_replacing_deploy_names_changed_secrets_but_never_their_values(
     r = client.post("/v1/deployments", json=body, headers=alice)
     assert r.headers["Mcpfc-Changed-Fields"] == "memory_mb, secret_env"
     assert "another-secret-value" not in str(r.headers) and CANARY not in str(r.headers)
+
+
+@pytest.mark.parametrize("region", [None, "cn-shanghai"])
+def test_an_acr_image_of_another_region_than_the_functions_is_422(
+    client: TestClient, alice, settings, region
+) -> None:
+    body = deploy_body(image="registry.cn-beijing.aliyuncs.com/ns/mcp-time:1.0")
+    if region:
+        body["region"] = region
+    problem = assert_problem(client.post("/v1/deployments", json=body, headers=alice), 422)
+    [error] = problem["errors"]
+    assert (error["field"], error["rule"]) == ("image", "image_region")
+    assert f"function in {region or settings.region}" in error["message"]
+    assert count_rows(settings) == 0
 
 
 def test_a_first_deploy_replaces_nothing(client: TestClient, alice) -> None:
@@ -707,3 +727,15 @@ def test_client_config_for_function_auth_is_409(client: TestClient, alice, deplo
             "detail"
         ]
     )
+
+
+def test_a_redeploy_onto_an_image_of_another_region_is_422(client: TestClient, alice, settings) -> None:
+    first = client.post("/v1/deployments", json=deploy_body(), headers=alice).json()
+    move(settings, first["id"], Status.running, Status.succeeded)
+    r = client.post(
+        "/v1/deployments/mcp-time/redeploy",
+        json={"image": "registry-vpc.cn-beijing.aliyuncs.com/ns/mcp-time:2"},
+        headers=alice,
+    )
+    [error] = assert_problem(r, 422)["errors"]
+    assert (error["field"], error["rule"]) == ("image", "image_region")

@@ -42,7 +42,7 @@ from deployer.api.deps import (
     presented_key,
 )
 from deployer.api.hot_cache import HotCache, View
-from deployer.api.problems import Problem, ProblemDetail, from_validation_error
+from deployer.api.problems import Problem, ProblemDetail, from_validation_error, validation_problem
 from deployer.crypto import Vault
 from deployer.db import note_change, session_scope
 from deployer.settings import Settings
@@ -57,6 +57,7 @@ from schemas import (
     Status,
     Transport,
 )
+from schemas.limits import image_region_error
 
 log = logging.getLogger("deployer.api")
 
@@ -232,6 +233,9 @@ def create_deployment(
 ) -> Deployment:
     """Queue a deploy. A name this key already deploys is deployed again with the new spec."""
     region = body.region or settings.region
+    if body.region is None and (wrong_region := image_region_error(body.image, region)):
+        # The schema checks an explicit region; the service's default is known only here.
+        raise validation_problem([{"field": "image", "rule": "image_region", "message": wrong_region}])
     fingerprint = _fingerprint(settings, body, region) if idempotency_key else ""
     if idempotency_key:
         _purge_expired_keys(request, session, settings)
