@@ -90,6 +90,14 @@ def authenticate(session: Session, presented: str) -> ApiKey | None:
     return row
 
 
+def list_api_keys(session: Session, *, include_revoked: bool = False) -> list[ApiKey]:
+    """The keys, oldest first (their hashes stay in the rows: callers show ids, owners and names only)."""
+    query = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
+    if not include_revoked:
+        query = query.where(ApiKey.revoked_at.is_(None))
+    return list(session.scalars(query))
+
+
 def revoke_api_key(session: Session, key_id: str) -> bool:
     result = session.execute(
         update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())

@@ -64,6 +64,15 @@ CANCEL_POLL_S = 0.5
 MAX_CONVERGE = 3  # rewrites of a deploy's own spec after FC was seen running another one
 
 
+def waiting_message(function_body: dict[str, Any], reason: str) -> str:
+    """What a waiting deploy's event says about the function: its state, the update FC reports (a new
+    function has none yet: no `update None`) and the reason code."""
+    text = f"function {function_body.get('state') or 'state unknown'}"
+    if function_body.get("lastUpdateStatus"):
+        text += f", update {function_body['lastUpdateStatus']}"
+    return f"{text}: {reason}" if reason else text
+
+
 class DeployTask(LeasedTask):
     expected = frozenset({Status.pending, Status.running})
 
@@ -251,7 +260,7 @@ class DeploySteps:
             if self.checkpoint.wait_started is None:
                 self.checkpoint.wait_started = round(time.time(), 3)
             started = float(self.checkpoint.wait_started)
-            message = f"function {body.get('state') or '?'}, update {body.get('lastUpdateStatus')}: {reason}"
+            message = waiting_message(body, reason)
             if message.strip() != self.checkpoint.wait_message:
                 # An event only when something changed: thousands of waiting deploys stay cheap.
                 self.checkpoint.wait_message = message.strip()
