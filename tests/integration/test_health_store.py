@@ -29,7 +29,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
 def live(settings: Settings, name: str, owner: str = "own1") -> Any:
     with session_scope(settings) as session:
         req = DeployRequest(name=name, image="registry.cn-hangzhou.aliyuncs.com/ns/i:1", command=["srv"])
-        row = store.create_deployment(
+        row = lifecycle.create_deployment(
             session,
             Vault.from_settings(settings),
             owner_id=owner,
