@@ -39,7 +39,7 @@ from deployer.client import VERSION, APIClient, APIError, ServiceUnreachable
 from deployer.client_configs import ClientKind
 from deployer.errors import ConfigError, DeploymentFailed, MCPFCError, SpecError
 from deployer.settings import Settings
-from schemas import TERMINAL, AuthType, Deployment, Priority, Status, Transport
+from schemas import TERMINAL, AuthType, Deployment, HealthStatus, Priority, Status, Transport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 SERVER_CMD = "mcpfc.server_cmd"
@@ -532,7 +532,7 @@ def status(
     api_url: ApiUrl = None,
     api_key: ApiKey = None,
 ) -> None:
-    """Show one deployment: status, stage, URLs, tools, error."""
+    """Show one deployment: status, stage, URLs, tools, health, error."""
     state = _state(ctx)
     with state.client(api_url, api_key) as api:
         dep = api.get(name)
@@ -549,6 +549,10 @@ def list_(
         Status | None, typer.Option("--status", help="Only deployments in this status.")
     ] = None,
     name: Annotated[str | None, typer.Option(help="Only deployments with this name.")] = None,
+    health: Annotated[
+        HealthStatus | None,
+        typer.Option("--health", help="Only deployments whose scheduled MCP checks found this."),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = LIST_CAP,
     json_out: JsonOut = False,
     api_url: ApiUrl = None,
@@ -558,7 +562,10 @@ def list_(
     state = _state(ctx)
     with state.client(api_url, api_key) as api:
         items, truncated = api.list_all(
-            status=status_filter.value if status_filter else None, name=name, max_items=limit
+            status=status_filter.value if status_filter else None,
+            name=name,
+            max_items=limit,
+            health=health.value if health else None,
         )
     if json_out:
         typer.echo(render.to_json([d.model_dump(mode="json") for d in items]))
@@ -850,9 +857,9 @@ def worker(
         typer.Option(
             help="Queues to consume, highest priority first. At scale, give `waiting` (deploys re-polling "
             "a function FC is still starting) workers of its own: --queues high,default,low here and "
-            "--queues waiting --pool threads on another."
+            "--queues waiting --pool threads on another; scheduled health checks use `health`."
         ),
-    ] = "high,default,low,waiting",
+    ] = "high,default,low,waiting,health",
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
     hostname: Annotated[
         str | None,
@@ -921,6 +928,10 @@ def dev(
 from deployer import cli_releases  # noqa: E402 - registers rollback and history on `app`
 
 cli_releases.register(app)
+
+from deployer import cli_beat  # noqa: E402 - registers beat on `app`
+
+cli_beat.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

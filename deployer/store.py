@@ -19,10 +19,11 @@ from typing import Any
 from sqlalchemy import and_, delete, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from deployer import health
 from deployer.crypto import Vault
 from deployer.db import note_change
 from deployer.tables import ApiKey, DeploymentEvent, DeploymentRow, IdempotencyKey, utcnow
-from schemas import IN_PROGRESS, Deployment, DeploymentError, DeployRequest, Status, Urls
+from schemas import IN_PROGRESS, Deployment, DeploymentError, DeployRequest, HealthStatus, Status, Urls
 
 
 class NameTaken(Exception):
@@ -156,11 +157,14 @@ def list_for_owner(
     name: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    health_status: HealthStatus | None = None,
 ) -> tuple[list[DeploymentRow], str | None]:
     """Newest first, keyset-paginated on (created_at, id) so deep pages cost the same as the first."""
     stmt = select(DeploymentRow).where(DeploymentRow.owner_id == owner_id)
     if status:
         stmt = stmt.where(DeploymentRow.status == status)
+    if health_status is not None:
+        stmt = stmt.where(health.status_filter(health_status))
     if name:
         stmt = stmt.where(DeploymentRow.name == name)
     if cursor:
@@ -245,6 +249,7 @@ def to_public(row: DeploymentRow) -> Deployment:
         result=row.result,
         urls=Urls.model_validate(row.urls or {}),
         tools=list(row.tools or []),
+        health=health.public(row),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

@@ -54,6 +54,7 @@ from schemas import (
     Deployment,
     DeploymentPage,
     DeployRequest,
+    HealthStatus,
     RedeployRequest,
     Status,
     Transport,
@@ -314,6 +315,9 @@ def list_deployments(
     session: SessionDep,
     status: Annotated[Status | None, Query(description="only this status")] = None,
     name: Annotated[str | None, Query(max_length=64, description="only this function name")] = None,
+    health: Annotated[
+        HealthStatus | None, Query(description="only this health (of the scheduled MCP checks)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[
         str | None, Query(max_length=512, description="next_cursor of the previous page")
@@ -328,6 +332,7 @@ def list_deployments(
             name=name,
             limit=limit,
             cursor=cursor,
+            health_status=health,
         )
     except ValueError:
         raise Problem(
