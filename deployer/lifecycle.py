@@ -26,6 +26,8 @@ machinery cost more CPU than the round trip itself (profiled: ~40 % of a deploy'
 from __future__ import annotations
 
 import logging
+import secrets
+import time
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -39,7 +41,6 @@ from deployer.crypto import Vault
 from deployer.db import note_change, session_scope
 from deployer.errors import error_body, error_payload
 from deployer.settings import Settings
-from deployer.store import NameTaken, new_id
 from deployer.tables import DeploymentEvent, DeploymentRow, utcnow
 from schemas import TERMINAL, TRANSITIONS_INTO, DeployRequest, Status
 
@@ -52,6 +53,16 @@ _D = _DEPLOYMENTS.c
 # running task's cancel check. `Written` rows are truthy.
 _WRITTEN = (_D.id, _D.status, _D.stage, _D.progress, _D.cancel_requested)
 Written = Row[Any]
+
+
+class NameTaken(Exception):
+    """Another owner (or a live deployment) already uses this function name."""
+
+
+def new_id() -> str:
+    """Time-ordered and always starting with a digit, so an id can never be mistaken for a function name."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+
 
 # -- the checkpoint ----------------------------------------------------------------------------------
 
@@ -354,9 +365,10 @@ def queue_deploy(
 
 
 def queue_redeploy(
-    session: Session, vault: Vault, row: DeploymentRow, req: DeployRequest, *, deadline_s: float
+    session: Session, vault: Vault, row: DeploymentRow, req: DeployRequest | None, *, deadline_s: float
 ) -> bool:
-    """Update the function in place with a merged spec; the previous spec is kept for a cancel."""
+    """Update the function in place with a merged spec (the previous one is kept for a cancel), or with
+    the stored spec as it is (req None)."""
     return _queue(session, vault, row, req=req, operation="redeploy", deadline_s=deadline_s)
 
 
@@ -431,6 +443,39 @@ def request_cancel(session: Session, row: DeploymentRow) -> bool:
     if done:
         note_change(session, "d", row.id)
     return done is not None
+
+
+# -- the health checks' verb (deployer/health.py, tasks/health.py) -------------------------------------
+
+
+def record_health(session: Session, row: DeploymentRow, result: dict[str, Any], message: str | None) -> bool:
+    """Store a checked release's `result` (its health) if the row still serves that release: still
+    succeeded, same task. An event only when `message` says the status changed; only then does updated_at
+    move (a routine check is not a change of the deployment)."""
+    values: dict[str, Any] = {"result": result}
+    if message:
+        values["updated_at"] = utcnow()
+    written = session.execute(
+        update(_DEPLOYMENTS)
+        .where(_D.id == row.id, _D.task_id == row.task_id, _D.status == Status.succeeded.value)
+        .values(**values)
+        .returning(_D.id, _D.status, _D.stage, _D.progress)
+    ).first()
+    if written is None:
+        return False
+    if message:
+        session.add(
+            DeploymentEvent(
+                deployment_id=row.id,
+                status=written.status,
+                stage=written.stage,
+                progress=written.progress,
+                message=message,
+                at=utcnow(),
+            )
+        )
+    note_change(session, "d", row.id)
+    return True
 
 
 # -- the recovery sweep's verbs (tasks/recovery.py) ------------------------------------------------------

@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,18 +21,9 @@ from sqlalchemy.orm import Session
 from deployer import health
 from deployer.crypto import Vault
 from deployer.db import note_change
+from deployer.lifecycle import NameTaken, new_id  # noqa: F401 - re-exported: where callers look for them
 from deployer.tables import ApiKey, DeploymentEvent, DeploymentRow, IdempotencyKey, utcnow
 from schemas import IN_PROGRESS, Deployment, DeploymentError, DeployRequest, HealthStatus, Status, Urls
-
-
-class NameTaken(Exception):
-    """Another owner (or a live deployment) already uses this function name."""
-
-
-def new_id() -> str:
-    """Time-ordered and always starting with a digit, so an id can never be mistaken for a function name."""
-    return f"{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
-
 
 # -- API keys --------------------------------------------------------------------------------------
 
