@@ -1,0 +1,129 @@
+"""Tool drift: how the tools a server lists now differ from the ones recorded at deploy (pure functions).
+
+A server's tools are compared as {tool name: (description, input schema)}: a tool added, removed, or with
+another description or input schema is drift. The schema diff names each JSON pointer that changed (a
+property added or removed, a type changed, `required` grown), so `mcp-fc status` can say what a client
+now has to send differently, not only that something changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+ToolDefs = Mapping[str, tuple[str | None, Any]]
+
+#: Longest value shown in one schema change (a whole nested schema replaced is cut, with its size).
+MAX_VALUE_CHARS = 200
+
+
+def defs_from_tools(tools: Iterable[Any]) -> dict[str, tuple[str | None, Any]]:
+    """{name: (description, input schema)} from MCP `tools/list` entries (dicts or the SDK's Tool models)."""
+    out: dict[str, tuple[str | None, Any]] = {}
+    for tool in tools:
+        if hasattr(tool, "model_dump"):
+            tool = tool.model_dump(mode="json", by_alias=True)
+        name = str(tool.get("name"))
+        out[name] = (tool.get("description"), tool.get("inputSchema", tool.get("input_schema")))
+    return out
+
+
+def fingerprint(defs: ToolDefs) -> str:
+    """One hash of every tool's name, description and input schema (key order does not matter)."""
+    canonical = json.dumps(
+        {name: [d, s] for name, (d, s) in sorted(defs.items())}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _pointer_part(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def schema_changes(old: Any, new: Any, path: str = "") -> list[dict[str, Any]]:
+    """Each JSON pointer where two schemas differ: {"path", "old", "new"} ("old"/"new" absent when the
+    member was added/removed). Objects are compared member by member; `required` (a set of names) item by
+    item; any other list or value as a whole."""
+    if old == new:
+        return []
+    if isinstance(old, dict) and isinstance(new, dict):
+        changes: list[dict[str, Any]] = []
+        for key in sorted(set(old) | set(new)):
+            where = f"{path}/{_pointer_part(str(key))}"
+            if key not in new:
+                changes.append({"path": where, "old": old[key]})
+            elif key not in old:
+                changes.append({"path": where, "new": new[key]})
+            elif key == "required" and isinstance(old[key], list) and isinstance(new[key], list):
+                for name in sorted(set(new[key]) - set(old[key])):
+                    changes.append({"path": f"{where}/{name}", "new": "required"})
+                for name in sorted(set(old[key]) - set(new[key])):
+                    changes.append({"path": f"{where}/{name}", "old": "required"})
+            else:
+                changes += schema_changes(old[key], new[key], where)
+        return changes
+    return [{"path": path or "/", "old": old, "new": new}]
+
+
+def tool_diff(old: ToolDefs, new: ToolDefs) -> dict[str, Any]:
+    """{"added": [names], "removed": [names], "changed": {name: {"description": {"old", "new"}?,
+    "input_schema": [changes]?}}}; every part empty when nothing drifted."""
+    changed: dict[str, Any] = {}
+    for name in sorted(set(old) & set(new)):
+        (old_desc, old_schema), (new_desc, new_schema) = old[name], new[name]
+        change: dict[str, Any] = {}
+        if (old_desc or "") != (new_desc or ""):
+            change["description"] = {"old": old_desc, "new": new_desc}
+        schema = schema_changes(old_schema or {}, new_schema or {})
+        if schema:
+            change["input_schema"] = schema
+        if change:
+            changed[name] = change
+    return {
+        "added": sorted(set(new) - set(old)),
+        "removed": sorted(set(old) - set(new)),
+        "changed": changed,
+    }
+
+
+def drifted(diff: Mapping[str, Any] | None) -> bool:
+    return bool(diff and (diff.get("added") or diff.get("removed") or diff.get("changed")))
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= MAX_VALUE_CHARS else f"{text[: MAX_VALUE_CHARS - 1]}… ({len(text)} chars)"
+
+
+def diff_lines(diff: Mapping[str, Any]) -> list[str]:
+    """The diff for people: `+ tool`, `- tool`, `~ tool: ...` lines, in name order."""
+    lines = [f"+ {name} (new tool)" for name in diff.get("added") or []]
+    lines += [f"- {name} (tool removed)" for name in diff.get("removed") or []]
+    for name, change in sorted((diff.get("changed") or {}).items()):
+        if "description" in change:
+            desc = change["description"]
+            lines.append(f"~ {name}: description {_show(desc.get('old'))} -> {_show(desc.get('new'))}")
+        for item in change.get("input_schema") or []:
+            where = item["path"]
+            if "old" not in item:
+                lines.append(f"~ {name}: input schema {where} added: {_show(item['new'])}")
+            elif "new" not in item:
+                lines.append(f"~ {name}: input schema {where} removed (was {_show(item['old'])})")
+            else:
+                lines.append(f"~ {name}: input schema {where}: {_show(item['old'])} -> {_show(item['new'])}")
+    return lines
+
+
+def summary(diff: Mapping[str, Any]) -> str:
+    """One line for an event: `tools drifted: added x; removed y; changed z (input schema)`."""
+    parts = []
+    if diff.get("added"):
+        parts.append("added " + ", ".join(diff["added"]))
+    if diff.get("removed"):
+        parts.append("removed " + ", ".join(diff["removed"]))
+    for name, change in sorted((diff.get("changed") or {}).items()):
+        what = " and ".join(k.replace("_", " ") for k in ("description", "input_schema") if k in change)
+        parts.append(f"changed {name} ({what})")
+    return "; ".join(parts)
