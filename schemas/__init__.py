@@ -14,6 +14,7 @@ from schemas.deploy import (
     sse_deprecated,
 )
 from schemas.deployment import (
+    IN_PROGRESS,
     TERMINAL,
     TRANSITIONS_INTO,
     Deployment,
@@ -30,6 +31,7 @@ from schemas.deployment import (
 __all__ = [
     "MASK",
     "sse_deprecated",
+    "IN_PROGRESS",
     "TERMINAL",
     "TRANSITIONS_INTO",
     "AuthSpec",

@@ -20,6 +20,8 @@ class Status(StrEnum):
 
 
 TERMINAL = frozenset({Status.succeeded, Status.failed, Status.cancelled, Status.deleted})
+#: A task is (or should be) at work: the API refuses a second operation, the recovery sweep watches it.
+IN_PROGRESS = frozenset({Status.pending, Status.running, Status.deleting})
 
 # Legal status changes. A redeploy moves a finished deployment back to pending; a delete may start from
 # any state but deleted; a failed delete (FC refused) goes back to failed with the reason.
