@@ -17,6 +17,8 @@ the process's read cache (`deployer.db.note_change`) itself, so no caller can fo
     request_cancel     cancel flag    cancel        → cancelled
     fail_enqueue       → failed       hand_back     lease released
 
+    the health checks: record_check (result.health / result.tool_drift of a succeeded release)
+
 Status changes are compare-and-set updates along the legal edges of schemas.TRANSITIONS_INTO, so two
 processes can never move a deployment along an illegal edge or overwrite each other's terminal state.
 The run's writes are Core statements on the tables: the ORM's column instrumentation and bulk-update
@@ -484,6 +486,40 @@ def fail_stuck(
 ) -> bool:
     """Compare-and-set a stuck deployment to failed with the reason (same guards as claim_requeue)."""
     return _update_unleased(session, row, now, message, status=Status.failed.value, error=error)
+
+
+# -- the health checks' verb (tasks/health.py) -----------------------------------------------------------
+
+
+def record_check(session: Session, row: DeploymentRow, result: dict[str, Any], message: str | None) -> bool:
+    """Store a scheduled check's findings (the row's whole `result`, with `health` and `tool_drift` in it)
+    if the row still serves the release that was checked: still succeeded, same task (a redeploy, rollback
+    or delete replaced it: the finding is stale). With a `message` (a change of health or tools) an event,
+    and updated_at moves; a routine check is not a change of the deployment and leaves updated_at alone."""
+    values: dict[str, Any] = {"result": result}
+    if message:
+        values["updated_at"] = utcnow()
+    written = session.execute(
+        update(_DEPLOYMENTS)
+        .where(_D.id == row.id, _D.task_id == row.task_id, _D.status == Status.succeeded.value)
+        .values(**values)
+        .returning(*_WRITTEN)
+    ).first()
+    if written is None:
+        return False
+    if message:
+        session.execute(
+            insert(_EVENTS).values(
+                deployment_id=written.id,
+                status=written.status,
+                stage=written.stage,
+                progress=written.progress,
+                message=message,
+                at=utcnow(),
+            )
+        )
+    note_change(session, "d", row.id)
+    return True
 
 
 # -- a run's verbs ---------------------------------------------------------------------------------------
