@@ -191,11 +191,15 @@ def record(
     session: Session,
     row: DeploymentRow,
     new: dict[str, Any],
-    message: str | None,
+    messages: list[str] | str | None,
     **extra_result: Any,
 ) -> bool:
-    """Store the health (and any other result keys given) through `lifecycle.record_check`: only if the
-    row still serves the release that was checked; an event only when `message` says something changed."""
+    """Store the health (and any other result keys given, e.g. `tool_drift`) through
+    `lifecycle.record_check`: only if the row still serves the release that was checked; an event for each
+    message (something changed)."""
     from deployer import lifecycle  # here: lifecycle imports store, which imports this module
 
-    return lifecycle.record_check(session, row, {**(row.result or {}), KEY: new, **extra_result}, message)
+    if isinstance(messages, str):
+        messages = [messages]
+    result = {**(row.result or {}), KEY: new, **extra_result}
+    return lifecycle.record_check(session, row, result, [m for m in messages or [] if m])

@@ -491,13 +491,13 @@ def fail_stuck(
 # -- the health checks' verb (tasks/health.py) -----------------------------------------------------------
 
 
-def record_check(session: Session, row: DeploymentRow, result: dict[str, Any], message: str | None) -> bool:
+def record_check(session: Session, row: DeploymentRow, result: dict[str, Any], messages: list[str]) -> bool:
     """Store a scheduled check's findings (the row's whole `result`, with `health` and `tool_drift` in it)
     if the row still serves the release that was checked: still succeeded, same task (a redeploy, rollback
-    or delete replaced it: the finding is stale). With a `message` (a change of health or tools) an event,
+    or delete replaced it: the finding is stale). Each message (a change of health or tools) is an event,
     and updated_at moves; a routine check is not a change of the deployment and leaves updated_at alone."""
     values: dict[str, Any] = {"result": result}
-    if message:
+    if messages:
         values["updated_at"] = utcnow()
     written = session.execute(
         update(_DEPLOYMENTS)
@@ -507,7 +507,7 @@ def record_check(session: Session, row: DeploymentRow, result: dict[str, Any], m
     ).first()
     if written is None:
         return False
-    if message:
+    for message in messages:
         session.execute(
             insert(_EVENTS).values(
                 deployment_id=written.id,

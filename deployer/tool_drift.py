@@ -1,5 +1,9 @@
 """Tool drift: how the tools a server lists now differ from the ones recorded at deploy (pure functions).
 
+Two findings live in the row's `result`, each tagged with the task id of the release it is about (like
+`result.health`): `tool_drift`, what the scheduled health check found against the deploy's own probe,
+and `tool_changes`, how a release's tools differ from the previous release's (written by the deploy).
+
 A server's tools are compared as {tool name: (description, input schema)}: a tool added, removed, or with
 another description or input schema is drift. The schema diff names each JSON pointer that changed (a
 property added or removed, a type changed, `required` grown), so `mcp-fc status` can say what a client
@@ -11,7 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
+
+from schemas import ToolDrift
 
 ToolDefs = Mapping[str, tuple[str | None, Any]]
 
@@ -102,7 +109,9 @@ def diff_lines(diff: Mapping[str, Any]) -> list[str]:
     lines = [f"+ {name} (new tool)" for name in diff.get("added") or []]
     lines += [f"- {name} (tool removed)" for name in diff.get("removed") or []]
     for name, change in sorted((diff.get("changed") or {}).items()):
-        if "description" in change:
+        if not change.get("description") and not change.get("input_schema"):
+            lines.append(f"~ {name}: changed (its description or input schema; no definitions recorded)")
+        if change.get("description"):
             desc = change["description"]
             lines.append(f"~ {name}: description {_show(desc.get('old'))} -> {_show(desc.get('new'))}")
         for item in change.get("input_schema") or []:
@@ -124,6 +133,91 @@ def summary(diff: Mapping[str, Any]) -> str:
     if diff.get("removed"):
         parts.append("removed " + ", ".join(diff["removed"]))
     for name, change in sorted((diff.get("changed") or {}).items()):
-        what = " and ".join(k.replace("_", " ") for k in ("description", "input_schema") if k in change)
-        parts.append(f"changed {name} ({what})")
+        what = " and ".join(k.replace("_", " ") for k in ("description", "input_schema") if change.get(k))
+        parts.append(f"changed {name} ({what})" if what else f"changed {name}")
     return "; ".join(parts)
+
+
+# -- against a recorded probe -------------------------------------------------------------------------
+
+
+def compare(baseline: Mapping[str, Any] | None, current: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The tool diff between two probe summaries (deployer/probe.py `ProbeResult.summary()`: per-tool
+    fingerprints, and each tool's definition when recorded); None when either side recorded no
+    fingerprints (nothing to compare against). Which tools changed comes from the fingerprints; what
+    changed in them from the definitions, when both sides have them."""
+    if not baseline or not current:
+        return None
+    old_fp, new_fp = baseline.get("tool_fingerprints"), current.get("tool_fingerprints")
+    if not isinstance(old_fp, Mapping) or not isinstance(new_fp, Mapping):
+        return None
+    changed_names = sorted(n for n in set(old_fp) & set(new_fp) if old_fp[n] != new_fp[n])
+    old_defs = _defs(baseline.get("tool_defs"))
+    new_defs = _defs(current.get("tool_defs"))
+    detail = tool_diff(
+        {n: old_defs[n] for n in changed_names if n in old_defs},
+        {n: new_defs[n] for n in changed_names if n in new_defs},
+    )["changed"]
+    return {
+        "added": sorted(set(new_fp) - set(old_fp)),
+        "removed": sorted(set(old_fp) - set(new_fp)),
+        "changed": {name: detail.get(name, {}) for name in changed_names},
+    }
+
+
+def _defs(raw: Any) -> dict[str, tuple[str | None, Any]]:
+    """{name: (description, input schema)} from a summary's `tool_defs` ({name: {description, inputSchema}})."""
+    if not isinstance(raw, Mapping):
+        return {}
+    return {
+        str(name): (d.get("description"), d.get("inputSchema"))
+        for name, d in raw.items()
+        if isinstance(d, Mapping)
+    }
+
+
+# -- on the deployment (result.tool_drift: the health check's; result.tool_changes: the deploy's) ------
+
+DRIFT_KEY = "tool_drift"
+CHANGES_KEY = "tool_changes"
+
+
+def stored(row: Any, key: str) -> dict[str, Any] | None:
+    """result[key] when it belongs to the row's live release (tagged with its task id), else None."""
+    if row.status != "succeeded":
+        return None
+    value = (row.result or {}).get(key)
+    if not isinstance(value, Mapping) or value.get("task_id") != row.task_id:
+        return None
+    return dict(value)
+
+
+def public(row: Any, key: str) -> ToolDrift | None:
+    value = stored(row, key)
+    if value is None or not drifted(value):
+        return None
+    return ToolDrift.model_validate({k: v for k, v in value.items() if k != "task_id"})
+
+
+def record(diff: Mapping[str, Any], *, against: str, task_id: str | None, now: datetime) -> dict[str, Any]:
+    return {"task_id": task_id, "against": against, "detected_at": now.isoformat(), **diff}
+
+
+def _parts(value: Mapping[str, Any] | None) -> tuple[Any, Any, Any]:
+    value = value or {}
+    return (value.get("added") or [], value.get("removed") or [], value.get("changed") or {})
+
+
+def next_drift(
+    prev: Mapping[str, Any] | None, diff: Mapping[str, Any] | None, *, task_id: str | None, now: datetime
+) -> tuple[dict[str, Any] | None, str | None]:
+    """(the drift to store, the event when it changed) after a check whose tools compare as `diff` with
+    the deploy's (None: nothing to compare, the stored drift stays)."""
+    if diff is None:
+        return (dict(prev) if prev else None), None
+    if not drifted(diff):
+        return None, ("tools: the server lists the deployed tools again" if prev and drifted(prev) else None)
+    if prev and _parts(prev) == _parts(diff):
+        return dict(prev), None  # the same drift as last time: no new event, first seen stays
+    new = record(diff, against="the deploy", task_id=task_id, now=now)
+    return new, f"tool drift against the deploy: {summary(diff)}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mcp.types import Tool
 
-from deployer.tool_drift import defs_from_tools, diff_lines, drifted, fingerprint, summary, tool_diff
+from deployer.tool_drift import compare, defs_from_tools, diff_lines, drifted, fingerprint, summary, tool_diff
 
 TIME_SCHEMA = {
     "type": "object",
@@ -101,3 +101,39 @@ def test_defs_from_the_sdks_tools_and_plain_dicts():
     assert defs_from_tools([{"name": "x", "inputSchema": {"type": "object"}}]) == {
         "x": (None, {"type": "object"})
     }
+
+
+def summary_of(defs):
+    """A probe summary as deployer/probe.py records it: per-tool fingerprints, and the definitions."""
+    return {
+        "tool_fingerprints": {n: fingerprint({n: d}) for n, d in defs.items()},
+        "tool_defs": {n: {"description": d, "inputSchema": s} for n, (d, s) in defs.items()},
+    }
+
+
+def test_compare_probe_summaries_names_the_changes_and_their_detail():
+    schema = {**TIME_SCHEMA, "properties": {"timezone": {"type": "integer", "description": "IANA name"}}}
+    new = {**BASE, "get_current_time": (BASE["get_current_time"][0], schema), "sleep": ("Wait", {})}
+    diff = compare(summary_of(BASE), summary_of(new))
+    assert diff == {
+        "added": ["sleep"],
+        "removed": [],
+        "changed": {
+            "get_current_time": {
+                "input_schema": [{"path": "/properties/timezone/type", "old": "string", "new": "integer"}]
+            }
+        },
+    }
+    assert compare(summary_of(BASE), summary_of(BASE)) == {"added": [], "removed": [], "changed": {}}
+
+
+def test_compare_without_definitions_still_names_the_changed_tool_and_without_fingerprints_says_nothing():
+    old, new = summary_of(BASE), summary_of({**BASE, "convert_time": ("Other", {})})
+    old.pop("tool_defs")
+    diff = compare(old, new)
+    assert diff == {"added": [], "removed": [], "changed": {"convert_time": {}}}
+    assert diff_lines(diff) == [
+        "~ convert_time: changed (its description or input schema; no definitions recorded)"
+    ]
+    assert summary(diff) == "changed convert_time"
+    assert compare({"fingerprint": "x"}, new) is None and compare(None, new) is None
