@@ -122,6 +122,8 @@ def print_success(
     console.print(head)
     print_urls(console, dep)
     _kv(console, "tools", ", ".join(dep.tools) if dep.tools else "(none reported)")
+    if dep.tool_changes is not None:
+        _kv(console, "changed", tool_drift_text(dep.tool_changes, "tool drift: this release's tools differ"))
     hint = Text("\nAdd it to Claude Code or Cursor:  ", style="dim")
     hint.append(f"mcp-fc config {dep.name}", style="bold")
     hint.append(

@@ -221,3 +221,22 @@ def next_drift(
         return dict(prev), None  # the same drift as last time: no new event, first seen stays
     new = record(diff, against="the deploy", task_id=task_id, now=now)
     return new, f"tool drift against the deploy: {summary(diff)}"
+
+
+def release_changes(
+    previous: Mapping[str, Any] | None,
+    current: Mapping[str, Any] | None,
+    *,
+    against: str,
+    task_id: str | None,
+    now: datetime,
+) -> tuple[dict[str, Any] | None, str | None]:
+    """(result.tool_changes, its event) for a release whose probe saw `current`, against the previous
+    release's probe summary; (None, None) on a first release or when the tools are the same."""
+    diff = compare(previous, current)
+    if not drifted(diff):
+        return None, None
+    assert diff is not None
+    return record(
+        diff, against=against, task_id=task_id, now=now
+    ), f"tool drift against {against}: {summary(diff)}"

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from mcp.types import Tool
+from datetime import UTC, datetime
 
-from deployer.tool_drift import compare, defs_from_tools, diff_lines, drifted, fingerprint, summary, tool_diff
+from deployer.tool_drift import (
+    compare,
+    defs_from_tools,
+    diff_lines,
+    drifted,
+    fingerprint,
+    next_drift,
+    release_changes,
+    summary,
+    tool_diff,
+)
 
 TIME_SCHEMA = {
     "type": "object",
@@ -96,6 +106,11 @@ def test_removed_members_pointer_escaping_and_long_values():
 
 
 def test_defs_from_the_sdks_tools_and_plain_dicts():
+    try:  # the MCP SDK 2.x moved its types to their own package
+        from mcp_types import Tool  # type: ignore[import-not-found]
+    except ImportError:
+        from mcp.types import Tool
+
     tools = [Tool(name="get_current_time", description="Current time in a timezone", inputSchema=TIME_SCHEMA)]
     assert defs_from_tools(tools) == {"get_current_time": BASE["get_current_time"]}
     assert defs_from_tools([{"name": "x", "inputSchema": {"type": "object"}}]) == {
@@ -137,3 +152,30 @@ def test_compare_without_definitions_still_names_the_changed_tool_and_without_fi
     ]
     assert summary(diff) == "changed convert_time"
     assert compare({"fingerprint": "x"}, new) is None and compare(None, new) is None
+
+
+def test_next_drift_events_only_when_the_drift_appears_changes_or_clears():
+    now = datetime(2026, 12, 3, tzinfo=UTC)
+    diff = compare(summary_of(BASE), summary_of({**BASE, "convert_time": ("Other", {})}))
+    first, message = next_drift(None, diff, task_id="t", now=now)
+    assert first["task_id"] == "t" and first["against"] == "the deploy" and first["changed"]
+    assert message == "tool drift against the deploy: changed convert_time (description and input schema)"
+    same, again = next_drift(first, diff, task_id="t", now=now)
+    assert same == first and again is None
+    kept, nothing = next_drift(first, None, task_id="t", now=now)  # this probe gave nothing to compare
+    assert kept == first and nothing is None
+    cleared, back = next_drift(first, compare(summary_of(BASE), summary_of(BASE)), task_id="t", now=now)
+    assert cleared is None and back == "tools: the server lists the deployed tools again"
+
+
+def test_release_changes_against_the_previous_release():
+    now = datetime(2026, 12, 3, tzinfo=UTC)
+    schema = {**TIME_SCHEMA, "required": []}
+    new = summary_of({**BASE, "get_current_time": (BASE["get_current_time"][0], schema)})
+    changes, message = release_changes(summary_of(BASE), new, against="release 1", task_id="t2", now=now)
+    assert changes["against"] == "release 1" and changes["changed"]["get_current_time"]["input_schema"] == [
+        {"path": "/required/timezone", "old": "required"}
+    ]
+    assert message == "tool drift against release 1: changed get_current_time (input schema)"
+    assert release_changes(None, new, against="-", task_id="t", now=now) == (None, None)
+    assert release_changes(new, new, against="-", task_id="t", now=now) == (None, None)
