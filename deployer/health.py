@@ -201,5 +201,5 @@ def record(
 
     if isinstance(messages, str):
         messages = [messages]
-    result = {**(row.result or {}), KEY: new, **extra_result}
-    return lifecycle.record_check(session, row, result, [m for m in messages or [] if m])
+    found = {KEY: new, **extra_result}
+    return lifecycle.record_check(session, row.id, row.task_id, found, [m for m in messages or [] if m])

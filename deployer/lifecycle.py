@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Row, insert, or_, update
+from sqlalchemy import Row, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -491,17 +491,28 @@ def fail_stuck(
 # -- the health checks' verb (tasks/health.py) -----------------------------------------------------------
 
 
-def record_check(session: Session, row: DeploymentRow, result: dict[str, Any], messages: list[str]) -> bool:
-    """Store a scheduled check's findings (the row's whole `result`, with `health` and `tool_drift` in it)
-    if the row still serves the release that was checked: still succeeded, same task (a redeploy, rollback
-    or delete replaced it: the finding is stale). Each message (a change of health or tools) is an event,
-    and updated_at moves; a routine check is not a change of the deployment and leaves updated_at alone."""
-    values: dict[str, Any] = {"result": result}
+def record_check(
+    session: Session, deployment_id: str, task_id: str | None, found: dict[str, Any], messages: list[str]
+) -> bool:
+    """Store a scheduled check's findings (keys of the row's `result`: `health`, `tool_drift`) if the row
+    still serves the release that was checked: still succeeded, same task (a redeploy, rollback or delete
+    replaced it: the finding is stale). The row is read again under a row lock and only these keys change,
+    so another check's keys written meanwhile (config drift, token expiry) stay. Each message (a change of
+    health or tools) is an event, and updated_at moves; a routine check is not a change of the deployment
+    and leaves updated_at alone (no long-poll wakes for it)."""
+    current = session.execute(
+        select(_D.result)
+        .where(_D.id == deployment_id, _D.task_id == task_id, _D.status == Status.succeeded.value)
+        .with_for_update()
+    ).first()
+    if current is None:
+        return False
+    values: dict[str, Any] = {"result": {**(current.result or {}), **found}}
     if messages:
         values["updated_at"] = utcnow()
     written = session.execute(
         update(_DEPLOYMENTS)
-        .where(_D.id == row.id, _D.task_id == row.task_id, _D.status == Status.succeeded.value)
+        .where(_D.id == deployment_id, _D.task_id == task_id, _D.status == Status.succeeded.value)
         .values(**values)
         .returning(*_WRITTEN)
     ).first()
@@ -518,7 +529,7 @@ def record_check(session: Session, row: DeploymentRow, result: dict[str, Any], m
                 at=utcnow(),
             )
         )
-    note_change(session, "d", row.id)
+    note_change(session, "d", deployment_id)
     return True
 
 
