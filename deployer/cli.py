@@ -40,7 +40,7 @@ from deployer.client import VERSION, APIClient, APIError, ServiceUnreachable
 from deployer.client_configs import ClientKind
 from deployer.errors import ConfigError, DeploymentFailed, MCPFCError, SpecError
 from deployer.settings import Settings
-from schemas import TERMINAL, AuthType, Deployment, Priority, Status, Transport
+from schemas import TERMINAL, AuthType, Deployment, HealthStatus, Priority, Status, Transport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 SERVER_CMD = "mcpfc.server_cmd"
@@ -592,7 +592,8 @@ def status(
     api_url: ApiUrl = None,
     api_key: ApiKey = None,
 ) -> None:
-    """Show one deployment: status, stage, URLs, tools, error. Exits 1 when it failed or was cancelled."""
+    """Show one deployment: status, stage, URLs, tools, health, error. Exits 1 when it failed or was
+    cancelled."""
     state = _state(ctx)
     with state.client(api_url, api_key) as api:
         dep = api.get(name)
@@ -612,6 +613,10 @@ def list_(
         Status | None, typer.Option("--status", help="Only deployments in this status.")
     ] = None,
     name: Annotated[str | None, typer.Option(help="Only deployments with this name.")] = None,
+    health: Annotated[
+        HealthStatus | None,
+        typer.Option("--health", help="Only deployments whose scheduled MCP checks found this."),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = LIST_CAP,
     json_out: JsonOut = False,
     api_url: ApiUrl = None,
@@ -621,7 +626,10 @@ def list_(
     state = _state(ctx)
     with state.client(api_url, api_key) as api:
         items, truncated = api.list_all(
-            status=status_filter.value if status_filter else None, name=name, max_items=limit
+            status=status_filter.value if status_filter else None,
+            name=name,
+            max_items=limit,
+            health=health.value if health else None,
         )
     if json_out:
         typer.echo(render.to_json([d.model_dump(mode="json") for d in items]))
@@ -843,9 +851,9 @@ def worker(
         typer.Option(
             help="Queues to consume, highest priority first. At scale, give `waiting` (deploys re-polling "
             "a function FC is still starting) workers of its own: --queues high,default,low here and "
-            "--queues waiting --pool threads on another."
+            "--queues waiting --pool threads on another; scheduled health checks use `health`."
         ),
-    ] = "high,default,low,waiting",
+    ] = "high,default,low,waiting,health",
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
     hostname: Annotated[
         str | None,
@@ -915,6 +923,10 @@ from deployer import cli_keys, cli_releases  # noqa: E402 - register their comma
 
 cli_releases.register(app)
 cli_keys.register(keys_app)
+
+from deployer import cli_beat  # noqa: E402 - registers beat on `app`
+
+cli_beat.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

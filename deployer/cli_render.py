@@ -25,7 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from deployer.client import Replaced
-from schemas import Deployment, Status
+from schemas import Deployment, HealthStatus, Status
 
 STATUS_STYLE = {
     Status.pending: "yellow",
@@ -168,11 +168,44 @@ def print_deployment(console: Console, dep: Deployment) -> None:
     print_urls(console, dep)
     if dep.tools:
         _kv(console, "tools", ", ".join(dep.tools))
+    if dep.status == Status.succeeded:
+        _kv(console, "health", health_text(dep, detail=True))
     if dep.error:
         _kv(console, "error", Text(error_line(dep, keep_lines=True), style="red"))
     _kv(console, "attempts", str(dep.attempts))
     _kv(console, "created", dep.created_at.isoformat(timespec="seconds"))
     _kv(console, "updated", f"{dep.updated_at.isoformat(timespec='seconds')} ({_ago(dep.updated_at)})")
+
+
+HEALTH_STYLE = {
+    HealthStatus.healthy: "green",
+    HealthStatus.unhealthy: "red bold",
+    HealthStatus.unknown: "dim",
+}
+
+
+def health_text(dep: Deployment, *, detail: bool = False) -> Text:
+    """`healthy`, `unhealthy` or `unknown`; with detail: latency, when, failures and the last error."""
+    h = dep.health
+    text = Text(h.status.value, style=HEALTH_STYLE.get(h.status, ""))
+    if not detail:
+        return text
+    parts = []
+    if h.latency_ms is not None and h.status == HealthStatus.healthy:
+        parts.append(f"{h.latency_ms} ms")
+    if h.consecutive_failures:
+        parts.append(
+            f"{h.consecutive_failures} failed probe{'s' if h.consecutive_failures > 1 else ''} in a row"
+        )
+    if h.checked_at is not None:
+        parts.append(f"checked {_ago(h.checked_at)}")
+    elif dep.status == Status.succeeded:
+        parts.append("not checked yet")
+    if parts:
+        text.append(f" ({', '.join(parts)})")
+    if h.last_error and h.status == HealthStatus.unhealthy:
+        text.append("\n" + " ".join(h.last_error.split()), style="red")
+    return text
 
 
 def deployments_table(items: list[Deployment]) -> Table:
@@ -181,6 +214,7 @@ def deployments_table(items: list[Deployment]) -> Table:
     table.add_column("STATUS", no_wrap=True)
     table.add_column("STAGE")
     table.add_column("PROGRESS", justify="right", no_wrap=True)
+    table.add_column("HEALTH", no_wrap=True)
     table.add_column("URL", overflow="fold")
     table.add_column("UPDATED", no_wrap=True)
     for dep in items:
@@ -189,6 +223,7 @@ def deployments_table(items: list[Deployment]) -> Table:
             status_text(dep.status),
             Text(dep.stage or "-"),
             f"{dep.progress}%",
+            health_text(dep) if dep.status == Status.succeeded else Text("-"),
             Text(endpoint_url(dep) or "-"),
             _ago(dep.updated_at),
         )

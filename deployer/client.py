@@ -368,9 +368,10 @@ class APIClient:
         name: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
+        health: str | None = None,
     ) -> DeploymentPage:
         """One page of GET /v1/deployments, newest first."""
-        params = {"status": status, "name": name, "limit": limit, "cursor": cursor}
+        params = {"status": status, "name": name, "limit": limit, "cursor": cursor, "health": health}
         data = self._json(self._request("GET", "/v1/deployments", params=params, idempotent=True))
         try:
             return DeploymentPage.model_validate(data)
@@ -387,6 +388,7 @@ class APIClient:
         *,
         page_size: int = 100,
         max_items: int = 1000,
+        health: str | None = None,
     ) -> tuple[list[Deployment], bool]:
         """Follow `next_cursor` until the end or `max_items`; returns (items, truncated)."""
         items: list[Deployment] = []
@@ -394,7 +396,11 @@ class APIClient:
         seen: set[str] = set()
         while True:
             page = self.list(
-                status=status, name=name, limit=min(page_size, max_items - len(items)), cursor=cursor
+                status=status,
+                name=name,
+                limit=min(page_size, max_items - len(items)),
+                cursor=cursor,
+                health=health,
             )
             items.extend(page.items)
             if not page.next_cursor:

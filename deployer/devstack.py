@@ -1,4 +1,5 @@
-"""`mcp-fc dev`: the API, a Celery worker and the local FC emulator in one command, no external server.
+"""`mcp-fc dev`: the API, a Celery worker and beat, and the local FC emulator in one command, no external
+server.
 
 Everything lives in the data dir: the SQLite store (deployments and Celery results), the file-backed
 broker and the emulator's state. The worker is a child process (`celery -A tasks worker`), exactly as
@@ -119,6 +120,7 @@ class DevStack:
         self.worker_concurrency = worker_concurrency
         self.emulator: EmulatorServer | None = None
         self.worker: subprocess.Popen[bytes] | None = None
+        self.beat: subprocess.Popen[bytes] | None = None
         self.env: dict[str, str] = {}
         self.api_key = _dev_api_key(self.data_dir)
 
@@ -178,19 +180,44 @@ class DevStack:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        # The periodic scheduler (health checks, ...), as production runs it: `celery -A tasks beat`.
+        with open(self.beat_log, "ab") as log:
+            self.beat = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "tasks",
+                    "beat",
+                    "--loglevel",
+                    env.get("MCPFC_WORKER_LOGLEVEL", "INFO"),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         return settings
 
     @property
     def worker_log(self) -> Path:
         return self.data_dir / "worker.log"
 
+    @property
+    def beat_log(self) -> Path:
+        return self.data_dir / "beat.log"
+
     def stop(self) -> None:
-        if self.worker is not None and self.worker.poll() is None:
-            self.worker.terminate()
+        for proc in (self.beat, self.worker):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+        for proc in (self.beat, self.worker):
+            if proc is None:
+                continue
             try:
-                self.worker.wait(20)
+                proc.wait(20)
             except subprocess.TimeoutExpired:
-                self.worker.kill()
+                proc.kill()
         if self.emulator is not None:
             self.emulator.stop()
 
@@ -200,6 +227,8 @@ class DevStack:
         while time.monotonic() < deadline:
             if self.worker is not None and self.worker.poll() is not None:
                 raise RuntimeError(f"the worker exited with code {self.worker.returncode}")
+            if self.beat is not None and self.beat.poll() is not None:
+                raise RuntimeError(f"the beat exited with code {self.beat.returncode} (see {self.beat_log})")
             try:
                 if httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200:
                     return
@@ -264,7 +293,7 @@ def run_dev(
         _say(
             f"mcp-fc dev is ready\n  API      {stack.api_url}  (docs: {stack.api_url}/docs)\n"
             f"  API key  {stack.api_key}\n  FC       {fc}{' (local emulator)' if stack.emulator else ''}\n"
-            f"  data     {stack.data_dir}  (worker log: {stack.worker_log.name})\n"
+            f"  data     {stack.data_dir}  (logs: {stack.worker_log.name}, {stack.beat_log.name})\n"
             f"  try      MCPFC_API_KEY={stack.api_key} mcp-fc deploy NAME --image IMAGE -- SERVER_CMD"
         )
         if demo:

@@ -22,6 +22,10 @@ response) are not.
 
 from __future__ import annotations
 
+from typing import Any
+
+from deployer.failure_text import keep_end
+
 
 class MCPFCError(Exception):
     code = "MCPFCError"
@@ -129,3 +133,32 @@ class DeploymentFailed(MCPFCError):
     """The deployment (or its deletion) ended in failure: the CLI exits 1."""
 
     code = "DeploymentFailed"
+
+
+def error_body(
+    code: str, message: str, *, step: str | None, retryable: bool = False, request_id: str | None = None
+) -> dict[str, Any]:
+    """The `error` field of a deployment (schemas.DeploymentError's shape): the one place it is built."""
+    return {
+        "code": code,
+        "message": message,
+        "retryable": retryable,
+        "request_id": request_id,
+        "step": step,
+    }
+
+
+def error_payload(exc: BaseException, step: str) -> dict[str, Any]:
+    """The `error` of a deployment whose step raised exc. Messages are ours or FC's, never an SDK dump."""
+    if isinstance(exc, FCError):
+        return error_body(
+            exc.code, keep_end(exc.message), step=step, retryable=exc.retryable, request_id=exc.request_id
+        )
+    if isinstance(exc, DeployError):
+        return error_body(exc.code, keep_end(exc.message), step=exc.step or step, retryable=exc.retryable)
+    if isinstance(exc, MCPFCError):
+        return error_body(exc.code, keep_end(exc.message), step=step)
+    # Unexpected: keep the type only; the traceback goes to the worker log.
+    return error_body(
+        "InternalError", f"unexpected {type(exc).__name__} in step {step}", step=step, retryable=True
+    )

@@ -110,6 +110,29 @@ class Settings(BaseSettings):
         default=5, ge=0, description="re-queues of one operation before failing it"
     )
 
+    # The periodic scheduler (`mcp-fc beat`, tasks/schedule.py, tasks/beat.py). One beat per fleet leads (a
+    # PostgreSQL advisory lock, or an flock beside the SQLite file); another one waits as a standby and
+    # takes over within beat_standby_poll_s of the leader's end. One setting per interval; 0 turns it off.
+    beat_standby_poll_s: float = Field(
+        default=5.0, gt=0, description="how often a standby beat tries to take the lead"
+    )
+    beat_max_loop_s: float = Field(default=30.0, gt=0, description="longest sleep of the beat between ticks")
+
+    # Scheduled MCP health checks (tasks/health.py): every live deployment re-probed over MCP through its
+    # own URL and auth, on the `health` queue, in batches, paced by a bucket of their own.
+    health_interval_s: float = Field(
+        default=60.0, ge=0, description="seconds between two health checks of a deployment; 0 = off"
+    )
+    health_batch_size: int = Field(default=20, ge=1, description="deployments per health-check task")
+    health_concurrency: int = Field(default=4, ge=1, description="probes at once in one health-check task")
+    health_timeout_s: float = Field(default=15.0, gt=0, description="one health probe's time limit")
+    health_probe_rate_per_s: float = Field(
+        default=10.0, ge=0, description="health probes per second, all workers together; 0 = unpaced"
+    )
+    health_unhealthy_after: int = Field(
+        default=1, ge=1, description="consecutive failed probes before a deployment is unhealthy"
+    )
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def sqlite_path(self) -> Path:

@@ -14,11 +14,14 @@ from schemas.deploy import (
     sse_deprecated,
 )
 from schemas.deployment import (
+    IN_PROGRESS,
     TERMINAL,
     TRANSITIONS_INTO,
     Deployment,
     DeploymentError,
     DeploymentPage,
+    Health,
+    HealthStatus,
     Status,
     TaskView,
     Urls,
@@ -28,6 +31,7 @@ from schemas.deployment import (
 __all__ = [
     "MASK",
     "sse_deprecated",
+    "IN_PROGRESS",
     "TERMINAL",
     "TRANSITIONS_INTO",
     "AuthSpec",
@@ -36,6 +40,8 @@ __all__ = [
     "Deployment",
     "DeploymentError",
     "DeploymentPage",
+    "Health",
+    "HealthStatus",
     "LogSpec",
     "Priority",
     "ProxyKind",

@@ -52,8 +52,9 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from deployer import queue, store
+from deployer import lifecycle, queue, store
 from deployer.db import normalise_url
+from deployer.errors import error_body
 from deployer.settings import Settings, get_settings
 from deployer.tables import DeploymentRow
 from schemas import Status
@@ -178,13 +179,7 @@ def _idle_since(row: DeploymentRow) -> datetime:
 
 
 def _error(code: str, message: str, row: DeploymentRow) -> dict[str, Any]:
-    return {
-        "code": code,
-        "message": message,
-        "retryable": True,
-        "request_id": None,
-        "step": row.stage or "queued",
-    }
+    return error_body(code, message, step=row.stage or "queued", retryable=True)
 
 
 def sweep(settings: Settings, app: Celery, *, now: datetime | None = None) -> SweepReport:
@@ -245,7 +240,7 @@ def _fail(
     settings: Settings, row: DeploymentRow, now: datetime, report: SweepReport, error: dict[str, Any]
 ) -> None:
     with _session(settings) as session:
-        if store.fail_stuck(session, row, now=now, error=error, message=f"recovery: {error['code']}"):
+        if lifecycle.fail_stuck(session, row, now=now, error=error, message=f"recovery: {error['code']}"):
             report.failed.append((row.id, error["code"]))
 
 
@@ -263,7 +258,7 @@ def _requeue(
         f"re-queue {count} of at most {settings.recovery_max_requeues})"
     )
     with _session(settings) as session:
-        if not store.claim_requeue(session, row, now=now, count=count, message=message):
+        if not lifecycle.claim_requeue(session, row, now=now, count=count, message=message):
             return
     try:
         queue.enqueue(

@@ -18,7 +18,7 @@ from typing import Any
 from celery import Task
 from sqlalchemy.exc import SQLAlchemyError
 
-from deployer import spec, store
+from deployer import lifecycle, spec, store
 from deployer.converge import function_drift
 from deployer.db import session_scope
 from deployer.errors import FCError, FCNotFound
@@ -57,7 +57,7 @@ def verify(self: Task, deployment_id: str, since: float) -> dict[str, Any]:
             row = store.get(session, deployment_id)
             if row is None or Status(row.status) in (Status.deleting, Status.deleted):
                 return {"status": "gone"}
-            if Status(row.status) != Status.succeeded or not store.acquire_lease(
+            if Status(row.status) != Status.succeeded or not lifecycle.acquire_lease(
                 session, deployment_id, owner, settings.lease_s
             ):
                 row = None  # a run is at work (it compares before it ends): look again later
@@ -70,7 +70,7 @@ def verify(self: Task, deployment_id: str, since: float) -> dict[str, Any]:
         finally:
             try:
                 with session_scope(settings) as session:
-                    store.release_lease(session, deployment_id, owner)
+                    lifecycle.release_lease(session, deployment_id, owner)
             except SQLAlchemyError:
                 pass  # it expires by itself
     delay = next_delay(settings, since, time.time())
@@ -94,7 +94,7 @@ def _converge(ctx: Any, row: Any) -> str:
         log.warning("verify.fc_error", extra={"deployment_id": row.id, "code": exc.code})
         return "fc-error"
     with session_scope(ctx.settings) as session:
-        store.add_event(
+        lifecycle.note_event(
             session,
             row,
             f"FC ran another spec than this deployment's ({', '.join(drift)}): a late write landed; "

@@ -89,6 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.read_cache = None  # deployer/api/hot_cache.py, set up at start-up on PostgreSQL
     app.state.change_feed = None
     app.state.metrics.watch_read_cache(lambda: app.state.read_cache)
+    if settings.metrics_enabled:
+        app.state.metrics.watch_health(settings)
 
     problems.install(app)
     if settings.effective_docs_enabled:

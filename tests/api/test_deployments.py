@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from deployer import queue, store
+from deployer import lifecycle, queue, store
 from deployer.api import create_app
 from deployer.api.routes import deployments as deployments_routes
 from deployer.crypto import Vault
@@ -288,7 +288,7 @@ def test_broker_down_on_delete_marks_the_row_failed(down) -> None:
         owner = store.authenticate(session, alice["Authorization"].split()[1]).owner_id
         from schemas import DeployRequest
 
-        row = store.create_deployment(
+        row = lifecycle.create_deployment(
             session,
             Vault.from_settings(settings),
             owner_id=owner,

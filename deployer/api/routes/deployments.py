@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from deployer import queue, spec_diff, store
+from deployer import lifecycle, queue, spec_diff, store
 from deployer.api.deps import (
     BEARER_SCHEME,
     CurrentOwner,
@@ -44,15 +44,17 @@ from deployer.api.deps import (
 from deployer.api.hot_cache import HotCache, View
 from deployer.api.problems import Problem, ProblemDetail, from_validation_error, validation_problem
 from deployer.crypto import Vault
-from deployer.db import note_change, session_scope
+from deployer.db import session_scope
 from deployer.settings import Settings
 from deployer.tables import DeploymentRow
 from schemas import (
+    IN_PROGRESS,
     TERMINAL,
     AuthType,
     Deployment,
     DeploymentPage,
     DeployRequest,
+    HealthStatus,
     RedeployRequest,
     Status,
     Transport,
@@ -70,7 +72,6 @@ router = APIRouter(
     responses={401: {"model": ProblemDetail, "description": "missing, unknown or revoked API key"}},
 )
 
-IN_PROGRESS = frozenset({Status.pending, Status.running, Status.deleting})
 WAIT_POLL_S = 0.1  # long-poll re-read interval without the change feed (SQLite)
 WAIT_CHECK_S = 1.0  # with the feed: how often a long-poll that heard nothing checks for a gone client
 # /events without the change feed (SQLite): re-read after EVENTS_POLL_S, doubling while nothing happens up
@@ -129,21 +130,7 @@ def _enqueue(
     except Exception as exc:  # OperationalError, connection errors, pool timeouts: nothing was queued
         log.warning("enqueue of %s for deployment %s failed: %s", task, row.id, type(exc).__name__)
         metrics.enqueue_failures.labels(row.operation).inc()
-        store.transition(
-            session,
-            row.id,
-            Status.failed,
-            expect_task=row.task_id,
-            message="the task broker is unreachable",
-            error={
-                "code": "BrokerUnavailable",
-                "message": "the task broker is unreachable; nothing was queued, retry later",
-                "retryable": True,
-                "step": "enqueue",
-            },
-            stage="enqueue",
-        )
-        note_change(session, "d", row.id)
+        lifecycle.fail_enqueue(session, row)
         session.commit()
         raise Problem(
             503,
@@ -251,7 +238,7 @@ def create_deployment(
     existing = store.live_by_name(session, body.name)
     if existing is None:
         try:
-            row = store.create_deployment(
+            row = lifecycle.create_deployment(
                 session,
                 vault,
                 owner_id=owner.owner_id,
@@ -300,21 +287,18 @@ def create_deployment(
             existing.status,
             spec_diff.changed_fields(
                 existing.spec,
-                vault.decrypt_json(existing.secret_env_enc),  # type: ignore[arg-type]
-                store.masked_spec(body, region),
-                body.secret_values(),
+                vault.decrypt_json(existing.secret_env_enc),
+                body,
+                region,  # type: ignore[arg-type]
             ),
         )
-        if not store.restart(
-            session, vault, existing, req=body, operation="deploy", deadline_s=settings.deploy_deadline_s
-        ):
+        if not lifecycle.queue_deploy(session, vault, existing, body, deadline_s=settings.deploy_deadline_s):
             session.refresh(existing)
             raise _busy(existing)
         row = existing
 
     if idempotency_key:
         store.remember_idempotent(session, owner.owner_id, idempotency_key, fingerprint, row.id, 202)
-    note_change(session, "d", row.id)
     try:
         session.commit()
     except IntegrityError:
@@ -352,6 +336,9 @@ def list_deployments(
     session: SessionDep,
     status: Annotated[Status | None, Query(description="only this status")] = None,
     name: Annotated[str | None, Query(max_length=64, description="only this function name")] = None,
+    health: Annotated[
+        HealthStatus | None, Query(description="only this health (of the scheduled MCP checks)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[
         str | None, Query(max_length=512, description="next_cursor of the previous page")
@@ -366,6 +353,7 @@ def list_deployments(
             name=name,
             limit=limit,
             cursor=cursor,
+            health_status=health,
         )
     except ValueError:
         raise Problem(
@@ -604,18 +592,10 @@ def _queue_redeploy(
     *,
     rotate: bool = False,
 ) -> Deployment:
-    if not store.restart(
-        session,
-        vault,
-        row,
-        req=req,
-        operation="redeploy",
-        deadline_s=settings.deploy_deadline_s,
-        rotate_endpoint_key=rotate,
-    ):
+    queue_it = lifecycle.rotate_token if rotate else lifecycle.queue_redeploy
+    if not queue_it(session, vault, row, req, deadline_s=settings.deploy_deadline_s):
         session.refresh(row)
         raise _busy(row)
-    note_change(session, "d", row.id)
     session.commit()
     _enqueue(request, session, producer, row, task=queue.DEPLOY_TASK, priority=req.priority.value)
     return _accepted(response, row)
@@ -635,19 +615,15 @@ def delete_deployment(
     owner: CurrentOwner,
     session: SessionDep,
     settings: SettingsDep,
-    vault: VaultDep,
     producer: ProducerDep,
 ) -> Deployment:
     """Tear down trigger then function. Idempotent: deleting or deleted answers 202 with the row as is."""
     row = _get_row(session, owner, id)
     if row.status in (Status.deleted, Status.deleting):
         return _accepted(response, row)
-    if not store.restart(
-        session, vault, row, req=None, operation="delete", deadline_s=settings.deploy_deadline_s
-    ):
+    if not lifecycle.queue_delete(session, row, deadline_s=settings.deploy_deadline_s):
         session.refresh(row)
         return _accepted(response, row)  # it became deleting/deleted meanwhile
-    note_change(session, "d", row.id)
     session.commit()
     _enqueue(
         request,
@@ -691,25 +667,14 @@ def cancel_deployment(
     task_id = row.task_id
     if row.status == Status.pending:
         # A pending redeploy never reached FC: the spec goes back to what FC runs.
-        restore = store.restore_fields(row.checkpoint)
-        if store.transition(
-            session,
-            row.id,
-            Status.cancelled,
-            expect_task=task_id,
-            expect_status=Status.pending,
-            message="cancelled before it started" + ("; the spec is back to what FC runs" if restore else ""),
-            **restore,
-        ):
-            note_change(session, "d", row.id)
+        if lifecycle.cancel_pending(session, row):
             session.commit()
             if task_id:
                 background.add_task(_revoke, producer, task_id)
             return store.to_public(row)
         session.refresh(row)
     if row.status == Status.running:
-        if store.set_fields(session, row.id, expect_task=task_id, cancel_requested=True):
-            note_change(session, "d", row.id)
+        if lifecycle.request_cancel(session, row):
             session.commit()
             session.refresh(row)
             response.status_code = 202
