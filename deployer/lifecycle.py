@@ -254,7 +254,7 @@ def release_lease(session: Session, deployment_id: str, owner: str) -> None:
 # -- the API's verbs -------------------------------------------------------------------------------------
 
 
-def _masked_spec(req: DeployRequest, region: str) -> dict[str, Any]:
+def masked_spec(req: DeployRequest, region: str) -> dict[str, Any]:
     data = req.model_dump(mode="json")
     data["region"] = region
     return data
@@ -275,7 +275,7 @@ def create_deployment(
         progress=0,
         operation="deploy",
         task_id=new_id(),
-        spec=_masked_spec(req, region),
+        spec=masked_spec(req, region),
         secret_env_enc=vault.encrypt_json(req.secret_values()) if req.secret_env else None,
         checkpoint={},
         deadline_at=now + timedelta(seconds=deadline_s),
@@ -323,7 +323,7 @@ def _queue(
         values.update(endpoint_key_enc=None, endpoint_token_enc=None)
     if req is not None:
         assert vault is not None
-        values["spec"] = _masked_spec(req, row.region)
+        values["spec"] = masked_spec(req, row.region)
         values["secret_env_enc"] = vault.encrypt_json(req.secret_values()) if req.secret_env else None
         if operation == "redeploy":
             # What FC runs now, so a cancel before the new spec reaches FC can put it back (else the next

@@ -26,16 +26,14 @@ def _normalised(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def changed_fields(
-    old_spec: dict[str, Any], old_secrets: dict[str, str] | None, new: DeployRequest, region: str
+    old_spec: dict[str, Any],
+    old_secrets: dict[str, str] | None,
+    new_spec: dict[str, Any],
+    new_secrets: dict[str, str],
 ) -> list[str]:
     """The top-level fields whose values differ, sorted; `secret_env` when a key or a value differs."""
-    old = _normalised(old_spec)
-    new_spec = {**new.model_dump(mode="json"), "region": region}
-    changed = {
-        key
-        for key in old.keys() | new_spec.keys()
-        if key != "secret_env" and old.get(key) != new_spec.get(key)
-    }
-    if (old_secrets or {}) != new.secret_values():
+    old, new = _normalised(old_spec), _normalised(new_spec)
+    changed = {key for key in old.keys() | new.keys() if key != "secret_env" and old.get(key) != new.get(key)}
+    if (old_secrets or {}) != new_secrets:
         changed.add("secret_env")
     return sorted(changed)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from deployer import health, store
+from deployer import health, lifecycle, store
 from deployer.crypto import Vault
 from deployer.db import session_scope
 from deployer.migrate import upgrade
@@ -29,7 +29,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
 def live(settings: Settings, name: str, owner: str = "own1") -> Any:
     with session_scope(settings) as session:
         req = DeployRequest(name=name, image="registry.cn-hangzhou.aliyuncs.com/ns/i:1", command=["srv"])
-        row = store.create_deployment(
+        row = lifecycle.create_deployment(
             session,
             Vault.from_settings(settings),
             owner_id=owner,
@@ -98,9 +98,7 @@ def test_a_new_release_makes_the_old_health_unknown_and_a_late_check_writes_noth
         stale = store.get(session, row.id)
         session.expunge(stale)
         fresh = store.get(session, row.id)
-        assert store.restart(
-            session, Vault.from_settings(settings), fresh, req=None, operation="redeploy", deadline_s=60
-        )
+        assert lifecycle.queue_rollback(session, fresh, to=None, deadline_s=60)
     new = health.next_health(None, health.Outcome(False, 1, "down"), task_id=stale.task_id, now=NOW)
     with session_scope(settings) as session:
         assert not health.record(session, stale, new, "health: unhealthy: down")  # the redeploy won

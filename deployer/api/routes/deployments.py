@@ -287,9 +287,9 @@ def create_deployment(
             existing.status,
             spec_diff.changed_fields(
                 existing.spec,
-                vault.decrypt_json(existing.secret_env_enc),
-                body,
-                region,  # type: ignore[arg-type]
+                vault.decrypt_json(existing.secret_env_enc),  # type: ignore[arg-type]
+                lifecycle.masked_spec(body, region),
+                body.secret_values(),
             ),
         )
         if not lifecycle.queue_deploy(session, vault, existing, body, deadline_s=settings.deploy_deadline_s):
