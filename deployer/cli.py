@@ -816,7 +816,11 @@ def _lazy(what: str, importer: Callable[[], Any]) -> Any:
 def emulator(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option(help="Port to listen on (not 9000: FC's default container port).")
+        int,
+        typer.Option(
+            help="Port to listen on (any free one but 9000: FC's default container port, which a function "
+            "without a port flag listens on itself)."
+        ),
     ] = 8931,
     pending_seconds: Annotated[
         float, typer.Option(help="How long new and updated functions stay Pending / InProgress.")
