@@ -43,9 +43,10 @@ from deployer.gateway import function_readiness
 from deployer.lifecycle import Checkpoint
 from deployer.probe import ProbeResult, probe
 from deployer.queue import DEPLOY_TASK, WAITING_QUEUE
-from deployer.settings import Settings
+from deployer.settings import LOCAL_IMAGE, Settings
 from deployer.tables import DeploymentRow
 from schemas import AuthType, DeployRequest, Status, Transport, sse_deprecated
+from schemas.limits import image_warnings
 from tasks.app import app
 from tasks.context import (
     DB_RETRY_S,
@@ -126,6 +127,9 @@ class DeploySteps:
                 return {"status": "superseded"}  # cancelled or replaced between load and start
             if self.req.transport == Transport.sse:
                 run.record_step("starting", 5, f"warning: {sse_deprecated(self.req.name)}")
+            if self.req.image != LOCAL_IMAGE:  # the local emulator's stand-in is pulled by nobody
+                for warning in image_warnings(self.req.image):
+                    run.record_step("starting", 5, f"warning: {warning}")
         elif not self.checkpoint.waiting:
             run.save(attempts=row.attempts + 1)  # a redelivery after a crash resumes here
 
