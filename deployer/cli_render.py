@@ -122,6 +122,8 @@ def print_success(
     console.print(head)
     print_urls(console, dep)
     _kv(console, "tools", ", ".join(dep.tools) if dep.tools else "(none reported)")
+    if dep.protocols:
+        _kv(console, "protocols", ", ".join(dep.protocols))
     hint = Text("\nAdd it to Claude Code or Cursor:  ", style="dim")
     hint.append(f"mcp-fc config {dep.name}", style="bold")
     hint.append(
@@ -153,6 +155,12 @@ def print_deployment(console: Console, dep: Deployment) -> None:
     print_urls(console, dep)
     if dep.tools:
         _kv(console, "tools", ", ".join(dep.tools))
+    if dep.protocols:
+        _kv(console, "protocols", ", ".join(dep.protocols))
+    if dep.tool_fingerprint:
+        _kv(
+            console, "fingerprint", f"sha256:{dep.tool_fingerprint[:16]} ({len(dep.tool_fingerprints)} tools)"
+        )
     if dep.error:
         _kv(console, "error", Text(error_line(dep, keep_lines=True), style="red"))
     _kv(console, "attempts", str(dep.attempts))

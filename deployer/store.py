@@ -536,6 +536,10 @@ def fail_stuck(
 
 
 def to_public(row: DeploymentRow) -> Deployment:
+    # The deploy task keeps the last probe's summary in the result JSON (tasks/deploy.py PROBE_KEY).
+    probe = (row.result or {}).get("probe") or {}
+    if not isinstance(probe, dict):
+        probe = {}
     return Deployment(
         id=row.id,
         name=row.name,
@@ -550,6 +554,9 @@ def to_public(row: DeploymentRow) -> Deployment:
         result=row.result,
         urls=Urls.model_validate(row.urls or {}),
         tools=list(row.tools or []),
+        protocols=list(probe.get("protocols") or []),
+        tool_fingerprint=probe.get("fingerprint") or None,
+        tool_fingerprints=dict(probe.get("tool_fingerprints") or {}),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
