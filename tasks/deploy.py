@@ -5,7 +5,8 @@
               to bring it back); while waiting the task re-schedules itself instead of sleeping, so no
               worker slot is held (bounded by the deploy deadline)
     trigger   create-or-update the HTTP trigger (updated only if its config changed: the URL stays)
-    probe     the official MCP client runs initialize + tools/list through the trigger URL
+    probe     the official MCP client checks both eras through the trigger URL (initialize and 2026-07-28
+              server/discover, then tools/list); result["probe"] keeps the protocols served and tool fingerprints
     done      result = {"function_result", "trigger_result"} as the SDK returned them, secrets masked
 
 With releases (settings.releases_enabled, and not for a deployment whose trigger already serves LATEST,
@@ -61,6 +62,9 @@ from tasks.context import (
 from tasks.verify import schedule_verify
 
 MAX_TRANSIENT_RETRIES = 5
+#: The key of the row's result that holds the last probe's summary (protocols served, tool fingerprints):
+#: kept in the result JSON, next to the SDK results, so no migration is needed.
+PROBE_KEY = "probe"
 #: How often a running probe checks for a cancel.
 CANCEL_POLL_S = 0.5
 MAX_CONVERGE = 3  # rewrites of a deploy's own spec after FC was seen running another one
@@ -381,11 +385,12 @@ class DeploySteps:
             raise
         self.record_release(
             version,
-            probe={"ok": True, "tools": list(found.tools)},
-            fingerprint=getattr(found, "fingerprint", None),
+            probe={"ok": True, "tools": list(found.tools), "protocols": list(found.protocols)},
+            fingerprint=found.fingerprint or None,
         )
         self.checkpoint.verified = self.checkpoint.probe = True
         self.checkpoint.tools = list(found.tools)
+        self.result[PROBE_KEY] = found.summary()
         self.run_.save(checkpoint=self.checkpoint, result=self.result)
         return list(found.tools)
 
@@ -546,6 +551,8 @@ class DeploySteps:
         if found is None:
             return None
         self.checkpoint.probe = True
+        self.result[PROBE_KEY] = found.summary()
+        self.run_.save(checkpoint=self.checkpoint, result=self.result)
         return found.tools
 
     # -- helpers -------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """A server that fails at start: the deploy's error names the server's own exit code and ends with its own
-last stderr lines, through the real mcp-proxy, the emulator, a real worker, the API and the CLI."""
+last stderr lines, through the real bridge, the emulator, a real worker, the API and the CLI."""
 
 from __future__ import annotations
 
