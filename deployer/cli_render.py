@@ -25,7 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from deployer.client import Replaced
-from schemas import Deployment, HealthStatus, Status
+from schemas import Deployment, HealthStatus, Status, ToolDrift
 
 STATUS_STYLE = {
     Status.pending: "yellow",
@@ -137,6 +137,8 @@ def print_success(
     console.print(head)
     print_urls(console, dep)
     _kv(console, "tools", ", ".join(dep.tools) if dep.tools else "(none reported)")
+    if dep.tool_changes is not None:
+        _kv(console, "changed", tool_drift_text(dep.tool_changes, "tool drift: this release's tools differ"))
     hint = Text("\nAdd it to Claude Code or Cursor:  ", style="dim")
     hint.append(f"mcp-fc config {dep.name}", style="bold")
     hint.append(
@@ -170,6 +172,12 @@ def print_deployment(console: Console, dep: Deployment) -> None:
         _kv(console, "tools", ", ".join(dep.tools))
     if dep.status == Status.succeeded:
         _kv(console, "health", health_text(dep, detail=True))
+    for key, found, what in (
+        ("tool drift", dep.tool_drift, "the server now lists other tools than at deploy"),
+        ("tools", dep.tool_changes, "this release changed tools"),
+    ):
+        if found is not None:
+            _kv(console, key, tool_drift_text(found, what))
     if dep.error:
         _kv(console, "error", Text(error_line(dep, keep_lines=True), style="red"))
     _kv(console, "attempts", str(dep.attempts))
@@ -205,6 +213,17 @@ def health_text(dep: Deployment, *, detail: bool = False) -> Text:
         text.append(f" ({', '.join(parts)})")
     if h.last_error and h.status == HealthStatus.unhealthy:
         text.append("\n" + " ".join(h.last_error.split()), style="red")
+    return text
+
+
+def tool_drift_text(drift: ToolDrift, what: str) -> Text:
+    """`what`, against what and since when, then one `+ / - / ~` line per tool change."""
+    from deployer.tool_drift import diff_lines
+
+    text = Text(f"{what} (against {drift.against}, {_ago(drift.detected_at)})", style="yellow")
+    diff = drift.model_dump(mode="json", exclude_none=True)
+    for line in diff_lines(diff):
+        text.append("\n" + line)
     return text
 
 

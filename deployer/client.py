@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from deployer.errors import ConfigError, MCPFCError
 from schemas import Deployment, DeploymentPage, TaskView
+from schemas.problem import FieldError
 
 __all__ = [
     "APIClient",
@@ -54,20 +55,6 @@ MAX_RETRY_AFTER_S = 5.0
 # Indirection so tests can run the retry/poll pacing without real waiting.
 _sleep: Callable[[float], None] = time.sleep
 _monotonic: Callable[[], float] = time.monotonic
-
-
-@dataclass(frozen=True)
-class FieldError:
-    """One broken rule of a rejected request: where, which rule, and the explanation."""
-
-    field: str
-    rule: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.field}: " if self.field else ""
-        rule = f" ({self.rule})" if self.rule else ""
-        return f"{where}{self.message}{rule}"
 
 
 class APIError(MCPFCError):

@@ -15,17 +15,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, not_, select, true, update
+from sqlalchemy import and_, func, not_, select, true
 from sqlalchemy.orm import Session
 
-from deployer.tables import DeploymentEvent, DeploymentRow, utcnow
+from deployer import lifecycle
+from deployer.tables import DeploymentRow
 from schemas import Health, HealthStatus, Status
 
 KEY = "health"
 #: A failed probe's message is kept this long (the server's last lines are at its end).
 MAX_ERROR_CHARS = 2000
-
-_D = DeploymentRow.__table__.c
 
 
 @dataclass(frozen=True)
@@ -186,40 +185,20 @@ def latencies_ms(session: Session) -> list[int]:
     return [int(v) for (v,) in session.execute(stmt) if v is not None]
 
 
-# -- the write --------------------------------------------------------------------------------------
+# -- the write (a lifecycle verb) -------------------------------------------------------------------
 
 
 def record(
     session: Session,
     row: DeploymentRow,
     new: dict[str, Any],
-    message: str | None,
+    messages: list[str] | str | None,
     **extra_result: Any,
 ) -> bool:
-    """Store the health (and any other result keys given) if the row still serves the release that was
-    checked: still succeeded, same task. An event only when `message` says the status changed; only then
-    does updated_at move (a routine check is not a change of the deployment)."""
-    result = {**(row.result or {}), KEY: new, **extra_result}
-    values: dict[str, Any] = {"result": result}
-    if message:
-        values["updated_at"] = utcnow()
-    written = session.execute(
-        update(DeploymentRow.__table__)
-        .where(_D.id == row.id, _D.task_id == row.task_id, _D.status == Status.succeeded.value)
-        .values(**values)
-        .returning(_D.id, _D.status, _D.stage, _D.progress)
-    ).first()
-    if written is None:
-        return False
-    if message:
-        session.add(
-            DeploymentEvent(
-                deployment_id=row.id,
-                status=written.status,
-                stage=written.stage,
-                progress=written.progress,
-                message=message,
-                at=utcnow(),
-            )
-        )
-    return True
+    """Store the health (and any other result keys given, e.g. `tool_drift`) through
+    `lifecycle.record_check`: only if the row still serves the release that was checked; an event for each
+    message (something changed)."""
+    if isinstance(messages, str):
+        messages = [messages]
+    found = {KEY: new, **extra_result}
+    return lifecycle.record_check(session, row.id, row.task_id, found, [m for m in messages or [] if m])

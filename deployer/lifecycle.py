@@ -17,6 +17,8 @@ the process's read cache (`deployer.db.note_change`) itself, so no caller can fo
     request_cancel     cancel flag    cancel        → cancelled
     fail_enqueue       → failed       hand_back     lease released
 
+    the health checks: record_check (result.health / result.tool_drift of a succeeded release)
+
 Status changes are compare-and-set updates along the legal edges of schemas.TRANSITIONS_INTO, so two
 processes can never move a deployment along an illegal edge or overwrite each other's terminal state.
 The run's writes are Core statements on the tables: the ORM's column instrumentation and bulk-update
@@ -26,11 +28,13 @@ machinery cost more CPU than the round trip itself (profiled: ~40 % of a deploy'
 from __future__ import annotations
 
 import logging
+import secrets
+import time
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Row, insert, or_, update
+from sqlalchemy import Row, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -39,7 +43,6 @@ from deployer.crypto import Vault
 from deployer.db import note_change, session_scope
 from deployer.errors import error_body, error_payload
 from deployer.settings import Settings
-from deployer.store import NameTaken, new_id
 from deployer.tables import DeploymentEvent, DeploymentRow, utcnow
 from schemas import TERMINAL, TRANSITIONS_INTO, DeployRequest, Status
 
@@ -52,6 +55,16 @@ _D = _DEPLOYMENTS.c
 # running task's cancel check. `Written` rows are truthy.
 _WRITTEN = (_D.id, _D.status, _D.stage, _D.progress, _D.cancel_requested)
 Written = Row[Any]
+
+
+class NameTaken(Exception):
+    """Another owner (or a live deployment) already uses this function name."""
+
+
+def new_id() -> str:
+    """Time-ordered and always starting with a digit, so an id can never be mistaken for a function name."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+
 
 # -- the checkpoint ----------------------------------------------------------------------------------
 
@@ -354,9 +367,10 @@ def queue_deploy(
 
 
 def queue_redeploy(
-    session: Session, vault: Vault, row: DeploymentRow, req: DeployRequest, *, deadline_s: float
+    session: Session, vault: Vault, row: DeploymentRow, req: DeployRequest | None, *, deadline_s: float
 ) -> bool:
-    """Update the function in place with a merged spec; the previous spec is kept for a cancel."""
+    """Update the function in place with a merged spec (the previous one is kept for a cancel), or with
+    the stored spec as it is (req None)."""
     return _queue(session, vault, row, req=req, operation="redeploy", deadline_s=deadline_s)
 
 
@@ -433,6 +447,9 @@ def request_cancel(session: Session, row: DeploymentRow) -> bool:
     return done is not None
 
 
+# -- the health checks' verb (deployer/health.py, tasks/health.py) -------------------------------------
+
+
 # -- the recovery sweep's verbs (tasks/recovery.py) ------------------------------------------------------
 
 
@@ -484,6 +501,51 @@ def fail_stuck(
 ) -> bool:
     """Compare-and-set a stuck deployment to failed with the reason (same guards as claim_requeue)."""
     return _update_unleased(session, row, now, message, status=Status.failed.value, error=error)
+
+
+# -- the health checks' verb (tasks/health.py) -----------------------------------------------------------
+
+
+def record_check(
+    session: Session, deployment_id: str, task_id: str | None, found: dict[str, Any], messages: list[str]
+) -> bool:
+    """Store a scheduled check's findings (keys of the row's `result`: `health`, `tool_drift`) if the row
+    still serves the release that was checked: still succeeded, same task (a redeploy, rollback or delete
+    replaced it: the finding is stale). The row is read again under a row lock and only these keys change,
+    so another check's keys written meanwhile (config drift, token expiry) stay. Each message (a change of
+    health or tools) is an event, and updated_at moves; a routine check is not a change of the deployment
+    and leaves updated_at alone (no long-poll wakes for it)."""
+    current = session.execute(
+        select(_D.result)
+        .where(_D.id == deployment_id, _D.task_id == task_id, _D.status == Status.succeeded.value)
+        .with_for_update()
+    ).first()
+    if current is None:
+        return False
+    values: dict[str, Any] = {"result": {**(current.result or {}), **found}}
+    if messages:
+        values["updated_at"] = utcnow()
+    written = session.execute(
+        update(_DEPLOYMENTS)
+        .where(_D.id == deployment_id, _D.task_id == task_id, _D.status == Status.succeeded.value)
+        .values(**values)
+        .returning(*_WRITTEN)
+    ).first()
+    if written is None:
+        return False
+    for message in messages:
+        session.execute(
+            insert(_EVENTS).values(
+                deployment_id=written.id,
+                status=written.status,
+                stage=written.stage,
+                progress=written.progress,
+                message=message,
+                at=utcnow(),
+            )
+        )
+    note_change(session, "d", deployment_id)
+    return True
 
 
 # -- a run's verbs ---------------------------------------------------------------------------------------

@@ -12,28 +12,18 @@ import hashlib
 import hmac
 import json
 import secrets
-import time
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from deployer import health
+from deployer import health, tool_drift
 from deployer.crypto import Vault
 from deployer.db import note_change
+from deployer.lifecycle import NameTaken, new_id  # noqa: F401 - re-exported: where callers look for them
 from deployer.tables import ApiKey, DeploymentEvent, DeploymentRow, IdempotencyKey, utcnow
 from schemas import IN_PROGRESS, Deployment, DeploymentError, DeployRequest, HealthStatus, Status, Urls
-
-
-class NameTaken(Exception):
-    """Another owner (or a live deployment) already uses this function name."""
-
-
-def new_id() -> str:
-    """Time-ordered and always starting with a digit, so an id can never be mistaken for a function name."""
-    return f"{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
-
 
 # -- API keys --------------------------------------------------------------------------------------
 
@@ -258,6 +248,8 @@ def to_public(row: DeploymentRow) -> Deployment:
         urls=Urls.model_validate(row.urls or {}),
         tools=list(row.tools or []),
         health=health.public(row),
+        tool_drift=tool_drift.public(row, tool_drift.DRIFT_KEY),
+        tool_changes=tool_drift.public(row, tool_drift.CHANGES_KEY),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

@@ -25,6 +25,7 @@ other error fails the deployment with the step and FC's code, keeping what was a
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from typing import Any
@@ -568,7 +569,9 @@ class DeploySteps:
             except BaseException as exc:  # noqa: BLE001 - handed to the deploy's thread below
                 outcome["error"] = exc
 
-        thread = threading.Thread(target=run, name=f"probe-{self.row.id}", daemon=True)
+        # The probe's own log records (the MCP client, httpx) name the deployment too: the run's context.
+        context = contextvars.copy_context()
+        thread = threading.Thread(target=context.run, args=(run,), name=f"probe-{self.row.id}", daemon=True)
         thread.start()
         while True:
             thread.join(CANCEL_POLL_S)
