@@ -36,6 +36,7 @@ __all__ = [
     "Event",
     "FieldError",
     "InvalidResponse",
+    "Replaced",
     "ServiceUnreachable",
 ]
 
@@ -47,6 +48,8 @@ except Exception:  # pragma: no cover - running from a source tree without metad
     VERSION = "0.0.0"
 
 RETRY_STATUSES = frozenset({502, 503, 504})
+# What the API answers a deploy that replaced a deployment with (deployer/api/routes/deployments.py).
+REPLACED_HEADER, CHANGED_HEADER = "Mcpfc-Replaced", "Mcpfc-Changed-Fields"
 MAX_RETRY_AFTER_S = 5.0
 
 # Indirection so tests can run the retry/poll pacing without real waiting.
@@ -132,6 +135,14 @@ class InvalidResponse(ServiceUnreachable):
     """The API answered 2xx with a body that is not what the contract promises."""
 
     code = "InvalidResponse"
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """A deploy onto a name that had a deployment: the status it had and the spec fields the deploy changes."""
+
+    status: str
+    changed: list[str]
 
 
 @dataclass(frozen=True)
@@ -300,11 +311,23 @@ class APIClient:
 
     def deploy(self, body: dict[str, Any], idempotency_key: str | None = None) -> Deployment:
         """POST /v1/deployments. With an idempotency key the request is retried safely."""
+        return self.deploy_replacing(body, idempotency_key)[0]
+
+    def deploy_replacing(
+        self, body: dict[str, Any], idempotency_key: str | None = None
+    ) -> tuple[Deployment, Replaced | None]:
+        """`deploy`, and what it replaced when the name already had a deployment (None for a new one)."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         response = self._request(
             "POST", "/v1/deployments", json_body=body, headers=headers, idempotent=bool(idempotency_key)
         )
-        return self._deployment(response)
+        replaced = None
+        if REPLACED_HEADER in response.headers:
+            changed = response.headers.get(CHANGED_HEADER, "")
+            replaced = Replaced(
+                response.headers[REPLACED_HEADER], [f.strip() for f in changed.split(",") if f.strip()]
+            )
+        return self._deployment(response), replaced
 
     def redeploy(self, id_or_name: str, body: dict[str, Any]) -> Deployment:
         """POST /v1/deployments/{id}/redeploy with the fields to change."""
@@ -458,6 +481,17 @@ class APIClient:
                 if spent < min_interval_s:
                     _sleep(min_interval_s - spent)
         return dep
+
+    def service_info(self) -> dict[str, Any]:
+        """GET /v1/service: default region, FC's regions, whether FC is the local emulator (and its default
+        image). An API too old to have the route answers as a service on Alibaba Cloud would."""
+        try:
+            data = self._json(self._request("GET", "/v1/service", idempotent=True))
+        except APIError as exc:
+            if exc.status != 404:
+                raise
+            return {"fc_local": False, "default_image": None}
+        return data if isinstance(data, dict) else {"fc_local": False, "default_image": None}
 
     # -- tasks -------------------------------------------------------------------------------------
 

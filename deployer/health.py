@@ -26,8 +26,6 @@ KEY = "health"
 #: A failed probe's message is kept this long (the server's last lines are at its end).
 MAX_ERROR_CHARS = 2000
 
-_D = DeploymentRow.__table__.c
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -187,16 +185,20 @@ def latencies_ms(session: Session) -> list[int]:
     return [int(v) for (v,) in session.execute(stmt) if v is not None]
 
 
-# -- the write --------------------------------------------------------------------------------------
+# -- the write (a lifecycle verb) -------------------------------------------------------------------
 
 
 def record(
     session: Session,
     row: DeploymentRow,
     new: dict[str, Any],
-    message: str | None,
+    messages: list[str] | str | None,
     **extra_result: Any,
 ) -> bool:
-    """Store the health (and any other result keys given) if the row still serves the release that was
-    checked (the guarded write is deployer.lifecycle.record_health's)."""
-    return lifecycle.record_health(session, row, {**(row.result or {}), KEY: new, **extra_result}, message)
+    """Store the health (and any other result keys given, e.g. `tool_drift`) through
+    `lifecycle.record_check`: only if the row still serves the release that was checked; an event for each
+    message (something changed)."""
+    if isinstance(messages, str):
+        messages = [messages]
+    found = {KEY: new, **extra_result}
+    return lifecycle.record_check(session, row.id, row.task_id, found, [m for m in messages or [] if m])

@@ -17,6 +17,8 @@ the process's read cache (`deployer.db.note_change`) itself, so no caller can fo
     request_cancel     cancel flag    cancel        → cancelled
     fail_enqueue       → failed       hand_back     lease released
 
+    the health checks: record_check (result.health / result.tool_drift of a succeeded release)
+
 Status changes are compare-and-set updates along the legal edges of schemas.TRANSITIONS_INTO, so two
 processes can never move a deployment along an illegal edge or overwrite each other's terminal state.
 The run's writes are Core statements on the tables: the ORM's column instrumentation and bulk-update
@@ -32,7 +34,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Row, insert, or_, update
+from sqlalchemy import Row, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -265,7 +267,7 @@ def release_lease(session: Session, deployment_id: str, owner: str) -> None:
 # -- the API's verbs -------------------------------------------------------------------------------------
 
 
-def _masked_spec(req: DeployRequest, region: str) -> dict[str, Any]:
+def masked_spec(req: DeployRequest, region: str) -> dict[str, Any]:
     data = req.model_dump(mode="json")
     data["region"] = region
     return data
@@ -286,7 +288,7 @@ def create_deployment(
         progress=0,
         operation="deploy",
         task_id=new_id(),
-        spec=_masked_spec(req, region),
+        spec=masked_spec(req, region),
         secret_env_enc=vault.encrypt_json(req.secret_values()) if req.secret_env else None,
         checkpoint={},
         deadline_at=now + timedelta(seconds=deadline_s),
@@ -334,7 +336,7 @@ def _queue(
         values.update(endpoint_key_enc=None, endpoint_token_enc=None)
     if req is not None:
         assert vault is not None
-        values["spec"] = _masked_spec(req, row.region)
+        values["spec"] = masked_spec(req, row.region)
         values["secret_env_enc"] = vault.encrypt_json(req.secret_values()) if req.secret_env else None
         if operation == "redeploy":
             # What FC runs now, so a cancel before the new spec reaches FC can put it back (else the next
@@ -448,36 +450,6 @@ def request_cancel(session: Session, row: DeploymentRow) -> bool:
 # -- the health checks' verb (deployer/health.py, tasks/health.py) -------------------------------------
 
 
-def record_health(session: Session, row: DeploymentRow, result: dict[str, Any], message: str | None) -> bool:
-    """Store a checked release's `result` (its health) if the row still serves that release: still
-    succeeded, same task. An event only when `message` says the status changed; only then does updated_at
-    move (a routine check is not a change of the deployment)."""
-    values: dict[str, Any] = {"result": result}
-    if message:
-        values["updated_at"] = utcnow()
-    written = session.execute(
-        update(_DEPLOYMENTS)
-        .where(_D.id == row.id, _D.task_id == row.task_id, _D.status == Status.succeeded.value)
-        .values(**values)
-        .returning(_D.id, _D.status, _D.stage, _D.progress)
-    ).first()
-    if written is None:
-        return False
-    if message:
-        session.add(
-            DeploymentEvent(
-                deployment_id=row.id,
-                status=written.status,
-                stage=written.stage,
-                progress=written.progress,
-                message=message,
-                at=utcnow(),
-            )
-        )
-    note_change(session, "d", row.id)
-    return True
-
-
 # -- the recovery sweep's verbs (tasks/recovery.py) ------------------------------------------------------
 
 
@@ -529,6 +501,51 @@ def fail_stuck(
 ) -> bool:
     """Compare-and-set a stuck deployment to failed with the reason (same guards as claim_requeue)."""
     return _update_unleased(session, row, now, message, status=Status.failed.value, error=error)
+
+
+# -- the health checks' verb (tasks/health.py) -----------------------------------------------------------
+
+
+def record_check(
+    session: Session, deployment_id: str, task_id: str | None, found: dict[str, Any], messages: list[str]
+) -> bool:
+    """Store a scheduled check's findings (keys of the row's `result`: `health`, `tool_drift`) if the row
+    still serves the release that was checked: still succeeded, same task (a redeploy, rollback or delete
+    replaced it: the finding is stale). The row is read again under a row lock and only these keys change,
+    so another check's keys written meanwhile (config drift, token expiry) stay. Each message (a change of
+    health or tools) is an event, and updated_at moves; a routine check is not a change of the deployment
+    and leaves updated_at alone (no long-poll wakes for it)."""
+    current = session.execute(
+        select(_D.result)
+        .where(_D.id == deployment_id, _D.task_id == task_id, _D.status == Status.succeeded.value)
+        .with_for_update()
+    ).first()
+    if current is None:
+        return False
+    values: dict[str, Any] = {"result": {**(current.result or {}), **found}}
+    if messages:
+        values["updated_at"] = utcnow()
+    written = session.execute(
+        update(_DEPLOYMENTS)
+        .where(_D.id == deployment_id, _D.task_id == task_id, _D.status == Status.succeeded.value)
+        .values(**values)
+        .returning(*_WRITTEN)
+    ).first()
+    if written is None:
+        return False
+    for message in messages:
+        session.execute(
+            insert(_EVENTS).values(
+                deployment_id=written.id,
+                status=written.status,
+                stage=written.stage,
+                progress=written.progress,
+                message=message,
+                at=utcnow(),
+            )
+        )
+    note_change(session, "d", deployment_id)
+    return True
 
 
 # -- a run's verbs ---------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import and_, delete, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from deployer import health
+from deployer import health, tool_drift
 from deployer.crypto import Vault
 from deployer.db import note_change
 from deployer.lifecycle import NameTaken, new_id  # noqa: F401 - re-exported: where callers look for them
@@ -78,6 +78,14 @@ def authenticate(session: Session, presented: str) -> ApiKey | None:
     if not hmac.compare_digest(row.secret_hash, _hash_secret(secret)):
         return None
     return row
+
+
+def list_api_keys(session: Session, *, include_revoked: bool = False) -> list[ApiKey]:
+    """The keys, oldest first (their hashes stay in the rows: callers show ids, owners and names only)."""
+    query = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
+    if not include_revoked:
+        query = query.where(ApiKey.revoked_at.is_(None))
+    return list(session.scalars(query))
 
 
 def revoke_api_key(session: Session, key_id: str) -> bool:
@@ -225,6 +233,10 @@ def unleased_idle(
 
 
 def to_public(row: DeploymentRow) -> Deployment:
+    # The deploy task keeps the last probe's summary in the result JSON (tasks/deploy.py PROBE_KEY).
+    probe = (row.result or {}).get("probe") or {}
+    if not isinstance(probe, dict):
+        probe = {}
     return Deployment(
         id=row.id,
         name=row.name,
@@ -240,6 +252,11 @@ def to_public(row: DeploymentRow) -> Deployment:
         urls=Urls.model_validate(row.urls or {}),
         tools=list(row.tools or []),
         health=health.public(row),
+        tool_drift=tool_drift.public(row, tool_drift.DRIFT_KEY),
+        tool_changes=tool_drift.public(row, tool_drift.CHANGES_KEY),
+        protocols=list(probe.get("protocols") or []),
+        tool_fingerprint=probe.get("fingerprint") or None,
+        tool_fingerprints=dict(probe.get("tool_fingerprints") or {}),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

@@ -24,6 +24,8 @@ from schemas.deployment import (
     HealthStatus,
     Status,
     TaskView,
+    ToolChange,
+    ToolDrift,
     Urls,
     can_transition,
 )
@@ -48,6 +50,8 @@ __all__ = [
     "RedeployRequest",
     "Status",
     "TaskView",
+    "ToolChange",
+    "ToolDrift",
     "Transport",
     "Urls",
     "VpcSpec",

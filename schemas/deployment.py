@@ -83,6 +83,23 @@ class Health(BaseModel):
     consecutive_failures: int = 0
 
 
+class ToolChange(BaseModel):
+    description: dict[str, Any] | None = Field(default=None, description='{"old", "new"} when it changed')
+    input_schema: list[dict[str, Any]] = Field(
+        default_factory=list, description='each JSON pointer that changed: {"path", "old"?, "new"?}'
+    )
+
+
+class ToolDrift(BaseModel):
+    """How the tools a server lists differ from a recorded probe (added, removed, changed)."""
+
+    against: str = Field(description='what they were compared with: "the deploy", "release 1", ...')
+    detected_at: datetime
+    added: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    changed: dict[str, ToolChange] = Field(default_factory=dict)
+
+
 class Deployment(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -102,6 +119,23 @@ class Deployment(BaseModel):
     urls: Urls = Field(default_factory=Urls)
     tools: list[str] = Field(default_factory=list)
     health: Health = Field(default_factory=Health)
+    tool_drift: ToolDrift | None = Field(
+        default=None, description="the health check saw other tools than the deploy recorded (null: none)"
+    )
+    tool_changes: ToolDrift | None = Field(
+        default=None, description="how this release's tools differ from the previous release's (null: same)"
+    )
+    protocols: list[str] = Field(
+        default_factory=list,
+        description='MCP revisions the deploy probe saw served, newest first (e.g. ["2026-07-28", "2025-11-25"])',
+    )
+    tool_fingerprint: str | None = Field(
+        default=None,
+        description="sha256 over every tool's name, description and input schema, as the probe saw them",
+    )
+    tool_fingerprints: dict[str, str] = Field(
+        default_factory=dict, description="sha256 of each tool's name, description and input schema, by name"
+    )
     created_at: datetime
     updated_at: datetime
 

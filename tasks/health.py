@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from deployer import health, queue, ratelimit, store
+from deployer import health, queue, ratelimit, store, tool_drift
 from deployer.crypto import Vault
 from deployer.db import session_scope
 from deployer.errors import FCThrottled
@@ -134,23 +134,38 @@ def check_one(settings: Settings, deployment_id: str) -> str:
         except FCThrottled:
             return "throttled"
     started = time.perf_counter()
+    found = None
     try:
-        probe(url, transport=transport, headers=headers, timeout=settings.health_timeout_s)
+        found = probe(url, transport=transport, headers=headers, timeout=settings.health_timeout_s)
         outcome = health.Outcome(ok=True, latency_ms=round((time.perf_counter() - started) * 1000))
     except Exception as exc:  # noqa: BLE001 - every failure is a failed check, with what came back
         text = scrub(str(exc), secrets)
         outcome = health.Outcome(
             ok=False, latency_ms=round((time.perf_counter() - started) * 1000), error=text
         )
+    now = _now()
     new = health.next_health(
-        prev, outcome, task_id=row.task_id, now=_now(), unhealthy_after=settings.health_unhealthy_after
+        prev, outcome, task_id=row.task_id, now=now, unhealthy_after=settings.health_unhealthy_after
     )
-    message = health.change_message(prev, new)
+    messages = [health.change_message(prev, new)]
+    extra: dict[str, Any] = {}
+    if found is not None:
+        drift, drift_message = _tool_drift(row, found, now)
+        extra[tool_drift.DRIFT_KEY] = drift
+        messages.append(drift_message)
     with session_scope(settings) as session:
-        written = health.record(session, row, new, message)
-    if message and written:
+        written = health.record(session, row, new, messages, **extra)
+    if written and any(messages):
         log.info("health.changed", extra={"deployment_id": row.id, "health": new["status"]})
     return new["status"] if written else "superseded"
+
+
+def _tool_drift(row: DeploymentRow, found: Any, now: datetime) -> tuple[dict[str, Any] | None, str | None]:
+    """The tools the probe saw against the ones the deploy's probe recorded (result.probe)."""
+    summary = found.summary() if hasattr(found, "summary") else None
+    diff = tool_drift.compare((row.result or {}).get("probe"), summary)
+    prev = tool_drift.stored(row, tool_drift.DRIFT_KEY)
+    return tool_drift.next_drift(prev, diff, task_id=row.task_id, now=now)
 
 
 def check_batch(settings: Settings, ids: list[str]) -> dict[str, int]:

@@ -98,7 +98,8 @@ def test_a_new_release_makes_the_old_health_unknown_and_a_late_check_writes_noth
         stale = store.get(session, row.id)
         session.expunge(stale)
         fresh = store.get(session, row.id)
-        assert lifecycle.queue_redeploy(session, Vault.from_settings(settings), fresh, None, deadline_s=60)
+        vault = Vault.from_settings(settings)
+        assert lifecycle.queue_redeploy(session, vault, fresh, store.request_of(vault, fresh), deadline_s=60)
     new = health.next_health(None, health.Outcome(False, 1, "down"), task_id=stale.task_id, now=NOW)
     with session_scope(settings) as session:
         assert not health.record(session, stale, new, "health: unhealthy: down")  # the redeploy won
@@ -109,3 +110,21 @@ def test_a_new_release_makes_the_old_health_unknown_and_a_late_check_writes_noth
         assert [
             r.name for r in store.list_for_owner(session, "own2", health_status=HealthStatus.unknown)[0]
         ] == ["redeployed"]
+
+
+def test_a_check_keeps_the_keys_another_check_wrote_meanwhile(settings: Settings) -> None:
+    row = live(settings, "shared", owner="own3")
+    with session_scope(settings) as session:
+        read = store.get(session, row.id)  # what the health check read before its probe
+        session.expunge(read)
+    with session_scope(settings) as session:  # the config drift check writes its own key meanwhile
+        other = store.get(session, row.id)
+        other.result = {**other.result, "drift": {"drifted": True}}
+        session.flush()
+    new = health.next_health(None, health.Outcome(True, 5), task_id=read.task_id, now=NOW)
+    with session_scope(settings) as session:
+        assert health.record(session, read, new, None)
+    with session_scope(settings) as session:
+        result = store.get(session, row.id).result
+    assert result["drift"] == {"drifted": True} and result["health"]["status"] == "healthy"
+    assert result["trigger_result"] == {"body": {}}
