@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from deployer import spec, store
+from deployer import lifecycle, spec, store
 from deployer.db import session_scope
 from deployer.tables import DeploymentEvent, DeploymentRow
 from schemas import DeployRequest, Status
@@ -365,7 +365,7 @@ def finished(api):
         owner = store.authenticate(session, api.api_key)
         from deployer.crypto import Vault
 
-        row = store.create_deployment(
+        row = lifecycle.create_deployment(
             session,
             Vault.from_settings(api.settings),
             owner_id=owner.owner_id,
@@ -374,7 +374,7 @@ def finished(api):
             deadline_s=60,
         )
         for status in (Status.running, Status.succeeded):
-            assert store.transition(session, row.id, status)
+            assert lifecycle.transition(session, row.id, status)
         return row.id
 
 
