@@ -8,6 +8,7 @@ secret value: deployments from the API carry `***`, and user input is never echo
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from deployer.client import Replaced
 from schemas import Deployment, HealthStatus, Status, ToolDrift
 
 STATUS_STYLE = {
@@ -78,6 +80,19 @@ def error_line(dep: Deployment, *, keep_lines: bool = False) -> str:
     else:
         message = " ".join(err.message.split())
     return f"deployment {dep.name} {verb}{step}: {err.code}: {message}{rid}{retry}"
+
+
+def say_replaced(dep: Deployment, replaced: Replaced | None) -> None:
+    """One stderr line when a deploy replaces the deployment its name had (same id and URL)."""
+    if replaced is None:
+        return
+    what = f"changes {', '.join(replaced.changed)}" if replaced.changed else "the same spec, deployed again"
+    print(
+        f"note: {dep.name} already had a deployment ({replaced.status}, id {dep.id}): this deploy replaces "
+        f"it in place, same URL; {what}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _ago(when: datetime) -> str:

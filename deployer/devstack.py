@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from deployer.emulator import EmulatorServer
+from deployer.emulator.runtime import PASSED_PROXY_VARS
 from deployer.settings import Settings
 
 DEMO_NAME = "time"
@@ -92,6 +93,16 @@ def lock_data_dir(data_dir: Path) -> Any:
     return fh
 
 
+def worker_environment(env: dict[str, str], *, local_fc: bool) -> dict[str, str]:
+    """The dev worker's environment. With the local emulator it talks to loopback only (the emulator, the
+    trigger URLs, the data dir), so the host's proxy settings are dropped: the FC SDK sends every call
+    through HTTP_PROXY and ignores NO_PROXY, so a proxy set for `uvx` would get (and fail) the emulator's
+    calls. The function instances still get them (deployer.emulator.runtime.PASSED_PROXY_VARS)."""
+    if not local_fc:
+        return dict(env)
+    return {k: v for k, v in env.items() if k not in PASSED_PROXY_VARS}
+
+
 class DevStack:
     def __init__(
         self,
@@ -144,6 +155,7 @@ class DevStack:
             store.import_api_key(session, self.api_key, name="dev")
 
         # The worker's banner and logs go to a file: the terminal is for the URLs a user copies.
+        worker_env = worker_environment(env, local_fc=self.emulator is not None)
         with open(self.worker_log, "ab") as log:
             self.worker = subprocess.Popen(
                 [
@@ -164,7 +176,7 @@ class DevStack:
                     "--without-mingle",
                     "--without-gossip",
                 ],
-                env=env,
+                env=worker_env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

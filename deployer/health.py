@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import and_, func, not_, select, true
 from sqlalchemy.orm import Session
 
+from deployer import lifecycle
 from deployer.tables import DeploymentRow
 from schemas import Health, HealthStatus, Status
 
@@ -197,8 +198,6 @@ def record(
     """Store the health (and any other result keys given, e.g. `tool_drift`) through
     `lifecycle.record_check`: only if the row still serves the release that was checked; an event for each
     message (something changed)."""
-    from deployer import lifecycle  # here: lifecycle imports store, which imports this module
-
     if isinstance(messages, str):
         messages = [messages]
     found = {KEY: new, **extra_result}

@@ -28,6 +28,8 @@ machinery cost more CPU than the round trip itself (profiled: ~40 % of a deploy'
 from __future__ import annotations
 
 import logging
+import secrets
+import time
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -41,7 +43,6 @@ from deployer.crypto import Vault
 from deployer.db import note_change, session_scope
 from deployer.errors import error_body, error_payload
 from deployer.settings import Settings
-from deployer.store import NameTaken, new_id
 from deployer.tables import DeploymentEvent, DeploymentRow, utcnow
 from schemas import TERMINAL, TRANSITIONS_INTO, DeployRequest, Status
 
@@ -54,6 +55,16 @@ _D = _DEPLOYMENTS.c
 # running task's cancel check. `Written` rows are truthy.
 _WRITTEN = (_D.id, _D.status, _D.stage, _D.progress, _D.cancel_requested)
 Written = Row[Any]
+
+
+class NameTaken(Exception):
+    """Another owner (or a live deployment) already uses this function name."""
+
+
+def new_id() -> str:
+    """Time-ordered and always starting with a digit, so an id can never be mistaken for a function name."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+
 
 # -- the checkpoint ----------------------------------------------------------------------------------
 
@@ -256,7 +267,7 @@ def release_lease(session: Session, deployment_id: str, owner: str) -> None:
 # -- the API's verbs -------------------------------------------------------------------------------------
 
 
-def _masked_spec(req: DeployRequest, region: str) -> dict[str, Any]:
+def masked_spec(req: DeployRequest, region: str) -> dict[str, Any]:
     data = req.model_dump(mode="json")
     data["region"] = region
     return data
@@ -277,7 +288,7 @@ def create_deployment(
         progress=0,
         operation="deploy",
         task_id=new_id(),
-        spec=_masked_spec(req, region),
+        spec=masked_spec(req, region),
         secret_env_enc=vault.encrypt_json(req.secret_values()) if req.secret_env else None,
         checkpoint={},
         deadline_at=now + timedelta(seconds=deadline_s),
@@ -325,7 +336,7 @@ def _queue(
         values.update(endpoint_key_enc=None, endpoint_token_enc=None)
     if req is not None:
         assert vault is not None
-        values["spec"] = _masked_spec(req, row.region)
+        values["spec"] = masked_spec(req, row.region)
         values["secret_env_enc"] = vault.encrypt_json(req.secret_values()) if req.secret_env else None
         if operation == "redeploy":
             # What FC runs now, so a cancel before the new spec reaches FC can put it back (else the next
@@ -356,9 +367,10 @@ def queue_deploy(
 
 
 def queue_redeploy(
-    session: Session, vault: Vault, row: DeploymentRow, req: DeployRequest, *, deadline_s: float
+    session: Session, vault: Vault, row: DeploymentRow, req: DeployRequest | None, *, deadline_s: float
 ) -> bool:
-    """Update the function in place with a merged spec; the previous spec is kept for a cancel."""
+    """Update the function in place with a merged spec (the previous one is kept for a cancel), or with
+    the stored spec as it is (req None)."""
     return _queue(session, vault, row, req=req, operation="redeploy", deadline_s=deadline_s)
 
 

@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,18 +21,9 @@ from sqlalchemy.orm import Session
 from deployer import health, tool_drift
 from deployer.crypto import Vault
 from deployer.db import note_change
+from deployer.lifecycle import NameTaken, new_id  # noqa: F401 - re-exported: where callers look for them
 from deployer.tables import ApiKey, DeploymentEvent, DeploymentRow, IdempotencyKey, utcnow
 from schemas import IN_PROGRESS, Deployment, DeploymentError, DeployRequest, HealthStatus, Status, Urls
-
-
-class NameTaken(Exception):
-    """Another owner (or a live deployment) already uses this function name."""
-
-
-def new_id() -> str:
-    """Time-ordered and always starting with a digit, so an id can never be mistaken for a function name."""
-    return f"{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
-
 
 # -- API keys --------------------------------------------------------------------------------------
 
@@ -88,6 +78,14 @@ def authenticate(session: Session, presented: str) -> ApiKey | None:
     if not hmac.compare_digest(row.secret_hash, _hash_secret(secret)):
         return None
     return row
+
+
+def list_api_keys(session: Session, *, include_revoked: bool = False) -> list[ApiKey]:
+    """The keys, oldest first (their hashes stay in the rows: callers show ids, owners and names only)."""
+    query = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
+    if not include_revoked:
+        query = query.where(ApiKey.revoked_at.is_(None))
+    return list(session.scalars(query))
 
 
 def revoke_api_key(session: Session, key_id: str) -> bool:

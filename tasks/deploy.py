@@ -25,6 +25,7 @@ other error fails the deployment with the step and FC's code, keeping what was a
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from typing import Any
@@ -62,6 +63,15 @@ MAX_TRANSIENT_RETRIES = 5
 #: How often a running probe checks for a cancel.
 CANCEL_POLL_S = 0.5
 MAX_CONVERGE = 3  # rewrites of a deploy's own spec after FC was seen running another one
+
+
+def waiting_message(function_body: dict[str, Any], reason: str) -> str:
+    """What a waiting deploy's event says about the function: its state, the update FC reports (a new
+    function has none yet: no `update None`) and the reason code."""
+    text = f"function {function_body.get('state') or 'state unknown'}"
+    if function_body.get("lastUpdateStatus"):
+        text += f", update {function_body['lastUpdateStatus']}"
+    return f"{text}: {reason}" if reason else text
 
 
 class DeployTask(LeasedTask):
@@ -251,7 +261,7 @@ class DeploySteps:
             if self.checkpoint.wait_started is None:
                 self.checkpoint.wait_started = round(time.time(), 3)
             started = float(self.checkpoint.wait_started)
-            message = f"function {body.get('state') or '?'}, update {body.get('lastUpdateStatus')}: {reason}"
+            message = waiting_message(body, reason)
             if message.strip() != self.checkpoint.wait_message:
                 # An event only when something changed: thousands of waiting deploys stay cheap.
                 self.checkpoint.wait_message = message.strip()
@@ -555,7 +565,9 @@ class DeploySteps:
             except BaseException as exc:  # noqa: BLE001 - handed to the deploy's thread below
                 outcome["error"] = exc
 
-        thread = threading.Thread(target=run, name=f"probe-{self.row.id}", daemon=True)
+        # The probe's own log records (the MCP client, httpx) name the deployment too: the run's context.
+        context = contextvars.copy_context()
+        thread = threading.Thread(target=context.run, args=(run,), name=f"probe-{self.row.id}", daemon=True)
         thread.start()
         while True:
             thread.join(CANCEL_POLL_S)

@@ -22,6 +22,7 @@ from deployer import lifecycle, spec, store
 from deployer.converge import function_drift
 from deployer.db import session_scope
 from deployer.errors import FCError, FCNotFound
+from deployer.logcontext import deployment_logs
 from deployer.queue import VERIFY_TASK
 from deployer.settings import Settings
 from schemas import Status
@@ -49,6 +50,11 @@ def schedule_verify(settings: Settings, deployment_id: str, since: float) -> Non
 
 @app.task(name=VERIFY_TASK, bind=True, acks_late=True, max_retries=None)
 def verify(self: Task, deployment_id: str, since: float) -> dict[str, Any]:
+    with deployment_logs(deployment_id):
+        return _verify(self, deployment_id, since)
+
+
+def _verify(self: Task, deployment_id: str, since: float) -> dict[str, Any]:
     ctx = context()
     settings = ctx.settings
     owner = f"verify:{secrets.token_hex(4)}"

@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from deployer import migrate, queue
 from deployer.api import docs as api_docs
 from deployer.api import problems
-from deployer.api.deps import RateLimiter
+from deployer.api.deps import KeyRateLimiter
 from deployer.api.hot_cache import ChangeFeed, HotCache
 from deployer.api.metrics import ApiMetrics, MetricsMiddleware
 from deployer.api.routes import client_config, deployments, health, releases, tasks
@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.vault = Vault.from_settings(settings)
-    app.state.limiter = RateLimiter(settings.post_rate_limit_per_min)
+    app.state.limiter = KeyRateLimiter(settings.post_rate_limit_per_min)
     app.state.metrics = ApiMetrics()
     app.state.read_cache = None  # deployer/api/hot_cache.py, set up at start-up on PostgreSQL
     app.state.change_feed = None

@@ -281,7 +281,7 @@ def test_unauthorized_exits_2(api, cli):
     api.post("/v1/deployments").mock(return_value=httpx.Response(401, json={"title": "Unauthorized"}))
     result = cli("deploy", "mcp-time", "--image", IMAGE, "--", "mcp-server-time")
     assert result.exit_code == 2
-    assert result.stderr == "error: the API refused the key (set MCPFC_API_KEY or --api-key)\n"
+    assert result.stderr.startswith("error: the API refused the API key from MCPFC_API_KEY")
 
 
 def test_global_api_url_and_key_override_the_environment(cli):
@@ -393,3 +393,34 @@ def test_cancelled_deployment_exits_1(api, cli):
     result = cli("deploy", "mcp-time", "--image", IMAGE, "--", "mcp-server-time")
     assert result.exit_code == 1
     assert "cancelled" in result.stderr
+
+
+def test_a_deploy_onto_an_existing_name_says_it_replaces_it_and_what_changes(api, cli):
+    api.post("/v1/deployments").mock(
+        return_value=httpx.Response(
+            202,
+            json=deployment(),
+            headers={"Mcpfc-Replaced": "succeeded", "Mcpfc-Changed-Fields": "image, memory_mb"},
+        )
+    )
+    result = cli("deploy", "mcp-time", "--image", IMAGE, "--no-wait", "--json", "--", "mcp-server-time")
+    assert result.exit_code == 0, result.stderr
+    Deployment.model_validate_json(result.stdout)  # the notice stays off stdout
+    assert "mcp-time already had a deployment (succeeded" in result.stderr
+    assert "replaces it in place" in result.stderr and "changes image, memory_mb" in result.stderr
+
+
+def test_a_new_name_gets_no_replace_notice(api, cli):
+    api.post("/v1/deployments").mock(return_value=httpx.Response(202, json=deployment()))
+    result = cli("deploy", "mcp-time", "--image", IMAGE, "--no-wait", "--", "mcp-server-time")
+    assert result.exit_code == 0 and "already had" not in result.output
+
+
+def test_the_same_spec_again_says_so(api, cli):
+    api.post("/v1/deployments").mock(
+        return_value=httpx.Response(
+            202, json=deployment(), headers={"Mcpfc-Replaced": "failed", "Mcpfc-Changed-Fields": ""}
+        )
+    )
+    result = cli("deploy", "mcp-time", "--image", IMAGE, "--no-wait", "--", "mcp-server-time")
+    assert "(failed, id" in result.stderr and "the same spec, deployed again" in result.stderr

@@ -35,6 +35,7 @@ def test_the_servers_exit_code_and_last_line_reach_deploy_status_json_and_events
     assert "exited with code 3" in deployed.output
 
     status = cli(stack, "status", "broken")
+    assert status.exit_code == 1, "status of a failed deployment exits 1"
     assert "failed" in status.output and "exited with code 3" in status.output, status.output
     # the error ENDS with the server's own line (not a traceback cut mid-way)
     error_lines = status.output[status.output.index("error") :].splitlines()

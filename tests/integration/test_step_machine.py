@@ -286,3 +286,39 @@ def test_the_checkpoint_stores_what_differs_and_keeps_what_it_does_not_know() ->
         "spec": {"image": "a"},
         "secret_env_enc": None,
     }
+
+
+def test_the_probe_thread_s_records_name_the_deployment_too(
+    settings: Settings, fc: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the probe on, the emulator runs the server (mcp-proxy + mcp-server-time) and the MCP client
+    talks to it from the probe's own thread: its records (httpx's requests) carry the id as well."""
+    monkeypatch.setenv("MCPFC_PROBE_ENABLED", "true")
+    monkeypatch.setenv("MCPFC_PROBE_TIMEOUT_S", str(60 * TIMEOUT_SCALE))
+    get_settings.cache_clear()
+    task_context.context.cache_clear()
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(level=logging.DEBUG)
+    handler.addFilter(DeploymentIdFilter())
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        dep_id = queued(settings, "mcp-probed")
+        result, _ = drive(settings, deploy, dep_id, timeout=120)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    assert result["status"] == "succeeded", (result, row_of(settings, dep_id).error)
+    assert "get_current_time" in result["tools"]
+    probing = [r for r in records if r.threadName.startswith(f"probe-{dep_id}")]
+    assert probing, "the probe logged nothing from its thread"
+    assert all(getattr(r, "deployment_id", None) == dep_id for r in probing), [
+        (r.name, r.getMessage()) for r in probing if getattr(r, "deployment_id", None) != dep_id
+    ]

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from deployer import lifecycle, queue, store
+from deployer import lifecycle, queue, spec_diff, store
 from deployer.api.deps import (
     BEARER_SCHEME,
     CurrentOwner,
@@ -42,7 +42,7 @@ from deployer.api.deps import (
     presented_key,
 )
 from deployer.api.hot_cache import HotCache, View
-from deployer.api.problems import Problem, ProblemDetail, from_validation_error
+from deployer.api.problems import Problem, ProblemDetail, from_validation_error, validation_problem
 from deployer.crypto import Vault
 from deployer.db import session_scope
 from deployer.settings import Settings
@@ -59,11 +59,14 @@ from schemas import (
     Status,
     Transport,
 )
+from schemas.limits import image_region_error
 
 log = logging.getLogger("deployer.api")
 
 # Full paths on each route (no router prefix), so scope["route"].path is the whole template for metrics.
 PREFIX = "/v1/deployments"
+#: On a deploy onto a name that has a deployment: the status it had, and the spec fields this deploy changes.
+REPLACED_HEADER, CHANGED_HEADER = "Mcpfc-Replaced", "Mcpfc-Changed-Fields"
 router = APIRouter(
     tags=["deployments"],
     responses={401: {"model": ProblemDetail, "description": "missing, unknown or revoked API key"}},
@@ -217,6 +220,9 @@ def create_deployment(
 ) -> Deployment:
     """Queue a deploy. A name this key already deploys is deployed again with the new spec."""
     region = body.region or settings.region
+    if body.region is None and (wrong_region := image_region_error(body.image, region)):
+        # The schema checks an explicit region; the service's default is known only here.
+        raise validation_problem([{"field": "image", "rule": "image_region", "message": wrong_region}])
     fingerprint = _fingerprint(settings, body, region) if idempotency_key else ""
     if idempotency_key:
         _purge_expired_keys(request, session, settings)
@@ -228,6 +234,7 @@ def create_deployment(
         return replayed
 
     created = False
+    replaced: tuple[str, list[str]] | None = None
     existing = store.live_by_name(session, body.name)
     if existing is None:
         try:
@@ -276,6 +283,15 @@ def create_deployment(
             # Deploying a name again without saying the transport keeps its clients' URL working
             # (docs/decisions.md, issue 12): only an explicit transport converts a deployment.
             body = body.model_copy(update={"transport": Transport.sse})
+        replaced = (
+            existing.status,
+            spec_diff.changed_fields(
+                existing.spec,
+                vault.decrypt_json(existing.secret_env_enc),  # type: ignore[arg-type]
+                lifecycle.masked_spec(body, region),
+                body.secret_values(),
+            ),
+        )
         if not lifecycle.queue_deploy(session, vault, existing, body, deadline_s=settings.deploy_deadline_s):
             session.refresh(existing)
             raise _busy(existing)
@@ -306,6 +322,11 @@ def create_deployment(
         raise
     if created:
         request.app.state.metrics.deployments_created.inc()
+    if replaced is not None:
+        # The name had a deployment: this deploy replaces its spec in place. Say so, and what changes
+        # (field names only), so a client can tell its user (the CLI does).
+        response.headers[REPLACED_HEADER] = replaced[0]
+        response.headers[CHANGED_HEADER] = ", ".join(replaced[1])
     return _accepted(response, row)
 
 
