@@ -25,7 +25,7 @@ import typer
 from pydantic import ValidationError
 from typer.core import TyperCommand, TyperGroup
 
-from deployer import cli_config, mcp_json
+from deployer import cli_config, cli_image, mcp_json
 from deployer import cli_render as render
 from deployer.cli_input import (
     InputError,
@@ -347,7 +347,13 @@ def deploy(
         typer.Argument(metavar="NAME", help="Function name (may come from --file).", show_default=False),
     ] = None,
     image: Annotated[
-        str | None, typer.Option("--image", "-i", help="Container image with the MCP server.")
+        str | None,
+        typer.Option(
+            "--image",
+            "-i",
+            help="Container image with the MCP server, in ACR in the function's region (the local emulator "
+            "of `mcp-fc dev` pulls none: there it may be left out).",
+        ),
     ] = None,
     env: EnvOpt = None,
     secret_env: SecretOpt = None,
@@ -423,6 +429,10 @@ def deploy(
     file_data = load_file(file) if file else None
     if file_data:
         _remember_secrets(state, file_data.get("secret_env"))
+    stand_in = None
+    if not image and not (file_data or {}).get("image"):
+        with state.client(api_url, api_key) as api:
+            image = stand_in = cli_image.default_image(api)
     _, body = build_deploy_body(
         file_data,
         name=name,
@@ -440,6 +450,7 @@ def deploy(
         priority=priority.value if priority else None,
     )
     cli_config.warn_if_deprecated(body.get("transport"), body.get("name"))
+    cli_image.warn(body.get("image"), stand_in=stand_in)
     with state.client(api_url, api_key) as api:
         # One key per invocation: if the HTTP request is retried, the API deploys once.
         dep, replaced = api.deploy_replacing(body, idempotency_key=str(uuid.uuid4()))
@@ -473,6 +484,11 @@ def _deploy_mcp_json(
         typer.echo(f"skipped {skip.key}: {skip.reason}", err=True)
     if not servers:
         raise InputError(f"{path} has no stdio servers to deploy")
+    stand_in = None
+    if not flags.get("image"):
+        with state.client(api_url, api_key) as api:
+            flags = {**flags, "image": (stand_in := cli_image.default_image(api))}
+    cli_image.warn(flags["image"], stand_in=stand_in)
     bodies = []
     for server in servers:
         _remember_secrets(state, server.env)
@@ -592,7 +608,8 @@ def status(
     api_url: ApiUrl = None,
     api_key: ApiKey = None,
 ) -> None:
-    """Show one deployment: status, stage, URLs, tools, health, error. Exits 1 when it failed or was cancelled."""
+    """Show one deployment: status, stage, URLs, tools, health, error. Exits 1 when it failed or was
+    cancelled."""
     state = _state(ctx)
     with state.client(api_url, api_key) as api:
         dep = api.get(name)
@@ -799,7 +816,11 @@ def _lazy(what: str, importer: Callable[[], Any]) -> Any:
 def emulator(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option(help="Port to listen on (not 9000: FC's default container port).")
+        int,
+        typer.Option(
+            help="Port to listen on (any free one but 9000: FC's default container port, which a function "
+            "without a port flag listens on itself)."
+        ),
     ] = 8931,
     pending_seconds: Annotated[
         float, typer.Option(help="How long new and updated functions stay Pending / InProgress.")

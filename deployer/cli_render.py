@@ -137,6 +137,8 @@ def print_success(
     console.print(head)
     print_urls(console, dep)
     _kv(console, "tools", ", ".join(dep.tools) if dep.tools else "(none reported)")
+    if dep.protocols:
+        _kv(console, "protocols", ", ".join(dep.protocols))
     if dep.tool_changes is not None:
         _kv(console, "changed", tool_drift_text(dep.tool_changes, "tool drift: this release's tools differ"))
     hint = Text("\nAdd it to Claude Code or Cursor:  ", style="dim")
@@ -170,6 +172,12 @@ def print_deployment(console: Console, dep: Deployment) -> None:
     print_urls(console, dep)
     if dep.tools:
         _kv(console, "tools", ", ".join(dep.tools))
+    if dep.protocols:
+        _kv(console, "protocols", ", ".join(dep.protocols))
+    if dep.tool_fingerprint:
+        _kv(
+            console, "fingerprint", f"sha256:{dep.tool_fingerprint[:16]} ({len(dep.tool_fingerprints)} tools)"
+        )
     if dep.status == Status.succeeded:
         _kv(console, "health", health_text(dep, detail=True))
     for key, found, what in (

@@ -482,6 +482,17 @@ class APIClient:
                     _sleep(min_interval_s - spent)
         return dep
 
+    def service_info(self) -> dict[str, Any]:
+        """GET /v1/service: default region, FC's regions, whether FC is the local emulator (and its default
+        image). An API too old to have the route answers as a service on Alibaba Cloud would."""
+        try:
+            data = self._json(self._request("GET", "/v1/service", idempotent=True))
+        except APIError as exc:
+            if exc.status != 404:
+                raise
+            return {"fc_local": False, "default_image": None}
+        return data if isinstance(data, dict) else {"fc_local": False, "default_image": None}
+
     # -- tasks -------------------------------------------------------------------------------------
 
     def task(self, task_id: str) -> TaskView:

@@ -294,7 +294,12 @@ def run_dev(
             f"mcp-fc dev is ready\n  API      {stack.api_url}  (docs: {stack.api_url}/docs)\n"
             f"  API key  {stack.api_key}\n  FC       {fc}{' (local emulator)' if stack.emulator else ''}\n"
             f"  data     {stack.data_dir}  (logs: {stack.worker_log.name}, {stack.beat_log.name})\n"
-            f"  try      MCPFC_API_KEY={stack.api_key} mcp-fc deploy NAME --image IMAGE -- SERVER_CMD"
+            f"  try      MCPFC_API_KEY={stack.api_key} mcp-fc deploy NAME "
+            + (
+                "-- SERVER_CMD   (the local emulator needs no --image)"
+                if stack.emulator
+                else "--image IMAGE -- SERVER_CMD"
+            )
         )
         if demo:
             _say(f"deploying the sample MCP server ({' '.join(DEMO_COMMAND)}) ...")

@@ -8,11 +8,18 @@ Redis or RabbitMQ. Alibaba credentials are not settings: the SDK's credential ch
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, computed_field, model_validator
+from pydantic import Field, SecretStr, computed_field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from deployer.errors import ConfigError
+from schemas.limits import FC_REGIONS
+
+LOOPBACK_HOSTS = frozenset({"localhost", "::1", "0.0.0.0"})
+#: The image a deploy without one gets when FC is the local emulator, which runs the command on this host
+#: and pulls no image (`GET /v1/service` hands it to clients; the CLI uses it when --image is left out).
+LOCAL_IMAGE = "localhost/mcp-fc-emulator:not-pulled"
 
 DEFAULT_SECRET_KEY = "mcpfc-insecure-development-key-change-me"
 
@@ -162,6 +169,24 @@ class Settings(BaseSettings):
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         return "db+" + url
+
+    @property
+    def fc_is_local(self) -> bool:
+        """The FC endpoint is on this machine: the local emulator (Alibaba Cloud FC is never on loopback)."""
+        if not self.fc_endpoint:
+            return False
+        host = urlsplit(self.fc_endpoint if "://" in self.fc_endpoint else f"//{self.fc_endpoint}").hostname
+        return host in LOOPBACK_HOSTS or (host or "").startswith("127.")
+
+    @field_validator("region")
+    @classmethod
+    def _region_fc_has(cls, v: str) -> str:
+        # Every deploy without a region goes there: a region FC does not have would fail each one later.
+        if v not in FC_REGIONS:
+            raise ValueError(
+                f"Function Compute has no region {v!r}; use one of {', '.join(sorted(FC_REGIONS))}"
+            )
+        return v
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> "Settings":

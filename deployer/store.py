@@ -233,6 +233,10 @@ def unleased_idle(
 
 
 def to_public(row: DeploymentRow) -> Deployment:
+    # The deploy task keeps the last probe's summary in the result JSON (tasks/deploy.py PROBE_KEY).
+    probe = (row.result or {}).get("probe") or {}
+    if not isinstance(probe, dict):
+        probe = {}
     return Deployment(
         id=row.id,
         name=row.name,
@@ -250,6 +254,9 @@ def to_public(row: DeploymentRow) -> Deployment:
         health=health.public(row),
         tool_drift=tool_drift.public(row, tool_drift.DRIFT_KEY),
         tool_changes=tool_drift.public(row, tool_drift.CHANGES_KEY),
+        protocols=list(probe.get("protocols") or []),
+        tool_fingerprint=probe.get("fingerprint") or None,
+        tool_fingerprints=dict(probe.get("tool_fingerprints") or {}),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

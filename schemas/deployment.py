@@ -125,6 +125,17 @@ class Deployment(BaseModel):
     tool_changes: ToolDrift | None = Field(
         default=None, description="how this release's tools differ from the previous release's (null: same)"
     )
+    protocols: list[str] = Field(
+        default_factory=list,
+        description='MCP revisions the deploy probe saw served, newest first (e.g. ["2026-07-28", "2025-11-25"])',
+    )
+    tool_fingerprint: str | None = Field(
+        default=None,
+        description="sha256 over every tool's name, description and input schema, as the probe saw them",
+    )
+    tool_fingerprints: dict[str, str] = Field(
+        default_factory=dict, description="sha256 of each tool's name, description and input schema, by name"
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -5,7 +5,8 @@
               to bring it back); while waiting the task re-schedules itself instead of sleeping, so no
               worker slot is held (bounded by the deploy deadline)
     trigger   create-or-update the HTTP trigger (updated only if its config changed: the URL stays)
-    probe     the official MCP client runs initialize + tools/list through the trigger URL
+    probe     the official MCP client checks both eras through the trigger URL (initialize and 2026-07-28
+              server/discover, then tools/list); result["probe"] keeps the protocols served and tool fingerprints
     done      result = {"function_result", "trigger_result"} as the SDK returned them, secrets masked
 
 With releases (settings.releases_enabled, and not for a deployment whose trigger already serves LATEST,
@@ -43,9 +44,10 @@ from deployer.gateway import function_readiness
 from deployer.lifecycle import Checkpoint
 from deployer.probe import ProbeResult, probe
 from deployer.queue import DEPLOY_TASK, WAITING_QUEUE
-from deployer.settings import Settings
+from deployer.settings import LOCAL_IMAGE, Settings
 from deployer.tables import DeploymentRow
 from schemas import AuthType, DeployRequest, Status, Transport, sse_deprecated
+from schemas.limits import image_warnings
 from tasks.app import app
 from tasks.context import (
     DB_RETRY_S,
@@ -60,6 +62,9 @@ from tasks.context import (
 from tasks.verify import schedule_verify
 
 MAX_TRANSIENT_RETRIES = 5
+#: The key of the row's result that holds the last probe's summary (protocols served, tool fingerprints):
+#: kept in the result JSON, next to the SDK results, so no migration is needed.
+PROBE_KEY = "probe"
 #: How often a running probe checks for a cancel.
 CANCEL_POLL_S = 0.5
 MAX_CONVERGE = 3  # rewrites of a deploy's own spec after FC was seen running another one
@@ -126,6 +131,9 @@ class DeploySteps:
                 return {"status": "superseded"}  # cancelled or replaced between load and start
             if self.req.transport == Transport.sse:
                 run.record_step("starting", 5, f"warning: {sse_deprecated(self.req.name)}")
+            if self.req.image != LOCAL_IMAGE:  # the local emulator's stand-in is pulled by nobody
+                for warning in image_warnings(self.req.image):
+                    run.record_step("starting", 5, f"warning: {warning}")
         elif not self.checkpoint.waiting:
             run.save(attempts=row.attempts + 1)  # a redelivery after a crash resumes here
 
@@ -377,11 +385,12 @@ class DeploySteps:
             raise
         self.record_release(
             version,
-            probe={"ok": True, "tools": list(found.tools)},
-            fingerprint=getattr(found, "fingerprint", None),
+            probe={"ok": True, "tools": list(found.tools), "protocols": list(found.protocols)},
+            fingerprint=found.fingerprint or None,
         )
         self.checkpoint.verified = self.checkpoint.probe = True
         self.checkpoint.tools = list(found.tools)
+        self.result[PROBE_KEY] = found.summary()
         self.run_.save(checkpoint=self.checkpoint, result=self.result)
         return list(found.tools)
 
@@ -542,6 +551,8 @@ class DeploySteps:
         if found is None:
             return None
         self.checkpoint.probe = True
+        self.result[PROBE_KEY] = found.summary()
+        self.run_.save(checkpoint=self.checkpoint, result=self.result)
         return found.tools
 
     # -- helpers -------------------------------------------------------------------------------

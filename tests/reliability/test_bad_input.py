@@ -398,8 +398,8 @@ def test_bad_redeploy_changes_nothing(api, http, finished, changes, field, rule)
 
 
 def test_shell_metacharacters_in_argv_are_inert(api, http):
-    """Not bad input: argv never meets a shell. It is stored verbatim and handed to mcp-proxy after `--`,
-    so neither a shell nor mcp-proxy's own flag parser ever interprets it."""
+    """Not bad input: argv never meets a shell. It is stored verbatim and handed to the bridge after `--`,
+    so neither a shell nor the bridge's own flag parser ever interprets it."""
     argv = [
         "mcp-server-time",
         "$(rm -rf /)",
@@ -416,6 +416,6 @@ def test_shell_metacharacters_in_argv_are_inert(api, http):
     assert resp.status_code == 202, resp.text
     assert resp.json()["spec"]["command"] == argv
     command = spec.proxy_command(DeployRequest.model_validate(deploy_body("mcp-argv", command=argv)))
-    assert command[command.index("--") + 1 :] == argv and command[0] == "mcp-proxy"
+    assert command[command.index("--") + 1 :] == argv and command[0] == "mcp-fc-bridge"
     assert command.index("--") == len(command) - len(argv) - 1
     assert IMAGE in resp.text
