@@ -520,7 +520,11 @@ class DeploySteps:
         """False, before any FC call, when a cancel was asked for (the step's first write answers the flag)."""
         if self.checkpoint.trigger:
             return True
-        self.run_.record_step("creating_trigger", 70, "writing the HTTP trigger", checkpoint=self.checkpoint)
+        # A release's trigger comes after its cutover (85): progress never goes back.
+        progress = 70 if qualifier == spec.QUALIFIER else 90
+        self.run_.record_step(
+            "creating_trigger", progress, "writing the HTTP trigger", checkpoint=self.checkpoint
+        )
         if self.cancel_requested():
             return False
         auth = self.endpoint_auth()
