@@ -1,6 +1,6 @@
 """`mcp-fc`: deploy stdio MCP servers to Function Compute through the mcp-fc API.
 
-Client commands (deploy, redeploy, status, list, delete, cancel, events, config) talk to the HTTP API
+Client commands (deploy, redeploy, status, list, delete, cancel, events, logs, config) talk to the HTTP API
 (`MCPFC_API_URL`, `MCPFC_API_KEY`, or --api-url / --api-key). Server commands (api, worker, dev,
 emulator, keys) run or administer the service itself.
 
@@ -712,7 +712,6 @@ def _events(
 
 
 app.command("events", no_args_is_help=True)(_events)
-app.command("logs", no_args_is_help=True, help="Same as `events`.")(_events)
 
 
 # -- server-side commands -------------------------------------------------------------------------
@@ -918,9 +917,10 @@ def dev(
     raise typer.Exit(code or 0)
 
 
-from deployer import cli_releases  # noqa: E402 - registers rollback and history on `app`
+from deployer import cli_logs, cli_releases  # noqa: E402 - register rollback, history and logs on `app`
 
 cli_releases.register(app)
+cli_logs.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

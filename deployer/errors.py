@@ -14,6 +14,7 @@
     │   ├── FCServerError      5xx                                 (retryable)
     │   └── FCUnreachable      transport failure, timeout, garbled answer (retryable)
     ├── DeployError            a deploy step failed for a reason of ours (timeout, function Failed, probe)
+    ├── LogsUnavailable        a deployment's own output cannot be read (no log config, SLS said no)
     └── DeploymentFailed       (CLI) a deployment ended failed or cancelled, or has no usable endpoint: exit 1
 
 Messages never carry secret values: FC messages are kept, SDK `str()` dumps (which include the whole
@@ -129,3 +130,14 @@ class DeploymentFailed(MCPFCError):
     """The deployment (or its deletion) ended in failure: the CLI exits 1."""
 
     code = "DeploymentFailed"
+
+
+class LogsUnavailable(MCPFCError):
+    """A deployment's runtime logs cannot be read: it ships none (409), a bad cursor (400), or Simple Log
+    Service failed (502)."""
+
+    code = "LogsUnavailable"
+
+    def __init__(self, message: str, *, status: int = 502) -> None:
+        super().__init__(message)
+        self.status = status

@@ -336,7 +336,7 @@ def test_events_streams_until_a_final_status(api, cli):
     lines = result.stdout.splitlines()
     assert lines == ["running  create_function  20%", "succeeded  done  100%  ok"]
 
-    as_json = cli("logs", "mcp-time", "--json")
+    as_json = cli("events", "mcp-time", "--json")
     assert [json.loads(line)["status"] for line in as_json.stdout.splitlines()] == ["running", "succeeded"]
 
 
