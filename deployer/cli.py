@@ -917,10 +917,11 @@ def dev(
     raise typer.Exit(code or 0)
 
 
-from deployer import cli_logs, cli_releases  # noqa: E402 - register rollback, history and logs on `app`
+from deployer import cli_logs, cli_reconcile, cli_releases  # noqa: E402 - register more commands on `app`
 
 cli_releases.register(app)
 cli_logs.register(app)
+cli_reconcile.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

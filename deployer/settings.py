@@ -114,6 +114,18 @@ class Settings(BaseSettings):
         default=5, ge=0, description="re-queues of one operation before failing it"
     )
 
+    # Scheduled operations checks (issue 15; tasks/drift.py, tasks/tokens.py, on the beat schedule).
+    drift_check_enabled: bool = Field(default=True, description="compare FC with each spec on a schedule")
+    drift_check_interval_s: float = Field(default=600.0, gt=0, description="seconds between drift sweeps")
+    drift_check_max_per_sweep: int = Field(default=1000, ge=1, description="deployments checked per sweep")
+    token_check_interval_s: float = Field(default=3600.0, gt=0, description="seconds between token checks")
+    token_expiry_warn_days: float = Field(
+        default=30.0, ge=0, description="flag endpoint tokens that expire within this many days"
+    )
+    token_auto_rotate: bool = Field(
+        default=False, description="rotate flagged tokens on schedule (clients must fetch the new config)"
+    )
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def sqlite_path(self) -> Path:

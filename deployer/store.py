@@ -402,6 +402,39 @@ def set_fields_with_event(
     return _update_with_event(session, _guard(deployment_id, expect_task, expect_lease), message, **fields)
 
 
+#: Keys of a deployment's `result` that hold what the scheduled checks observed (issue 15): shown as their
+#: own Deployment fields, not inside `result`.
+OBSERVATION_KEYS = ("drift", "token")
+
+
+def set_observation(
+    session: Session,
+    deployment_id: str,
+    key: str,
+    value: dict[str, Any] | None,
+    *,
+    expect_lease: str,
+    message: str | None = None,
+) -> bool:
+    """Store what a scheduled check saw (``result[key]``) while holding the deployment's lease, with an
+    event when ``message`` is given. ``updated_at`` moves only with an event: a check that saw nothing new
+    must not wake every long-poll on the deployment."""
+    row = session.get(DeploymentRow, deployment_id, populate_existing=True)
+    if row is None or row.lease_owner != expect_lease:
+        return False
+    result = dict(row.result or {})
+    if value is None:
+        result.pop(key, None)
+    else:
+        result[key] = value
+    values: dict[str, Any] = {"result": result}
+    conditions = _guard(deployment_id, None, expect_lease)
+    if message:
+        return _update_with_event(session, conditions, message, **values) is not None
+    done = session.execute(update(_DEPLOYMENTS).where(*conditions).values(**values))
+    return bool(done.rowcount)
+
+
 def acquire_lease(session: Session, deployment_id: str, owner: str, seconds: float) -> bool:
     now = utcnow()
     result = session.execute(
@@ -547,9 +580,11 @@ def to_public(row: DeploymentRow) -> Deployment:
         attempts=row.attempts,
         error=DeploymentError.model_validate(row.error) if row.error else None,
         spec=DeployRequest.model_validate(row.spec),
-        result=row.result,
+        result={k: v for k, v in row.result.items() if k not in OBSERVATION_KEYS} if row.result else None,
         urls=Urls.model_validate(row.urls or {}),
         tools=list(row.tools or []),
+        drift=(row.result or {}).get("drift"),
+        token=(row.result or {}).get("token"),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

@@ -63,6 +63,28 @@ class Urls(BaseModel):
     mcp: str | None = Field(default=None, description="Streamable HTTP endpoint (the default transport)")
 
 
+class DriftField(BaseModel):
+    field: str = Field(description="the FC field, e.g. memorySize or trigger.triggerConfig.methods")
+    fc: Any = Field(default=None, description="what FC has (secret env values as ***)")
+    spec: Any = Field(default=None, description="what the deployment's spec produces")
+
+
+class Drift(BaseModel):
+    """What the scheduled config check found: FC's managed fields against the spec."""
+
+    drifted: bool
+    checked_at: datetime
+    fields: list[DriftField] = Field(default_factory=list)
+
+
+class TokenStatus(BaseModel):
+    """The endpoint token's expiry, as the scheduled token check saw it."""
+
+    expires_at: datetime
+    expiring: bool = Field(description="expires within the warning window (MCPFC_TOKEN_EXPIRY_WARN_DAYS)")
+    checked_at: datetime
+
+
 class Deployment(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -81,6 +103,8 @@ class Deployment(BaseModel):
     )
     urls: Urls = Field(default_factory=Urls)
     tools: list[str] = Field(default_factory=list)
+    drift: Drift | None = Field(default=None, description="config drift found by the scheduled check")
+    token: TokenStatus | None = Field(default=None, description="the endpoint token's expiry (jwt auth)")
     created_at: datetime
     updated_at: datetime
 

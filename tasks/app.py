@@ -3,4 +3,4 @@
 from deployer.queue import make_celery
 
 app = make_celery(main="mcpfc")
-app.conf.include = ["tasks.deploy", "tasks.delete", "tasks.recovery", "tasks.verify"]
+app.conf.include = ["tasks.deploy", "tasks.delete", "tasks.recovery", "tasks.verify", "tasks.drift"]

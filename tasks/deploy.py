@@ -215,13 +215,16 @@ class DeploySteps:
         except Exception as exc:  # noqa: BLE001 - recorded on the row; the traceback goes to the log
             return run.fail(exc, step)
 
+        # FC now runs this spec: an earlier drift report no longer holds (the next check looks again).
+        self.result.pop("drift", None)
         done = run.finish(
             Status.succeeded,
-            "deployed",
+            "reconciled: FC runs the deployment's spec again" if row.operation == "reconcile" else "deployed",
             stage="done",
             progress=100,
             tools=tools,
             checkpoint=self.checkpoint,
+            result=self.result,
             error=None,
         )
         if done and self.checkpoint.get("uncertain_at"):
@@ -237,7 +240,7 @@ class DeploySteps:
         create, update = spec.create_function_input(self.req), spec.update_function_input(self.req)
         self.gateway.take_uncertain()
         try:
-            if self.row.operation == "redeploy":
+            if self.row.operation in ("redeploy", "reconcile"):
                 response, how = self.gateway.update_or_create_function(create, update)
             else:
                 response, how = self.gateway.create_or_update_function(create, update)

@@ -20,7 +20,7 @@ from deployer.api import problems
 from deployer.api.deps import RateLimiter
 from deployer.api.hot_cache import ChangeFeed, HotCache
 from deployer.api.metrics import ApiMetrics, MetricsMiddleware
-from deployer.api.routes import client_config, deployments, health, logs, releases, tasks
+from deployer.api.routes import client_config, deployments, health, logs, reconcile, releases, tasks
 from deployer.crypto import Vault
 from deployer.db import normalise_url
 from deployer.settings import Settings, get_settings
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(client_config.router)
     app.include_router(releases.router)
     app.include_router(logs.router)
+    app.include_router(reconcile.router)
     app.include_router(tasks.router)
 
     # Last added is outermost: metrics see the final status, 500s are produced inside them.

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from deployer import runtime_logs
 from deployer.api.deps import CurrentOwner, SessionDep, SettingsDep, VaultDep
-from deployer.api.problems import Problem
+from deployer.api.problems import Problem, ProblemDetail
 from deployer.api.routes.deployments import PREFIX, IdOrName, _get_row
 from deployer.errors import LogsUnavailable
 
@@ -66,7 +66,17 @@ def parse_since(value: str | None, now: float) -> float | None:
         ) from None
 
 
-@router.get(PREFIX + "/{id}/logs", response_model=LogPage)
+@router.get(
+    PREFIX + "/{id}/logs",
+    response_model=LogPage,
+    responses={
+        400: {"model": ProblemDetail, "description": "a cursor this route did not hand out"},
+        404: {"model": ProblemDetail, "description": "no such deployment for this API key"},
+        409: {"model": ProblemDetail, "description": "the deployment ships no logs (no `log` config on FC)"},
+        502: {"model": ProblemDetail, "description": "Simple Log Service failed"},
+        503: {"model": ProblemDetail, "description": "no credentials to read the emulator's logs"},
+    },
+)
 def read_logs(
     id: IdOrName,
     owner: CurrentOwner,
