@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     token_expiry_warn_days: float = Field(
         default=30.0, ge=0, description="flag endpoint tokens that expire within this many days"
     )
+    endpoint_token_ttl_days: float = Field(
+        default=365.0, gt=0, description="lifetime of a new endpoint token"
+    )
     token_auto_rotate: bool = Field(
         default=False, description="rotate flagged tokens on schedule (clients must fetch the new config)"
     )

@@ -3,4 +3,11 @@
 from deployer.queue import make_celery
 
 app = make_celery(main="mcpfc")
-app.conf.include = ["tasks.deploy", "tasks.delete", "tasks.recovery", "tasks.verify", "tasks.drift"]
+app.conf.include = [
+    "tasks.deploy",
+    "tasks.delete",
+    "tasks.recovery",
+    "tasks.verify",
+    "tasks.drift",
+    "tasks.tokens",
+]

@@ -33,7 +33,7 @@ from billiard.exceptions import SoftTimeLimitExceeded
 from celery import Task
 from sqlalchemy.exc import SQLAlchemyError
 
-from deployer import spec, store
+from deployer import spec, store, token_expiry
 from deployer.converge import function_drift
 from deployer.db import session_scope
 from deployer.endpoint_auth import SigningKey, mint_token, new_signing_key
@@ -217,6 +217,7 @@ class DeploySteps:
 
         # FC now runs this spec: an earlier drift report no longer holds (the next check looks again).
         self.result.pop("drift", None)
+        self.record_token_expiry()
         done = run.finish(
             Status.succeeded,
             "reconciled: FC runs the deployment's spec again" if row.operation == "reconcile" else "deployed",
@@ -627,7 +628,11 @@ class DeploySteps:
             self.token = self.vault.decrypt(token_enc) if token_enc else None
             return spec.EndpointAuth(jwks=key.jwks())
         key = new_signing_key()  # CPU-heavy (RSA): not while holding a database connection
-        self.token = mint_token(key, subject=f"{self.row.owner_id}/{self.row.name}")
+        self.token = mint_token(
+            key,
+            subject=f"{self.row.owner_id}/{self.row.name}",
+            ttl_s=int(self.settings.endpoint_token_ttl_days * 86400),
+        )
         if not self.run_.save(
             endpoint_key_enc=self.vault.encrypt(key.to_json()),
             endpoint_token_enc=self.vault.encrypt(self.token),
@@ -643,6 +648,20 @@ class DeploySteps:
         with session_scope(self.settings) as session:
             row = store.get(session, self.row.id)
             return self.vault.decrypt(row.endpoint_token_enc) if row and row.endpoint_token_enc else None
+
+    def record_token_expiry(self) -> None:
+        """The endpoint token's expiry on the row (`token`), so `status` shows it from the first deploy on
+        (a rotation mints a new token: its new date replaces the old one here)."""
+        token = self.endpoint_token()
+        expiry = token_expiry.expires_at(token) if token else None
+        if expiry is None:
+            self.result.pop("token", None)
+            return
+        previous = self.result.get("token") or {}
+        status = token_expiry.status(expiry, self.settings.token_expiry_warn_days)
+        if previous.get("warned_at") and previous.get("expires_at") == status["expires_at"]:
+            status["warned_at"] = previous["warned_at"]  # the same token: its expiry event was written
+        self.result["token"] = status
 
     def reschedule(self, countdown: float, queue: str | None = None) -> None:
         """Record when the next run is due (recovery leaves the row alone until then), then re-schedule."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from deployer.settings import Settings
 from tasks.drift import DRIFT_SWEEP_TASK, OPS_QUEUE
+from tasks.tokens import TOKEN_SWEEP_TASK
 
 
 def ops_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -23,4 +24,9 @@ def ops_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": settings.drift_check_interval_s,
             "options": {"queue": OPS_QUEUE, "expires": settings.drift_check_interval_s},
         }
+    entries["endpoint-token-expiry"] = {
+        "task": TOKEN_SWEEP_TASK,
+        "schedule": settings.token_check_interval_s,
+        "options": {"queue": OPS_QUEUE, "expires": settings.token_check_interval_s},
+    }
     return entries

@@ -374,3 +374,26 @@ def test_refused_key_exits_2_for_every_command(api, cli, args):
     result = cli(*args)
     assert result.exit_code == 2
     assert result.stderr == "error: the API refused the key (set MCPFC_API_KEY or --api-key)\n"
+
+
+def test_status_shows_config_drift_and_an_expiring_token(api, cli):
+    from tests.cli.conftest import succeeded
+
+    dep = succeeded(
+        drift={
+            "drifted": True,
+            "checked_at": "2025-01-02T03:06:00+00:00",
+            "fields": [{"field": "memorySize", "fc": 1024, "spec": 512}],
+        },
+        token={
+            "expires_at": "2025-01-20T00:00:00+00:00",
+            "expiring": True,
+            "checked_at": "2025-01-02T03:06:00+00:00",
+        },
+    )
+    api.get("/v1/deployments/mcp-time").mock(return_value=httpx.Response(200, json=dep))
+    result = cli("status", "mcp-time")
+    assert result.exit_code == 0, result.stderr
+    assert "memorySize: FC has 1024, the spec wants 512" in result.stdout
+    assert "mcp-fc reconcile mcp-time" in result.stdout
+    assert "mcp-fc token rotate mcp-time" in result.stdout
