@@ -6,7 +6,8 @@ credential chain as the FC gateway. Locally the FC emulator answers the same ``G
 keeps (deployer/emulator/sls.py), so both paths are one code path: "SLS at the emulator's endpoint".
 
 Where SLS is (:func:`sls_endpoint`): ``MCPFC_SLS_ENDPOINT`` when set, else the FC endpoint when
-``MCPFC_FC_ENDPOINT`` is set (the emulator serves both), else ``{region}.log.aliyuncs.com``. An endpoint
+``MCPFC_FC_ENDPOINT`` names a local one (plain HTTP or a loopback address: the emulator serves both), else
+``{region}.log.aliyuncs.com``. An endpoint
 that is an IP address or ``localhost`` cannot take the project as a subdomain (the SDK sends to
 ``{project}.{endpoint}``), so requests then go through it as an HTTP proxy, which the emulator accepts.
 
@@ -60,17 +61,26 @@ class Source:
     emulator: bool
 
 
-def sls_endpoint(settings: Settings, region: str) -> tuple[str, str, bool]:
-    """``(host[:port], protocol, whether it is the FC endpoint)``."""
-    explicit = settings.sls_endpoint or settings.fc_endpoint
-    if not explicit:
-        return f"{region}.log.aliyuncs.com", "https", False
-    endpoint = explicit.replace("{region}", region)
-    protocol = settings.fc_protocol
+def _split(endpoint: str, default_protocol: str) -> tuple[str, str]:
+    protocol = default_protocol
     if "://" in endpoint:
         scheme, endpoint = endpoint.split("://", 1)
         protocol = "http" if scheme == "http" else "https"
-    return endpoint.rstrip("/"), protocol, not settings.sls_endpoint
+    return endpoint.rstrip("/"), protocol
+
+
+def sls_endpoint(settings: Settings, region: str) -> tuple[str, str, bool]:
+    """``(host[:port], protocol, whether it is the FC endpoint)``. The FC endpoint stands in for SLS only
+    when it is a local one (plain HTTP, or an IP address / localhost): the emulator; a real FC endpoint
+    never answers SLS."""
+    if settings.sls_endpoint:
+        endpoint, protocol = _split(settings.sls_endpoint.replace("{region}", region), "https")
+        return endpoint, protocol, False
+    if settings.fc_endpoint:
+        endpoint, protocol = _split(settings.fc_endpoint.replace("{region}", region), settings.fc_protocol)
+        if protocol == "http" or _needs_proxy(endpoint):
+            return endpoint, protocol, True
+    return f"{region}.log.aliyuncs.com", "https", False
 
 
 def _needs_proxy(endpoint: str) -> bool:

@@ -40,8 +40,8 @@ class Settings(BaseSettings):
     fc_backoff_max_s: float = 8.0
     fc_rate_limit_per_s: float = Field(default=0.0, ge=0, description="shared FC API rate; 0 = unlimited")
     # Simple Log Service, where a deployment with `log: {project, logstore}` keeps its server's output
-    # (deployer/runtime_logs.py). Unset: the FC endpoint when that is set (the emulator answers GetLogs),
-    # else `{region}.log.aliyuncs.com`.
+    # (deployer/runtime_logs.py). Unset: the FC endpoint when that is a local one (the emulator answers
+    # GetLogs), else `{region}.log.aliyuncs.com`.
     sls_endpoint: str | None = None
     fc_late_write_horizon_s: float = Field(
         default=300.0, ge=0, description="after a write timed out, check FC for its late landing this long"

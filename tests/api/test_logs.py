@@ -88,3 +88,14 @@ def test_without_a_log_config_on_fc_there_are_no_logs(tmp_path):
         _deploy(api)
         problem = assert_problem(api.get("/v1/deployments/mcp-time/logs"), 409)
         assert "log: {project, logstore}" in problem["detail"]
+
+
+def test_where_sls_is(tmp_path):
+    from deployer.runtime_logs import sls_endpoint
+
+    emulator = make_settings(tmp_path, fc_endpoint="http://127.0.0.1:8931")
+    assert sls_endpoint(emulator, "cn-hangzhou") == ("127.0.0.1:8931", "http", True)
+    real_fc = make_settings(tmp_path, fc_endpoint="https://123.cn-shanghai.fc.aliyuncs.com")
+    assert sls_endpoint(real_fc, "cn-shanghai") == ("cn-shanghai.log.aliyuncs.com", "https", False)
+    explicit = make_settings(tmp_path, sls_endpoint="{region}-intranet.log.aliyuncs.com")
+    assert sls_endpoint(explicit, "cn-beijing") == ("cn-beijing-intranet.log.aliyuncs.com", "https", False)
