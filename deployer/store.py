@@ -419,7 +419,9 @@ def set_observation(
     """Store what a scheduled check saw (``result[key]``) while holding the deployment's lease, with an
     event when ``message`` is given. ``updated_at`` moves only with an event: a check that saw nothing new
     must not wake every long-poll on the deployment."""
-    row = session.get(DeploymentRow, deployment_id, populate_existing=True)
+    # Read-modify-write of one key of `result` under a row lock (PostgreSQL; SQLite serialises writers):
+    # another check storing its own key in between must not be lost.
+    row = session.get(DeploymentRow, deployment_id, populate_existing=True, with_for_update=True)
     if row is None or row.lease_owner != expect_lease:
         return False
     result = dict(row.result or {})
