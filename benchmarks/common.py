@@ -33,7 +33,10 @@ from deployer.emulator import EmulatorServer
 REPO = Path(__file__).resolve().parents[1]
 BENCH_AK, BENCH_SK = "bench-ak", "bench-secret-key"
 REDIS_PORT, PG_PORT = 6379, 5432
-REDIS_DB = 13  # the benchmarks' own Redis database (flushed at start and end)
+# The benchmarks' Redis database: one of 8-15 claimed in db 0 for this run, with the same claim keys the
+# integration tests use (tests/integration/conftest.py), so a benchmark and a test run on one Redis never
+# flush each other's database.
+REDIS_CLAIMABLE_DBS = range(8, 16)
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 FC_LATENCY_MS = 100
 IMAGE = "registry.cn-hangzhou.aliyuncs.com/mcp-fc/mcp-server-time:latest"
@@ -178,12 +181,34 @@ def postgres_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def flush_redis() -> None:
+def claim_redis_db() -> int:
+    """A Redis database of this run's own, flushed (release it with `release_redis_db`)."""
     import redis
 
-    client = redis.Redis(host="127.0.0.1", port=REDIS_PORT, db=REDIS_DB)
+    claims = redis.Redis(host="127.0.0.1", port=REDIS_PORT, db=0)
+    try:
+        for db in REDIS_CLAIMABLE_DBS:
+            if claims.set(f"mcpfc-test:claim:{db}", os.getpid(), nx=True, ex=3600):
+                break
+        else:
+            raise RuntimeError("every Redis database 8-15 is claimed by another mcp-fc test or benchmark run")
+    finally:
+        claims.close()
+    client = redis.Redis(host="127.0.0.1", port=REDIS_PORT, db=db)
     client.flushdb()
     client.close()
+    return db
+
+
+def release_redis_db(db: int) -> None:
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=REDIS_PORT, db=db)
+    client.flushdb()
+    client.close()
+    claims = redis.Redis(host="127.0.0.1", port=REDIS_PORT, db=0)
+    claims.delete(f"mcpfc-test:claim:{db}")
+    claims.close()
 
 
 def start_emulator(pending_seconds: float, latency_ms: float = FC_LATENCY_MS) -> EmulatorServer:
@@ -317,12 +342,12 @@ class Stack:
             PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
         )
         if self.kind == "production":
-            flush_redis()
-            self._cleanup.append(flush_redis)
+            db = claim_redis_db()
+            self._cleanup.append(lambda: release_redis_db(db))
             cm = postgres_database()
             self.database_url = cm.__enter__()
             self._cleanup.append(lambda: cm.__exit__(None, None, None))
-            redis_url = f"redis://127.0.0.1:{REDIS_PORT}/{REDIS_DB}"
+            redis_url = f"redis://127.0.0.1:{REDIS_PORT}/{db}"
             env.update(
                 MCPFC_BROKER_URL=redis_url,
                 MCPFC_RESULT_BACKEND=redis_url,

@@ -11,6 +11,7 @@ Errors are one line on standard error, `error: ...`.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 import uuid
@@ -24,7 +25,7 @@ import typer
 from pydantic import ValidationError
 from typer.core import TyperCommand, TyperGroup
 
-from deployer import cli_config, mcp_json
+from deployer import cli_config, cli_image, mcp_json
 from deployer import cli_render as render
 from deployer.cli_input import (
     InputError,
@@ -39,7 +40,7 @@ from deployer.client import VERSION, APIClient, APIError, ServiceUnreachable
 from deployer.client_configs import ClientKind
 from deployer.errors import ConfigError, DeploymentFailed, MCPFCError, SpecError
 from deployer.settings import Settings
-from schemas import TERMINAL, AuthType, Deployment, Priority, Status, Transport
+from schemas import TERMINAL, AuthType, Deployment, HealthStatus, Priority, Status, Transport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 SERVER_CMD = "mcpfc.server_cmd"
@@ -62,10 +63,18 @@ def _exit_code(exc: MCPFCError) -> int:
     return EXIT_FAILED
 
 
-def _error_message(exc: MCPFCError) -> str:
+def _error_message(exc: MCPFCError, key_source: str | None = None) -> str:
     if isinstance(exc, APIError):
+        if exc.status == 401 and key_source is None:
+            return (
+                "no API key: set MCPFC_API_KEY or pass --api-key (`mcp-fc dev` prints one, "
+                "`mcp-fc keys create` makes one)"
+            )
         if exc.status == 401:
-            return "the API refused the key (set MCPFC_API_KEY or --api-key)"
+            return (
+                f"the API refused the API key from {key_source}: it is unknown to this service or revoked "
+                "(`mcp-fc dev` prints its key, `mcp-fc keys create` makes one)"
+            )
         if exc.status == 403:
             return f"the API key may not do this: {exc.message}"
         if exc.status in (502, 503, 504):
@@ -73,8 +82,8 @@ def _error_message(exc: MCPFCError) -> str:
     return exc.message
 
 
-def _fail(exc: MCPFCError, secrets: list[str]) -> typer.Exit:
-    message = " ".join(redact(_error_message(exc), secrets).split())
+def _fail(exc: MCPFCError, secrets: list[str], key_source: str | None = None) -> typer.Exit:
+    message = " ".join(redact(_error_message(exc, key_source), secrets).split())
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(_exit_code(exc))
 
@@ -88,7 +97,7 @@ class CLIGroup(TyperGroup):
             return super().invoke(ctx)
         except MCPFCError as exc:
             state = ctx.obj if isinstance(ctx.obj, State) else None
-            raise _fail(exc, state.secrets if state else []) from None
+            raise _fail(exc, state.secrets if state else [], state.key_source if state else None) from None
         except (typer.TyperException, typer.Exit, typer.Abort, KeyboardInterrupt):  # usage errors keep exit 2
             raise
         except Exception as exc:  # a bug of ours: still one line, unless asked for the traceback
@@ -107,14 +116,57 @@ class PassthroughCommand(TyperCommand):
     """A command whose arguments after `--` are the MCP server's argv, kept verbatim (`ctx.meta`)."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if "--" in args:
-            cut = args.index("--")
+        cut = args.index("--") if "--" in args else None
+        if cut is not None:
             ctx.meta[SERVER_CMD] = args[cut + 1 :]
             args = args[:cut]
-        return super().parse_args(ctx, args)
+        # Extra words are collected instead of click's "Got unexpected extra argument(s)", which does not say
+        # that the usual cause is a server command typed without `--` in front of it.
+        ctx.allow_extra_args = True
+        try:
+            rest = super().parse_args(ctx, args)
+        except typer.TyperException as exc:
+            option = getattr(exc, "option_name", None)  # NoSuchOption: perhaps the server's own option
+            if cut is None and option and isinstance(getattr(exc, "message", None), str):
+                exc.message += (
+                    f"; if {option} is the MCP server's option, put the server's command after `--`"
+                )
+            raise
+        if ctx.args:
+            extra = shlex.join(ctx.args)
+            if cut is None:
+                example = "NAME --image IMAGE" if ctx.info_name == "deploy" else "NAME"
+                ctx.fail(  # typer's own click: a usage error, exit 2
+                    f"unexpected argument(s) {extra}: put the MCP server's command after `--`, as in "
+                    f"`{ctx.command_path} {example} -- {extra}`"
+                )
+            ctx.fail(
+                f"unexpected argument(s) {extra} before `--`: only NAME and options go before `--`, "
+                "the MCP server's command after it"
+            )
+        return rest
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         return [*super().collect_usage_pieces(ctx), "[-- SERVER_CMD [ARGS]...]"]
+
+
+def _hide_flag_types() -> None:
+    """typer (0.29) shows a flag's type in help (`--json <bool>`) as if the flag took a value; it takes
+    none, so a flag shows no type. Options with a value keep theirs (`--image <str>`)."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "hides_flag_types", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich.hides_flag_types = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_hide_flag_types()
 
 
 # -- state ----------------------------------------------------------------------------------------
@@ -125,6 +177,7 @@ class State:
     api_url: str | None = None
     api_key: str | None = None
     secrets: list[str] = field(default_factory=list)
+    key_source: str | None = None  # where the API key came from, for the hint when the API refuses it
     out: Any = None
     err: Any = None
 
@@ -141,6 +194,8 @@ class State:
     def client(self, api_url: str | None = None, api_key: str | None = None) -> APIClient:
         settings = self.settings(api_url=api_url or self.api_url, api_key=api_key or self.api_key)
         key = settings.api_key.get_secret_value() if settings.api_key else None
+        if key:
+            self.key_source = "--api-key" if (api_key or self.api_key) else "MCPFC_API_KEY"
         return APIClient(settings.api_url, key)
 
 
@@ -163,7 +218,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 keys_app = typer.Typer(
-    help="Create and revoke API keys (opens the service database directly).", no_args_is_help=True
+    help="Create, list and revoke API keys (opens the service database directly).", no_args_is_help=True
 )
 app.add_typer(keys_app, name="keys")
 token_app = typer.Typer(help="Manage a deployment's endpoint token.", no_args_is_help=True)
@@ -292,7 +347,13 @@ def deploy(
         typer.Argument(metavar="NAME", help="Function name (may come from --file).", show_default=False),
     ] = None,
     image: Annotated[
-        str | None, typer.Option("--image", "-i", help="Container image with the MCP server.")
+        str | None,
+        typer.Option(
+            "--image",
+            "-i",
+            help="Container image with the MCP server, in ACR in the function's region (the local emulator "
+            "of `mcp-fc dev` pulls none: there it may be left out).",
+        ),
     ] = None,
     env: EnvOpt = None,
     secret_env: SecretOpt = None,
@@ -368,6 +429,10 @@ def deploy(
     file_data = load_file(file) if file else None
     if file_data:
         _remember_secrets(state, file_data.get("secret_env"))
+    stand_in = None
+    if not image and not (file_data or {}).get("image"):
+        with state.client(api_url, api_key) as api:
+            image = stand_in = cli_image.default_image(api)
     _, body = build_deploy_body(
         file_data,
         name=name,
@@ -385,9 +450,11 @@ def deploy(
         priority=priority.value if priority else None,
     )
     cli_config.warn_if_deprecated(body.get("transport"), body.get("name"))
+    cli_image.warn(body.get("image"), stand_in=stand_in)
     with state.client(api_url, api_key) as api:
         # One key per invocation: if the HTTP request is retried, the API deploys once.
-        dep = api.deploy(body, idempotency_key=str(uuid.uuid4()))
+        dep, replaced = api.deploy_replacing(body, idempotency_key=str(uuid.uuid4()))
+        render.say_replaced(dep, replaced)
         _follow(
             state,
             api,
@@ -417,6 +484,11 @@ def _deploy_mcp_json(
         typer.echo(f"skipped {skip.key}: {skip.reason}", err=True)
     if not servers:
         raise InputError(f"{path} has no stdio servers to deploy")
+    stand_in = None
+    if not flags.get("image"):
+        with state.client(api_url, api_key) as api:
+            flags = {**flags, "image": (stand_in := cli_image.default_image(api))}
+    cli_image.warn(flags["image"], stand_in=stand_in)
     bodies = []
     for server in servers:
         _remember_secrets(state, server.env)
@@ -425,7 +497,11 @@ def _deploy_mcp_json(
         )
         bodies.append(body)
     with state.client(api_url, api_key) as api:
-        deps = [api.deploy(body, idempotency_key=str(uuid.uuid4())) for body in bodies]
+        deps = []
+        for body in bodies:
+            dep, replaced = api.deploy_replacing(body, idempotency_key=str(uuid.uuid4()))
+            render.say_replaced(dep, replaced)
+            deps.append(dep)
         if no_wait:
             for dep in deps:
                 _accepted(state, dep, json_out=json_out, what="queued")
@@ -532,7 +608,8 @@ def status(
     api_url: ApiUrl = None,
     api_key: ApiKey = None,
 ) -> None:
-    """Show one deployment: status, stage, URLs, tools, error."""
+    """Show one deployment: status, stage, URLs, tools, health, error. Exits 1 when it failed or was
+    cancelled."""
     state = _state(ctx)
     with state.client(api_url, api_key) as api:
         dep = api.get(name)
@@ -540,6 +617,9 @@ def status(
         typer.echo(render.deployment_json(dep))
     else:
         render.print_deployment(state.out, dep)
+    if dep.status in (Status.failed, Status.cancelled):
+        # The contract's "1 deployment failed", so `mcp-fc status NAME && ...` never goes on with a broken one.
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command("list")
@@ -549,6 +629,10 @@ def list_(
         Status | None, typer.Option("--status", help="Only deployments in this status.")
     ] = None,
     name: Annotated[str | None, typer.Option(help="Only deployments with this name.")] = None,
+    health: Annotated[
+        HealthStatus | None,
+        typer.Option("--health", help="Only deployments whose scheduled MCP checks found this."),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = LIST_CAP,
     json_out: JsonOut = False,
     api_url: ApiUrl = None,
@@ -558,7 +642,10 @@ def list_(
     state = _state(ctx)
     with state.client(api_url, api_key) as api:
         items, truncated = api.list_all(
-            status=status_filter.value if status_filter else None, name=name, max_items=limit
+            status=status_filter.value if status_filter else None,
+            name=name,
+            max_items=limit,
+            health=health.value if health else None,
         )
     if json_out:
         typer.echo(render.to_json([d.model_dump(mode="json") for d in items]))
@@ -717,76 +804,6 @@ app.command("events", no_args_is_help=True)(_events)
 # -- server-side commands -------------------------------------------------------------------------
 
 
-def _db_unavailable(url: str, exc: Exception) -> ServiceUnreachable:
-    from sqlalchemy.engine import make_url
-
-    try:
-        shown = make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        shown = "the configured database"
-    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return ServiceUnreachable(f"cannot open {shown}: {reason}")
-
-
-@keys_app.command("create")
-def keys_create(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Option(help="A label for the key.")] = "",
-    owner: Annotated[
-        str | None, typer.Option(help="Add the key to this existing owner instead of a new one.")
-    ] = None,
-    json_out: JsonOut = False,
-) -> None:
-    """Create an API key (a new owner) and print it once."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from deployer import migrate, store
-    from deployer.db import session_scope
-
-    settings = _state(ctx).settings()
-    url = settings.effective_database_url
-    try:
-        migrate.upgrade(url)
-        with session_scope(settings) as session:
-            row, plaintext = store.create_api_key(session, name=name, owner_id=owner)
-            key_id, owner_id = row.id, row.owner_id
-    except (SQLAlchemyError, OSError) as exc:
-        raise _db_unavailable(url, exc) from None
-    if json_out:
-        typer.echo(render.to_json({"id": key_id, "owner_id": owner_id, "name": name, "key": plaintext}))
-    else:
-        typer.echo(f"id     {key_id}")
-        typer.echo(f"owner  {owner_id}")
-        typer.echo(f"key    {plaintext}")
-    typer.echo("Store the key now: it is not shown again. Use it as MCPFC_API_KEY or --api-key.", err=True)
-
-
-@keys_app.command("revoke", no_args_is_help=True)
-def keys_revoke(
-    ctx: typer.Context,
-    key_id: Annotated[
-        str, typer.Argument(metavar="ID", help="The key id `keys create` printed.", show_default=False)
-    ],
-) -> None:
-    """Revoke an API key: requests with it are refused from now on."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from deployer import migrate, store
-    from deployer.db import session_scope
-
-    settings = _state(ctx).settings()
-    url = settings.effective_database_url
-    try:
-        migrate.upgrade(url)
-        with session_scope(settings) as session:
-            revoked = store.revoke_api_key(session, key_id)
-    except (SQLAlchemyError, OSError) as exc:
-        raise _db_unavailable(url, exc) from None
-    if not revoked:
-        raise InputError(f"no active API key with id {key_id}")
-    typer.echo(f"revoked {key_id}")
-
-
 def _lazy(what: str, importer: Callable[[], Any]) -> Any:
     try:
         return importer()
@@ -798,7 +815,11 @@ def _lazy(what: str, importer: Callable[[], Any]) -> Any:
 def emulator(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option(help="Port to listen on (not 9000: FC's default container port).")
+        int,
+        typer.Option(
+            help="Port to listen on (any free one but 9000: FC's default container port, which a function "
+            "without a port flag listens on itself)."
+        ),
     ] = 8931,
     pending_seconds: Annotated[
         float, typer.Option(help="How long new and updated functions stay Pending / InProgress.")
@@ -849,9 +870,9 @@ def worker(
         typer.Option(
             help="Queues to consume, highest priority first. At scale, give `waiting` (deploys re-polling "
             "a function FC is still starting) workers of its own: --queues high,default,low here and "
-            "--queues waiting --pool threads on another."
+            "--queues waiting --pool threads on another; scheduled health checks use `health`."
         ),
-    ] = "high,default,low,waiting",
+    ] = "high,default,low,waiting,health",
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
     hostname: Annotated[
         str | None,
@@ -917,11 +938,16 @@ def dev(
     raise typer.Exit(code or 0)
 
 
-from deployer import cli_logs, cli_reconcile, cli_releases  # noqa: E402 - register more commands on `app`
+from deployer import cli_keys, cli_logs, cli_reconcile, cli_releases  # noqa: E402 - register commands on `app`
 
 cli_releases.register(app)
+cli_keys.register(keys_app)
 cli_logs.register(app)
 cli_reconcile.register(app)
+
+from deployer import cli_beat  # noqa: E402 - registers beat on `app`
+
+cli_beat.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,6 +8,7 @@ secret value: deployments from the API carry `***`, and user input is never echo
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +24,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from schemas import Deployment, Status
+from deployer.client import Replaced
+from schemas import Deployment, HealthStatus, Status, ToolDrift
 
 STATUS_STYLE = {
     Status.pending: "yellow",
@@ -80,6 +82,19 @@ def error_line(dep: Deployment, *, keep_lines: bool = False) -> str:
     return f"deployment {dep.name} {verb}{step}: {err.code}: {message}{rid}{retry}"
 
 
+def say_replaced(dep: Deployment, replaced: Replaced | None) -> None:
+    """One stderr line when a deploy replaces the deployment its name had (same id and URL)."""
+    if replaced is None:
+        return
+    what = f"changes {', '.join(replaced.changed)}" if replaced.changed else "the same spec, deployed again"
+    print(
+        f"note: {dep.name} already had a deployment ({replaced.status}, id {dep.id}): this deploy replaces "
+        f"it in place, same URL; {what}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def _ago(when: datetime) -> str:
     now = datetime.now(UTC)
     if when.tzinfo is None:
@@ -122,6 +137,10 @@ def print_success(
     console.print(head)
     print_urls(console, dep)
     _kv(console, "tools", ", ".join(dep.tools) if dep.tools else "(none reported)")
+    if dep.protocols:
+        _kv(console, "protocols", ", ".join(dep.protocols))
+    if dep.tool_changes is not None:
+        _kv(console, "changed", tool_drift_text(dep.tool_changes, "tool drift: this release's tools differ"))
     hint = Text("\nAdd it to Claude Code or Cursor:  ", style="dim")
     hint.append(f"mcp-fc config {dep.name}", style="bold")
     hint.append(
@@ -153,12 +172,68 @@ def print_deployment(console: Console, dep: Deployment) -> None:
     print_urls(console, dep)
     if dep.tools:
         _kv(console, "tools", ", ".join(dep.tools))
+    if dep.protocols:
+        _kv(console, "protocols", ", ".join(dep.protocols))
+    if dep.tool_fingerprint:
+        _kv(
+            console, "fingerprint", f"sha256:{dep.tool_fingerprint[:16]} ({len(dep.tool_fingerprints)} tools)"
+        )
+    if dep.status == Status.succeeded:
+        _kv(console, "health", health_text(dep, detail=True))
+    for key, found, what in (
+        ("tool drift", dep.tool_drift, "the server now lists other tools than at deploy"),
+        ("tools", dep.tool_changes, "this release changed tools"),
+    ):
+        if found is not None:
+            _kv(console, key, tool_drift_text(found, what))
     if dep.error:
         _kv(console, "error", Text(error_line(dep, keep_lines=True), style="red"))
     print_ops(console, dep)
     _kv(console, "attempts", str(dep.attempts))
     _kv(console, "created", dep.created_at.isoformat(timespec="seconds"))
     _kv(console, "updated", f"{dep.updated_at.isoformat(timespec='seconds')} ({_ago(dep.updated_at)})")
+
+
+HEALTH_STYLE = {
+    HealthStatus.healthy: "green",
+    HealthStatus.unhealthy: "red bold",
+    HealthStatus.unknown: "dim",
+}
+
+
+def health_text(dep: Deployment, *, detail: bool = False) -> Text:
+    """`healthy`, `unhealthy` or `unknown`; with detail: latency, when, failures and the last error."""
+    h = dep.health
+    text = Text(h.status.value, style=HEALTH_STYLE.get(h.status, ""))
+    if not detail:
+        return text
+    parts = []
+    if h.latency_ms is not None and h.status == HealthStatus.healthy:
+        parts.append(f"{h.latency_ms} ms")
+    if h.consecutive_failures:
+        parts.append(
+            f"{h.consecutive_failures} failed probe{'s' if h.consecutive_failures > 1 else ''} in a row"
+        )
+    if h.checked_at is not None:
+        parts.append(f"checked {_ago(h.checked_at)}")
+    elif dep.status == Status.succeeded:
+        parts.append("not checked yet")
+    if parts:
+        text.append(f" ({', '.join(parts)})")
+    if h.last_error and h.status == HealthStatus.unhealthy:
+        text.append("\n" + " ".join(h.last_error.split()), style="red")
+    return text
+
+
+def tool_drift_text(drift: ToolDrift, what: str) -> Text:
+    """`what`, against what and since when, then one `+ / - / ~` line per tool change."""
+    from deployer.tool_drift import diff_lines
+
+    text = Text(f"{what} (against {drift.against}, {_ago(drift.detected_at)})", style="yellow")
+    diff = drift.model_dump(mode="json", exclude_none=True)
+    for line in diff_lines(diff):
+        text.append("\n" + line)
+    return text
 
 
 def print_ops(console: Console, dep: Deployment) -> None:
@@ -212,6 +287,7 @@ def deployments_table(items: list[Deployment]) -> Table:
     table.add_column("STATUS", no_wrap=True)
     table.add_column("STAGE")
     table.add_column("PROGRESS", justify="right", no_wrap=True)
+    table.add_column("HEALTH", no_wrap=True)
     table.add_column("URL", overflow="fold")
     table.add_column("UPDATED", no_wrap=True)
     for dep in items:
@@ -220,6 +296,7 @@ def deployments_table(items: list[Deployment]) -> Table:
             status_text(dep.status),
             Text(dep.stage or "-"),
             f"{dep.progress}%",
+            health_text(dep) if dep.status == Status.succeeded else Text("-"),
             Text(endpoint_url(dep) or "-"),
             _ago(dep.updated_at),
         )

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from deployer.errors import ConfigError, MCPFCError
 from schemas import Deployment, DeploymentPage, TaskView
+from schemas.problem import FieldError
 
 __all__ = [
     "APIClient",
@@ -35,6 +36,7 @@ __all__ = [
     "Event",
     "FieldError",
     "InvalidResponse",
+    "Replaced",
     "ServiceUnreachable",
 ]
 
@@ -46,25 +48,13 @@ except Exception:  # pragma: no cover - running from a source tree without metad
     VERSION = "0.0.0"
 
 RETRY_STATUSES = frozenset({502, 503, 504})
+# What the API answers a deploy that replaced a deployment with (deployer/api/routes/deployments.py).
+REPLACED_HEADER, CHANGED_HEADER = "Mcpfc-Replaced", "Mcpfc-Changed-Fields"
 MAX_RETRY_AFTER_S = 5.0
 
 # Indirection so tests can run the retry/poll pacing without real waiting.
 _sleep: Callable[[float], None] = time.sleep
 _monotonic: Callable[[], float] = time.monotonic
-
-
-@dataclass(frozen=True)
-class FieldError:
-    """One broken rule of a rejected request: where, which rule, and the explanation."""
-
-    field: str
-    rule: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.field}: " if self.field else ""
-        rule = f" ({self.rule})" if self.rule else ""
-        return f"{where}{self.message}{rule}"
 
 
 class APIError(MCPFCError):
@@ -145,6 +135,14 @@ class InvalidResponse(ServiceUnreachable):
     """The API answered 2xx with a body that is not what the contract promises."""
 
     code = "InvalidResponse"
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """A deploy onto a name that had a deployment: the status it had and the spec fields the deploy changes."""
+
+    status: str
+    changed: list[str]
 
 
 @dataclass(frozen=True)
@@ -313,11 +311,23 @@ class APIClient:
 
     def deploy(self, body: dict[str, Any], idempotency_key: str | None = None) -> Deployment:
         """POST /v1/deployments. With an idempotency key the request is retried safely."""
+        return self.deploy_replacing(body, idempotency_key)[0]
+
+    def deploy_replacing(
+        self, body: dict[str, Any], idempotency_key: str | None = None
+    ) -> tuple[Deployment, Replaced | None]:
+        """`deploy`, and what it replaced when the name already had a deployment (None for a new one)."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         response = self._request(
             "POST", "/v1/deployments", json_body=body, headers=headers, idempotent=bool(idempotency_key)
         )
-        return self._deployment(response)
+        replaced = None
+        if REPLACED_HEADER in response.headers:
+            changed = response.headers.get(CHANGED_HEADER, "")
+            replaced = Replaced(
+                response.headers[REPLACED_HEADER], [f.strip() for f in changed.split(",") if f.strip()]
+            )
+        return self._deployment(response), replaced
 
     def redeploy(self, id_or_name: str, body: dict[str, Any]) -> Deployment:
         """POST /v1/deployments/{id}/redeploy with the fields to change."""
@@ -345,9 +355,10 @@ class APIClient:
         name: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
+        health: str | None = None,
     ) -> DeploymentPage:
         """One page of GET /v1/deployments, newest first."""
-        params = {"status": status, "name": name, "limit": limit, "cursor": cursor}
+        params = {"status": status, "name": name, "limit": limit, "cursor": cursor, "health": health}
         data = self._json(self._request("GET", "/v1/deployments", params=params, idempotent=True))
         try:
             return DeploymentPage.model_validate(data)
@@ -364,6 +375,7 @@ class APIClient:
         *,
         page_size: int = 100,
         max_items: int = 1000,
+        health: str | None = None,
     ) -> tuple[list[Deployment], bool]:
         """Follow `next_cursor` until the end or `max_items`; returns (items, truncated)."""
         items: list[Deployment] = []
@@ -371,7 +383,11 @@ class APIClient:
         seen: set[str] = set()
         while True:
             page = self.list(
-                status=status, name=name, limit=min(page_size, max_items - len(items)), cursor=cursor
+                status=status,
+                name=name,
+                limit=min(page_size, max_items - len(items)),
+                cursor=cursor,
+                health=health,
             )
             items.extend(page.items)
             if not page.next_cursor:
@@ -465,6 +481,17 @@ class APIClient:
                 if spent < min_interval_s:
                     _sleep(min_interval_s - spent)
         return dep
+
+    def service_info(self) -> dict[str, Any]:
+        """GET /v1/service: default region, FC's regions, whether FC is the local emulator (and its default
+        image). An API too old to have the route answers as a service on Alibaba Cloud would."""
+        try:
+            data = self._json(self._request("GET", "/v1/service", idempotent=True))
+        except APIError as exc:
+            if exc.status != 404:
+                raise
+            return {"fc_local": False, "default_image": None}
+        return data if isinstance(data, dict) else {"fc_local": False, "default_image": None}
 
     # -- tasks -------------------------------------------------------------------------------------
 

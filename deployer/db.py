@@ -58,9 +58,13 @@ def _sessionmaker(url: str) -> sessionmaker[Session]:
 
 
 @contextmanager
-def session_scope(settings: Settings | None = None) -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
-    factory = _sessionmaker((settings or get_settings()).effective_database_url)
+def session_scope(settings: Settings | None = None, *, engine: Engine | None = None) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error: on the settings' shared engine, or on
+    `engine` (e.g. the recovery loop's NullPool engine, which a forked worker child never inherits)."""
+    if engine is not None:
+        factory: Callable[[], Session] = lambda: Session(engine, expire_on_commit=False)  # noqa: E731
+    else:
+        factory = _sessionmaker((settings or get_settings()).effective_database_url)
     with factory() as session:
         try:
             yield session

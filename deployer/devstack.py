@@ -1,4 +1,5 @@
-"""`mcp-fc dev`: the API, a Celery worker and the local FC emulator in one command, no external server.
+"""`mcp-fc dev`: the API, a Celery worker and beat, and the local FC emulator in one command, no external
+server.
 
 Everything lives in the data dir: the SQLite store (deployments and Celery results), the file-backed
 broker and the emulator's state. The worker is a child process (`celery -A tasks worker`), exactly as
@@ -24,6 +25,7 @@ from typing import Any
 import httpx
 
 from deployer.emulator import EmulatorServer
+from deployer.emulator.runtime import PASSED_PROXY_VARS
 from deployer.settings import Settings
 
 DEMO_NAME = "time"
@@ -91,6 +93,16 @@ def lock_data_dir(data_dir: Path) -> Any:
     return fh
 
 
+def worker_environment(env: dict[str, str], *, local_fc: bool) -> dict[str, str]:
+    """The dev worker's environment. With the local emulator it talks to loopback only (the emulator, the
+    trigger URLs, the data dir), so the host's proxy settings are dropped: the FC SDK sends every call
+    through HTTP_PROXY and ignores NO_PROXY, so a proxy set for `uvx` would get (and fail) the emulator's
+    calls. The function instances still get them (deployer.emulator.runtime.PASSED_PROXY_VARS)."""
+    if not local_fc:
+        return dict(env)
+    return {k: v for k, v in env.items() if k not in PASSED_PROXY_VARS}
+
+
 class DevStack:
     def __init__(
         self,
@@ -108,6 +120,7 @@ class DevStack:
         self.worker_concurrency = worker_concurrency
         self.emulator: EmulatorServer | None = None
         self.worker: subprocess.Popen[bytes] | None = None
+        self.beat: subprocess.Popen[bytes] | None = None
         self.env: dict[str, str] = {}
         self.api_key = _dev_api_key(self.data_dir)
 
@@ -142,6 +155,7 @@ class DevStack:
             store.import_api_key(session, self.api_key, name="dev")
 
         # The worker's banner and logs go to a file: the terminal is for the URLs a user copies.
+        worker_env = worker_environment(env, local_fc=self.emulator is not None)
         with open(self.worker_log, "ab") as log:
             self.worker = subprocess.Popen(
                 [
@@ -162,6 +176,23 @@ class DevStack:
                     "--without-mingle",
                     "--without-gossip",
                 ],
+                env=worker_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        # The periodic scheduler (health checks, ...), as production runs it: `celery -A tasks beat`.
+        with open(self.beat_log, "ab") as log:
+            self.beat = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "tasks",
+                    "beat",
+                    "--loglevel",
+                    env.get("MCPFC_WORKER_LOGLEVEL", "INFO"),
+                ],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -172,13 +203,21 @@ class DevStack:
     def worker_log(self) -> Path:
         return self.data_dir / "worker.log"
 
+    @property
+    def beat_log(self) -> Path:
+        return self.data_dir / "beat.log"
+
     def stop(self) -> None:
-        if self.worker is not None and self.worker.poll() is None:
-            self.worker.terminate()
+        for proc in (self.beat, self.worker):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+        for proc in (self.beat, self.worker):
+            if proc is None:
+                continue
             try:
-                self.worker.wait(20)
+                proc.wait(20)
             except subprocess.TimeoutExpired:
-                self.worker.kill()
+                proc.kill()
         if self.emulator is not None:
             self.emulator.stop()
 
@@ -188,6 +227,8 @@ class DevStack:
         while time.monotonic() < deadline:
             if self.worker is not None and self.worker.poll() is not None:
                 raise RuntimeError(f"the worker exited with code {self.worker.returncode}")
+            if self.beat is not None and self.beat.poll() is not None:
+                raise RuntimeError(f"the beat exited with code {self.beat.returncode} (see {self.beat_log})")
             try:
                 if httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200:
                     return
@@ -252,8 +293,13 @@ def run_dev(
         _say(
             f"mcp-fc dev is ready\n  API      {stack.api_url}  (docs: {stack.api_url}/docs)\n"
             f"  API key  {stack.api_key}\n  FC       {fc}{' (local emulator)' if stack.emulator else ''}\n"
-            f"  data     {stack.data_dir}  (worker log: {stack.worker_log.name})\n"
-            f"  try      MCPFC_API_KEY={stack.api_key} mcp-fc deploy NAME --image IMAGE -- SERVER_CMD"
+            f"  data     {stack.data_dir}  (logs: {stack.worker_log.name}, {stack.beat_log.name})\n"
+            f"  try      MCPFC_API_KEY={stack.api_key} mcp-fc deploy NAME "
+            + (
+                "-- SERVER_CMD   (the local emulator needs no --image)"
+                if stack.emulator
+                else "--image IMAGE -- SERVER_CMD"
+            )
         )
         if demo:
             _say(f"deploying the sample MCP server ({' '.join(DEMO_COMMAND)}) ...")

@@ -1,9 +1,20 @@
-"""Every error mcp-fc raises on purpose, in one hierarchy.
+"""Every error mcp-fc raises on purpose, in one hierarchy (the classes outside this module say where).
 
-    MCPFCError
-    ├── ConfigError            settings that cannot work (e.g. a default secret key in production)
-    ├── SpecError              a request the spec builder cannot turn into FC input
-    ├── FCError                Function Compute said no, or could not be reached
+    MCPFCError                                           CLI exit code (deployer/cli.py: _exit_code)
+    ├── ConfigError            settings that cannot work (e.g. a default secret key    2
+    │                          in production, an unusable API URL)
+    ├── SpecError              a request the spec builder (or an mcp.json) cannot      2
+    │                          turn into FC input
+    ├── InputError             (deployer/cli_input.py) what the user typed or the      2
+    │                          file says cannot be sent; carries FieldErrors
+    ├── APIError               (deployer/client.py) the API answered an HTTP error:    2, or 3 for a 5xx
+    │                          status, problem type, detail, FieldErrors
+    ├── ServiceUnreachable     (deployer/client.py) no usable answer from the API      3
+    │   └── InvalidResponse    a 2xx whose body is not what the contract promises      3
+    ├── DeploymentFailed       a deployment ended failed or cancelled, or has no       1
+    │                          usable endpoint
+    ├── FCError                Function Compute said no, or could not be reached (worker side; its code,
+    │   │                      message and request id become the deployment's `error`, error_payload)
     │   ├── FCAlreadyExists    409 FunctionAlreadyExists / TriggerAlreadyExists
     │   ├── FCNotFound         404 FunctionNotFound / TriggerNotFound
     │   ├── FCConflict         FunctionNotEmpty, PreconditionFailed
@@ -13,15 +24,24 @@
     │   ├── FCThrottled        429 or x-acs-retry-after            (retryable)
     │   ├── FCServerError      5xx                                 (retryable)
     │   └── FCUnreachable      transport failure, timeout, garbled answer (retryable)
-    ├── DeployError            a deploy step failed for a reason of ours (timeout, function Failed, probe)
     ├── LogsUnavailable        a deployment's own output cannot be read (no log config, SLS said no)
-    └── DeploymentFailed       (CLI) a deployment ended failed or cancelled, or has no usable endpoint: exit 1
+    └── DeployError            a deploy step failed for a reason of ours (timeout, function Failed, probe)
+
+    FieldError (schemas/problem.py) is not an exception: one broken rule of a rejected request.
+    Not part of the hierarchy, on purpose: deployer.emulator.exceptions.FCError is the *emulator's* FC
+    error answer (a wire document the fake server renders, never raised to a user); store.NameTaken,
+    client_configs.BadDocument and devstack.DevStackRefused are caught and turned into one of the above
+    (or an HTTP 409) where they are raised.
 
 Messages never carry secret values: FC messages are kept, SDK `str()` dumps (which include the whole
 response) are not.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+from deployer.failure_text import keep_end
 
 
 class MCPFCError(Exception):
@@ -130,6 +150,35 @@ class DeploymentFailed(MCPFCError):
     """The deployment (or its deletion) ended in failure: the CLI exits 1."""
 
     code = "DeploymentFailed"
+
+
+def error_body(
+    code: str, message: str, *, step: str | None, retryable: bool = False, request_id: str | None = None
+) -> dict[str, Any]:
+    """The `error` field of a deployment (schemas.DeploymentError's shape): the one place it is built."""
+    return {
+        "code": code,
+        "message": message,
+        "retryable": retryable,
+        "request_id": request_id,
+        "step": step,
+    }
+
+
+def error_payload(exc: BaseException, step: str) -> dict[str, Any]:
+    """The `error` of a deployment whose step raised exc. Messages are ours or FC's, never an SDK dump."""
+    if isinstance(exc, FCError):
+        return error_body(
+            exc.code, keep_end(exc.message), step=step, retryable=exc.retryable, request_id=exc.request_id
+        )
+    if isinstance(exc, DeployError):
+        return error_body(exc.code, keep_end(exc.message), step=exc.step or step, retryable=exc.retryable)
+    if isinstance(exc, MCPFCError):
+        return error_body(exc.code, keep_end(exc.message), step=step)
+    # Unexpected: keep the type only; the traceback goes to the worker log.
+    return error_body(
+        "InternalError", f"unexpected {type(exc).__name__} in step {step}", step=step, retryable=True
+    )
 
 
 class LogsUnavailable(MCPFCError):

@@ -1,15 +1,13 @@
 """Bring the database schema to head with Alembic. Safe to call from every process at start-up."""
 
-import fcntl
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import Connection
 
 from deployer.db import engine_for, normalise_url
+from deployer.locks import exclusive
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK_ID = 0x6D6370_6663  # "mcpfc": one advisory lock for schema changes on PostgreSQL
@@ -22,42 +20,20 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-@contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def upgrade(url: str) -> None:
     """Migrate to head. API replicas and workers start together, so migrations are serialised."""
     url = normalise_url(url)
     cfg = alembic_config(url)
     engine = engine_for(url)
-    if engine.dialect.name == "postgresql":
+    with exclusive(engine, key=_LOCK_ID, name="migrate") as held:
+        if held.connection is not None:  # PostgreSQL: migrate on the connection that holds the lock
+            _upgrade_on(cfg, held.connection)
+            return
         with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _LOCK_ID})
-            try:
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
-                conn.commit()
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_ID})
-                conn.commit()
-        return
-    db_path = url.split("///", 1)[-1]
-    lock = Path(db_path + ".migrate.lock") if db_path and db_path != ":memory:" else None
-    if lock is None:
-        with engine.connect() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
-            conn.commit()
-        return
-    with _file_lock(lock), engine.connect() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
-        conn.commit()
+            _upgrade_on(cfg, conn)
+
+
+def _upgrade_on(cfg: Config, conn: Connection) -> None:
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")
+    conn.commit()

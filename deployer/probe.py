@@ -1,32 +1,104 @@
-"""Check that a deployed endpoint really speaks MCP: the official client runs initialize + tools/list.
+"""Check that a deployed endpoint really speaks MCP, in both protocol eras, with the official client.
 
-A URL that answers HTTP but not MCP (the old `--sse-port` flags, a GET-only trigger, a signature-only
-trigger) fails here, with an error that says what was tried and what came back.
+Streamable HTTP (`/mcp`): the handshake era first (`initialize`, which also takes the cold start), then
+MCP 2026-07-28 (`server/discover` at 2026-07-28, no session), each followed by `tools/list`. SSE (`/sse`)
+is handshake-only by definition. The result says which revisions were served (`protocols`) and
+fingerprints every tool (name, description, input schema), so a later check can tell what changed.
+
+A URL that answers HTTP but not MCP (a GET-only trigger, a signature-only trigger, a bridge that never got
+its server up) fails here, with an error that says what was tried and what came back. One era is enough
+for a deploy; none is a clear `ProbeFailed`.
+
+The health checker reuses :func:`probe` (or :func:`probe_async`) and :func:`tool_diff`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
-from mcp import ClientSession
+import httpx2
+import mcp_types as types
+from mcp import Client, ClientSession
 from mcp.client.sse import sse_client
-from mcp.client.streamable_http import streamablehttp_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from deployer.errors import DeployError
 from deployer.failure_text import fc_error_text
 
 #: How much of an error answer's body is read (FC's message carries the instance's last output).
 MAX_BODY_BYTES = 64 * 1024
+#: The current revision, probed with `server/discover`.
+MODERN = "2026-07-28"
+#: Most tools/list pages followed (a server that paginates forever must not hang a deploy).
+MAX_PAGES = 50
 
 
 @dataclass(frozen=True)
 class ProbeResult:
     server_name: str
     server_version: str
+    #: The newest revision served (the first of `protocols`).
     protocol_version: str
     tools: list[str]
+    #: Revisions the endpoint served, newest first: "2026-07-28" and/or the handshake's negotiated one.
+    protocols: list[str] = field(default_factory=list)
+    #: sha256 of each tool's canonical {name, description, inputSchema}, by tool name.
+    tool_fingerprints: dict[str, str] = field(default_factory=dict)
+    #: sha256 over all of them (name order), "" with no tools.
+    fingerprint: str = ""
+    #: Why an era that was tried did not answer ("2026-07-28" / "legacy" → reason); empty when all did.
+    era_errors: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """What a deployment stores: JSON-able, no secrets."""
+        return {
+            "protocols": list(self.protocols),
+            "fingerprint": self.fingerprint,
+            "tool_fingerprints": dict(self.tool_fingerprints),
+            "server": {"name": self.server_name, "version": self.server_version},
+            "era_errors": dict(self.era_errors),
+        }
+
+
+def tool_fingerprint(tool: types.Tool | Mapping[str, Any]) -> str:
+    """sha256 of a tool's name, description and input schema, as canonical JSON (key order ignored)."""
+    if isinstance(tool, Mapping):
+        data = {
+            "name": tool.get("name"),
+            "description": tool.get("description"),
+            "inputSchema": tool.get("inputSchema"),
+        }
+    else:
+        data = {"name": tool.name, "description": tool.description, "inputSchema": tool.input_schema}
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def overall_fingerprint(per_tool: Mapping[str, str]) -> str:
+    if not per_tool:
+        return ""
+    canonical = json.dumps(sorted(per_tool.items()), separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def tool_diff(old: Mapping[str, str] | None, new: Mapping[str, str] | None) -> dict[str, list[str]]:
+    """What changed between two `tool_fingerprints` maps: `{"added", "removed", "changed"}`, sorted names."""
+    old, new = dict(old or {}), dict(new or {})
+    return {
+        "added": sorted(set(new) - set(old)),
+        "removed": sorted(set(old) - set(new)),
+        "changed": sorted(name for name in set(old) & set(new) if old[name] != new[name]),
+    }
+
+
+# -- failures ----------------------------------------------------------------------------------------
 
 
 def _leaf_errors(exc: BaseException) -> list[BaseException]:
@@ -38,80 +110,163 @@ def _leaf_errors(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-def describe_failure(exc: BaseException) -> str:
-    """What came back, in one line: an HTTP status and body excerpt, a refused connection, a timeout."""
-    parts = []
-    for leaf in _leaf_errors(exc):
-        if isinstance(leaf, httpx.HTTPStatusError):
-            body = ""
+class _Seen:
+    """The last HTTP error answer the MCP client got: the SDK turns it into a bare JSON-RPC error."""
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.body = ""
+
+    async def hook(self, response: httpx2.Response) -> None:
+        if response.status_code >= 400 and self.status is None:
+            self.status = response.status_code
             try:
-                body = leaf.response.text[:200]
-            except httpx.ResponseNotRead:
-                pass
-            parts.append(f"HTTP {leaf.response.status_code} {body}".strip())
-        elif isinstance(leaf, httpx.ConnectError):
+                raw = await response.aread()
+                self.body = fc_error_text(raw[:MAX_BODY_BYTES].decode(errors="replace"))
+            except Exception:  # noqa: BLE001 - the status alone still says what happened
+                self.body = ""
+
+
+def describe_failure(exc: BaseException, seen: _Seen | None = None) -> str:
+    """What came back, in one line: an HTTP status and body, a refused connection, a timeout."""
+    parts = []
+    if seen is not None and seen.status is not None:
+        parts.append(f"HTTP {seen.status} {seen.body}".strip())
+    for leaf in _leaf_errors(exc):
+        if isinstance(leaf, httpx2.ConnectError | httpx.ConnectError):
             parts.append(f"connection failed ({leaf})")
-        elif isinstance(leaf, TimeoutError | httpx.TimeoutException):
+        elif isinstance(leaf, TimeoutError | httpx2.TimeoutException | httpx.TimeoutException):
             parts.append("no answer before the timeout")
+        elif isinstance(leaf, MCPError):
+            if seen is None or seen.status is None:
+                parts.append(f"MCP error {leaf.code}: {leaf.message[:200]}")
+        elif isinstance(leaf, httpx2.HTTPStatusError):
+            if seen is None or seen.status is None:
+                parts.append(f"HTTP {leaf.response.status_code}")
         else:
             parts.append(f"{type(leaf).__name__}: {str(leaf)[:200]}")
     return "; ".join(dict.fromkeys(parts)) or type(exc).__name__
 
 
+# -- the two eras ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Era:
+    protocol: str
+    server_name: str
+    server_version: str
+    tools: list[types.Tool]
+
+
+async def _all_tools(session: ClientSession) -> list[types.Tool]:
+    tools: list[types.Tool] = []
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
+        page = await session.list_tools(params=params)
+        tools += page.tools
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    return tools
+
+
+def _http_client(headers: Mapping[str, str] | None, timeout: float, seen: _Seen) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(
+        headers=dict(headers or {}),
+        timeout=httpx2.Timeout(timeout, read=timeout),
+        event_hooks={"response": [seen.hook]},
+    )
+
+
+async def _legacy_http(url: str, headers: Mapping[str, str] | None, timeout: float, seen: _Seen) -> _Era:
+    async with _http_client(headers, timeout, seen) as http:
+        transport = streamable_http_client(url, http_client=http)
+        async with Client(transport, mode="legacy", cache=None, read_timeout_seconds=timeout) as client:
+            tools = await _all_tools(client.session)
+            info = client.server_info
+            return _Era(
+                client.protocol_version, info.name if info else "", info.version if info else "", tools
+            )
+
+
+async def _modern_http(url: str, headers: Mapping[str, str] | None, timeout: float, seen: _Seen) -> _Era:
+    async with _http_client(headers, timeout, seen) as http:
+        transport = streamable_http_client(url, http_client=http, terminate_on_close=False)
+        async with Client(transport, mode=MODERN, cache=None, read_timeout_seconds=timeout) as client:
+            # A pinned client adopts the version without asking; ask, as a 2026-07-28 client in auto mode does.
+            raw = await client.session.send_discover(MODERN)
+            discovered = types.DiscoverResult.model_validate(raw)
+            if MODERN not in discovered.supported_versions:
+                raise MCPError(-32022, f"server/discover lists {discovered.supported_versions}, not {MODERN}")
+            client.session.adopt(discovered)
+            tools = await _all_tools(client.session)
+            info = client.server_info
+            return _Era(MODERN, info.name if info else "", info.version if info else "", tools)
+
+
+async def _legacy_sse(url: str, headers: Mapping[str, str] | None, timeout: float, seen: _Seen) -> _Era:
+    def factory(**kwargs: Any) -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(**kwargs, event_hooks={"response": [seen.hook]})
+
+    transport = sse_client(
+        url,
+        headers=dict(headers or {}),
+        timeout=timeout,
+        sse_read_timeout=timeout,
+        httpx_client_factory=factory,
+    )
+    async with Client(transport, mode="legacy", cache=None, read_timeout_seconds=timeout) as client:
+        tools = await _all_tools(client.session)
+        info = client.server_info
+        return _Era(client.protocol_version, info.name if info else "", info.version if info else "", tools)
+
+
 async def probe_async(
     url: str, *, transport: str, headers: dict[str, str] | None, timeout: float
 ) -> ProbeResult:
-    async def run() -> ProbeResult:
-        if transport == "sse":
-            client = sse_client(url, headers=headers, timeout=timeout, sse_read_timeout=timeout)
-        else:
-            client = streamablehttp_client(url, headers=headers, timeout=timeout, sse_read_timeout=timeout)
-        async with client as streams:
-            read, write = streams[0], streams[1]
-            async with ClientSession(read, write) as session:
-                init = await session.initialize()
-                listed = await session.list_tools()
-                return ProbeResult(
-                    server_name=init.serverInfo.name,
-                    server_version=init.serverInfo.version,
-                    protocol_version=str(init.protocolVersion),
-                    tools=[tool.name for tool in listed.tools],
-                )
-
-    return await asyncio.wait_for(run(), timeout)
-
-
-def _error_body(url: str, headers: dict[str, str] | None, status: int) -> str:
-    """The MCP client streams responses and never reads an error's body; fetch it once more to show it."""
-    try:
-        with httpx.stream("GET", url, headers=headers, timeout=5.0) as resp:
-            if resp.status_code != status:
-                return ""
-            body = b""
-            for chunk in resp.iter_bytes():
-                body += chunk
-                if len(body) >= MAX_BODY_BYTES:
-                    break
-            # the cause is at the end of FC's message (the server's last lines): decode it, keep it whole
-            return fc_error_text(body[:MAX_BODY_BYTES].decode(errors="replace"))
-    except httpx.HTTPError:
-        return ""
+    """Both eras (one for SSE), each bounded by `timeout`. Raises DeployError(ProbeFailed) when none served."""
+    if transport == "sse":
+        attempts = [("legacy", _legacy_sse)]
+    else:
+        # The handshake first: it takes the cold start, so the modern check meets a warm instance.
+        attempts = [("legacy", _legacy_http), (MODERN, _modern_http)]
+    served: list[_Era] = []
+    errors: dict[str, str] = {}
+    for era, attempt in attempts:
+        seen = _Seen()
+        try:
+            served.append(await asyncio.wait_for(attempt(url, headers, timeout, seen), timeout))
+        except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - each era's failure is reported
+            errors[era] = describe_failure(exc, seen)
+    if not served:
+        what = "initialize + tools/list" if transport == "sse" else f"initialize and {MODERN} server/discover"
+        detail = "; ".join(f"{era}: {why}" for era, why in errors.items())
+        if len(set(errors.values())) == 1:
+            detail = next(iter(errors.values()))
+        raise DeployError(
+            f"MCP {transport} client at {url}: {what} failed, the endpoint serves neither MCP era: {detail}",
+            code="ProbeFailed",
+            step="probe",
+        )
+    served.sort(key=lambda e: e.protocol, reverse=True)
+    best = served[0]
+    prints = {tool.name: tool_fingerprint(tool) for tool in best.tools}
+    return ProbeResult(
+        server_name=best.server_name,
+        server_version=best.server_version,
+        protocol_version=best.protocol,
+        tools=[tool.name for tool in best.tools],
+        protocols=[era.protocol for era in served],
+        tool_fingerprints=prints,
+        fingerprint=overall_fingerprint(prints),
+        era_errors=errors,
+    )
 
 
 def probe(
     url: str, *, transport: str, headers: dict[str, str] | None = None, timeout: float = 30.0
 ) -> ProbeResult:
-    """Connect, initialize, list tools. Raises DeployError(code="ProbeFailed") saying what happened."""
-    what = f"MCP {transport} client at {url}"
-    try:
-        return asyncio.run(probe_async(url, transport=transport, headers=headers, timeout=timeout))
-    except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - every failure becomes one clear message
-        detail = describe_failure(exc)
-        statuses = [e.response.status_code for e in _leaf_errors(exc) if isinstance(e, httpx.HTTPStatusError)]
-        if statuses and statuses[0] >= 400:
-            body = _error_body(url, headers, statuses[0])
-            if body and body not in detail:
-                detail = f"{detail}: {body}"
-        raise DeployError(
-            f"{what}: initialize + tools/list failed: {detail}", code="ProbeFailed", step="probe"
-        ) from None
+    """Probe both eras and list tools. Raises DeployError(code="ProbeFailed") saying what happened."""
+    return asyncio.run(probe_async(url, transport=transport, headers=headers, timeout=timeout))

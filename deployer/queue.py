@@ -31,7 +31,17 @@ VERIFY_TASK = "mcpfc.verify"  # re-checks FC after a write timed out (a late lan
 # at scale (1,000 waiters re-poll ~33 times a second) they would otherwise take the slots new deploys
 # need. One worker may consume every queue (the default); at scale run `waiting` on workers of its own.
 WAITING_QUEUE = "waiting"
-QUEUES = ("high", "default", "low", WAITING_QUEUE)
+# Scheduled health checks (tasks/health.py) have a queue of their own, so a fleet's probes never sit in
+# front of a deploy; at scale run `--queues health` workers of their own.
+HEALTH_QUEUE = "health"
+HEALTH_SWEEP_TASK = "mcpfc.health.sweep"  # beat: picks the deployments due, sends them out in batches
+HEALTH_BATCH_TASK = "mcpfc.health.batch"  # probes one batch of deployments
+# The other scheduled checks (issue 15 #4, #5) share that queue: config drift (tasks/drift.py: FC reads) and
+# endpoint token expiry (tasks/tokens.py: no FC call).
+DRIFT_SWEEP_TASK = "mcpfc.drift.sweep"  # beat: one check per succeeded deployment, spread over the interval
+DRIFT_CHECK_TASK = "mcpfc.drift.check"
+TOKEN_SWEEP_TASK = "mcpfc.tokens.sweep"  # beat: flag (and, opted in, rotate) tokens near expiry
+QUEUES = ("high", "default", "low", WAITING_QUEUE, HEALTH_QUEUE)
 PRIORITY_QUEUE = {"high": "high", "normal": "default", "low": "low"}
 
 # Hard limit per task run. Waiting for FC is done by re-scheduling, so one run is short: a few FC calls

@@ -171,13 +171,10 @@ def _line(log: dict[str, Any], secrets: Iterable[str]) -> LogLine:
 
 def _get_logs(client: Any, source: Source, body: dict[str, Any]) -> list[dict[str, Any]]:
     from alibabacloud_sls20201230 import models as sls
-    from alibabacloud_tea_util.models import RuntimeOptions
 
     request = sls.GetLogsRequest(**body)
     try:
-        response = client.get_logs_with_options(
-            source.project, source.logstore, request, sls.GetLogsHeaders(), RuntimeOptions()
-        )
+        response = client.get_logs(source.project, source.logstore, request)
     except Exception as exc:  # noqa: BLE001 - every SDK failure is one typed error
         code = getattr(exc, "code", None) or type(exc).__name__
         message = getattr(exc, "message", None) or str(exc)

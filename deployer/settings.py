@@ -8,11 +8,18 @@ Redis or RabbitMQ. Alibaba credentials are not settings: the SDK's credential ch
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, computed_field, model_validator
+from pydantic import Field, SecretStr, computed_field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from deployer.errors import ConfigError
+from schemas.limits import FC_REGIONS
+
+LOOPBACK_HOSTS = frozenset({"localhost", "::1", "0.0.0.0"})
+#: The image a deploy without one gets when FC is the local emulator, which runs the command on this host
+#: and pulls no image (`GET /v1/service` hands it to clients; the CLI uses it when --image is left out).
+LOCAL_IMAGE = "localhost/mcp-fc-emulator:not-pulled"
 
 DEFAULT_SECRET_KEY = "mcpfc-insecure-development-key-change-me"
 
@@ -114,6 +121,29 @@ class Settings(BaseSettings):
         default=5, ge=0, description="re-queues of one operation before failing it"
     )
 
+    # The periodic scheduler (`mcp-fc beat`, tasks/schedule.py, tasks/beat.py). One beat per fleet leads (a
+    # PostgreSQL advisory lock, or an flock beside the SQLite file); another one waits as a standby and
+    # takes over within beat_standby_poll_s of the leader's end. One setting per interval; 0 turns it off.
+    beat_standby_poll_s: float = Field(
+        default=5.0, gt=0, description="how often a standby beat tries to take the lead"
+    )
+    beat_max_loop_s: float = Field(default=30.0, gt=0, description="longest sleep of the beat between ticks")
+
+    # Scheduled MCP health checks (tasks/health.py): every live deployment re-probed over MCP through its
+    # own URL and auth, on the `health` queue, in batches, paced by a bucket of their own.
+    health_interval_s: float = Field(
+        default=60.0, ge=0, description="seconds between two health checks of a deployment; 0 = off"
+    )
+    health_batch_size: int = Field(default=20, ge=1, description="deployments per health-check task")
+    health_concurrency: int = Field(default=4, ge=1, description="probes at once in one health-check task")
+    health_timeout_s: float = Field(default=15.0, gt=0, description="one health probe's time limit")
+    health_probe_rate_per_s: float = Field(
+        default=10.0, ge=0, description="health probes per second, all workers together; 0 = unpaced"
+    )
+    health_unhealthy_after: int = Field(
+        default=1, ge=1, description="consecutive failed probes before a deployment is unhealthy"
+    )
+
     # Scheduled operations checks (issue 15; tasks/drift.py, tasks/tokens.py, on the beat schedule).
     drift_check_enabled: bool = Field(default=True, description="compare FC with each spec on a schedule")
     drift_check_interval_s: float = Field(default=600.0, gt=0, description="seconds between drift sweeps")
@@ -158,6 +188,24 @@ class Settings(BaseSettings):
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         return "db+" + url
+
+    @property
+    def fc_is_local(self) -> bool:
+        """The FC endpoint is on this machine: the local emulator (Alibaba Cloud FC is never on loopback)."""
+        if not self.fc_endpoint:
+            return False
+        host = urlsplit(self.fc_endpoint if "://" in self.fc_endpoint else f"//{self.fc_endpoint}").hostname
+        return host in LOOPBACK_HOSTS or (host or "").startswith("127.")
+
+    @field_validator("region")
+    @classmethod
+    def _region_fc_has(cls, v: str) -> str:
+        # Every deploy without a region goes there: a region FC does not have would fail each one later.
+        if v not in FC_REGIONS:
+            raise ValueError(
+                f"Function Compute has no region {v!r}; use one of {', '.join(sorted(FC_REGIONS))}"
+            )
+        return v
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> "Settings":

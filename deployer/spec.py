@@ -1,11 +1,12 @@
 """DeployRequest → the SDK's function and trigger inputs. Pure functions: no I/O, no clock, no randomness.
 
-The container runs mcp-proxy in front of the stdio server. Facts that shape the command
-(shared/reference/mcp-hosting.md): mcp-proxy >= 0.8.1 silently ignores `--sse-port/--sse-host`, so we
-generate `--port 8080 --host 0.0.0.0`; `--allow-origin` takes several values, so it must be followed by
-another flag; `--pass-environment` is what hands the function's environment variables (the user's `env`
-and `secret_env`) to the stdio server: without it the child gets only the MCP SDK's default environment
-(PATH, HOME and a few more), not the user's variables.
+The container runs the mcp-fc bridge (deployer/bridge, `mcp-fc-bridge`) in front of the stdio server:
+`mcp-fc-bridge --port 8080 --host 0.0.0.0 [--transport sse] [--allow-origin ...] -- <server argv>`. It
+serves `/mcp` statelessly for MCP 2026-07-28 and the handshake revisions, `/sse` too with `--transport
+sse`, passes the function's environment (the user's `env` and `secret_env`) to the server, and its
+`/status` fails once the server died or stopped answering. The `--port 8080 --host 0.0.0.0 ... -- argv`
+shape is what FC needs (a listener on 0.0.0.0:8080) and what the emulator rewrites and watches.
+`proxy: mcp-proxy` (the default, a name kept from the first bridge) means this bridge (docs/decisions.md).
 
 The container's process is `entrypoint + command`, both set explicitly (fc3-fidelity-audit.md row 22): FC
 appends `command` to the image's ENTRYPOINT when `entrypoint` is unset, so an image whose ENTRYPOINT is not
@@ -41,7 +42,10 @@ def release_marker(deployment_id: str, release: int) -> str:
 
 SSE_PATH = "/sse"
 MCP_PATH = "/mcp"
-HEALTH_PATH = "/status"  # mcp-proxy's status endpoint
+#: The bridge's health route: 200 only while the stdio server runs and answers a ping.
+HEALTH_PATH = "/status"
+#: The bridge's program, on PATH in the image (runtime/Dockerfile) and in the deployer's environment.
+BRIDGE = "mcp-fc-bridge"
 
 # FC strips the tokenLookup prefix literally, so it ends with the space that separates it from the token
 # (devsapp/fc3 docs/zh/yaml/triggers.md; its jwt e2e test sends "Bearer "). No claimPassBy: FC 3.0 calls it
@@ -66,16 +70,15 @@ class EndpointAuth:
 
 
 def proxy_command(req: DeployRequest) -> list[str]:
-    """The container command: mcp-proxy on 0.0.0.0:8080, then `--`, then the stdio server's argv."""
+    """The container command: the bridge on 0.0.0.0:8080, then `--`, then the stdio server's argv."""
     if req.proxy == ProxyKind.none:
         return list(req.command)
-    cmd = ["mcp-proxy", "--port", str(CONTAINER_PORT), "--host", "0.0.0.0"]
-    if req.transport == Transport.streamable_http:
-        # Stateless streamable HTTP survives requests landing on different instances.
-        cmd.append("--stateless")
+    cmd = [BRIDGE, "--port", str(CONTAINER_PORT), "--host", "0.0.0.0"]
+    if req.transport == Transport.sse:
+        cmd += ["--transport", "sse"]
     if req.allow_origins:
         cmd += ["--allow-origin", *req.allow_origins]
-    cmd += ["--pass-environment", "--", *req.command]
+    cmd += ["--", *req.command]
     return cmd
 
 
@@ -175,7 +178,7 @@ def _function_fields(req: DeployRequest) -> dict[str, Any]:
         vpc_config=_vpc(req),
         log_config=_log(req),
         role=req.role,
-        # The role's STS credentials would reach the MCP server through --pass-environment.
+        # The role's STS credentials would reach the MCP server: the bridge passes its environment on.
         disable_inject_credentials="None" if req.inject_credentials else "All",
     )
 

@@ -394,6 +394,8 @@ class DeployRequest(_Strict):
         overlap = sorted(set(req.env) & set(req.secret_env))
         if overlap:
             fail("secret_env", "env_duplicate_key", f"keys {overlap} are in both env and secret_env", overlap)
+        if req.region and (wrong_region := limits.image_region_error(req.image, req.region)):
+            fail("image", "image_region", wrong_region, req.image)
         host = limits.image_registry_host(req.image)
         if host and limits.ACR_EE_HOST_RE.fullmatch(host) and not req.acr_instance_id:
             fail(

@@ -20,6 +20,8 @@ class Status(StrEnum):
 
 
 TERMINAL = frozenset({Status.succeeded, Status.failed, Status.cancelled, Status.deleted})
+#: A task is (or should be) at work: the API refuses a second operation, the recovery sweep watches it.
+IN_PROGRESS = frozenset({Status.pending, Status.running, Status.deleting})
 
 # Legal status changes. A redeploy moves a finished deployment back to pending; a delete may start from
 # any state but deleted; a failed delete (FC refused) goes back to failed with the reason.
@@ -63,6 +65,41 @@ class Urls(BaseModel):
     mcp: str | None = Field(default=None, description="Streamable HTTP endpoint (the default transport)")
 
 
+class HealthStatus(StrEnum):
+    healthy = "healthy"
+    unhealthy = "unhealthy"
+    unknown = "unknown"
+
+
+class Health(BaseModel):
+    """The latest scheduled MCP health check of the live release (`unknown` until the first one)."""
+
+    status: HealthStatus = HealthStatus.unknown
+    checked_at: datetime | None = None
+    latency_ms: int | None = Field(
+        default=None, description="the probe's time: connect, initialize, tools/list"
+    )
+    last_error: str | None = Field(default=None, description="what the latest failed probe saw")
+    consecutive_failures: int = 0
+
+
+class ToolChange(BaseModel):
+    description: dict[str, Any] | None = Field(default=None, description='{"old", "new"} when it changed')
+    input_schema: list[dict[str, Any]] = Field(
+        default_factory=list, description='each JSON pointer that changed: {"path", "old"?, "new"?}'
+    )
+
+
+class ToolDrift(BaseModel):
+    """How the tools a server lists differ from a recorded probe (added, removed, changed)."""
+
+    against: str = Field(description='what they were compared with: "the deploy", "release 1", ...')
+    detected_at: datetime
+    added: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    changed: dict[str, ToolChange] = Field(default_factory=dict)
+
+
 class DriftField(BaseModel):
     field: str = Field(description="the FC field, e.g. memorySize or trigger.triggerConfig.methods")
     fc: Any = Field(default=None, description="what FC has (secret env values as ***)")
@@ -103,6 +140,24 @@ class Deployment(BaseModel):
     )
     urls: Urls = Field(default_factory=Urls)
     tools: list[str] = Field(default_factory=list)
+    health: Health = Field(default_factory=Health)
+    tool_drift: ToolDrift | None = Field(
+        default=None, description="the health check saw other tools than the deploy recorded (null: none)"
+    )
+    tool_changes: ToolDrift | None = Field(
+        default=None, description="how this release's tools differ from the previous release's (null: same)"
+    )
+    protocols: list[str] = Field(
+        default_factory=list,
+        description='MCP revisions the deploy probe saw served, newest first (e.g. ["2026-07-28", "2025-11-25"])',
+    )
+    tool_fingerprint: str | None = Field(
+        default=None,
+        description="sha256 over every tool's name, description and input schema, as the probe saw them",
+    )
+    tool_fingerprints: dict[str, str] = Field(
+        default_factory=dict, description="sha256 of each tool's name, description and input schema, by name"
+    )
     drift: Drift | None = Field(default=None, description="config drift found by the scheduled check")
     token: TokenStatus | None = Field(default=None, description="the endpoint token's expiry (jwt auth)")
     created_at: datetime

@@ -105,3 +105,50 @@ def image_registry_host(image: str) -> str | None:
     if sep and ("." in first or ":" in first or first == "localhost"):
         return first
     return None
+
+
+# ACR hosts name their region (fc3-api.md §3.3): Personal Edition registry[-vpc].<region>.aliyuncs.com (and
+# registry-intl[-vpc]. on the international site), Enterprise Edition
+# <instance>-registry[-vpc].<region>.cr.aliyuncs.com.
+ACR_HOST_RE = re.compile(
+    r"\A(?:registry(?:-intl)?(?:-vpc)?\.(?P<personal>[a-z0-9-]+)\.aliyuncs\.com"
+    r"|[\w-]{3,30}-registry(?:-vpc)?\.(?P<enterprise>[a-z0-9-]+)\.cr\.aliyuncs\.com)\Z",
+    re.ASCII,
+)
+
+
+def acr_region(image: str) -> str | None:
+    """The region of an image in Alibaba Cloud Container Registry, else None."""
+    match = ACR_HOST_RE.fullmatch(image_registry_host(image) or "")
+    return (match.group("personal") or match.group("enterprise")) if match else None
+
+
+def image_region_error(image: str, region: str) -> str | None:
+    """FC pulls a custom-container image from its own region only ("Image must be in the same region and
+    account", fc3-api.md §3.2): an ACR image of another region is refused before any cloud call."""
+    image_region = acr_region(image)
+    if image_region is None or image_region == region:
+        return None
+    return (
+        f"the image is in ACR region {image_region} and the function in {region}: FC pulls images from the "
+        f"function's own region only; push it to registry.{region}.aliyuncs.com or deploy with --region "
+        f"{image_region}"
+    )
+
+
+def image_warnings(image: str) -> list[str]:
+    """What FC may refuse or do unexpectedly with an image, where no public source says it refuses it."""
+    warnings = []
+    if acr_region(image) is None:
+        warnings.append(
+            f"{image} is not in Alibaba Cloud Container Registry: FC pulls other registries only with a "
+            "registry configuration (registryConfig), which mcp-fc does not send; push it to "
+            "registry.<region>.aliyuncs.com in the function's region"
+        )
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last.split("@", 1)[0] and "@" not in last:
+        warnings.append(
+            f"{image} has no tag: the registry's `latest` is taken at deploy time; a tag (or @sha256 digest) "
+            "keeps redeploys and rollbacks reproducible"
+        )
+    return warnings

@@ -19,20 +19,21 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NoReturn
 
 from celery import Task
 from sqlalchemy.exc import SQLAlchemyError
 
-from deployer import store
+from deployer import lifecycle, store
 from deployer.crypto import Vault
 from deployer.db import session_scope
-from deployer.errors import DeployError, FCError, MCPFCError
-from deployer.failure_text import keep_end
 from deployer.gateway import FCGateway
+from deployer.lifecycle import Checkpoint, RunWrites
+from deployer.logcontext import deployment_logs
 from deployer.queue import TIME_LIMIT_S
 from deployer.settings import Settings, get_settings
 from deployer.tables import DeploymentRow
@@ -78,42 +79,6 @@ def execution_id(task: Task) -> str:
     """Unique per run and at most 64 characters (the lease_owner column): a long host name (a Kubernetes pod)
     must not make PostgreSQL refuse the lease."""
     return f"{task.request.id}:{secrets.token_hex(4)}:{os.getpid()}@{socket.gethostname()}"[:64]
-
-
-def error_payload(exc: BaseException, step: str) -> dict[str, Any]:
-    """The `error` field of a deployment. Messages are ours or FC's, never an SDK dump."""
-    if isinstance(exc, FCError):
-        return {
-            "code": exc.code,
-            "message": keep_end(exc.message),
-            "retryable": exc.retryable,
-            "request_id": exc.request_id,
-            "step": step,
-        }
-    if isinstance(exc, DeployError):
-        return {
-            "code": exc.code,
-            "message": keep_end(exc.message),
-            "retryable": exc.retryable,
-            "request_id": None,
-            "step": exc.step or step,
-        }
-    if isinstance(exc, MCPFCError):
-        return {
-            "code": exc.code,
-            "message": keep_end(exc.message),
-            "retryable": False,
-            "request_id": None,
-            "step": step,
-        }
-    # Unexpected: keep the type only; the traceback goes to the worker log.
-    return {
-        "code": "InternalError",
-        "message": f"unexpected {type(exc).__name__} in step {step}",
-        "retryable": True,
-        "request_id": None,
-        "step": step,
-    }
 
 
 def mask_result(result: dict[str, Any] | None, secret_keys: set[str]) -> dict[str, Any] | None:
@@ -198,7 +163,7 @@ class LeaseKeeper:
                 return
             try:
                 with session_scope(self.settings) as session:
-                    held = store.renew_lease(session, self.deployment_id, self.owner, self.lease_s)
+                    held = lifecycle.renew_lease(session, self.deployment_id, self.owner, self.lease_s)
             except Exception:  # noqa: BLE001 - the database may be back at the next tick
                 log.warning("lease.renew_failed", extra={"deployment_id": self.deployment_id}, exc_info=True)
                 continue
@@ -208,22 +173,17 @@ class LeaseKeeper:
             self.renewed = time.monotonic()
 
 
-class Run:
-    """One execution of a task for one deployment."""
+class Run(RunWrites):
+    """One execution of a task for one deployment: its guarded writes (deployer.lifecycle.RunWrites), and
+    the lease keeper and row checks around them."""
 
     def __init__(self, task: Task, deployment_id: str, expected: set[Status]) -> None:
         self.task = task
-        self.deployment_id = deployment_id
-        self.task_id: str = task.request.id
-        self.execution = execution_id(task)
         self.ctx = context()
+        super().__init__(self.ctx.settings, deployment_id, task.request.id, execution_id(task))
         self.expected = expected
         self.keeper: LeaseKeeper | None = None
-        self.lease_cleared = False  # a terminal or re-scheduling write cleared the lease in its UPDATE
         self._acquired_row: DeploymentRow | None = None
-        # The row's cancel flag as this run last read or wrote it (every guarded write answers it), so
-        # checking for a cancel between steps costs no extra read. None: unknown, read the database.
-        self.cancel_flag: bool | None = None
 
     def load(self) -> DeploymentRow:
         row, self._acquired_row = self._acquired_row, None
@@ -238,29 +198,22 @@ class Run:
         return row
 
     def acquire(self) -> None:
-        """Take the lease, then read the row in the same transaction (so what the run reads is what no
-        other run is changing; `load` answers it)."""
-        lease_s = self.ctx.settings.lease_s
-        with session_scope(self.ctx.settings) as session:
-            if not store.acquire_lease(session, self.deployment_id, self.execution, lease_s):
-                raise Busy()
-            self._acquired_row = store.get(session, self.deployment_id)
-        self.keeper = LeaseKeeper(self.ctx.settings, self.deployment_id, self.execution, lease_s).start()
-
-    def _written(self, written: Any) -> bool:
-        """Note the cancel flag a guarded write answered; None (no row matched) leaves it unknown."""
-        self.cancel_flag = bool(written.cancel_requested) if written else None
-        return bool(written)
+        """Take the lease and read the row (`load` answers it), then keep the lease while the run lives."""
+        row = self.take_lease()
+        if row is None:
+            raise Busy()
+        self._acquired_row = row
+        self.keeper = LeaseKeeper(
+            self.ctx.settings, self.deployment_id, self.execution, self.settings.lease_s
+        )
+        self.keeper.start()
 
     def release(self) -> None:
         if self.keeper is not None:
             self.keeper.stop()
             self.keeper = None
-        if self.lease_cleared:
-            return
         try:
-            with session_scope(self.ctx.settings) as session:
-                store.release_lease(session, self.deployment_id, self.execution)
+            self.hand_back()
         except SQLAlchemyError:
             # The database is down: the lease expires on its own (lease_s) and the next run takes it.
             log.warning("lease.release_failed", extra={"deployment_id": self.deployment_id})
@@ -270,72 +223,74 @@ class Run:
         database) is not proof of loss: take the lease again if it is still ours or nobody took it."""
         if self.keeper is None or not self.keeper.expired():
             return
-        if not self.keeper.lost:
-            with session_scope(self.ctx.settings) as session:
-                if store.acquire_lease(
-                    session, self.deployment_id, self.execution, self.ctx.settings.lease_s
-                ):
-                    self.keeper.renewed = time.monotonic()
-                    return
+        if not self.keeper.lost and self.retake_lease():
+            self.keeper.renewed = time.monotonic()
+            return
         raise LeaseLost()
 
-    def save(self, **fields: Any) -> bool:
-        with session_scope(self.ctx.settings) as session:
-            written = store.set_fields_returning(
-                session, self.deployment_id, expect_task=self.task_id, expect_lease=self.execution, **fields
-            )
-        return self._written(written)
-
-    def save_and_release(self, **fields: Any) -> bool:
-        """The run's last write before it re-schedules itself: the lease goes in the same UPDATE (a waiting
-        deploy re-polls FC every few seconds; one transaction fewer per poll)."""
-        self.lease_cleared = self.save(lease_owner=None, lease_until=None, **fields)
-        return self.lease_cleared
-
-    def progress(self, stage: str, progress: int, message: str, **fields: Any) -> None:
-        with session_scope(self.ctx.settings) as session:
-            written = store.set_fields_with_event(
-                session,
-                self.deployment_id,
-                message,
-                expect_task=self.task_id,
-                expect_lease=self.execution,
-                stage=stage,
-                progress=progress,
-                **fields,
-            )
-        self._written(written)
-        log.info("deploy.progress", extra={"deployment_id": self.deployment_id, "stage": stage})
-
-    def finish(self, status: Status, message: str, **fields: Any) -> bool:
-        if status in TERMINAL:
-            fields.update(lease_owner=None, lease_until=None)
-        with session_scope(self.ctx.settings) as session:
-            done = store.transition(
-                session,
-                self.deployment_id,
-                status,
-                expect_task=self.task_id,
-                expect_lease=self.execution,
-                message=message,
-                **fields,
-            )
-        self.lease_cleared = bool(done) and status in TERMINAL
-        return self._written(done)
-
-    def fail(self, exc: BaseException, step: str, **fields: Any) -> dict[str, Any]:
-        error = error_payload(exc, step)
-        if error["code"] == "InternalError":
-            log.exception("deploy.internal_error", extra={"deployment_id": self.deployment_id, "step": step})
-        else:
-            log.warning(
-                "deploy.failed",
-                extra={"deployment_id": self.deployment_id, "step": step, "code": error["code"]},
-            )
-        # The event says why too: `mcp-fc events` is where a user watching a deploy sees it fail.
-        message = f"failed at {step}: {error['code']}: {error['message']}"
-        self.finish(Status.failed, message, stage=step, error=error, **fields)
-        return {"status": "failed", "code": error["code"], "step": step}
+    def reschedule_in(self, checkpoint: Checkpoint, countdown: float, queue: str | None = None) -> NoReturn:
+        """Record when the next run is due and hand the lease back, then re-schedule (LeasedTask does)."""
+        self.reschedule(checkpoint, countdown, now=time.time())
+        raise Reschedule(countdown, queue)
 
     def past_deadline(self, row: DeploymentRow) -> bool:
         return row.deadline_at is not None and now() > row.deadline_at
+
+
+class Reschedule(Exception):
+    """Run again in `countdown` seconds (from `queue`, else the queue this run came from)."""
+
+    def __init__(self, countdown: float, queue: str | None = None) -> None:
+        self.countdown = countdown
+        self.queue = queue
+
+
+class LeasedTask(Task):
+    """The Celery base class of the deploy and delete tasks: one run under the deployment's lease.
+
+    `leased(deployment_id, steps)` takes the lease (another run holds it: retry in 2 s; the database is
+    away: retry without acknowledging a failure), loads the row (a stale message does nothing), calls
+    steps(run, row) with the deployment id on every log record, and always hands the lease back before
+    a re-schedule is published, so the next run never finds its own lease taken.
+    """
+
+    #: the statuses a run of this task works on (anything else: the message is stale).
+    expected: frozenset[Status] = frozenset()
+
+    def leased(
+        self, deployment_id: str, steps: Callable[[Run, DeploymentRow], dict[str, Any]]
+    ) -> dict[str, Any]:
+        with deployment_logs(deployment_id):
+            return self._leased(deployment_id, steps)
+
+    def _leased(
+        self, deployment_id: str, steps: Callable[[Run, DeploymentRow], dict[str, Any]]
+    ) -> dict[str, Any]:
+        run = Run(self, deployment_id, expected=set(self.expected))
+        try:
+            run.acquire()
+        except Busy:
+            raise self.retry(countdown=2) from None
+        except SQLAlchemyError as exc:
+            # The database is away: the message must not be acknowledged as a failure (the deployment
+            # would wait for the recovery sweep and spend one of its re-queues). Run again once it may be back.
+            raise database_retry(self, deployment_id, exc) from None
+        countdown: float | None = None
+        queue: str | None = None
+        try:
+            return steps(run, run.load())
+        except Superseded:
+            return {"status": "superseded"}
+        except LeaseLost:
+            log.warning("deploy.lease_lost", extra={"deployment_id": deployment_id})
+            return {"status": "lease-lost"}
+        except Reschedule as again:
+            countdown, queue = again.countdown, again.queue
+        except SQLAlchemyError as exc:
+            # Anywhere in a run (starting, a step's checkpoint, recording a failure or a re-schedule): the
+            # steps are idempotent, so the next run redoes what this one could not record.
+            log_database_error(deployment_id, exc)
+            countdown = DB_RETRY_S
+        finally:
+            run.release()
+        raise self.retry(countdown=countdown, queue=queue)

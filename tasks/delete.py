@@ -5,69 +5,51 @@ Deleting what is already gone counts as done, so a redelivered or repeated delet
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from billiard.exceptions import SoftTimeLimitExceeded
-from celery import Task
 from sqlalchemy.exc import SQLAlchemyError
 
 from deployer.errors import FCError
+from deployer.lifecycle import Checkpoint
 from deployer.queue import DELETE_TASK
+from deployer.tables import DeploymentRow
 from schemas import Status
 from tasks.app import app
-from tasks.context import (
-    DB_RETRY_S,
-    Busy,
-    LeaseLost,
-    Run,
-    Superseded,
-    database_retry,
-    log_database_error,
-)
+from tasks.context import LeasedTask, LeaseLost, Reschedule, Run, Superseded
 
 MAX_TRANSIENT_RETRIES = 5
 
 
-@app.task(name=DELETE_TASK, bind=True, acks_late=True, max_retries=None, default_retry_delay=2)
-def delete(self: Task, deployment_id: str) -> dict[str, Any]:
-    run = Run(self, deployment_id, expected={Status.deleting})
+class DeleteTask(LeasedTask):
+    expected = frozenset({Status.deleting})
+
+
+@app.task(
+    name=DELETE_TASK, base=DeleteTask, bind=True, acks_late=True, max_retries=None, default_retry_delay=2
+)
+def delete(self: DeleteTask, deployment_id: str) -> dict[str, Any]:
+    return self.leased(deployment_id, delete_steps)
+
+
+def delete_steps(run: Run, row: DeploymentRow) -> dict[str, Any]:
+    checkpoint = Checkpoint.from_json(row.checkpoint)
     try:
-        run.acquire()
-    except Busy:
-        raise self.retry(countdown=2) from None
-    except SQLAlchemyError as exc:
-        raise database_retry(self, deployment_id, exc) from None
-    countdown: float | None = None
-    try:
-        row = run.load()
-        checkpoint = dict(row.checkpoint or {})
-        try:
-            run.progress("deleting", 30, f"deleting trigger and function {row.name}")
-            run.check_lease()
-            run.ctx.gateway_for(row.region).delete_function_and_triggers(row.name)
-            run.finish(Status.deleted, "deleted", stage="deleted", progress=100, urls={})
-            return {"status": "deleted"}
-        except SoftTimeLimitExceeded:
-            countdown = 5
-        except FCError as exc:
-            count = int(checkpoint.get("transient", 0)) + 1
-            if not exc.retryable or count > MAX_TRANSIENT_RETRIES:
-                return run.fail(exc, "delete")
-            checkpoint["transient"] = count
-            countdown = min(60, 2**count)
-        # Record when the next run is due, so recovery leaves the row alone until then.
-        run.save(checkpoint={**checkpoint, "due_at": round(time.time() + countdown, 3)})
-    except Superseded:
-        return {"status": "superseded"}
-    except LeaseLost:
-        return {"status": "lease-lost"}
-    except SQLAlchemyError as exc:
-        # The database is away (not a failure of the delete): run again; deleting is idempotent.
-        log_database_error(deployment_id, exc)
-        countdown = DB_RETRY_S
+        run.record_step("deleting", 30, f"deleting trigger and function {row.name}")
+        run.check_lease()
+        run.ctx.gateway_for(row.region).delete_function_and_triggers(row.name)
+        run.succeed("deleted", status=Status.deleted, stage="deleted", progress=100, urls={})
+        return {"status": "deleted"}
+    except SoftTimeLimitExceeded:
+        countdown = 5
+    except FCError as exc:
+        count = checkpoint.transient + 1
+        if not exc.retryable or count > MAX_TRANSIENT_RETRIES:
+            return run.fail(exc, "delete")
+        checkpoint.transient = count
+        countdown = min(60, 2**count)
+    except (Superseded, LeaseLost, Reschedule, SQLAlchemyError):
+        raise  # LeasedTask's: deleting is idempotent, the next run does it again
     except Exception as exc:  # noqa: BLE001 - recorded on the row; the traceback goes to the log
         return run.fail(exc, "delete")
-    finally:
-        run.release()
-    raise self.retry(countdown=countdown)
+    run.reschedule_in(checkpoint, countdown)

@@ -5,7 +5,8 @@
               to bring it back); while waiting the task re-schedules itself instead of sleeping, so no
               worker slot is held (bounded by the deploy deadline)
     trigger   create-or-update the HTTP trigger (updated only if its config changed: the URL stays)
-    probe     the official MCP client runs initialize + tools/list through the trigger URL
+    probe     the official MCP client checks both eras through the trigger URL (initialize and 2026-07-28
+              server/discover, then tools/list); result["probe"] keeps the protocols served and tool fingerprints
     done      result = {"function_result", "trigger_result"} as the SDK returned them, secrets masked
 
 With releases (settings.releases_enabled, and not for a deployment whose trigger already serves LATEST,
@@ -25,12 +26,12 @@ other error fails the deployment with the step and FC's code, keeping what was a
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from typing import Any
 
 from billiard.exceptions import SoftTimeLimitExceeded
-from celery import Task
 from sqlalchemy.exc import SQLAlchemyError
 
 from deployer import spec, store, token_expiry
@@ -40,19 +41,20 @@ from deployer.endpoint_auth import SigningKey, mint_token, new_signing_key
 from deployer.errors import DeployError, FCError
 from deployer.failure_text import scrub
 from deployer.gateway import function_readiness
+from deployer.lifecycle import Checkpoint
 from deployer.probe import ProbeResult, probe
 from deployer.queue import DEPLOY_TASK, WAITING_QUEUE
-from deployer.settings import Settings
+from deployer.settings import LOCAL_IMAGE, Settings
 from deployer.tables import DeploymentRow
 from schemas import AuthType, DeployRequest, Status, Transport, sse_deprecated
+from schemas.limits import image_warnings
 from tasks.app import app
 from tasks.context import (
     DB_RETRY_S,
-    Busy,
+    LeasedTask,
     LeaseLost,
+    Reschedule,
     Run,
-    Superseded,
-    database_retry,
     log,
     log_database_error,
     mask_result,
@@ -60,51 +62,32 @@ from tasks.context import (
 from tasks.verify import schedule_verify
 
 MAX_TRANSIENT_RETRIES = 5
+#: The key of the row's result that holds the last probe's summary (protocols served, tool fingerprints):
+#: kept in the result JSON, next to the SDK results, so no migration is needed.
+PROBE_KEY = "probe"
 #: How often a running probe checks for a cancel.
 CANCEL_POLL_S = 0.5
 MAX_CONVERGE = 3  # rewrites of a deploy's own spec after FC was seen running another one
 
 
-class Reschedule(Exception):
-    """Run again in `countdown` seconds (from `queue`, else the queue this run came from)."""
+def waiting_message(function_body: dict[str, Any], reason: str) -> str:
+    """What a waiting deploy's event says about the function: its state, the update FC reports (a new
+    function has none yet: no `update None`) and the reason code."""
+    text = f"function {function_body.get('state') or 'state unknown'}"
+    if function_body.get("lastUpdateStatus"):
+        text += f", update {function_body['lastUpdateStatus']}"
+    return f"{text}: {reason}" if reason else text
 
-    def __init__(self, countdown: float, queue: str | None = None) -> None:
-        self.countdown = countdown
-        self.queue = queue
+
+class DeployTask(LeasedTask):
+    expected = frozenset({Status.pending, Status.running})
 
 
-@app.task(name=DEPLOY_TASK, bind=True, acks_late=True, max_retries=None, default_retry_delay=2)
-def deploy(self: Task, deployment_id: str) -> dict[str, Any]:
-    run = Run(self, deployment_id, expected={Status.pending, Status.running})
-    try:
-        run.acquire()
-    except Busy:
-        raise self.retry(countdown=2) from None
-    except SQLAlchemyError as exc:
-        # The database is away: the message must not be acknowledged as a failure (the deployment would
-        # wait for the recovery sweep and spend one of its re-queues). Run again once it may be back.
-        raise database_retry(self, deployment_id, exc) from None
-    countdown: float | None = None
-    queue: str | None = None
-    try:
-        row = run.load()
-        return DeploySteps(run, row).run()
-    except Superseded:
-        return {"status": "superseded"}
-    except LeaseLost:
-        log.warning("deploy.lease_lost", extra={"deployment_id": deployment_id})
-        return {"status": "lease-lost"}
-    except Reschedule as again:
-        countdown, queue = again.countdown, again.queue
-    except SQLAlchemyError as exc:
-        # Anywhere in a run (starting, a step's checkpoint, recording a failure or a re-schedule): the steps
-        # are idempotent, so the next run redoes what this one could not record.
-        log_database_error(deployment_id, exc)
-        countdown = DB_RETRY_S
-    finally:
-        run.release()
-    # Released before re-publishing, so the next run never finds its own lease taken.
-    raise self.retry(countdown=countdown, queue=queue)
+@app.task(
+    name=DEPLOY_TASK, base=DeployTask, bind=True, acks_late=True, max_retries=None, default_retry_delay=2
+)
+def deploy(self: DeployTask, deployment_id: str) -> dict[str, Any]:
+    return self.leased(deployment_id, lambda run, row: DeploySteps(run, row).run())
 
 
 def ready_poll_delay(settings: Settings, polls: int, waited: float) -> float:
@@ -119,7 +102,7 @@ class DeploySteps:
         self.row = row
         self.settings = run.ctx.settings
         self.vault = run.ctx.vault
-        self.checkpoint: dict[str, Any] = dict(row.checkpoint or {})
+        self.checkpoint = Checkpoint.from_json(row.checkpoint)
         self.result: dict[str, Any] = dict(row.result or {})
         self.req: DeployRequest = store.request_of(self.vault, row)
         self.gateway = run.ctx.gateway_for(row.region or self.req.region)
@@ -139,8 +122,7 @@ class DeploySteps:
             )
             return run.fail(err, row.stage or "deploy")
         if row.status == Status.pending:
-            if not run.finish(
-                Status.running,
+            if not run.start(
                 f"{row.operation} started",
                 stage="starting",
                 progress=5,
@@ -148,8 +130,11 @@ class DeploySteps:
             ):
                 return {"status": "superseded"}  # cancelled or replaced between load and start
             if self.req.transport == Transport.sse:
-                run.progress("starting", 5, f"warning: {sse_deprecated(self.req.name)}")
-        elif not self.checkpoint.get("waiting"):
+                run.record_step("starting", 5, f"warning: {sse_deprecated(self.req.name)}")
+            if self.req.image != LOCAL_IMAGE:  # the local emulator's stand-in is pulled by nobody
+                for warning in image_warnings(self.req.image):
+                    run.record_step("starting", 5, f"warning: {warning}")
+        elif not self.checkpoint.waiting:
             run.save(attempts=row.attempts + 1)  # a redelivery after a crash resumes here
 
         if row.operation == "rollback":
@@ -209,7 +194,7 @@ class DeploySteps:
         except DeployError as exc:
             if step == "verify":
                 return self.verify_failed(exc)
-            if step == "probe" and self.settings.rollback_on_probe_failure and self.checkpoint.get("created"):
+            if step == "probe" and self.settings.rollback_on_probe_failure and self.checkpoint.created:
                 self.gateway.delete_function_and_triggers(self.req.name)
             return run.fail(exc, step)
         except Exception as exc:  # noqa: BLE001 - recorded on the row; the traceback goes to the log
@@ -218,8 +203,7 @@ class DeploySteps:
         # FC now runs this spec: an earlier drift report no longer holds (the next check looks again).
         self.result.pop("drift", None)
         self.record_token_expiry()
-        done = run.finish(
-            Status.succeeded,
+        done = run.succeed(
             "reconciled: FC runs the deployment's spec again" if row.operation == "reconcile" else "deployed",
             stage="done",
             progress=100,
@@ -228,16 +212,18 @@ class DeploySteps:
             result=self.result,
             error=None,
         )
-        if done and self.checkpoint.get("uncertain_at"):
-            schedule_verify(self.settings, row.id, float(self.checkpoint["uncertain_at"]))
+        if done and self.checkpoint.uncertain_at:
+            schedule_verify(self.settings, row.id, float(self.checkpoint.uncertain_at))
         return {"status": "succeeded", "urls": self.row_urls(), "tools": tools}
 
     # -- steps ---------------------------------------------------------------------------------
 
     def function_step(self) -> None:
-        if self.checkpoint.get("function"):
+        if self.checkpoint.function:
             return
-        self.run_.progress("creating_function", 10, f"{self.row.operation}: writing function {self.req.name}")
+        self.run_.record_step(
+            "creating_function", 10, f"{self.row.operation}: writing function {self.req.name}"
+        )
         create, update = spec.create_function_input(self.req), spec.update_function_input(self.req)
         self.gateway.take_uncertain()
         try:
@@ -248,16 +234,16 @@ class DeploySteps:
         finally:
             if self.gateway.take_uncertain():
                 # A timed-out attempt may still land at FC after its retry: check FC again for a while.
-                self.checkpoint["uncertain_at"] = round(time.time(), 3)
-        self.checkpoint["function"] = True
+                self.checkpoint.uncertain_at = round(time.time(), 3)
+        self.checkpoint.function = True
         if how == "created":
-            self.checkpoint["created"] = True
+            self.checkpoint.created = True
         self.result["function_result"] = mask_result(response, self.secret_keys)
         self.result.setdefault("trigger_result", None)
         self.run_.save(checkpoint=self.checkpoint, result=self.result, function_created=True)
 
     def wait_step(self) -> None:
-        if self.checkpoint.get("ready"):
+        if self.checkpoint.ready:
             return
         body = self.gateway.get_function(self.req.name).get("body") or {}
         readiness, reason = function_readiness(body)
@@ -267,14 +253,14 @@ class DeploySteps:
                 code="FunctionFailed",
                 step="wait_function",
             )
-        if readiness == "inactive" and not self.checkpoint.get("reactivated"):
+        if readiness == "inactive" and not self.checkpoint.reactivated:
             # FC: an Inactive function cannot be invoked and returns to Pending only when it is redeployed
             # or invoked, and there is no trigger to invoke yet. So write the same spec again, once per
             # deploy, and keep waiting; if it stays Inactive the deploy deadline ends the wait. Recorded after
             # the call, so a failed or lost update is sent again by the next run.
             self.gateway.update_function(self.req.name, spec.update_function_input(self.req))
-            self.checkpoint["reactivated"] = True
-            self.run_.progress(
+            self.checkpoint.reactivated = True
+            self.run_.record_step(
                 "waiting_function",
                 self.row.progress,
                 f"function Inactive ({reason or 'not invocable'}): updated it to bring it back",
@@ -282,14 +268,16 @@ class DeploySteps:
             )
             readiness = "pending"
         if readiness in ("pending", "inactive"):
-            polls = int(self.checkpoint.get("polls", 0)) + 1
-            self.checkpoint.update(polls=polls, waiting=True)
-            started = float(self.checkpoint.setdefault("wait_started", round(time.time(), 3)))
-            message = f"function {body.get('state') or '?'}, update {body.get('lastUpdateStatus')}: {reason}"
-            if message.strip() != self.checkpoint.get("wait_message"):
+            polls = self.checkpoint.polls + 1
+            self.checkpoint.polls, self.checkpoint.waiting = polls, True
+            if self.checkpoint.wait_started is None:
+                self.checkpoint.wait_started = round(time.time(), 3)
+            started = float(self.checkpoint.wait_started)
+            message = waiting_message(body, reason)
+            if message.strip() != self.checkpoint.wait_message:
                 # An event only when something changed: thousands of waiting deploys stay cheap.
-                self.checkpoint["wait_message"] = message.strip()
-                self.run_.progress(
+                self.checkpoint.wait_message = message.strip()
+                self.run_.record_step(
                     "waiting_function", min(60, 30 + 2 * polls), message.strip(), checkpoint=self.checkpoint
                 )
             waited = time.time() - started
@@ -299,15 +287,15 @@ class DeploySteps:
         if drift:
             # FC runs another spec than this run wrote: a late write (an older attempt or an older deploy's
             # timed-out call) landed after ours. Write ours again, then wait for it as before.
-            count = int(self.checkpoint.get("converge", 0)) + 1
+            count = self.checkpoint.converge + 1
             if count > MAX_CONVERGE:
                 raise DeployError(
                     f"FC keeps running another spec than this deploy's ({', '.join(drift)})",
                     code="FunctionDrift",
                     step="wait_function",
                 )
-            self.checkpoint.update(converge=count, function=False)
-            self.run_.progress(
+            self.checkpoint.converge, self.checkpoint.function = count, False
+            self.run_.record_step(
                 "creating_function",
                 20,
                 f"FC runs another spec ({', '.join(drift)}): writing this deploy's again",
@@ -315,9 +303,9 @@ class DeploySteps:
             )
             self.function_step()
             raise Reschedule(self.settings.ready_poll_s)
-        self.checkpoint["ready"] = True
-        self.checkpoint.pop("waiting", None)
-        if self.checkpoint.get("trigger"):  # otherwise the trigger step's first write records it
+        self.checkpoint.ready = True
+        self.checkpoint.waiting = False
+        if self.checkpoint.trigger:  # otherwise the trigger step's first write records it
             self.run_.save(checkpoint=self.checkpoint)
 
     # -- releases ------------------------------------------------------------------------------
@@ -332,22 +320,22 @@ class DeploySteps:
         return trigger.get("qualifier") != spec.QUALIFIER
 
     def publish_step(self) -> None:
-        if self.checkpoint.get("version"):
+        if self.checkpoint.version:
             return
-        release = self.checkpoint.get("release")
+        release = self.checkpoint.release
         look_first = bool(release)  # an earlier run of this release may have published it already
         if not release:
             # Numbered before the call and saved with the checkpoint: a retry publishes (or finds) the same.
             release = int(self.result.get("release") or 0) + 1
-            self.checkpoint["release"] = release
+            self.checkpoint.release = release
             self.result["release"] = release
             self.run_.save(checkpoint=self.checkpoint, result=self.result)
-        self.run_.progress("publishing", 65, f"publishing release {release} as a function version")
+        self.run_.record_step("publishing", 65, f"publishing release {release} as a function version")
         response, how = self.gateway.publish_version_once(
             self.req.name, spec.release_marker(self.row.id, release), look_first=look_first
         )
         version = str((response.get("body") or {}).get("versionId"))
-        self.checkpoint["version"] = version
+        self.checkpoint.version = version
         self.result["version_result"] = response
         self.record_release(
             version,
@@ -369,17 +357,17 @@ class DeploySteps:
     def verify_step(self) -> list[str] | None:
         """Probe version N+1 through its own trigger while `live` still serves version N (None when a
         cancel came during the probe)."""
-        version = str(self.checkpoint["version"])
-        if self.checkpoint.get("verified"):
-            return list(self.checkpoint.get("tools") or [])
+        version = str(self.checkpoint.version)
+        if self.checkpoint.verified:
+            return list(self.checkpoint.tools or [])
         if not self.settings.probe_enabled:
-            self.checkpoint.update(verified=True, tools=list(self.row.tools or []))
-            return list(self.checkpoint["tools"])
-        self.run_.progress(
+            self.checkpoint.verified, self.checkpoint.tools = True, list(self.row.tools or [])
+            return list(self.checkpoint.tools)
+        self.run_.record_step(
             "verifying", 75, f"checking version {version} with an MCP client before it goes live"
         )
         auth = self.endpoint_auth()
-        self.checkpoint["verify_trigger"] = True  # before the call: a lost answer still gets it removed
+        self.checkpoint.verify_trigger = True  # before the call: a lost answer still gets it removed
         response, _ = self.gateway.create_or_update_trigger(
             self.req.name,
             spec.create_trigger_input(self.req, auth, name=spec.VERIFY_TRIGGER_NAME, qualifier=version),
@@ -401,16 +389,18 @@ class DeploySteps:
             raise
         self.record_release(
             version,
-            probe={"ok": True, "tools": list(found.tools)},
-            fingerprint=getattr(found, "fingerprint", None),
+            probe={"ok": True, "tools": list(found.tools), "protocols": list(found.protocols)},
+            fingerprint=found.fingerprint or None,
         )
-        self.checkpoint.update(verified=True, probe=True, tools=list(found.tools))
+        self.checkpoint.verified = self.checkpoint.probe = True
+        self.checkpoint.tools = list(found.tools)
+        self.result[PROBE_KEY] = found.summary()
         self.run_.save(checkpoint=self.checkpoint, result=self.result)
         return list(found.tools)
 
     def verify_failed(self, exc: DeployError) -> dict[str, Any]:
         """`live` stays where it was: say which version still serves, and remove the verify trigger."""
-        version = self.checkpoint.get("version")
+        version = self.checkpoint.version
         live = self.live_version()
         try:
             self.remove_verify_trigger()
@@ -423,7 +413,7 @@ class DeploySteps:
             code=exc.code or "VerifyFailed",
             step="verify",
         )
-        if self.settings.rollback_on_probe_failure and self.checkpoint.get("created") and not live:
+        if self.settings.rollback_on_probe_failure and self.checkpoint.created and not live:
             self.gateway.delete_function_and_triggers(self.req.name)
         return self.run_.fail(err, "verify", result=self.result)
 
@@ -463,16 +453,16 @@ class DeploySteps:
         older than live), after probing it through the verify trigger: one alias update."""
         run = self.run_
         if self.row.status == Status.pending:
-            if not run.finish(Status.running, "rollback started", stage="starting", progress=5):
+            if not run.start("rollback started", stage="starting", progress=5):
                 return {"status": "superseded"}
-        target = self.checkpoint.get("rollback_to") or self.rollback_target()
+        target = self.checkpoint.rollback_to or self.rollback_target()
         step = "verify"
         try:
             if not target:
                 raise DeployError(
                     "no earlier verified version to roll back to", code="NoVersion", step="verify"
                 )
-            self.checkpoint["version"] = str(target)
+            self.checkpoint.version = str(target)
             run.check_lease()
             tools = self.verify_step()
             step = "cutover"
@@ -489,8 +479,7 @@ class DeploySteps:
             return run.fail(exc, step)
         except DeployError as exc:
             return self.verify_failed(exc)
-        run.finish(
-            Status.succeeded,
+        run.succeed(
             f"rolled back: {spec.LIVE_ALIAS} serves version {target}",
             stage="done",
             progress=100,
@@ -512,30 +501,30 @@ class DeploySteps:
         return older[-1] if older else None
 
     def cutover_step(self) -> None:
-        if self.checkpoint.get("cutover"):
+        if self.checkpoint.cutover:
             return
-        version = str(self.checkpoint["version"])
-        self.run_.progress("cutover", 85, f"moving {spec.LIVE_ALIAS} to version {version}")
+        version = str(self.checkpoint.version)
+        self.run_.record_step("cutover", 85, f"moving {spec.LIVE_ALIAS} to version {version}")
         # Known live version: update first; none yet: create first (either falls back on the other).
         response, how = self.gateway.point_alias(
             self.req.name, spec.LIVE_ALIAS, version, exists=bool(self.live_version())
         )
-        self.checkpoint["cutover"] = True
+        self.checkpoint.cutover = True
         self.result["alias_result"] = response
         self.run_.save(checkpoint=self.checkpoint, result=self.result)
         log.info("deploy.cutover", extra={"deployment_id": self.row.id, "version": version, "how": how})
 
     def remove_verify_trigger(self) -> None:
-        if self.checkpoint.get("verify_removed") or not self.checkpoint.get("verify_trigger"):
+        if self.checkpoint.verify_removed or not self.checkpoint.verify_trigger:
             return
         self.gateway.delete_trigger(self.req.name, spec.VERIFY_TRIGGER_NAME)
-        self.checkpoint["verify_removed"] = True
+        self.checkpoint.verify_removed = True
 
     def trigger_step(self, qualifier: str = spec.QUALIFIER) -> bool:
         """False, before any FC call, when a cancel was asked for (the step's first write answers the flag)."""
-        if self.checkpoint.get("trigger"):
+        if self.checkpoint.trigger:
             return True
-        self.run_.progress("creating_trigger", 70, "writing the HTTP trigger", checkpoint=self.checkpoint)
+        self.run_.record_step("creating_trigger", 70, "writing the HTTP trigger", checkpoint=self.checkpoint)
         if self.cancel_requested():
             return False
         auth = self.endpoint_auth()
@@ -546,7 +535,7 @@ class DeploySteps:
         )
         http = (response.get("body") or {}).get("httpTrigger") or {}
         urls = spec.endpoint_urls(http.get("urlInternet"), http.get("urlIntranet"))
-        self.checkpoint["trigger"] = True
+        self.checkpoint.trigger = True
         self.result["trigger_result"] = response
         self.urls = urls.model_dump()
         self.run_.save(checkpoint=self.checkpoint, result=self.result, urls=self.urls)
@@ -557,7 +546,7 @@ class DeploySteps:
         """The endpoint's tools, or None when a cancel came during the probe."""
         if not self.settings.probe_enabled:
             return list(self.row.tools or [])
-        self.run_.progress("probing", 85, "checking the endpoint with an MCP client")
+        self.run_.record_step("probing", 85, "checking the endpoint with an MCP client")
         urls = self.row_urls()
         url = urls.get("sse") if self.req.transport == Transport.sse else urls.get("mcp")
         if not url:
@@ -565,7 +554,9 @@ class DeploySteps:
         found = self.interruptible_probe(url)
         if found is None:
             return None
-        self.checkpoint["probe"] = True
+        self.checkpoint.probe = True
+        self.result[PROBE_KEY] = found.summary()
+        self.run_.save(checkpoint=self.checkpoint, result=self.result)
         return found.tools
 
     # -- helpers -------------------------------------------------------------------------------
@@ -589,7 +580,9 @@ class DeploySteps:
             except BaseException as exc:  # noqa: BLE001 - handed to the deploy's thread below
                 outcome["error"] = exc
 
-        thread = threading.Thread(target=run, name=f"probe-{self.row.id}", daemon=True)
+        # The probe's own log records (the MCP client, httpx) name the deployment too: the run's context.
+        context = contextvars.copy_context()
+        thread = threading.Thread(target=context.run, args=(run,), name=f"probe-{self.row.id}", daemon=True)
         thread.start()
         while True:
             thread.join(CANCEL_POLL_S)
@@ -665,17 +658,15 @@ class DeploySteps:
 
     def reschedule(self, countdown: float, queue: str | None = None) -> None:
         """Record when the next run is due (recovery leaves the row alone until then), then re-schedule."""
-        self.checkpoint["due_at"] = round(time.time() + countdown, 3)
-        self.run_.save_and_release(checkpoint=self.checkpoint)
-        raise Reschedule(countdown, queue)
+        self.run_.reschedule_in(self.checkpoint, countdown, queue)
 
     def transient(self, exc: FCError, step: str) -> None:
         """FC kept failing transiently past the gateway's retries: try again later, a bounded number of times."""
-        count = int(self.checkpoint.get("transient", 0)) + 1
+        count = self.checkpoint.transient + 1
         if count > MAX_TRANSIENT_RETRIES:
             return
-        self.checkpoint["transient"] = count
-        self.run_.progress(
+        self.checkpoint.transient = count
+        self.run_.record_step(
             self.row.stage or step,
             self.row.progress,
             f"{step}: {exc.code}, retrying",
@@ -696,13 +687,13 @@ class DeploySteps:
         """Stop here. A first deploy that created the function removes it again. A redeploy leaves FC as it
         is and says what FC now runs: cancelled before its function step, the previous spec (put back on the
         row); after it, this redeploy's spec (FC has it, the row keeps it)."""
-        if self.checkpoint.get("created") and self.row.operation == "deploy":
+        if self.checkpoint.created and self.row.operation == "deploy":
             self.gateway.delete_function_and_triggers(self.req.name)
         fields: dict[str, Any] = {}
         message = "cancelled"
         if self.row.operation == "redeploy":
-            restore = store.restore_fields(self.checkpoint)
-            if self.checkpoint.get("function"):
+            restore = self.checkpoint.restore_fields()
+            if self.checkpoint.function:
                 message = (
                     f"cancelled after FC was updated: FC runs this redeploy's spec (image {self.req.image})"
                 )
@@ -710,5 +701,5 @@ class DeploySteps:
                 fields = restore
                 image = (restore["spec"] or {}).get("image")
                 message = f"cancelled before FC was changed: FC still runs the previous spec (image {image})"
-        self.run_.finish(Status.cancelled, message, stage="cancelled", **fields)
+        self.run_.cancel(message, **fields)
         return {"status": "cancelled"}

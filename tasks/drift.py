@@ -1,34 +1,33 @@
 """Config drift checks (issue 15 #4): FC's function, trigger and alias against the deployment's spec.
 
 ``drift_sweep`` (on the beat schedule, every ``drift_check_interval_s``) queues one ``drift_check`` per
-succeeded deployment on the ``low`` queue, spread over the interval so FC sees a steady trickle (each check
-is 2-3 reads through the gateway's shared rate limiter) and deploys never wait behind them. A check takes
-the deployment's lease, so it never reads FC in the middle of a deploy's writes (a deploy in progress makes
-it skip: that deploy converges anyway), records ``drift`` (deployer/drift.py) in the row's ``result``,
-and writes an event when the drift appears, changes or goes away. `mcp-fc reconcile` then converges it
+succeeded deployment on the scheduled checks' queue (``health``), spread over the interval so FC sees a
+steady trickle (each check is 2-3 reads through the gateway's shared rate limiter) and deploys never wait
+behind them. A check records ``drift`` (deployer/drift.py) in the row's ``result`` through
+``lifecycle.record_check``, only if the row still serves the release it read (a deploy queued meanwhile
+makes the finding stale: dropped), and writes an event when the drift appears, changes or goes away. `mcp-fc reconcile` then converges it
 through the deploy task (operation ``reconcile``).
 """
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from deployer import drift, spec, store
+from deployer import drift, lifecycle, spec, store
 from deployer.db import session_scope
 from deployer.endpoint_auth import SigningKey
 from deployer.errors import FCError, FCNotFound
+from deployer.queue import DRIFT_CHECK_TASK, DRIFT_SWEEP_TASK, HEALTH_QUEUE
 from deployer.tables import DeploymentRow
 from schemas import AuthType, Status
 from tasks.app import app
 from tasks.context import context, log
 
-DRIFT_SWEEP_TASK = "mcpfc.drift_sweep"
-DRIFT_CHECK_TASK = "mcpfc.drift_check"
-OPS_QUEUE = "low"
+#: The scheduled checks' queue: never one a deploy waits in.
+OPS_QUEUE = HEALTH_QUEUE
 
 
 def succeeded_ids(session: Any, limit: int) -> list[str]:
@@ -63,43 +62,36 @@ def check(deployment_id: str) -> dict[str, Any]:
     """Compare one deployment with FC now; ``{"status": in-sync | drifted | busy | gone | fc-error}``."""
     ctx = context()
     settings = ctx.settings
-    owner = f"drift:{secrets.token_hex(4)}"
     try:
         with session_scope(settings) as session:
             row = store.get(session, deployment_id)
             if row is None or Status(row.status) != Status.succeeded:
                 return {"status": "gone" if row is None else "busy"}
-            if not store.acquire_lease(session, deployment_id, owner, settings.lease_s):
-                return {"status": "busy"}
             session.expunge(row)
     except SQLAlchemyError:
         return {"status": "busy"}
     try:
-        try:
-            fields = observe(ctx, row)
-        except FCError as exc:
-            log.warning("drift.fc_error", extra={"deployment_id": deployment_id, "code": exc.code})
-            return {"status": "fc-error"}
-        previous = (row.result or {}).get("drift") or {}
-        report = drift.report(fields)
-        message = None
-        if fields and fields != previous.get("fields"):
-            message = f"config drift: {drift.summary(fields)} (`mcp-fc reconcile {row.name}` converges it)"
-        elif not fields and previous.get("drifted"):
-            message = "config drift gone: FC matches the deployment's spec again"
-        with session_scope(settings) as session:
-            store.set_observation(
-                session, deployment_id, "drift", report, expect_lease=owner, message=message
-            )
-        if message:
-            log.warning("drift.changed", extra={"deployment_id": deployment_id, "fields": len(fields)})
-        return {"status": "drifted" if fields else "in-sync", "fields": fields}
-    finally:
-        try:
-            with session_scope(settings) as session:
-                store.release_lease(session, deployment_id, owner)
-        except SQLAlchemyError:
-            pass  # it expires by itself
+        fields = observe(ctx, row)
+    except FCError as exc:
+        log.warning("drift.fc_error", extra={"deployment_id": deployment_id, "code": exc.code})
+        return {"status": "fc-error"}
+    previous = (row.result or {}).get("drift") or {}
+    messages = []
+    if fields and fields != previous.get("fields"):
+        messages.append(f"config drift: {drift.summary(fields)} (`mcp-fc reconcile {row.name}` converges it)")
+    elif not fields and previous.get("drifted"):
+        messages.append("config drift gone: FC matches the deployment's spec again")
+    # Only if the row still serves the release that was read (same task, still succeeded): a deploy
+    # queued meanwhile makes this finding stale, and the write is dropped.
+    with session_scope(settings) as session:
+        stored = lifecycle.record_check(
+            session, deployment_id, row.task_id, {"drift": drift.report(fields)}, messages
+        )
+    if not stored:
+        return {"status": "busy"}
+    if messages:
+        log.warning("drift.changed", extra={"deployment_id": deployment_id, "fields": len(fields)})
+    return {"status": "drifted" if fields else "in-sync", "fields": fields}
 
 
 def observe(ctx: Any, row: DeploymentRow) -> list[dict[str, Any]]:

@@ -23,7 +23,8 @@ anything else moves the row between the sweep's read and its write, the sweep le
 On top of that only one sweep runs at a time across all workers: a PostgreSQL advisory lock (held on
 its own connection for the sweep; PostgreSQL drops it if the worker dies), or, on the embedded SQLite
 store (one machine), an exclusive `flock` on a file beside the database. Other databases rely on the
-compare-and-set alone, which is enough for correctness; the lock only saves duplicate work.
+compare-and-set alone, which is enough for correctness; the lock (deployer/locks.py, which the
+migrations use too) only saves duplicate work.
 
 The loop runs in each worker's main process (started on Celery's `worker_ready`, stopped on
 `worker_shutdown`): a first sweep right away (a restarted worker cleans up after its dead self), then
@@ -33,27 +34,27 @@ connection that a forked child could inherit. `python -m tasks.recovery` runs on
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import random
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from deployer import queue, store
-from deployer.db import normalise_url
+from deployer import lifecycle, queue, store
+from deployer.db import normalise_url, session_scope
+from deployer.errors import error_body
+from deployer.locks import exclusive
 from deployer.settings import Settings, get_settings
 from deployer.tables import DeploymentRow
 from schemas import Status
@@ -92,49 +93,16 @@ def _engine(url: str) -> Engine:
     return create_engine(url, **args)
 
 
-@contextmanager
-def _session(settings: Settings) -> Iterator[Session]:
-    with Session(_engine(settings.effective_database_url), expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+def _session(settings: Settings) -> AbstractContextManager[Session]:
+    return session_scope(engine=_engine(settings.effective_database_url))
 
 
 @contextmanager
 def sweep_lock(settings: Settings) -> Iterator[bool]:
     """True when this process may sweep now; False when another sweep holds the lock."""
-    url = normalise_url(settings.effective_database_url)
-    if url.startswith("postgresql"):
-        with _engine(url).connect() as conn:
-            got = bool(
-                conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY}).scalar()
-            )
-            conn.commit()
-            try:
-                yield got
-            finally:
-                if got:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
-                    conn.commit()
-        return
-    if url.startswith("sqlite") and "///" in url and not url.endswith(":memory:"):
-        path = Path(url.split("///", 1)[1] + ".recovery.lock")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-        return
-    yield True  # other databases: the per-row compare-and-set alone keeps sweeps from clashing
+    engine = _engine(settings.effective_database_url)
+    with exclusive(engine, key=ADVISORY_LOCK_KEY, name="recovery", wait=False) as held:
+        yield held.acquired
 
 
 # -- the broker ------------------------------------------------------------------------------------
@@ -178,13 +146,7 @@ def _idle_since(row: DeploymentRow) -> datetime:
 
 
 def _error(code: str, message: str, row: DeploymentRow) -> dict[str, Any]:
-    return {
-        "code": code,
-        "message": message,
-        "retryable": True,
-        "request_id": None,
-        "step": row.stage or "queued",
-    }
+    return error_body(code, message, step=row.stage or "queued", retryable=True)
 
 
 def sweep(settings: Settings, app: Celery, *, now: datetime | None = None) -> SweepReport:
@@ -245,7 +207,7 @@ def _fail(
     settings: Settings, row: DeploymentRow, now: datetime, report: SweepReport, error: dict[str, Any]
 ) -> None:
     with _session(settings) as session:
-        if store.fail_stuck(session, row, now=now, error=error, message=f"recovery: {error['code']}"):
+        if lifecycle.fail_stuck(session, row, now=now, error=error, message=f"recovery: {error['code']}"):
             report.failed.append((row.id, error["code"]))
 
 
@@ -263,7 +225,7 @@ def _requeue(
         f"re-queue {count} of at most {settings.recovery_max_requeues})"
     )
     with _session(settings) as session:
-        if not store.claim_requeue(session, row, now=now, count=count, message=message):
+        if not lifecycle.claim_requeue(session, row, now=now, count=count, message=message):
             return
     try:
         queue.enqueue(

@@ -2,8 +2,9 @@
 
 ``token_sweep`` (on the beat schedule, every ``token_check_interval_s``) looks at every succeeded
 deployment with `jwt` auth: no FC call, only the row (the token is decrypted in the worker, its `exp` read).
-The row's ``token`` (``{expires_at, expiring, checked_at}``) is written under the deployment's lease, with
-an event when the token enters the warning window (``token_expiry_warn_days``). With ``token_auto_rotate``
+The row's ``token`` (``{expires_at, expiring, checked_at}``) is written through ``lifecycle.record_check``
+(only while the row serves the release that was read), with an event when the token enters the warning
+window (``token_expiry_warn_days``). With ``token_auto_rotate``
 an expiring token is rotated by the same path as `mcp-fc token rotate` (a redeploy that drops the signing
 key: the trigger gets a new JWKS, every client needs the new config from `mcp-fc config`), unless new
 tokens would themselves be inside the window (``endpoint_token_ttl_days`` <= the window), which would
@@ -12,21 +13,19 @@ rotate on every sweep.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from deployer import queue, store, token_expiry
+from deployer import lifecycle, queue, store, token_expiry
 from deployer.db import session_scope
+from deployer.queue import TOKEN_SWEEP_TASK
 from deployer.tables import DeploymentRow
 from schemas import Status
 from tasks.app import app
 from tasks.context import context, log
 from tasks.drift import OPS_QUEUE
-
-TOKEN_SWEEP_TASK = "mcpfc.token_sweep"
 
 
 @app.task(name=TOKEN_SWEEP_TASK, acks_late=True, ignore_result=True)
@@ -52,54 +51,45 @@ def check(deployment_id: str) -> str:
     """``ok`` | ``expiring`` | ``rotating`` | ``busy`` | ``gone`` for one deployment."""
     ctx = context()
     settings = ctx.settings
-    owner = f"token:{secrets.token_hex(4)}"
     try:
         with session_scope(settings) as session:
             row = store.get(session, deployment_id)
             if row is None or Status(row.status) != Status.succeeded or not row.endpoint_token_enc:
                 return "gone"
-            if not store.acquire_lease(session, deployment_id, owner, settings.lease_s):
-                return "busy"
             session.expunge(row)
     except SQLAlchemyError:
         return "busy"
-    rotate = False
-    try:
-        expiry = token_expiry.expires_at(ctx.vault.decrypt(row.endpoint_token_enc))
-        if expiry is None:
-            return "gone"
-        status = token_expiry.status(expiry, settings.token_expiry_warn_days)
-        previous = (row.result or {}).get("token") or {}
-        warned = previous.get("warned_at") if previous.get("expires_at") == status["expires_at"] else None
-        rotate = status["expiring"] and settings.token_auto_rotate
-        if rotate and not token_expiry.rotation_helps(
-            settings.token_expiry_warn_days, settings.endpoint_token_ttl_days
-        ):
-            log.warning(
-                "token.rotation_would_not_help",
-                extra={"deployment_id": deployment_id, "ttl_days": settings.endpoint_token_ttl_days},
-            )
-            rotate = False
-        message = None
-        if status["expiring"] and warned:
-            status["warned_at"] = warned
-        elif status["expiring"]:
-            status["warned_at"] = status["checked_at"]  # one event per token, not one per sweep
-            message = f"the endpoint token expires at {status['expires_at']}: " + (
+    expiry = token_expiry.expires_at(ctx.vault.decrypt(row.endpoint_token_enc))
+    if expiry is None:
+        return "gone"
+    status = token_expiry.status(expiry, settings.token_expiry_warn_days)
+    previous = (row.result or {}).get("token") or {}
+    warned = previous.get("warned_at") if previous.get("expires_at") == status["expires_at"] else None
+    rotate = status["expiring"] and settings.token_auto_rotate
+    if rotate and not token_expiry.rotation_helps(
+        settings.token_expiry_warn_days, settings.endpoint_token_ttl_days
+    ):
+        log.warning(
+            "token.rotation_would_not_help",
+            extra={"deployment_id": deployment_id, "ttl_days": settings.endpoint_token_ttl_days},
+        )
+        rotate = False
+    messages = []
+    if status["expiring"] and warned:
+        status["warned_at"] = warned
+    elif status["expiring"]:
+        status["warned_at"] = status["checked_at"]  # one event per token, not one per sweep
+        messages.append(
+            f"the endpoint token expires at {status['expires_at']}: "
+            + (
                 "rotating it (token_auto_rotate)"
                 if rotate
                 else f"rotate it with `mcp-fc token rotate {row.name}`"
             )
-        with session_scope(settings) as session:
-            store.set_observation(
-                session, deployment_id, "token", status, expect_lease=owner, message=message
-            )
-    finally:
-        try:
-            with session_scope(settings) as session:
-                store.release_lease(session, deployment_id, owner)
-        except SQLAlchemyError:
-            pass  # it expires by itself
+        )
+    with session_scope(settings) as session:
+        if not lifecycle.record_check(session, deployment_id, row.task_id, {"token": status}, messages):
+            return "busy"  # a deploy was queued meanwhile: it records the token's expiry when it ends
     if not rotate:
         return "expiring" if status["expiring"] else "ok"
     return "rotating" if start_rotation(ctx, deployment_id) else "busy"
@@ -114,14 +104,8 @@ def start_rotation(ctx: Any, deployment_id: str) -> bool:
         if row is None or Status(row.status) != Status.succeeded:
             return False
         current = store.request_of(ctx.vault, row)
-        if not store.restart(
-            session,
-            ctx.vault,
-            row,
-            req=current,
-            operation="redeploy",
-            deadline_s=settings.deploy_deadline_s,
-            rotate_endpoint_key=True,
+        if not lifecycle.rotate_token(
+            session, ctx.vault, row, current, deadline_s=settings.deploy_deadline_s
         ):
             return False
         task_id, priority = row.task_id or "", current.priority.value

@@ -18,10 +18,11 @@ from typing import Any
 from celery import Task
 from sqlalchemy.exc import SQLAlchemyError
 
-from deployer import spec, store
+from deployer import lifecycle, spec, store
 from deployer.converge import function_drift
 from deployer.db import session_scope
 from deployer.errors import FCError, FCNotFound
+from deployer.logcontext import deployment_logs
 from deployer.queue import VERIFY_TASK
 from deployer.settings import Settings
 from schemas import Status
@@ -49,6 +50,11 @@ def schedule_verify(settings: Settings, deployment_id: str, since: float) -> Non
 
 @app.task(name=VERIFY_TASK, bind=True, acks_late=True, max_retries=None)
 def verify(self: Task, deployment_id: str, since: float) -> dict[str, Any]:
+    with deployment_logs(deployment_id):
+        return _verify(self, deployment_id, since)
+
+
+def _verify(self: Task, deployment_id: str, since: float) -> dict[str, Any]:
     ctx = context()
     settings = ctx.settings
     owner = f"verify:{secrets.token_hex(4)}"
@@ -57,7 +63,7 @@ def verify(self: Task, deployment_id: str, since: float) -> dict[str, Any]:
             row = store.get(session, deployment_id)
             if row is None or Status(row.status) in (Status.deleting, Status.deleted):
                 return {"status": "gone"}
-            if Status(row.status) != Status.succeeded or not store.acquire_lease(
+            if Status(row.status) != Status.succeeded or not lifecycle.acquire_lease(
                 session, deployment_id, owner, settings.lease_s
             ):
                 row = None  # a run is at work (it compares before it ends): look again later
@@ -70,7 +76,7 @@ def verify(self: Task, deployment_id: str, since: float) -> dict[str, Any]:
         finally:
             try:
                 with session_scope(settings) as session:
-                    store.release_lease(session, deployment_id, owner)
+                    lifecycle.release_lease(session, deployment_id, owner)
             except SQLAlchemyError:
                 pass  # it expires by itself
     delay = next_delay(settings, since, time.time())
@@ -94,7 +100,7 @@ def _converge(ctx: Any, row: Any) -> str:
         log.warning("verify.fc_error", extra={"deployment_id": row.id, "code": exc.code})
         return "fc-error"
     with session_scope(ctx.settings) as session:
-        store.add_event(
+        lifecycle.note_event(
             session,
             row,
             f"FC ran another spec than this deployment's ({', '.join(drift)}): a late write landed; "

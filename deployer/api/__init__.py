@@ -17,10 +17,10 @@ from fastapi.routing import APIRoute
 from deployer import migrate, queue
 from deployer.api import docs as api_docs
 from deployer.api import problems
-from deployer.api.deps import RateLimiter
+from deployer.api.deps import KeyRateLimiter
 from deployer.api.hot_cache import ChangeFeed, HotCache
 from deployer.api.metrics import ApiMetrics, MetricsMiddleware
-from deployer.api.routes import client_config, deployments, health, logs, reconcile, releases, tasks
+from deployer.api.routes import client_config, deployments, health, logs, reconcile, releases, service, tasks
 from deployer.crypto import Vault
 from deployer.db import normalise_url
 from deployer.settings import Settings, get_settings
@@ -84,11 +84,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.vault = Vault.from_settings(settings)
-    app.state.limiter = RateLimiter(settings.post_rate_limit_per_min)
+    app.state.limiter = KeyRateLimiter(settings.post_rate_limit_per_min)
     app.state.metrics = ApiMetrics()
     app.state.read_cache = None  # deployer/api/hot_cache.py, set up at start-up on PostgreSQL
     app.state.change_feed = None
     app.state.metrics.watch_read_cache(lambda: app.state.read_cache)
+    if settings.metrics_enabled:
+        app.state.metrics.watch_health(settings)
 
     problems.install(app)
     if settings.effective_docs_enabled:
@@ -102,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(logs.router)
     app.include_router(reconcile.router)
     app.include_router(tasks.router)
+    app.include_router(service.router)
 
     # Last added is outermost: metrics see the final status, 500s are produced inside them.
     app.add_middleware(problems.BodyLimitMiddleware, limit=problems.MAX_BODY_BYTES)

@@ -122,8 +122,9 @@ async def get_stream_owner(request: Request, settings: SettingsDep, credentials:
 StreamOwner = Annotated[Owner, Depends(get_stream_owner)]
 
 
-class RateLimiter:
-    """A token bucket per API key: `per_minute` requests, refilled continuously; 0 disables it."""
+class KeyRateLimiter:
+    """A token bucket per API key: `per_minute` requests, refilled continuously; 0 disables it. (The FC
+    call budget of a worker is deployer/ratelimit.py's RateLimiter, a different thing.)"""
 
     def __init__(self, per_minute: int) -> None:
         self.capacity = float(max(per_minute, 0))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -68,6 +68,10 @@ class ApiMetrics:
         """Export the read cache's counters (deployer/api/hot_cache.py), read at scrape time."""
         self.registry.register(_ReadCacheCollector(get_cache))
 
+    def watch_health(self, settings: Any) -> None:
+        """Export the live deployments by health and their latest probe latency, read at scrape time."""
+        self.registry.register(_HealthCollector(settings))
+
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
@@ -95,6 +99,53 @@ class _ReadCacheCollector(Collector):
         entries = GaugeMetricFamily("mcpfc_read_cache_entries", "Deployment documents in the GET cache.")
         entries.add_metric([], float(len(cache) if cache is not None else 0))
         yield entries
+
+
+#: Buckets of the probe latency histogram (seconds): an MCP handshake on a warm instance takes tens of ms,
+#: a cold start seconds, a dead server the whole health timeout.
+PROBE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class _HealthCollector(Collector):
+    """Two grouped reads per scrape (deployer/health.py); nothing when the database does not answer."""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+
+    def describe(self) -> Iterator[Any]:
+        # without it the registry would call collect() (and the database) when the collector is registered
+        yield GaugeMetricFamily("mcpfc_deployments_health", "", labels=["health"])
+        yield HistogramMetricFamily("mcpfc_health_probe_latency_seconds", "")
+
+    def collect(self) -> Iterator[Any]:
+        from deployer import health
+        from deployer.db import session_scope
+
+        try:
+            with session_scope(self.settings) as session:
+                by_health = health.counts(session)
+                latencies = health.latencies_ms(session)
+        except Exception:  # noqa: BLE001 - /metrics keeps answering while the database is down
+            return
+        gauge = GaugeMetricFamily(
+            "mcpfc_deployments_health",
+            "Live deployments by the health their scheduled MCP checks found (unknown: not checked yet).",
+            labels=["health"],
+        )
+        for status, count in sorted(by_health.items()):
+            gauge.add_metric([status], float(count))
+        yield gauge
+        buckets = []
+        for bound in PROBE_BUCKETS:
+            buckets.append((str(bound), float(sum(1 for ms in latencies if ms / 1000 <= bound))))
+        buckets.append(("+Inf", float(len(latencies))))
+        total = sum(latencies) / 1000
+        hist = HistogramMetricFamily(
+            "mcpfc_health_probe_latency_seconds",
+            "The latest MCP health probe of each live deployment (connect, initialize, tools/list).",
+        )
+        hist.add_metric([], buckets, sum_value=total)
+        yield hist
 
 
 class MetricsMiddleware:

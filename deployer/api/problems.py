@@ -21,17 +21,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from schemas.problem import FieldError
+
 log = logging.getLogger("deployer.api")
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:mcp-fc:problem:"
 MAX_BODY_BYTES = 1024 * 1024
-
-
-class FieldError(BaseModel):
-    field: str
-    rule: str
-    message: str
 
 
 class ProblemDetail(BaseModel):

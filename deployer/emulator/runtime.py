@@ -31,8 +31,9 @@ listens. What that means, and where it differs from FC:
   deprecated ``mcp-proxy --sse-port/--sse-host`` flags are deliberately not mapped: mcp-proxy ignores them,
   and the emulator then fails the same way FC does (nothing listens on the container port).
 * **A minimal environment**, never the emulator's own (it may hold ``MCPFC_SECRET_KEY`` or real Alibaba
-  keys): ``PATH``, ``HOME``, ``LANG``/``LC_ALL`` when set, ``TMPDIR``; then the function's
-  ``environmentVariables``; then the ``FC_*`` variables FC injects; then, when the function has a ``role``
+  keys): ``PATH``, ``HOME``, ``TMPDIR``, and when set the locale, certificate, proxy and uv/pip/npm
+  cache and index variables a local ``uvx`` / ``npx`` needs (:data:`PASSED_HOST_VARS`, an allowlist);
+  then the function's ``environmentVariables`` (which override them); then the ``FC_*`` variables FC injects; then, when the function has a ``role``
   and ``disableInjectCredentials`` is not ``Env`` or ``All``, fake STS credentials
   (``ALIBABA_CLOUD_ACCESS_KEY_ID=STS.emulated...``, ``..._SECRET``, ``ALIBABA_CLOUD_SECURITY_TOKEN``).
 * **Readiness**: a TCP connect to the port and, when ``healthCheckConfig.httpGetUrl`` is set, an HTTP GET
@@ -111,8 +112,50 @@ HEALTH_CHECK_DEFAULTS = {
 }
 #: ``--host`` values rewritten to loopback.
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]", "*"})
-#: Variables passed from the emulator's environment when set (besides PATH, HOME and TMPDIR).
-PASSED_LOCALE_VARS = ("LANG", "LC_ALL")
+#: Variables passed from the emulator's environment when set (besides PATH, HOME and TMPDIR), so that a
+#: command which fetches its server at start (`uvx`, `npx`) works here as in the user's shell: the locale,
+#: the host's certificates (a TLS-intercepting proxy's CA, a system bundle uv or Node would not find), its
+#: proxies (both spellings: curl and Python read the lowercase ones, others the uppercase), and where uv, pip
+#: and npm keep their caches and find their index. An allowlist, not a denylist: the emulator's environment
+#: holds the deployer's own settings (MCPFC_*), real Alibaba keys (ALIBABA_CLOUD_*) and whatever else the
+#: user's shell has (tokens of other tools); none of it reaches a function, as on FC.
+PASSED_LOCALE_VARS = ("LANG", "LC_ALL", "LC_CTYPE")
+PASSED_CERT_VARS = (
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "NODE_USE_SYSTEM_CA",
+    "PIP_CERT",
+    "UV_NATIVE_TLS",
+)
+PASSED_PROXY_VARS = tuple(
+    spelling
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+    for spelling in (name, name.lower())
+)
+PASSED_TOOL_VARS = (
+    "UV_CACHE_DIR",
+    "UV_TOOL_DIR",
+    "UV_TOOL_BIN_DIR",
+    "UV_PYTHON_INSTALL_DIR",
+    "UV_DEFAULT_INDEX",
+    "UV_INDEX",
+    "UV_INDEX_URL",
+    "UV_EXTRA_INDEX_URL",
+    "UV_OFFLINE",
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "NPM_CONFIG_CACHE",
+    "npm_config_cache",
+    "NPM_CONFIG_REGISTRY",
+    "npm_config_registry",
+    "XDG_CACHE_HOME",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+)
+PASSED_HOST_VARS = PASSED_LOCALE_VARS + PASSED_CERT_VARS + PASSED_PROXY_VARS + PASSED_TOOL_VARS
 #: ``disableInjectCredentials`` values that keep the role's credentials out of the environment.
 NO_ENV_CREDENTIALS = frozenset({"Env", "All"})
 
@@ -236,7 +279,7 @@ def build_environment(
         "HOME": os.environ.get("HOME") or tempfile.gettempdir(),
         "TMPDIR": os.environ.get("TMPDIR") or tempfile.gettempdir(),
     }
-    for name in PASSED_LOCALE_VARS:
+    for name in PASSED_HOST_VARS:
         if os.environ.get(name):
             env[name] = os.environ[name]
     env.update({str(k): str(v) for k, v in (spec.get("environmentVariables") or {}).items()})

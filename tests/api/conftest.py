@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from deployer import store
+from deployer import lifecycle, store
 from deployer.api import create_app
 from deployer.db import session_scope
 from deployer.settings import Settings
@@ -97,12 +97,12 @@ def move(settings: Settings, dep_id: str, *statuses: Status, **fields: Any) -> N
     """Walk a deployment along legal edges, as a worker would."""
     with session_scope(settings) as session:
         for status in statuses:
-            assert store.transition(session, dep_id, status, message=f"test: {status}", **fields), status
+            assert lifecycle.transition(session, dep_id, status, message=f"test: {status}", **fields), status
 
 
 def set_fields(settings: Settings, dep_id: str, **fields: Any) -> None:
     with session_scope(settings) as session:
-        assert store.set_fields(session, dep_id, **fields)
+        assert lifecycle.set_fields(session, dep_id, **fields)
 
 
 def row_of(settings: Settings, dep_id: str) -> Any:

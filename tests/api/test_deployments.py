@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from deployer import queue, store
+from deployer import lifecycle, queue, store
 from deployer.api import create_app
 from deployer.api.routes import deployments as deployments_routes
 from deployer.crypto import Vault
@@ -69,7 +69,13 @@ def test_the_queued_message_carries_the_deployment_id_only(client: TestClient, a
 
 def test_priority_picks_the_queue_and_region_is_kept(client: TestClient, alice, settings) -> None:
     dep = client.post(
-        "/v1/deployments", json=deploy_body(priority="high", region="ap-southeast-1"), headers=alice
+        "/v1/deployments",
+        json=deploy_body(
+            priority="high",
+            region="ap-southeast-1",
+            image="registry.ap-southeast-1.aliyuncs.com/ns/mcp-time:1.0",
+        ),
+        headers=alice,
     ).json()
     assert dep["region"] == "ap-southeast-1"
     [msg] = broker_messages(settings)
@@ -188,6 +194,43 @@ def test_posting_a_name_again_redeploys_that_deployment(client: TestClient, alic
     assert row_of(settings, dep["id"]).operation == "deploy"
     assert count_rows(settings) == 1
     assert [m["body"][0] for m in broker_messages(settings)] == [[dep["id"]], [dep["id"]]]
+    # The answer says that it replaced a deployment, which status it had and what changes.
+    assert r.headers["Mcpfc-Replaced"] == "succeeded"
+    assert r.headers["Mcpfc-Changed-Fields"] == "image"
+
+
+def test_a_replacing_deploy_names_changed_secrets_but_never_their_values(
+    client: TestClient, alice, settings
+) -> None:
+    first = client.post("/v1/deployments", json=deploy_body(), headers=alice).json()
+    move(settings, first["id"], Status.running, Status.failed)
+    same = client.post("/v1/deployments", json=deploy_body(), headers=alice)
+    assert same.headers["Mcpfc-Replaced"] == "failed" and same.headers["Mcpfc-Changed-Fields"] == ""
+    move(settings, first["id"], Status.running, Status.succeeded)
+    body = deploy_body(memory_mb=1024)
+    body["secret_env"] = {"API_TOKEN": "another-secret-value"}
+    r = client.post("/v1/deployments", json=body, headers=alice)
+    assert r.headers["Mcpfc-Changed-Fields"] == "memory_mb, secret_env"
+    assert "another-secret-value" not in str(r.headers) and CANARY not in str(r.headers)
+
+
+@pytest.mark.parametrize("region", [None, "cn-shanghai"])
+def test_an_acr_image_of_another_region_than_the_functions_is_422(
+    client: TestClient, alice, settings, region
+) -> None:
+    body = deploy_body(image="registry.cn-beijing.aliyuncs.com/ns/mcp-time:1.0")
+    if region:
+        body["region"] = region
+    problem = assert_problem(client.post("/v1/deployments", json=body, headers=alice), 422)
+    [error] = problem["errors"]
+    assert (error["field"], error["rule"]) == ("image", "image_region")
+    assert f"function in {region or settings.region}" in error["message"]
+    assert count_rows(settings) == 0
+
+
+def test_a_first_deploy_replaces_nothing(client: TestClient, alice) -> None:
+    r = client.post("/v1/deployments", json=deploy_body(), headers=alice)
+    assert r.status_code == 202 and "Mcpfc-Replaced" not in r.headers
 
 
 def test_a_name_another_owner_deploys_is_409(client: TestClient, alice, bob, settings) -> None:
@@ -245,7 +288,7 @@ def test_broker_down_on_delete_marks_the_row_failed(down) -> None:
         owner = store.authenticate(session, alice["Authorization"].split()[1]).owner_id
         from schemas import DeployRequest
 
-        row = store.create_deployment(
+        row = lifecycle.create_deployment(
             session,
             Vault.from_settings(settings),
             owner_id=owner,
@@ -684,3 +727,15 @@ def test_client_config_for_function_auth_is_409(client: TestClient, alice, deplo
             "detail"
         ]
     )
+
+
+def test_a_redeploy_onto_an_image_of_another_region_is_422(client: TestClient, alice, settings) -> None:
+    first = client.post("/v1/deployments", json=deploy_body(), headers=alice).json()
+    move(settings, first["id"], Status.running, Status.succeeded)
+    r = client.post(
+        "/v1/deployments/mcp-time/redeploy",
+        json={"image": "registry-vpc.cn-beijing.aliyuncs.com/ns/mcp-time:2"},
+        headers=alice,
+    )
+    [error] = assert_problem(r, 422)["errors"]
+    assert (error["field"], error["rule"]) == ("image", "image_region")

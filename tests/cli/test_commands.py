@@ -128,8 +128,16 @@ def test_status_shows_the_error_of_a_failed_deployment(api, cli):
         )
     )
     result = cli("status", "mcp-time")
-    assert result.exit_code == 0
+    assert result.exit_code == 1, "exit 1: the deployment failed"
     assert "ProbeFailed" in result.stdout and "probe" in result.stdout
+    as_json = cli("status", "mcp-time", "--json")
+    assert as_json.exit_code == 1 and Deployment.model_validate_json(as_json.stdout).status == "failed"
+
+
+@pytest.mark.parametrize(("status", "code"), [("cancelled", 1), ("running", 0), ("deleted", 0)])
+def test_status_exit_code_follows_the_deployment(api, cli, status, code):
+    api.get("/v1/deployments/mcp-time").mock(return_value=httpx.Response(200, json=deployment(status=status)))
+    assert cli("status", "mcp-time").exit_code == code
 
 
 def test_status_of_an_invalid_answer_is_unreachable(api, cli):
@@ -373,7 +381,24 @@ def test_refused_key_exits_2_for_every_command(api, cli, args):
     api.route().mock(return_value=httpx.Response(401, json={"title": "Unauthorized"}))
     result = cli(*args)
     assert result.exit_code == 2
-    assert result.stderr == "error: the API refused the key (set MCPFC_API_KEY or --api-key)\n"
+    assert result.stderr.startswith("error: the API refused the API key from MCPFC_API_KEY: it is unknown")
+    assert "set MCPFC_API_KEY" not in result.stderr, "the key is set: the hint must not say to set it"
+
+
+def test_refused_key_names_the_flag_it_came_from(api, cli):
+    api.route().mock(return_value=httpx.Response(401, json={"title": "Unauthorized"}))
+    result = cli("--api-key", "mcpfc_other_key", "status", "x")
+    assert result.exit_code == 2 and "the API key from --api-key" in result.stderr
+    assert "mcpfc_other_key" not in result.output
+
+
+def test_a_missing_key_says_to_set_one(api, cli, monkeypatch):
+    monkeypatch.delenv("MCPFC_API_KEY")
+    route = api.route().mock(return_value=httpx.Response(401, json={"title": "Unauthorized"}))
+    result = cli("status", "x")
+    assert result.exit_code == 2
+    assert "Authorization" not in route.calls.last.request.headers
+    assert result.stderr.startswith("error: no API key: set MCPFC_API_KEY or pass --api-key")
 
 
 def test_status_shows_config_drift_and_an_expiring_token(api, cli):

@@ -281,7 +281,7 @@ def test_unauthorized_exits_2(api, cli):
     api.post("/v1/deployments").mock(return_value=httpx.Response(401, json={"title": "Unauthorized"}))
     result = cli("deploy", "mcp-time", "--image", IMAGE, "--", "mcp-server-time")
     assert result.exit_code == 2
-    assert result.stderr == "error: the API refused the key (set MCPFC_API_KEY or --api-key)\n"
+    assert result.stderr.startswith("error: the API refused the API key from MCPFC_API_KEY")
 
 
 def test_global_api_url_and_key_override_the_environment(cli):
@@ -393,3 +393,81 @@ def test_cancelled_deployment_exits_1(api, cli):
     result = cli("deploy", "mcp-time", "--image", IMAGE, "--", "mcp-server-time")
     assert result.exit_code == 1
     assert "cancelled" in result.stderr
+
+
+def test_a_deploy_onto_an_existing_name_says_it_replaces_it_and_what_changes(api, cli):
+    api.post("/v1/deployments").mock(
+        return_value=httpx.Response(
+            202,
+            json=deployment(),
+            headers={"Mcpfc-Replaced": "succeeded", "Mcpfc-Changed-Fields": "image, memory_mb"},
+        )
+    )
+    result = cli("deploy", "mcp-time", "--image", IMAGE, "--no-wait", "--json", "--", "mcp-server-time")
+    assert result.exit_code == 0, result.stderr
+    Deployment.model_validate_json(result.stdout)  # the notice stays off stdout
+    assert "mcp-time already had a deployment (succeeded" in result.stderr
+    assert "replaces it in place" in result.stderr and "changes image, memory_mb" in result.stderr
+
+
+def test_a_new_name_gets_no_replace_notice(api, cli):
+    api.post("/v1/deployments").mock(return_value=httpx.Response(202, json=deployment()))
+    result = cli("deploy", "mcp-time", "--image", IMAGE, "--no-wait", "--", "mcp-server-time")
+    assert result.exit_code == 0 and "already had" not in result.output
+
+
+def test_the_same_spec_again_says_so(api, cli):
+    api.post("/v1/deployments").mock(
+        return_value=httpx.Response(
+            202, json=deployment(), headers={"Mcpfc-Replaced": "failed", "Mcpfc-Changed-Fields": ""}
+        )
+    )
+    result = cli("deploy", "mcp-time", "--image", IMAGE, "--no-wait", "--", "mcp-server-time")
+    assert "(failed, id" in result.stderr and "the same spec, deployed again" in result.stderr
+
+
+LOCAL = {"fc_local": True, "default_image": "localhost/mcp-fc-emulator:not-pulled", "region": "cn-hangzhou"}
+CLOUD = {"fc_local": False, "default_image": None, "region": "cn-hangzhou"}
+
+
+def test_without_image_the_local_emulator_gets_its_stand_in(api, cli):
+    api.get("/v1/service").mock(return_value=httpx.Response(200, json={**LOCAL, "regions": []}))
+    post = api.post("/v1/deployments").mock(return_value=httpx.Response(202, json=deployment()))
+    result = cli("deploy", "mcp-time", "--no-wait", "--", "mcp-server-time")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(post.calls.last.request.content)["image"] == LOCAL["default_image"]
+    assert "no --image: the local emulator runs the command on this host" in result.stderr
+    assert "warning:" not in result.stderr, "the stand-in is nobody's to pull"
+
+
+def test_without_image_on_alibaba_cloud_says_to_give_one(api, cli):
+    api.get("/v1/service").mock(return_value=httpx.Response(200, json={**CLOUD, "regions": []}))
+    post = api.post("/v1/deployments")
+    result = cli("deploy", "mcp-time", "--", "mcp-server-time")
+    assert result.exit_code == 2 and not post.called
+    assert result.stderr.startswith("error: give --image IMAGE")
+
+
+def test_an_api_without_the_service_route_needs_an_image(api, cli):
+    api.get("/v1/service").mock(return_value=httpx.Response(404, json={"title": "Not Found"}))
+    result = cli("deploy", "mcp-time", "--", "mcp-server-time")
+    assert result.exit_code == 2 and "give --image IMAGE" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("image", "warnings"),
+    [
+        (IMAGE, []),
+        ("ghcr.io/org/mcp-time:1", ["not in Alibaba Cloud Container Registry"]),
+        ("registry.cn-hangzhou.aliyuncs.com/ns/mcp-time", ["has no tag"]),
+    ],
+)
+def test_images_fc_may_not_pull_are_warned_about(api, cli, image, warnings):
+    api.post("/v1/deployments").mock(return_value=httpx.Response(202, json=deployment()))
+    result = cli("deploy", "mcp-time", "--image", image, "--no-wait", "--json", "--", "mcp-server-time")
+    assert result.exit_code == 0, result.stderr
+    Deployment.model_validate_json(result.stdout)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(lines) == len(warnings)
+    for line, words in zip(lines, warnings, strict=True):
+        assert words in line

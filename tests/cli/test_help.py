@@ -24,6 +24,7 @@ COMMANDS = [
     "keys",
     "keys create",
     "keys revoke",
+    "keys list",
 ]
 
 
@@ -109,3 +110,66 @@ def test_broken_settings_are_a_one_line_usage_error(cli, monkeypatch):
     assert result.exit_code == 2
     assert result.stderr.startswith("error: invalid settings") and "api_port" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["status", "deploy", "dev", "keys create", "delete"])
+def test_flags_show_no_value_type(cli, command):
+    """A flag takes no value: its help line must not read `--json <bool>`."""
+    out = cli(*command.split(), "--help").stdout
+    assert "<bool>" not in out
+    assert "<str>" in out or "<int>" in out or "<path>" in out, "options with a value keep their type"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["deploy", "time", "--image", "registry.cn-hangzhou.aliyuncs.com/ns/t:1", "mcp-server-time"],
+        ["deploy", "time", "mcp-server-time", "--local-timezone", "UTC"],
+        ["redeploy", "time", "mcp-server-time"],
+    ],
+)
+def test_a_server_command_without_the_double_dash_says_where_it_goes(api, cli, args):
+    result = cli(*args)
+    assert result.exit_code == 2
+    assert "command after `--`" in _flat(result.output)
+    assert "Got unexpected extra argument" not in _flat(result.output)
+    assert not api.calls, "nothing is sent"
+
+
+def test_extra_words_before_the_double_dash_are_named(api, cli):
+    result = cli(
+        "deploy", "time", "stray", "--image", "registry.cn-hangzhou.aliyuncs.com/ns/t:1", "--", "srv"
+    )
+    assert result.exit_code == 2
+    assert "stray before `--`" in _flat(result.output) and not api.calls
+
+
+def _flat(text: str) -> str:
+    """Typer boxes and wraps usage errors: the words, one space apart."""
+    return " ".join(text.replace("│", " ").split())
+
+
+#: Long-running service processes: they print logs, not a result (`--json` would have nothing to print).
+PROCESSES = {"api", "worker", "emulator", "dev", "beat"}
+
+
+def _leaf_commands(command, path=()):
+    sub = getattr(command, "commands", None)
+    if sub is None:
+        yield " ".join(path), command
+        return
+    for name, child in sub.items():
+        yield from _leaf_commands(child, (*path, name))
+
+
+def test_every_command_takes_json():
+    import typer
+
+    from deployer.cli import app
+
+    missing = [
+        path
+        for path, command in _leaf_commands(typer.main.get_command(app))
+        if path not in PROCESSES and not any("--json" in p.opts for p in command.params)
+    ]
+    assert not missing, f"commands without --json: {missing}"

@@ -66,3 +66,35 @@ def test_unusable_database_is_one_line(cli, monkeypatch, tmp_path):
     result = cli("keys", "create")
     assert result.exit_code in (2, 3)
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+
+
+def test_list_shows_ids_owners_and_names_never_a_secret(cli):
+    first = json.loads(cli("keys", "create", "--name", "ci", "--json").stdout)
+    second = json.loads(cli("keys", "create", "--name", "laptop", "--json").stdout)
+    assert cli("keys", "revoke", second["id"]).exit_code == 0
+
+    listed = cli("keys", "list")
+    assert listed.exit_code == 0, listed.stderr
+    assert first["id"] in listed.stdout and "ci" in listed.stdout
+    assert second["id"] not in listed.stdout, "revoked keys only with --all"
+    for key in (first["key"], second["key"]):
+        secret = key.split("_", 2)[2]
+        assert secret not in listed.stdout
+
+    everything = json.loads(cli("keys", "list", "--all", "--json").stdout)
+    by_id = {item["id"]: item for item in everything}
+    assert set(by_id) == {first["id"], second["id"]}
+    assert by_id[first["id"]]["revoked_at"] is None and by_id[second["id"]]["revoked_at"]
+    assert set(by_id[first["id"]]) == {"id", "owner_id", "name", "created_at", "revoked_at"}
+
+
+def test_list_of_no_keys(cli):
+    assert cli("keys", "list").stdout == "No active API keys.\n"
+    assert json.loads(cli("keys", "list", "--json").stdout) == []
+
+
+def test_revoke_json(cli):
+    printed = json.loads(cli("keys", "create", "--json").stdout)
+    result = cli("keys", "revoke", printed["id"], "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout) == {"id": printed["id"], "revoked": True}
+    assert not _authenticates(printed["key"])

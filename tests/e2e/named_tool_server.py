@@ -4,9 +4,9 @@ Two releases with different names let a test see, through one URL, which version
 
 import sys
 
-from mcp.server.fastmcp import FastMCP
+from mcp.server.mcpserver import MCPServer
 
-server = FastMCP("named-tool")
+server = MCPServer("named-tool")
 
 
 def _tool() -> str:

@@ -6,9 +6,9 @@ At start it writes MARKER and the value of $API_TOKEN to stderr (a server printi
 import os
 import sys
 
-from mcp.server.fastmcp import FastMCP
+from mcp.server.mcpserver import MCPServer
 
-server = FastMCP("noisy")
+server = MCPServer("noisy")
 
 
 def shout() -> str:

@@ -16,7 +16,7 @@ from tests.integration.conftest import stack_factory  # noqa: F401
 pytestmark = pytest.mark.e2e
 
 IMAGE = "registry.cn-hangzhou.aliyuncs.com/mcp-fc/hangs:1"
-# a server that never answers initialize: mcp-proxy never listens, the probe waits its whole timeout
+# a server that never answers initialize: the bridge never listens, the probe waits its whole timeout
 HANGS = [sys.executable, "-c", "import time; time.sleep(600)"]
 
 

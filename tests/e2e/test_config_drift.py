@@ -15,8 +15,8 @@ from alibabacloud_tea_openapi import models as open_api
 from typer.testing import CliRunner
 
 from deployer.cli import app as cli_app
-from deployer.queue import make_celery
-from tasks.drift import DRIFT_CHECK_TASK, DRIFT_SWEEP_TASK, OPS_QUEUE
+from deployer.queue import DRIFT_CHECK_TASK, DRIFT_SWEEP_TASK, make_celery
+from tasks.drift import OPS_QUEUE
 from tests.conftest import TEST_AK, TEST_SK, wait_until
 from tests.integration.conftest import stack_factory  # noqa: F401
 

@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from mcp import ClientSession
-from mcp.client.streamable_http import streamablehttp_client
 
 from tests.conftest import TIMEOUT_SCALE
 from tests.integration.conftest import free_port
+from tests.mcp_clients import use
 
 pytestmark = pytest.mark.e2e
 
@@ -31,15 +30,9 @@ def read_lines(stream, sink: queue.Queue) -> None:
     sink.put(None)
 
 
-async def list_and_call(url: str, headers: dict[str, str]) -> tuple[list[str], str]:
-    async with (
-        streamablehttp_client(url, headers=headers) as (read, write, _),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
-        tools = [t.name for t in (await session.list_tools()).tools]
-        result = await session.call_tool("get_current_time", {"timezone": "Europe/Paris"})
-        return tools, result.content[0].text
+async def list_and_call(url: str, headers: dict[str, str], mode: str = "auto") -> tuple[list[str], str]:
+    used = await use(url, "streamable-http", headers, mode=mode, arguments={"timezone": "Europe/Paris"})
+    return used.tools, used.text
 
 
 def processes_using(directory: Path) -> list[int]:

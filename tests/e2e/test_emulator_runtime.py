@@ -1,9 +1,9 @@
-"""The emulator's live trigger URLs with the REAL mcp-proxy and mcp-server-time, used by the OFFICIAL MCP
-client.
+"""The emulator's live trigger URLs with the REAL bridge (mcp-fc-bridge) and mcp-server-time, used by the
+OFFICIAL MCP client.
 
 Functions and triggers are built by mcp-fc's own spec builder (``deployer.spec``) and created with the real
 SDK; the trigger uses jwt auth with a token minted by ``deployer.endpoint_auth``. Both transports: ``sse``
-(``GET /sse`` + ``POST /messages/``) and ``streamable-http`` (``--stateless``, ``POST /mcp``).
+(``--transport sse``: ``GET /sse`` + ``POST /messages/``) and ``streamable-http`` (stateless ``POST /mcp``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,6 @@ import pytest
 from alibabacloud_fc20230330 import models as fc
 from alibabacloud_fc20230330.client import Client
 from alibabacloud_tea_openapi import models as om
-from mcp import ClientSession
-from mcp.client.sse import sse_client
-from mcp.client.streamable_http import streamablehttp_client
 
 from deployer import spec
 from deployer.emulator import EmulatorServer
@@ -30,6 +27,7 @@ from deployer.emulator.runtime import DEFAULT_START_TIMEOUT_S
 from deployer.endpoint_auth import SigningKey, mint_token, new_signing_key
 from schemas import DeployRequest
 from tests.conftest import alive, wait_until
+from tests.mcp_clients import use_endpoint
 
 pytestmark = pytest.mark.e2e
 
@@ -93,17 +91,7 @@ def instances(server: EmulatorServer) -> dict[str, dict[str, Any]]:
 
 
 async def use(url: str, transport: str, headers: dict[str, str] | None) -> tuple[list[str], str]:
-    client = (
-        sse_client(url, headers=headers, timeout=30)
-        if transport == "sse"
-        else streamablehttp_client(url, headers=headers, timeout=30)
-    )
-    async with client as streams, ClientSession(streams[0], streams[1]) as session:
-        await session.initialize()
-        tools = [t.name for t in (await session.list_tools()).tools]
-        called = await session.call_tool("get_current_time", {"timezone": "UTC"})
-        assert not called.isError, called
-        return tools, called.content[0].text
+    return await use_endpoint(url, transport, headers)
 
 
 @pytest.mark.parametrize("transport", ["sse", "streamable-http"])
@@ -131,8 +119,8 @@ def test_official_client_through_a_jwt_trigger(fc_emulator, sdk, key, transport)
     assert "get_current_time" in tools
     assert json.loads(text)["timezone"] == "UTC"
     inst = instances(fc_emulator)[name]
-    expected = ["mcp-proxy", "--port", str(inst["port"]), "--host", "127.0.0.1"]
-    assert inst["command"][:5] == expected and ("--stateless" in inst["command"]) == (transport != "sse")
+    expected = ["mcp-fc-bridge", "--port", str(inst["port"]), "--host", "127.0.0.1"]
+    assert inst["command"][:5] == expected and ("--transport" in inst["command"]) == (transport == "sse")
     print(
         f"\n{transport}: cold start {inst['coldStartMs']} ms, "
         f"first MCP session {first_session_s * 1000:.0f} ms"
@@ -145,7 +133,11 @@ def test_official_client_through_a_jwt_trigger(fc_emulator, sdk, key, transport)
 
 def test_sse_endpoint_event_arrives_promptly_with_an_absolute_path(fc_emulator, sdk):
     req = DeployRequest(
-        name="time-open", image=IMAGE, command=["mcp-server-time"], auth={"type": "anonymous"}
+        name="time-open",
+        image=IMAGE,
+        command=["mcp-server-time"],
+        auth={"type": "anonymous"},
+        transport="sse",
     )
     base = deploy(sdk, req, spec.EndpointAuth())
     assert httpx.get(f"{base}/status", timeout=30).status_code == 200  # cold start
@@ -175,12 +167,14 @@ def test_update_restarts_and_delete_or_stop_leave_no_process(key):
         client = Client(
             om.Config(access_key_id=AK, access_key_secret=SK, endpoint=server.endpoint, protocol="http")
         )
-        req = DeployRequest(name="time-life", image=IMAGE, command=["mcp-server-time"], auth={"type": "jwt"})
+        req = DeployRequest(
+            name="time-life", image=IMAGE, command=["mcp-server-time"], auth={"type": "jwt"}, transport="sse"
+        )
         base = deploy(client, req, spec.EndpointAuth(jwks=key.jwks()))
         headers = {"Authorization": f"Bearer {mint_token(key, subject='time-life')}"}
         asyncio.run(use(f"{base}/sse", "sse", headers))
         first = instances(server)["time-life"]
-        # mcp-proxy and its mcp-server-time
+        # the bridge and its mcp-server-time
         members = poll(lambda: m if len(m := family(first["pid"])) >= 2 else None)
 
         update = spec.update_function_input(req.model_copy(update={"env": {"TZ_HINT": "x"}}))
@@ -215,14 +209,18 @@ def test_an_image_entrypoint_that_is_not_a_pass_through_still_runs_the_generated
     assert r.status_code == 200, r.text
     try:
         req = DeployRequest(
-            name="time-ownimage", image=image, command=["mcp-server-time"], auth={"type": "anonymous"}
+            name="time-ownimage",
+            image=image,
+            command=["mcp-server-time"],
+            auth={"type": "anonymous"},
+            transport="sse",
         )
         base = deploy(sdk, req, spec.EndpointAuth())
         tools, _ = asyncio.run(use(f"{base}/sse", "sse", None))
         assert "get_current_time" in tools
         inst = instances(fc_emulator)["time-ownimage"]
-        assert inst["init"] == ["tini", "--"] and inst["command"][0] == "mcp-proxy"
-        assert inst["command"].count("mcp-proxy") == 1
+        assert inst["init"] == ["tini", "--"] and inst["command"][0] == "mcp-fc-bridge"
+        assert inst["command"].count("mcp-fc-bridge") == 1
 
         # what the previous spec sent (command only): the image's ENTRYPOINT garbles it
         old = spec.create_function_input(req.model_copy(update={"name": "time-oldspec"}))
@@ -232,10 +230,11 @@ def test_an_image_entrypoint_that_is_not_a_pass_through_still_runs_the_generated
         url = sdk.create_trigger(
             "time-oldspec", fc.CreateTriggerRequest(body=trigger)
         ).body.http_trigger.url_internet
-        fc_emulator.backend.configure(start_timeout_s=3)  # (mcp-proxy exits at once with a usage error)
+        fc_emulator.backend.configure(start_timeout_s=3)
         answer = httpx.get(f"{url}/status", timeout=30)
         assert answer.status_code == 502 and answer.json()["Code"] == "FunctionNotStarted"
-        assert "command: catatonit -- mcp-proxy mcp-proxy --port" in answer.json()["Message"]
+        # the image's program runs instead of the bridge (mcp-proxy is not even installed here)
+        assert "command 'mcp-proxy' was not found on PATH" in answer.json()["Message"]
     finally:
         fc_emulator.backend.configure(start_timeout_s=DEFAULT_START_TIMEOUT_S)
         httpx.delete(f"{fc_emulator.url}/_emulator/images")

@@ -1,5 +1,5 @@
 """A server that fails at start: the deploy's error names the server's own exit code and ends with its own
-last stderr lines, through the real mcp-proxy, the emulator, a real worker, the API and the CLI."""
+last stderr lines, through the real bridge, the emulator, a real worker, the API and the CLI."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ def test_the_servers_exit_code_and_last_line_reach_deploy_status_json_and_events
     assert "exited with code 3" in deployed.output
 
     status = cli(stack, "status", "broken")
+    assert status.exit_code == 1, "status of a failed deployment exits 1"
     assert "failed" in status.output and "exited with code 3" in status.output, status.output
     # the error ENDS with the server's own line (not a traceback cut mid-way)
     error_lines = status.output[status.output.index("error") :].splitlines()
@@ -50,3 +51,11 @@ def test_the_servers_exit_code_and_last_line_reach_deploy_status_json_and_events
     assert events.exit_code == 0, events.output
     last = events.output.strip().splitlines()
     assert any("exited with code 3" in line for line in last) and last[-1].endswith(LINE), events.output
+
+
+def test_an_image_fc_may_not_pull_is_warned_about_in_deploy_and_events(stack):
+    deployed = cli(stack, "deploy", "untagged", "--image", "ghcr.io/mcp-fc/broken", "--", *SERVER)
+    assert deployed.exit_code == 1, deployed.output
+    assert "warning: ghcr.io/mcp-fc/broken is not in Alibaba Cloud Container Registry" in deployed.output
+    events = cli(stack, "events", "untagged")
+    assert "has no tag" in events.output and "not in Alibaba Cloud Container Registry" in events.output

@@ -1,4 +1,4 @@
-"""Live endpoints end to end: the real mcp-proxy and mcp-server-time behind emulated FC triggers,
+"""Live endpoints end to end: the real bridge and mcp-server-time behind emulated FC triggers,
 deployed through the API and a real worker, used with the official MCP client through the default auth."""
 
 from __future__ import annotations
@@ -8,31 +8,16 @@ import json
 
 import httpx
 import pytest
-from mcp import ClientSession
-from mcp.client.sse import sse_client
-from mcp.client.streamable_http import streamablehttp_client
 from typer.testing import CliRunner
 
 from deployer.cli import app as cli_app
 from tests.conftest import wait_until
 from tests.integration.conftest import stack_factory  # noqa: F401
+from tests.mcp_clients import use_endpoint
 
 pytestmark = pytest.mark.e2e
 
 IMAGE = "registry.cn-hangzhou.aliyuncs.com/mcp-fc/mcp-server-time:1.0"
-
-
-async def use_endpoint(url: str, transport: str, headers: dict[str, str] | None) -> tuple[list[str], str]:
-    client = (
-        sse_client(url, headers=headers)
-        if transport == "sse"
-        else streamablehttp_client(url, headers=headers)
-    )
-    async with client as streams, ClientSession(streams[0], streams[1]) as session:
-        await session.initialize()
-        tools = [t.name for t in (await session.list_tools()).tools]
-        called = await session.call_tool("get_current_time", {"timezone": "UTC"})
-        return tools, called.content[0].text
 
 
 @pytest.fixture(scope="module")
@@ -108,20 +93,25 @@ def test_anonymous_endpoint_needs_no_token(stack):
 @pytest.mark.parametrize(
     ("command", "expect"),
     [
-        # `--port 8080` lets the emulator map the container port to a free one, as it does for mcp-proxy
+        # `--port 8080` lets the emulator map the container port to a free one, as it does for the bridge
         (["python", "-c", "import sys; sys.exit(3)", "--port", "8080"], "exit"),
         (["python", "-c", "import time; time.sleep(600)", "--port", "8080"], "listen"),
     ],
     ids=["exits-at-once", "never-listens"],
 )
 def test_a_server_that_does_not_answer_fails_the_deploy_clearly(stack, command, expect):
+    before = stack.fc.backend.get_config()["start_timeout_s"]
     stack.fc.backend.configure(start_timeout_s=3)
     name = f"broken-{expect}"
-    with stack.http() as http:
-        dep_id = http.post(
-            "/v1/deployments", json={"name": name, "image": IMAGE, "command": command, "proxy": "none"}
-        ).json()["id"]
-        dep = stack.wait_for(dep_id, {"succeeded", "failed"})
+    try:
+        with stack.http() as http:
+            dep_id = http.post(
+                "/v1/deployments", json={"name": name, "image": IMAGE, "command": command, "proxy": "none"}
+            ).json()["id"]
+            dep = stack.wait_for(dep_id, {"succeeded", "failed"})
+    finally:
+        # the stack is shared by the module: later deploys get the normal cold-start allowance back
+        stack.fc.backend.configure(start_timeout_s=before)
     assert dep["status"] == "failed"
     error = dep["error"]
     # With releases the first version is checked through its own trigger before any endpoint serves it.

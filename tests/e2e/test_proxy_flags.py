@@ -1,8 +1,9 @@
-"""The generated container command really makes mcp-proxy listen on 0.0.0.0:8080.
+"""The generated container command really makes the bridge listen on 0.0.0.0:8080.
 
-Runs the real mcp-proxy with the spec builder's flags in a private network namespace (so port 8080 on
-the host does not matter) and reads the sockets the process holds from /proc. The old
-`--sse-port/--sse-host` flags are shown to be ignored, which is the bug the generated flags avoid.
+Runs the real bridge (mcp-fc-bridge) with the spec builder's flags in a private network namespace (so port
+8080 on the host does not matter) and reads the sockets the process holds from /proc. mcp-proxy's old
+`--sse-port/--sse-host` flags, which mcp-proxy >= 0.8.1 silently ignored (it then listened on a random
+loopback port), are refused by the bridge with a usage error instead.
 """
 
 import os
@@ -58,12 +59,12 @@ def run_until_listening(argv: list[str], timeout: float = 30.0) -> set[tuple[str
         deadline = time.monotonic() + timeout * TIMEOUT_SCALE
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise AssertionError(f"mcp-proxy exited: {proc.stderr.read().decode()[-2000:]}")
+                raise AssertionError(f"the bridge exited: {proc.stderr.read().decode()[-2000:]}")
             sockets = listening_sockets(proc.pid)
             if sockets:
                 return sockets
             time.sleep(0.1)  # polling the process's socket table, not synchronising on time
-        raise AssertionError("mcp-proxy never listened")
+        raise AssertionError("the bridge never listened")
     finally:
         proc.terminate()
         try:
@@ -80,21 +81,15 @@ def test_generated_command_binds_all_interfaces_on_8080():
         auth={"type": "anonymous"},
     )
     command = spec.create_function_input(req).custom_container_config.command
-    assert command[0] == "mcp-proxy"
+    assert command[0] == "mcp-fc-bridge"
     assert ("0.0.0.0", 8080) in run_until_listening(command)
+    sse = spec.create_function_input(req.model_copy(update={"transport": "sse"})).custom_container_config
+    assert ("0.0.0.0", 8080) in run_until_listening(sse.command)
 
 
-def test_deprecated_sse_flags_are_silently_ignored_by_current_mcp_proxy():
-    old = [
-        "mcp-proxy",
-        "--sse-port",
-        "8080",
-        "--sse-host",
-        "0.0.0.0",
-        "--pass-environment",
-        "--",
-        "mcp-server-time",
-    ]
-    sockets = run_until_listening(old)
-    assert ("0.0.0.0", 8080) not in sockets
-    assert all(addr == "127.0.0.1" for addr, _ in sockets)
+def test_deprecated_sse_flags_are_refused_not_ignored():
+    bridge = str(Path(sys.executable).parent / "mcp-fc-bridge")
+    old = [bridge, "--sse-port", "8080", "--sse-host", "0.0.0.0", "--", "mcp-server-time"]
+    done = subprocess.run(old, capture_output=True, timeout=60 * TIMEOUT_SCALE)
+    assert done.returncode == 2, done
+    assert b"unrecognized arguments: --sse-port" in done.stderr

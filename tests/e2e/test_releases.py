@@ -10,13 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from mcp import ClientSession
-from mcp.client.streamable_http import streamablehttp_client
 from typer.testing import CliRunner
 
 from deployer.cli import app as cli_app
-from tests.e2e.test_live_endpoints import IMAGE, use_endpoint
+from tests.e2e.test_live_endpoints import IMAGE
 from tests.integration.conftest import stack_factory  # noqa: F401
+from tests.mcp_clients import use
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +28,6 @@ def stack(stack_factory):  # noqa: F811
 
 
 def test_a_redeploy_that_crashes_at_start_fails_at_verify_and_the_url_keeps_the_old_tools(stack):
-    stack.fc.backend.configure(start_timeout_s=5)
     name = "release-crash"
     with stack.http() as http:
         dep_id = http.post(
@@ -42,7 +40,7 @@ def test_a_redeploy_that_crashes_at_start_fails_at_verify_and_the_url_keeps_the_
     assert dep["result"]["trigger_result"]["body"]["qualifier"] == "live"
     assert dep["result"]["alias_result"]["body"]["versionId"] == "1"
     assert dep["result"]["version_result"]["body"]["description"] == f"mcp-fc {dep_id} release 1"
-    before, _ = asyncio.run(use_endpoint(url, "streamable-http", headers))
+    before = asyncio.run(use(url, "streamable-http", headers, tool=None)).tools
     assert "get_current_time" in before
 
     crash = ["python", "-c", "import sys; sys.exit(3)", "--port", "8080"]
@@ -55,8 +53,8 @@ def test_a_redeploy_that_crashes_at_start_fails_at_verify_and_the_url_keeps_the_
     assert "live still serves version 1" in error["message"]
     assert dep["urls"]["mcp"] == url
 
-    after, text = asyncio.run(use_endpoint(url, "streamable-http", headers))
-    assert after == before and "UTC" in text
+    used = asyncio.run(use(url, "streamable-http", headers))
+    assert used.tools == before and "UTC" in used.text
     fc = stack.fc.backend
     assert fc.get_alias(name, "live")["versionId"] == "1"
     assert [t["triggerName"] for t in fc.list_triggers(name)["triggers"]] == ["http"], (
@@ -70,12 +68,7 @@ def test_a_redeploy_that_crashes_at_start_fails_at_verify_and_the_url_keeps_the_
 
 
 async def list_tools(url: str, headers: dict[str, str] | None) -> list[str]:
-    async with (
-        streamablehttp_client(url, headers=headers) as streams,
-        ClientSession(streams[0], streams[1]) as s,
-    ):
-        await s.initialize()
-        return [t.name for t in (await s.list_tools()).tools]
+    return (await use(url, "streamable-http", headers, tool=None)).tools
 
 
 def test_rollback_returns_the_url_to_the_previous_version_and_history_shows_both(stack):

@@ -12,9 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from deployer.cli import app as cli_app
-from deployer.queue import make_celery
+from deployer.queue import TOKEN_SWEEP_TASK, make_celery
 from tasks.drift import OPS_QUEUE
-from tasks.tokens import TOKEN_SWEEP_TASK
 from tests.conftest import wait_until
 from tests.integration.conftest import stack_factory  # noqa: F401
 

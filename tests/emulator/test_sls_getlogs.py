@@ -53,12 +53,8 @@ def sls_client(server: EmulatorServer, key: str = AK, secret: str = SK) -> SLSCl
 
 
 def get_logs(client: SLSClient, project: str, logstore: str, **body):
-    from alibabacloud_tea_util.models import RuntimeOptions
-
     request = sls_models.GetLogsRequest(**{"from_": 0, "to": 2**31 - 1, **body})
-    return client.get_logs_with_options(
-        project, logstore, request, sls_models.GetLogsHeaders(), RuntimeOptions()
-    )
+    return client.get_logs(project, logstore, request)
 
 
 def deploy_echo(server: EmulatorServer, name: str = "echo", log: dict | None = None) -> str:

@@ -65,7 +65,7 @@ def test_create_wait_active_and_trigger_url(fc):
     body = fn["body"]
     assert body["functionName"] == "mcp-test1" and body["runtime"] == "custom-container"
     assert body["customContainerConfig"]["command"][:5] == [
-        "mcp-proxy",
+        "mcp-fc-bridge",
         "--port",
         "8080",
         "--host",

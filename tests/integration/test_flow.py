@@ -45,7 +45,7 @@ def run_flow(stack, name: str) -> None:
     trig = dep["result"]["trigger_result"]
     assert set(fn) >= {"headers", "statusCode", "body"} and set(trig) >= {"headers", "statusCode", "body"}
     container = fn["body"]["customContainerConfig"]
-    assert container["command"][0] == "mcp-proxy" and container["port"] == 8080
+    assert container["command"][0] == "mcp-fc-bridge" and container["port"] == 8080
     assert fn["body"]["environmentVariables"]["TOKEN"] == "***"
     url = trig["body"]["httpTrigger"]["urlInternet"]
     assert url and dep["urls"]["sse"] == f"{url}/sse" and dep["urls"]["mcp"] == f"{url}/mcp"

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from deployer import store
+from deployer import lifecycle, store
 from deployer.api import create_app
 from deployer.api.hot_cache import HotCache, render
 from deployer.db import session_scope
@@ -132,7 +132,7 @@ def test_a_worker_session_write_is_heard_too(client: TestClient, cache: HotCache
     url = f"/v1/deployments/{dep['id']}"
     cached_get(client, cache, url, alice)
     with session_scope(settings) as session:  # the store calls a worker makes; they note nothing locally
-        assert store.transition(session, dep["id"], Status.running, stage="function", progress=30)
+        assert lifecycle.transition(session, dep["id"], Status.running, stage="function", progress=30)
     wait_until(lambda: client.get(url, headers=alice).json()["progress"] == 30, what="the new progress")
 
 
@@ -229,7 +229,7 @@ def test_listener_loss_bypasses_the_cache_until_it_listens_again(
         assert not cache.listening and len(cache) == 0
         hits = cache.hits
         with session_scope(settings) as session:  # a worker's write while nobody listens
-            assert store.transition(session, dep["id"], Status.running, stage="function", progress=15)
+            assert lifecycle.transition(session, dep["id"], Status.running, stage="function", progress=15)
         r = client.get(url, headers=alice)
         assert r.json()["progress"] == 15, "bypassed: read from the database"
         client.get(url, headers=alice)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from deployer import spec, store
+from deployer import lifecycle, spec, store
 from deployer.db import session_scope
 from deployer.tables import DeploymentEvent, DeploymentRow
 from schemas import DeployRequest, Status
@@ -365,7 +365,7 @@ def finished(api):
         owner = store.authenticate(session, api.api_key)
         from deployer.crypto import Vault
 
-        row = store.create_deployment(
+        row = lifecycle.create_deployment(
             session,
             Vault.from_settings(api.settings),
             owner_id=owner.owner_id,
@@ -374,7 +374,7 @@ def finished(api):
             deadline_s=60,
         )
         for status in (Status.running, Status.succeeded):
-            assert store.transition(session, row.id, status)
+            assert lifecycle.transition(session, row.id, status)
         return row.id
 
 
@@ -398,8 +398,8 @@ def test_bad_redeploy_changes_nothing(api, http, finished, changes, field, rule)
 
 
 def test_shell_metacharacters_in_argv_are_inert(api, http):
-    """Not bad input: argv never meets a shell. It is stored verbatim and handed to mcp-proxy after `--`,
-    so neither a shell nor mcp-proxy's own flag parser ever interprets it."""
+    """Not bad input: argv never meets a shell. It is stored verbatim and handed to the bridge after `--`,
+    so neither a shell nor the bridge's own flag parser ever interprets it."""
     argv = [
         "mcp-server-time",
         "$(rm -rf /)",
@@ -416,6 +416,6 @@ def test_shell_metacharacters_in_argv_are_inert(api, http):
     assert resp.status_code == 202, resp.text
     assert resp.json()["spec"]["command"] == argv
     command = spec.proxy_command(DeployRequest.model_validate(deploy_body("mcp-argv", command=argv)))
-    assert command[command.index("--") + 1 :] == argv and command[0] == "mcp-proxy"
+    assert command[command.index("--") + 1 :] == argv and command[0] == "mcp-fc-bridge"
     assert command.index("--") == len(command) - len(argv) - 1
     assert IMAGE in resp.text

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer import store
+from deployer import lifecycle, store
 from deployer.crypto import Vault
 from deployer.db import session_scope
 from deployer.migrate import upgrade
@@ -40,7 +40,7 @@ def _row_without_task(
 ) -> tuple[str, str]:
     """What the API writes before it sends the task, and then the task is never sent (or lost)."""
     with session_scope(settings) as session:
-        row = store.create_deployment(
+        row = lifecycle.create_deployment(
             session,
             Vault.from_settings(settings),
             owner_id=owner_id,
@@ -49,7 +49,7 @@ def _row_without_task(
             deadline_s=deadline_s,
         )
         if checkpoint is not None:
-            store.set_fields(session, row.id, checkpoint=checkpoint)
+            lifecycle.set_fields(session, row.id, checkpoint=checkpoint)
         return row.id, row.task_id or ""
 
 
@@ -168,8 +168,8 @@ def test_only_one_sweep_at_a_time(tmp_path, database, request):
     first = recovery.sweep(settings, app, now=later)
     assert first.requeued == [dep_id]
     with session_scope(settings) as session:
-        assert not store.claim_requeue(session, stale, now=later, count=1, message="second sweep")
-        assert not store.fail_stuck(
+        assert not lifecycle.claim_requeue(session, stale, now=later, count=1, message="second sweep")
+        assert not lifecycle.fail_stuck(
             session, stale, now=later, error={"code": "X", "message": "x"}, message="x"
         )
     assert _queued_messages(settings) == 1
@@ -191,8 +191,8 @@ def test_a_live_lease_or_a_due_run_is_left_alone(tmp_path):
     queued, _ = _row_without_task(settings, owner, "rr-queued")
     now = datetime.now(UTC) + timedelta(seconds=15)  # idle 15 s: stalled, but not 5x
     with session_scope(settings) as session:
-        assert store.acquire_lease(session, held, "someone:alive", 3600)
-        store.set_fields(session, due, checkpoint={"due_at": now.timestamp() + 60})
+        assert lifecycle.acquire_lease(session, held, "someone:alive", 3600)
+        lifecycle.set_fields(session, due, checkpoint={"due_at": now.timestamp() + 60})
     # a message waiting in rr-queued's queue: recovery must wait for the queue to drain first
     from deployer.queue import DEPLOY_TASK, enqueue
 

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from deployer import queue, store
+from deployer import lifecycle, queue, store
 from deployer.db import session_scope
 from tests.reliability.conftest import (
     CallLog,
@@ -134,8 +134,8 @@ def test_lease_owner_fits_its_column_with_a_long_host_name(stack, monkeypatch):
         dep = http.post("/v1/deployments", json=deploy_body("rc-lease")).json()
     wait_status(stack, dep["id"], {"succeeded", "failed"})
     with session_scope(stack.settings) as session:  # PostgreSQL: VARCHAR(64)
-        assert store.acquire_lease(session, dep["id"], owner, 5)
-        store.release_lease(session, dep["id"], owner)
+        assert lifecycle.acquire_lease(session, dep["id"], owner, 5)
+        lifecycle.release_lease(session, dep["id"], owner)
 
 
 # -- 409 while a deploy runs -----------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from hypothesis import strategies as st  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.generation.modes import GenerationMode  # noqa: E402
 
-from deployer import migrate, store  # noqa: E402
+from deployer import lifecycle, migrate, store  # noqa: E402
 from deployer.api import create_app  # noqa: E402
 from deployer.crypto import Vault  # noqa: E402
 from deployer.db import session_scope  # noqa: E402
@@ -90,7 +90,7 @@ def test_no_server_error_on_real_deployments(app):
         assert owner is not None
         ids = []
         for name, statuses in (("st-pending", ()), ("st-done", (Status.running, Status.succeeded))):
-            row = store.create_deployment(
+            row = lifecycle.create_deployment(
                 session,
                 Vault.from_settings(config),
                 owner_id=owner.owner_id,
@@ -99,7 +99,7 @@ def test_no_server_error_on_real_deployments(app):
                 deadline_s=600,
             )
             for status in statuses:
-                assert store.transition(session, row.id, status)
+                assert lifecycle.transition(session, row.id, status)
             ids.append(row.id)
     schema = (
         schemathesis.openapi.from_asgi("/openapi.json", asgi)

@@ -30,7 +30,12 @@ def live_fc(monkeypatch):
 
 
 def function_env(fc, **overrides) -> dict[str, str]:
-    req = DeployRequest(
+    return httpx.get(f"{deploy_env_probe(fc, **overrides)}/env", timeout=30).json()
+
+
+def deploy_env_probe(fc, **overrides) -> str:
+    """Deploy the echo function (it starts at its first request) and return its trigger URL."""
+    fields = dict(
         name="env-probe",
         image="registry.cn-hangzhou.aliyuncs.com/ns/echo:1",
         proxy="none",
@@ -39,8 +44,8 @@ def function_env(fc, **overrides) -> dict[str, str]:
         secret_env={"API_TOKEN": "for-the-server"},
         auth={"type": "anonymous"},
         role="acs:ram::1234567890123456:role/mcp-reader",
-        **overrides,
     )
+    req = DeployRequest(**{**fields, **overrides})
     gw = FCGateway(make_client(Settings(fc_endpoint=fc.url)), max_attempts=3)
     gw.create_or_update_function(spec.create_function_input(req), spec.update_function_input(req))
     wait_until(lambda: gw.get_function(req.name)["body"].get("state") == "Active")
@@ -49,8 +54,7 @@ def function_env(fc, **overrides) -> dict[str, str]:
         spec.create_trigger_input(req, spec.EndpointAuth()),
         spec.update_trigger_input(req, spec.EndpointAuth()),
     )
-    url = trig["body"]["httpTrigger"]["urlInternet"]
-    return httpx.get(f"{url}/env", timeout=30).json()
+    return trig["body"]["httpTrigger"]["urlInternet"]
 
 
 def test_role_credentials_stay_out_of_the_server_by_default(live_fc):
@@ -63,3 +67,55 @@ def test_role_credentials_stay_out_of_the_server_by_default(live_fc):
 def test_role_credentials_are_handed_over_only_when_asked(live_fc):
     env = function_env(live_fc, inject_credentials=True)
     assert env.get("ALIBABA_CLOUD_SECURITY_TOKEN"), "the emulator injects STS credentials like FC does"
+
+
+def test_a_local_run_gets_the_hosts_certificates_and_proxies_but_no_deployer_secret(
+    live_fc, monkeypatch, tmp_path
+):
+    """`uvx` / `npx` in an emulated function reach the network as in the user's shell (certificates,
+    proxies, caches), and nothing of the deployer's own environment or other tools' tokens gets there."""
+    import json
+
+    import certifi
+
+    host_needs = {
+        "SSL_CERT_FILE": certifi.where(),
+        "SSL_CERT_DIR": str(tmp_path),
+        "REQUESTS_CA_BUNDLE": certifi.where(),
+        "NODE_EXTRA_CA_CERTS": certifi.where(),
+        "HTTP_PROXY": "http://proxy.corp.example:3128",
+        "HTTPS_PROXY": "http://proxy.corp.example:3128",
+        "http_proxy": "http://proxy.corp.example:3128",
+        "https_proxy": "http://proxy.corp.example:3128",
+        # loopback stays direct for this test's own requests, which honour the proxy variables too
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+        "npm_config_cache": str(tmp_path / "npm-cache"),
+    }
+    deployer_secrets = {
+        "MCPFC_API_KEY": "mcpfc_hostkey_never-in-a-function-0123",
+        "MCPFC_DATABASE_URL": "postgresql://mcpfc:db-password-canary@db.internal/mcpfc",
+        "MCPFC_BROKER_URL": "redis://:broker-password-canary@redis.internal:6379/0",
+        "ALIBABA_CLOUD_SECURITY_TOKEN": "host-sts-token-canary",
+        "GITHUB_TOKEN": "ghp_canary0123456789",
+        "AWS_SECRET_ACCESS_KEY": "aws-secret-canary",
+        "UV_PUBLISH_TOKEN": "uv-publish-token-canary",
+        "UV_INDEX_PRIVATE_PASSWORD": "uv-index-password-canary",
+        "NPM_TOKEN": "npm-token-canary",
+    }
+    url = deploy_env_probe(live_fc, env={"VISIBLE": "yes", "https_proxy": "http://the-functions-own:8080"})
+    # Set after the SDK calls (the FC SDK sends even loopback calls through HTTP_PROXY: it ignores NO_PROXY)
+    # and before the first request, which starts the instance with the emulator's environment of then.
+    for key, value in {**host_needs, **deployer_secrets}.items():
+        monkeypatch.setenv(key, value)
+    env = httpx.get(f"{url}/env", timeout=30).json()
+
+    expected = {**host_needs, "https_proxy": "http://the-functions-own:8080"}  # the function's env wins
+    assert {k: env.get(k) for k in expected} == expected
+    assert env["VISIBLE"] == "yes"
+    leaked = sorted(k for k in env if k.startswith(("MCPFC_", "ALIBABA_CLOUD_")) or k in deployer_secrets)
+    assert not leaked, f"the deployer's environment reached the function: {leaked}"
+    shown = json.dumps(env)
+    for value in [*deployer_secrets.values(), "deployer-only-secret", TEST_SK]:
+        assert value not in shown

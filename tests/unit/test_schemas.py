@@ -161,8 +161,9 @@ def test_fc_limits_are_enforced_with_field_and_rule(overrides, field, rule):
         {"image": "python:3.12-slim"},
         {"image": "localhost:5000/team/server@sha256:" + "a" * 64},
         {"proxy": "none", "command": []},
-        {"region": "ap-southeast-1"},
-        {"region": "cn-shanghai-finance-1"},
+        {"region": "ap-southeast-1", "image": "registry.ap-southeast-1.aliyuncs.com/ns/mcp-time:1.0"},
+        {"region": "cn-shanghai-finance-1", "image": "python:3.12-slim"},
+        {"region": "ap-southeast-1", "image": "registry-intl-vpc.ap-southeast-1.aliyuncs.com/ns/t:1"},
         {"allow_origins": ["*"]},
         {
             "allow_origins": [
@@ -300,3 +301,43 @@ def test_sse_is_marked_deprecated_in_the_schema():
     assert "deprecated" in prop["description"] and prop["x-deprecated-values"] == ["sse"]
     redeploy = RedeployRequest.model_json_schema()["properties"]["transport"]
     assert "deprecated" in redeploy["description"]
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "registry.cn-beijing.aliyuncs.com/ns/t:1",
+        "registry-vpc.cn-beijing.aliyuncs.com/ns/t:1",
+        "inst-registry.cn-beijing.cr.aliyuncs.com/ns/t:1",
+        "inst-registry-vpc.cn-beijing.cr.aliyuncs.com/ns/t:1",
+    ],
+)
+def test_an_acr_image_of_another_region_is_refused(image):
+    """FC pulls images from the function's own region only (fc3-api.md §3.2)."""
+    with pytest.raises(ValidationError) as info:
+        DeployRequest.model_validate(
+            {**BASE, "image": image, "region": "cn-hangzhou", "acr_instance_id": "cri-abc123"}
+        )
+    [error] = info.value.errors()
+    assert (error["loc"], error["type"]) == (("image",), "image_region")
+    assert "cn-beijing" in error["msg"] and "--region cn-beijing" in error["msg"]
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        ("registry.cn-hangzhou.aliyuncs.com/ns/t:1", []),
+        ("registry.cn-hangzhou.aliyuncs.com/ns/t@sha256:" + "a" * 64, []),
+        ("registry.cn-hangzhou.aliyuncs.com/ns/t", ["no tag"]),
+        ("localhost:5000/ns/t", ["not in Alibaba Cloud Container Registry", "no tag"]),
+        ("ghcr.io/org/server:2", ["not in Alibaba Cloud Container Registry"]),
+        ("python", ["not in Alibaba Cloud Container Registry", "no tag"]),
+    ],
+)
+def test_image_warnings(image, expected):
+    from schemas.limits import image_warnings
+
+    warnings = image_warnings(image)
+    assert len(warnings) == len(expected)
+    for warning, words in zip(warnings, expected, strict=True):
+        assert words in warning

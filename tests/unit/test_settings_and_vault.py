@@ -32,3 +32,21 @@ def test_fc_endpoint_scheme_sets_the_protocol():
 
     client = make_client(Settings(fc_endpoint="http://127.0.0.1:8931/"))
     assert client._endpoint == "127.0.0.1:8931" and client._protocol == "http"
+
+
+def test_the_default_region_must_be_one_fc_has(tmp_path):
+    """Every deploy without a region goes to MCPFC_REGION: a region FC lacks is refused at start."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="Function Compute has no region 'mars-1'"):
+        Settings(_env_file=None, data_dir=tmp_path, region="mars-1")
+    assert Settings(_env_file=None, data_dir=tmp_path, region="ap-southeast-1").region == "ap-southeast-1"
+
+
+def test_fc_is_local_only_on_loopback(tmp_path):
+    def local(endpoint):
+        return Settings(_env_file=None, data_dir=tmp_path, fc_endpoint=endpoint).fc_is_local
+
+    assert local("http://127.0.0.1:8931") and local("localhost:8931") and local("http://[::1]:1")
+    assert not local(None) and not local("https://123.cn-hangzhou.fc.aliyuncs.com")
+    assert not local("http://fc-{region}.internal:9000")

@@ -1,4 +1,4 @@
-"""The spec builder turns a DeployRequest into exactly what FC 3.0 and mcp-proxy need."""
+"""The spec builder turns a DeployRequest into exactly what FC 3.0 and the mcp-fc bridge need."""
 
 import json
 
@@ -40,8 +40,8 @@ def test_create_function_body_for_the_reference_deploy():
     container = body["customContainerConfig"]
     assert container["image"] == SENTRY_IMAGE and container["port"] == 8080
     assert container["command"] == [
-        "mcp-proxy", "--port", "8080", "--host", "0.0.0.0",
-        "--allow-origin", "*", "--pass-environment",
+        "mcp-fc-bridge", "--port", "8080", "--host", "0.0.0.0", "--transport", "sse",
+        "--allow-origin", "*",
         "--", "mcp-server-sentry", "--auth-token", "tok-123",
     ]  # fmt: skip
     assert "--sse-port" not in container["command"] and "--sse-host" not in container["command"]
@@ -86,7 +86,12 @@ def test_sessions_per_instance_is_a_setting_of_its_own():
 def test_streamable_http_is_stateless_and_allows_delete():
     req = sentry(transport="streamable-http")
     body = spec.create_function_input(req).to_map()
-    assert "--stateless" in body["customContainerConfig"]["command"]
+    # the bridge is stateless by construction; only SSE asks for more routes
+    command = body["customContainerConfig"]["command"]
+    assert (
+        command[:5] == ["mcp-fc-bridge", "--port", "8080", "--host", "0.0.0.0"]
+        and "--transport" not in command
+    )
     assert body["sessionAffinity"] == "NONE" and "sessionAffinityConfig" not in body
     methods = json.loads(spec.create_trigger_input(req, spec.EndpointAuth()).trigger_config)["methods"]
     assert {"GET", "POST", "DELETE"} <= set(methods)
@@ -178,7 +183,8 @@ def test_converting_sse_to_streamable_http_rewrites_affinity_and_trigger_methods
     assert new.transport == "streamable-http" and new.session_concurrency_per_instance is None
     update = spec.update_function_input(new).to_map()
     assert update["sessionAffinity"] == "NONE"
-    assert "--stateless" in update["customContainerConfig"]["command"]
+    assert "--transport" not in update["customContainerConfig"]["command"]
+    assert "--transport" in spec.update_function_input(old).to_map()["customContainerConfig"]["command"]
     auth = spec.EndpointAuth()
     before = json.loads(spec.update_trigger_input(old, auth).trigger_config)["methods"]
     after = json.loads(spec.update_trigger_input(new, auth).trigger_config)["methods"]

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from deployer import queue, store
+from deployer import lifecycle, queue, spec_diff, store
 from deployer.api.deps import (
     BEARER_SCHEME,
     CurrentOwner,
@@ -42,32 +42,36 @@ from deployer.api.deps import (
     presented_key,
 )
 from deployer.api.hot_cache import HotCache, View
-from deployer.api.problems import Problem, ProblemDetail, from_validation_error
+from deployer.api.problems import Problem, ProblemDetail, from_validation_error, validation_problem
 from deployer.crypto import Vault
-from deployer.db import note_change, session_scope
+from deployer.db import session_scope
 from deployer.settings import Settings
 from deployer.tables import DeploymentRow
 from schemas import (
+    IN_PROGRESS,
     TERMINAL,
     AuthType,
     Deployment,
     DeploymentPage,
     DeployRequest,
+    HealthStatus,
     RedeployRequest,
     Status,
     Transport,
 )
+from schemas.limits import image_region_error
 
 log = logging.getLogger("deployer.api")
 
 # Full paths on each route (no router prefix), so scope["route"].path is the whole template for metrics.
 PREFIX = "/v1/deployments"
+#: On a deploy onto a name that has a deployment: the status it had, and the spec fields this deploy changes.
+REPLACED_HEADER, CHANGED_HEADER = "Mcpfc-Replaced", "Mcpfc-Changed-Fields"
 router = APIRouter(
     tags=["deployments"],
     responses={401: {"model": ProblemDetail, "description": "missing, unknown or revoked API key"}},
 )
 
-IN_PROGRESS = frozenset({Status.pending, Status.running, Status.deleting})
 WAIT_POLL_S = 0.1  # long-poll re-read interval without the change feed (SQLite)
 WAIT_CHECK_S = 1.0  # with the feed: how often a long-poll that heard nothing checks for a gone client
 # /events without the change feed (SQLite): re-read after EVENTS_POLL_S, doubling while nothing happens up
@@ -126,21 +130,7 @@ def _enqueue(
     except Exception as exc:  # OperationalError, connection errors, pool timeouts: nothing was queued
         log.warning("enqueue of %s for deployment %s failed: %s", task, row.id, type(exc).__name__)
         metrics.enqueue_failures.labels(row.operation).inc()
-        store.transition(
-            session,
-            row.id,
-            Status.failed,
-            expect_task=row.task_id,
-            message="the task broker is unreachable",
-            error={
-                "code": "BrokerUnavailable",
-                "message": "the task broker is unreachable; nothing was queued, retry later",
-                "retryable": True,
-                "step": "enqueue",
-            },
-            stage="enqueue",
-        )
-        note_change(session, "d", row.id)
+        lifecycle.fail_enqueue(session, row)
         session.commit()
         raise Problem(
             503,
@@ -230,6 +220,9 @@ def create_deployment(
 ) -> Deployment:
     """Queue a deploy. A name this key already deploys is deployed again with the new spec."""
     region = body.region or settings.region
+    if body.region is None and (wrong_region := image_region_error(body.image, region)):
+        # The schema checks an explicit region; the service's default is known only here.
+        raise validation_problem([{"field": "image", "rule": "image_region", "message": wrong_region}])
     fingerprint = _fingerprint(settings, body, region) if idempotency_key else ""
     if idempotency_key:
         _purge_expired_keys(request, session, settings)
@@ -241,10 +234,11 @@ def create_deployment(
         return replayed
 
     created = False
+    replaced: tuple[str, list[str]] | None = None
     existing = store.live_by_name(session, body.name)
     if existing is None:
         try:
-            row = store.create_deployment(
+            row = lifecycle.create_deployment(
                 session,
                 vault,
                 owner_id=owner.owner_id,
@@ -289,16 +283,22 @@ def create_deployment(
             # Deploying a name again without saying the transport keeps its clients' URL working
             # (docs/decisions.md, issue 12): only an explicit transport converts a deployment.
             body = body.model_copy(update={"transport": Transport.sse})
-        if not store.restart(
-            session, vault, existing, req=body, operation="deploy", deadline_s=settings.deploy_deadline_s
-        ):
+        replaced = (
+            existing.status,
+            spec_diff.changed_fields(
+                existing.spec,
+                vault.decrypt_json(existing.secret_env_enc),  # type: ignore[arg-type]
+                lifecycle.masked_spec(body, region),
+                body.secret_values(),
+            ),
+        )
+        if not lifecycle.queue_deploy(session, vault, existing, body, deadline_s=settings.deploy_deadline_s):
             session.refresh(existing)
             raise _busy(existing)
         row = existing
 
     if idempotency_key:
         store.remember_idempotent(session, owner.owner_id, idempotency_key, fingerprint, row.id, 202)
-    note_change(session, "d", row.id)
     try:
         session.commit()
     except IntegrityError:
@@ -322,6 +322,11 @@ def create_deployment(
         raise
     if created:
         request.app.state.metrics.deployments_created.inc()
+    if replaced is not None:
+        # The name had a deployment: this deploy replaces its spec in place. Say so, and what changes
+        # (field names only), so a client can tell its user (the CLI does).
+        response.headers[REPLACED_HEADER] = replaced[0]
+        response.headers[CHANGED_HEADER] = ", ".join(replaced[1])
     return _accepted(response, row)
 
 
@@ -331,6 +336,9 @@ def list_deployments(
     session: SessionDep,
     status: Annotated[Status | None, Query(description="only this status")] = None,
     name: Annotated[str | None, Query(max_length=64, description="only this function name")] = None,
+    health: Annotated[
+        HealthStatus | None, Query(description="only this health (of the scheduled MCP checks)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[
         str | None, Query(max_length=512, description="next_cursor of the previous page")
@@ -345,6 +353,7 @@ def list_deployments(
             name=name,
             limit=limit,
             cursor=cursor,
+            health_status=health,
         )
     except ValueError:
         raise Problem(
@@ -583,18 +592,10 @@ def _queue_redeploy(
     *,
     rotate: bool = False,
 ) -> Deployment:
-    if not store.restart(
-        session,
-        vault,
-        row,
-        req=req,
-        operation="redeploy",
-        deadline_s=settings.deploy_deadline_s,
-        rotate_endpoint_key=rotate,
-    ):
+    queue_it = lifecycle.rotate_token if rotate else lifecycle.queue_redeploy
+    if not queue_it(session, vault, row, req, deadline_s=settings.deploy_deadline_s):
         session.refresh(row)
         raise _busy(row)
-    note_change(session, "d", row.id)
     session.commit()
     _enqueue(request, session, producer, row, task=queue.DEPLOY_TASK, priority=req.priority.value)
     return _accepted(response, row)
@@ -614,19 +615,15 @@ def delete_deployment(
     owner: CurrentOwner,
     session: SessionDep,
     settings: SettingsDep,
-    vault: VaultDep,
     producer: ProducerDep,
 ) -> Deployment:
     """Tear down trigger then function. Idempotent: deleting or deleted answers 202 with the row as is."""
     row = _get_row(session, owner, id)
     if row.status in (Status.deleted, Status.deleting):
         return _accepted(response, row)
-    if not store.restart(
-        session, vault, row, req=None, operation="delete", deadline_s=settings.deploy_deadline_s
-    ):
+    if not lifecycle.queue_delete(session, row, deadline_s=settings.deploy_deadline_s):
         session.refresh(row)
         return _accepted(response, row)  # it became deleting/deleted meanwhile
-    note_change(session, "d", row.id)
     session.commit()
     _enqueue(
         request,
@@ -670,25 +667,14 @@ def cancel_deployment(
     task_id = row.task_id
     if row.status == Status.pending:
         # A pending redeploy never reached FC: the spec goes back to what FC runs.
-        restore = store.restore_fields(row.checkpoint)
-        if store.transition(
-            session,
-            row.id,
-            Status.cancelled,
-            expect_task=task_id,
-            expect_status=Status.pending,
-            message="cancelled before it started" + ("; the spec is back to what FC runs" if restore else ""),
-            **restore,
-        ):
-            note_change(session, "d", row.id)
+        if lifecycle.cancel_pending(session, row):
             session.commit()
             if task_id:
                 background.add_task(_revoke, producer, task_id)
             return store.to_public(row)
         session.refresh(row)
     if row.status == Status.running:
-        if store.set_fields(session, row.id, expect_task=task_id, cancel_requested=True):
-            note_change(session, "d", row.id)
+        if lifecycle.request_cancel(session, row):
             session.commit()
             session.refresh(row)
             response.status_code = 202

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from deployer import queue, store
-from deployer.api.deps import CurrentOwner, ProducerDep, RateLimited, SessionDep, SettingsDep, VaultDep
+from deployer import lifecycle, queue
+from deployer.api.deps import CurrentOwner, ProducerDep, RateLimited, SessionDep, SettingsDep
 from deployer.api.problems import ProblemDetail
 from deployer.api.routes.deployments import PREFIX, IdOrName, _accepted, _busy, _enqueue, _redeployable
-from deployer.db import note_change
 from schemas import Deployment
 
 router = APIRouter(tags=["deployments"])
@@ -37,17 +36,13 @@ def reconcile(
     owner: CurrentOwner,
     session: SessionDep,
     settings: SettingsDep,
-    vault: VaultDep,
     producer: ProducerDep,
 ) -> Deployment:
     """Write the deployment's spec to FC again (every managed field), whatever was changed outside mcp-fc."""
     row = _redeployable(session, owner, id)
-    if not store.restart(
-        session, vault, row, req=None, operation="reconcile", deadline_s=settings.deploy_deadline_s
-    ):
+    if not lifecycle.queue_reconcile(session, row, deadline_s=settings.deploy_deadline_s):
         session.refresh(row)
         raise _busy(row)
-    note_change(session, "d", row.id)
     session.commit()
     _enqueue(
         request,

@@ -13,8 +13,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from deployer import queue, store
-from deployer.api.deps import CurrentOwner, ProducerDep, RateLimited, SessionDep, SettingsDep, VaultDep
+from deployer import lifecycle, queue
+from deployer.api.deps import CurrentOwner, ProducerDep, RateLimited, SessionDep, SettingsDep
 from deployer.api.problems import Problem
 from deployer.api.routes.deployments import (
     PREFIX,
@@ -25,7 +25,6 @@ from deployer.api.routes.deployments import (
     _get_row,
     _redeployable,
 )
-from deployer.db import note_change
 from deployer.tables import DeploymentRow
 from schemas import Deployment
 
@@ -85,7 +84,6 @@ def rollback(
     owner: CurrentOwner,
     session: SessionDep,
     settings: SettingsDep,
-    vault: VaultDep,
     producer: ProducerDep,
     body: RollbackRequest | None = None,
 ) -> Deployment:
@@ -99,13 +97,9 @@ def rollback(
         known = {str(r.get("version")): r for r in releases}
         if target not in known or known[target].get("deleted"):
             raise Problem(404, f"{row.name} has no version {target}", kind="no-such-version")
-    if not store.restart(
-        session, vault, row, req=None, operation="rollback", deadline_s=settings.deploy_deadline_s
-    ):
+    if not lifecycle.queue_rollback(session, row, to=target, deadline_s=settings.deploy_deadline_s):
         session.refresh(row)
         raise _busy(row)
-    row.checkpoint = {"rollback_to": target} if target else {}
-    note_change(session, "d", row.id)
     session.commit()
     _enqueue(
         request,
