@@ -454,9 +454,6 @@ def request_cancel(session: Session, row: DeploymentRow) -> bool:
     return done is not None
 
 
-# -- the health checks' verb (deployer/health.py, tasks/health.py) -------------------------------------
-
-
 # -- the recovery sweep's verbs (tasks/recovery.py) ------------------------------------------------------
 
 

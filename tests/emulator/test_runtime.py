@@ -24,7 +24,13 @@ from alibabacloud_fc20230330 import models as fc
 from alibabacloud_fc20230330.client import Client
 
 from deployer.emulator import EmulatorServer
-from deployer.emulator.runtime import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_START_TIMEOUT_S, _prune, map_command
+from deployer.emulator.runtime import (
+    DEFAULT_IDLE_TIMEOUT_S,
+    DEFAULT_START_TIMEOUT_S,
+    PASSED_HOST_VARS,
+    _prune,
+    map_command,
+)
 from tests.conftest import alive
 
 ECHO = str(Path(__file__).with_name("echo_function.py"))
@@ -196,7 +202,7 @@ def test_the_function_sees_only_a_minimal_environment(rt, sdk, monkeypatch):
     assert env["PORT"] == env["FC_SERVER_PORT"] == env["FC_CUSTOM_LISTEN_PORT"] == str(inst["port"])
     assert env["PATH"].split(os.pathsep)[0] == os.path.dirname(os.path.abspath(sys.executable))
     assert not any(k.startswith("ALIBABA_CLOUD") for k in env)  # no role
-    allowed = {"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "PORT", "GREETING", "API_TOKEN", "LC_CTYPE"}
+    allowed = {"PATH", "HOME", "TMPDIR", "PORT", "GREETING", "API_TOKEN", *PASSED_HOST_VARS}
     assert {k for k in env if not k.startswith("FC_")} <= allowed
 
 

@@ -98,8 +98,7 @@ def test_a_new_release_makes_the_old_health_unknown_and_a_late_check_writes_noth
         stale = store.get(session, row.id)
         session.expunge(stale)
         fresh = store.get(session, row.id)
-        vault = Vault.from_settings(settings)
-        assert lifecycle.queue_redeploy(session, vault, fresh, store.request_of(vault, fresh), deadline_s=60)
+        assert lifecycle.queue_redeploy(session, Vault.from_settings(settings), fresh, None, deadline_s=60)
     new = health.next_health(None, health.Outcome(False, 1, "down"), task_id=stale.task_id, now=NOW)
     with session_scope(settings) as session:
         assert not health.record(session, stale, new, "health: unhealthy: down")  # the redeploy won
