@@ -49,10 +49,12 @@ listens. What that means, and where it differs from FC:
   to the whole group and to every descendant that left it (on Linux, found through ``/proc`` before the
   SIGTERM: mcp's stdio client starts the wrapped server in a session of its own) and reaps the leader, so
   no process outlives :meth:`InstanceManager.close`.
-* Output (stdout and stderr) goes to ``<runtime dir>/<function>-<instance id>/output.log``; the runtime dir
-  is a temporary directory (removed by :meth:`InstanceManager.close`) unless one is given (the server uses
-  ``<state_file dir>/fc-instances``, where the latest 50 instance directories are kept). The process runs
-  in its instance directory.
+* Output (stdout and stderr) is read line by line from two pipes: each line goes to the manager's
+  :class:`~deployer.emulator.logstore.LogStore` (what the SLS ``GetLogs`` route answers from, with its
+  time, instance id and stream) and to ``<runtime dir>/<function>-<instance id>/output.log``; the runtime
+  dir is a temporary directory (removed by :meth:`InstanceManager.close`) unless one is given (the server
+  uses ``<state_file dir>/fc-instances``, where the latest 50 instance directories are kept). The process
+  runs in its instance directory.
 * Idle instances (no request in flight for ``idle_timeout_s``) are stopped by one reaper thread, which also
   reaps instances whose process has died.
 """
@@ -78,6 +80,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .exceptions import FCError, FunctionNotReady
+from .logstore import LogStore, start_pumps
 
 logger = logging.getLogger("deployer.emulator")
 
@@ -396,6 +399,8 @@ class Instance:
     start_timeout_s: float
     #: Whether the stdio server after ``--`` runs under :func:`watch_server` (its exit code and stderr known).
     watched: bool = False
+    #: The threads copying stdout and stderr to the log store and ``output.log``.
+    pumps: list[threading.Thread] = field(default_factory=list, repr=False)
     ready_at: float | None = None
     cold_start_ms: float | None = None
     last_used: float = field(default_factory=time.monotonic)
@@ -412,9 +417,17 @@ class Instance:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def drain(self, timeout: float = 1.0) -> None:
+        """Wait (bounded) until the output pumps have copied what an exited process wrote."""
+        deadline = time.monotonic() + timeout
+        for thread in self.pumps:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
     def output_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The instance's last output for an error message. Behind a bridge it ends with the stdio server's
         exit code and its own last stderr lines, which a bridge's traceback would push out of a plain tail."""
+        if not self.alive:
+            self.drain()
         if not self.watched:
             return tail(self.log_path, lines)
         output = tail(self.log_path, min(lines, BRIDGE_TAIL_LINES))
@@ -489,7 +502,9 @@ class InstanceManager:
         runtime_dir: str | os.PathLike[str] | None = None,
         account_id: str = "1234567890123456",
         region: str = "cn-hangzhou",
+        logs: LogStore | None = None,
     ) -> None:
+        self.logs = logs if logs is not None else LogStore()
         self.start_timeout_s = float(start_timeout_s)
         self.idle_timeout_s = float(idle_timeout_s)
         self.stop_grace_s = float(stop_grace_s)
@@ -619,21 +634,26 @@ class InstanceManager:
         watched_argv, watched = watch_server(mapped_argv, directory)
         run_argv = (init_argv if init_executable is not None else []) + watched_argv
         started_wall, started = time.time(), time.monotonic()
-        with open(log_path, "ab") as log:
-            try:
-                process = subprocess.Popen(  # the function's own command, by design
-                    run_argv,
-                    executable=executable,
-                    env=env,
-                    cwd=directory,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    close_fds=True,
-                )
-            except OSError as exc:
-                raise FunctionNotStarted(f"function '{name}': could not run {argv[0]!r}: {exc}") from None
+        try:
+            process = subprocess.Popen(  # the function's own command, by design
+                run_argv,
+                executable=executable,
+                env=env,
+                cwd=directory,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise FunctionNotStarted(f"function '{name}': could not run {argv[0]!r}: {exc}") from None
+        pumps = start_pumps(
+            (("stdout", process.stdout), ("stderr", process.stderr)),
+            log_path,
+            self._log_sink(function, instance_id),
+            name=f"fc-emulator-output-{process.pid}",
+        )
         limit = self._start_limit(container.get("healthCheckConfig"))
         instance = Instance(
             function_name=name,
@@ -651,6 +671,7 @@ class InstanceManager:
             started_at=started_wall,
             start_timeout_s=limit,
             watched=watched,
+            pumps=pumps,
         )
         logger.info(
             "starting %s (revision %s) as pid %s on 127.0.0.1:%s: %s",
@@ -670,6 +691,27 @@ class InstanceManager:
         instance.last_used = instance.ready_at
         logger.info("%s is ready on 127.0.0.1:%s after %.0f ms", name, port, instance.cold_start_ms)
         return instance
+
+    def _log_sink(self, function: Any, instance_id: str) -> Any:
+        """Where an instance's output lines go: the log store, under the function's name and qualifier and
+        the ``logConfig`` destination it had when the instance started."""
+        log_config = function.spec.get("logConfig") or {}
+        project, logstore = log_config.get("project"), log_config.get("logstore")
+        destination = (str(project), str(logstore)) if project and logstore else None
+        qualifier = str(getattr(function, "version_id", None) or "LATEST")
+        logs, name = self.logs, function.name
+
+        def sink(stream: str, line: str) -> None:
+            logs.append(
+                name,
+                line,
+                instance_id=instance_id,
+                stream=stream,
+                qualifier=qualifier,
+                destination=destination,
+            )
+
+        return sink
 
     def _check_unmapped_port(self, name: str, port: int) -> None:
         with self._lock:
@@ -832,6 +874,7 @@ class InstanceManager:
             instance.process.wait(timeout=self.stop_grace_s + 5)
         except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
             logger.warning("instance pid %s did not die after SIGKILL", pid)
+        instance.drain(2.0)  # the last lines reach the log store; the pump threads end with the pipes
         logger.info("stopped %s instance %s (pid %s)", instance.function_name, instance.instance_id, pid)
 
     def stop_function(self, function_name: str, *, wait: bool = False, versions: bool = False) -> None:
