@@ -6,6 +6,10 @@ emulator, keys) run or administer the service itself.
 
 Exit codes: 0 success, 1 deployment failed, 2 usage or validation error, 3 service unreachable.
 Errors are one line on standard error, `error: ...`.
+
+One module (~970 lines) on purpose: the Typer app, its error-to-exit-code handling and the core commands
+(deploy, redeploy, status, list, delete, cancel, api, worker, dev) share one `State`; commands of a topic live in
+`cli_<topic>.py` modules registered here, input parsing in cli_input.py and rendering in cli_render.py.
 """
 
 from __future__ import annotations

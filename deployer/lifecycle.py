@@ -24,6 +24,9 @@ Status changes are compare-and-set updates along the legal edges of schemas.TRAN
 processes can never move a deployment along an illegal edge or overwrite each other's terminal state.
 The run's writes are Core statements on the tables: the ORM's column instrumentation and bulk-update
 machinery cost more CPU than the round trip itself (profiled: ~40 % of a deploy's CPU before).
+
+One module (~700 lines) on purpose: that every write of a deployment row is here is the point of it
+(issue 13); the checkpoint type is beside the writes that store it.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ docs/decisions.md "Safe releases") the steps after `wait` are instead:
 Each step records itself in the row's checkpoint before the next starts; a redelivered message skips
 what is done. FC errors that are transient are retried by the gateway and then by re-scheduling; any
 other error fails the deployment with the step and FC's code, keeping what was already made.
+
+One module (~680 lines) on purpose: the steps are methods of one `DeploySteps` around one checkpoint that
+every step reads and writes, so `run()` reads as the list above; the row's writes are deployer/lifecycle.py's.
 """
 
 from __future__ import annotations

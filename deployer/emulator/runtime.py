@@ -57,6 +57,9 @@ listens. What that means, and where it differs from FC:
   runs in its instance directory.
 * Idle instances (no request in flight for ``idle_timeout_s``) are stopped by one reaper thread, which also
   reaps instances whose process has died.
+
+One module (~1000 lines) on purpose: starting, readiness, reaping and stopping instances share one lock
+and one instance table, and a change to one (e.g. the idle reaper) must be read with the others.
 """
 
 from __future__ import annotations
