@@ -41,6 +41,10 @@ listens. What that means, and where it differs from FC:
   ``periodSeconds``). The wait is bounded by ``min(initialDelaySeconds + periodSeconds * failureThreshold +
   timeoutSeconds, start_timeout_s)``. A process that exits first fails at once with its exit code and the
   last lines of its output; one that never gets ready fails at the deadline and is killed.
+* **Liveness**: once ready, an instance whose ``healthCheckConfig`` has an ``httpGetUrl`` is checked again
+  every ``periodSeconds`` (by the reaper thread); after ``failureThreshold`` failures in a row (no 2xx
+  within ``timeoutSeconds``) it is stopped and the next request starts a fresh one, as FC replaces an
+  unhealthy instance. The mcp-fc bridge's ``/status`` fails while its stdio server does not answer.
 * **One instance per function** (no scale-out; ``instanceConcurrency`` is not enforced). Concurrent cold
   requests start one instance (a lock per function). An instance whose process died is replaced on the
   next request; one of an older revision (after UpdateFunction) is stopped.
@@ -406,6 +410,10 @@ class Instance:
     pumps: list[threading.Thread] = field(default_factory=list, repr=False)
     ready_at: float | None = None
     cold_start_ms: float | None = None
+    #: The liveness check once ready (``healthCheckConfig`` with FC's defaults filled in), if it has a URL.
+    health: dict[str, Any] | None = None
+    health_failures: int = 0
+    next_health_at: float = 0.0
     last_used: float = field(default_factory=time.monotonic)
     active: int = 0
     stopping: bool = False
@@ -488,6 +496,7 @@ class Instance:
             "idleSeconds": round(now - self.last_used, 3) if not self.active else 0.0,
             "activeRequests": self.active,
             "alive": self.alive,
+            "healthFailures": self.health_failures,
             "serverExitCode": (self.server_exit() or {}).get("code"),
             "logFile": self.log_path,
         }
@@ -692,6 +701,10 @@ class InstanceManager:
         instance.ready_at = time.monotonic()
         instance.cold_start_ms = round((instance.ready_at - started) * 1000, 1)
         instance.last_used = instance.ready_at
+        health = container.get("healthCheckConfig")
+        if isinstance(health, Mapping) and health.get("httpGetUrl"):
+            instance.health = {**HEALTH_CHECK_DEFAULTS, **{k: v for k, v in health.items() if v is not None}}
+            instance.next_health_at = instance.ready_at + float(instance.health["periodSeconds"])
         logger.info("%s is ready on 127.0.0.1:%s after %.0f ms", name, port, instance.cold_start_ms)
         return instance
 
@@ -943,7 +956,7 @@ class InstanceManager:
 
     def _reap_loop(self) -> None:
         while True:
-            period = min(5.0, max(0.05, self.idle_timeout_s / 4))
+            period = min(5.0, max(0.05, self.idle_timeout_s / 4), self._health_period())
             self._wake.wait(period)
             self._wake.clear()
             with self._lock:
@@ -954,13 +967,43 @@ class InstanceManager:
             except Exception:  # noqa: BLE001 - keep reaping
                 logger.exception("instance reaper failed")
 
+    def _health_period(self) -> float:
+        with self._lock:
+            periods = [float(i.health["periodSeconds"]) for i in self._instances.values() if i.health]
+        return max(0.05, min(periods, default=5.0))
+
+    def _unhealthy(self, instance: Instance, now: float) -> str | None:
+        """Run the instance's liveness check when it is due; why it is to be replaced, or None."""
+        health = instance.health
+        if not health or instance.stopping or now < instance.next_health_at:
+            return None
+        status = http_status(instance.port, str(health["httpGetUrl"]), float(health["timeoutSeconds"]))
+        instance.next_health_at = time.monotonic() + float(health["periodSeconds"])
+        if status is not None and 200 <= status < 300:
+            instance.health_failures = 0
+            return None
+        instance.health_failures += 1
+        if instance.health_failures < int(health["failureThreshold"]):
+            return None
+        got = f"HTTP {status}" if status is not None else "no answer"
+        return (
+            f"failed its health check GET {health['httpGetUrl']} {instance.health_failures} times in a row "
+            f"(last result: {got})"
+        )
+
     def reap(self) -> list[str]:
-        """Stop idle instances and drop dead ones; returns the instance ids removed."""
+        """Stop idle and unhealthy instances and drop dead ones; returns the instance ids removed."""
         now = time.monotonic()
         with self._lock:
             candidates = list(self._instances.items())
         removed = []
         for name, instance in candidates:
+            why = self._unhealthy(instance, now) if instance.alive else None
+            if why is not None:
+                logger.warning("instance %s of %s %s; replacing it", instance.instance_id, name, why)
+                self._retire(name, instance, wait=False)
+                removed.append(instance.instance_id)
+                continue
             if not instance.alive:
                 logger.info(
                     "instance %s of %s %s",
