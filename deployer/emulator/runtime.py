@@ -41,6 +41,10 @@ listens. What that means, and where it differs from FC:
   ``periodSeconds``). The wait is bounded by ``min(initialDelaySeconds + periodSeconds * failureThreshold +
   timeoutSeconds, start_timeout_s)``. A process that exits first fails at once with its exit code and the
   last lines of its output; one that never gets ready fails at the deadline and is killed.
+* **Running health checks**, as FC does them for a ready instance: every ``periodSeconds`` a GET of
+  ``httpGetUrl`` (200-399 within ``timeoutSeconds`` passes); after ``failureThreshold`` failures in a row
+  FC routes the next request to a new instance, so the emulator (one instance per function) stops the
+  unhealthy one and the next request cold-starts another.
 * **One instance per function** (no scale-out; ``instanceConcurrency`` is not enforced). Concurrent cold
   requests start one instance (a lock per function). An instance whose process died is replaced on the
   next request; one of an older revision (after UpdateFunction) is stopped.
@@ -401,6 +405,12 @@ class Instance:
     last_used: float = field(default_factory=time.monotonic)
     active: int = 0
     stopping: bool = False
+    #: The running health check (FC checks a ready instance every periodSeconds, see reap()): its
+    #: config with FC's defaults, when it is due next, and the failures in a row so far.
+    health_check: dict[str, Any] | None = None
+    next_health_check: float = 0.0
+    health_checks: int = 0
+    health_failures: int = 0
     _connections: set[socket.socket] = field(default_factory=set, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -473,6 +483,8 @@ class Instance:
             "activeRequests": self.active,
             "alive": self.alive,
             "serverExitCode": (self.server_exit() or {}).get("code"),
+            "healthChecks": self.health_checks,
+            "healthFailures": self.health_failures,
             "logFile": self.log_path,
         }
 
@@ -668,6 +680,13 @@ class InstanceManager:
         instance.ready_at = time.monotonic()
         instance.cold_start_ms = round((instance.ready_at - started) * 1000, 1)
         instance.last_used = instance.ready_at
+        health = container.get("healthCheckConfig")
+        if isinstance(health, Mapping) and health.get("httpGetUrl"):
+            instance.health_check = {
+                **HEALTH_CHECK_DEFAULTS,
+                **{k: v for k, v in health.items() if v is not None},
+            }
+            instance.next_health_check = instance.ready_at + float(instance.health_check["periodSeconds"])
         logger.info("%s is ready on 127.0.0.1:%s after %.0f ms", name, port, instance.cold_start_ms)
         return instance
 
@@ -897,7 +916,11 @@ class InstanceManager:
 
     def _reap_loop(self) -> None:
         while True:
-            period = min(5.0, max(0.05, self.idle_timeout_s / 4))
+            with self._lock:
+                checks = [
+                    float(i.health_check["periodSeconds"]) for i in self._instances.values() if i.health_check
+                ]
+            period = min([5.0, max(0.05, self.idle_timeout_s / 4), *checks])
             self._wake.wait(period)
             self._wake.clear()
             with self._lock:
@@ -909,7 +932,7 @@ class InstanceManager:
                 logger.exception("instance reaper failed")
 
     def reap(self) -> list[str]:
-        """Stop idle instances and drop dead ones; returns the instance ids removed."""
+        """Stop idle instances, drop dead ones and replace unhealthy ones; returns the instance ids removed."""
         now = time.monotonic()
         with self._lock:
             candidates = list(self._instances.items())
@@ -925,6 +948,17 @@ class InstanceManager:
                 self._retire(name, instance, wait=True)
                 removed.append(instance.instance_id)
                 continue
+            if self._failed_health_check(instance):
+                logger.warning(
+                    "instance %s of %s failed its health check GET %s %d times in a row; replacing it",
+                    instance.instance_id,
+                    name,
+                    (instance.health_check or {}).get("httpGetUrl"),
+                    instance.health_failures,
+                )
+                self._retire(name, instance, wait=False)
+                removed.append(instance.instance_id)
+                continue
             with instance._lock:
                 idle = instance.active == 0 and now - instance.last_used >= self.idle_timeout_s
             if idle:
@@ -932,6 +966,25 @@ class InstanceManager:
                 self._retire(name, instance, wait=False)
                 removed.append(instance.instance_id)
         return removed
+
+    def _failed_health_check(self, instance: Instance) -> bool:
+        """Run the instance's health check when it is due; True once it failed failureThreshold times in a
+        row. FC checks a ready instance every periodSeconds (a GET answering 200-399 within timeoutSeconds
+        passes) and stops routing to one that failed failureThreshold checks in a row, starting a new
+        instance for the next request (help.aliyun.com/zh/fc/user-guide/configure-a-custom-health-check-
+        policy-for-instances); with one instance per function, the emulator replaces it."""
+        check = instance.health_check
+        now = time.monotonic()
+        if not check or instance.stopping or now < instance.next_health_check:
+            return False
+        status = http_status(instance.port, str(check["httpGetUrl"]), float(check["timeoutSeconds"]))
+        instance.next_health_check = time.monotonic() + float(check["periodSeconds"])
+        instance.health_checks += 1
+        if status is not None and 200 <= status < 400:
+            instance.health_failures = 0
+            return False
+        instance.health_failures += 1
+        return instance.health_failures >= int(check["failureThreshold"])
 
     # introspection -------------------------------------------------------------------------------------
     def _live_directories(self) -> set[str]:
