@@ -413,6 +413,7 @@ class Instance:
     #: The liveness check once ready (``healthCheckConfig`` with FC's defaults filled in), if it has a URL.
     health: dict[str, Any] | None = None
     health_failures: int = 0
+    health_checks: int = 0
     next_health_at: float = 0.0
     last_used: float = field(default_factory=time.monotonic)
     active: int = 0
@@ -496,6 +497,7 @@ class Instance:
             "idleSeconds": round(now - self.last_used, 3) if not self.active else 0.0,
             "activeRequests": self.active,
             "alive": self.alive,
+            "healthChecks": self.health_checks,
             "healthFailures": self.health_failures,
             "serverExitCode": (self.server_exit() or {}).get("code"),
             "logFile": self.log_path,
@@ -979,6 +981,7 @@ class InstanceManager:
             return None
         status = http_status(instance.port, str(health["httpGetUrl"]), float(health["timeoutSeconds"]))
         instance.next_health_at = time.monotonic() + float(health["periodSeconds"])
+        instance.health_checks += 1
         if status is not None and 200 <= status < 300:
             instance.health_failures = 0
             return None

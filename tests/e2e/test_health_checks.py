@@ -1,10 +1,12 @@
-"""Scheduled MCP health checks end to end (issue 15 #2): a real beat and worker, real mcp-proxy and
+"""Scheduled MCP health checks end to end (issue 15 #2): a real beat and worker, the real mcp-fc-bridge and
 mcp-server-time behind the emulated FC, the deployment's own URL and token.
 
-The stdio server is killed after the deploy: the bridge (mcp-proxy 0.13) keeps running and its /status
-stays 200, but the MCP layer no longer answers, so the next scheduled check marks the deployment
-`unhealthy` with an event; once the emulator replaces the instance, a check finds it `healthy` again.
-`GET /v1/deployments?health=`, /metrics, `mcp-fc status` and `mcp-fc list` show it meanwhile.
+A stdio server that stops answering (SIGSTOP: its process and the bridge live on) is seen by the next
+scheduled check: `unhealthy`, with an event, within one interval plus the probe's time limit; the
+emulator's own health check of the bridge (GET /status) then replaces the instance, and a check finds it
+`healthy` again. `GET /v1/deployments?health=`, /metrics, `mcp-fc status` and `mcp-fc list` show it
+meanwhile. A killed server (SIGKILL) takes the bridge with it, so FC (the emulator) starts a new instance
+for the next request: the check after the kill finds the new server healthy.
 """
 
 from __future__ import annotations
@@ -91,25 +93,32 @@ def server_pids(stack, name: str) -> set[int]:
     return found
 
 
-def test_a_killed_stdio_server_turns_unhealthy_within_an_interval_and_healthy_after_replacement(stack):
-    name = "health-time"
+def deploy(stack, name: str) -> str:
     with stack.http() as http:
         dep_id = http.post(
             "/v1/deployments", json={"name": name, "image": IMAGE, "command": ["mcp-server-time"]}
         ).json()["id"]
     dep = stack.wait_for(dep_id, {"succeeded", "failed"})
     assert dep["status"] == "succeeded", (dep.get("error"), stack.worker_logs())
-
     first = wait_until(
         lambda: (h := health_of(stack, dep_id))["status"] == "healthy" and h, 60, what="first check healthy"
     )
     assert first["latency_ms"] is not None and first["consecutive_failures"] == 0
+    return dep_id
 
+
+def test_a_stdio_server_that_stops_answering_turns_unhealthy_then_healthy_after_the_emulator_replaces_it(
+    stack,
+):
+    """SIGSTOP: the server is dead to MCP but its process (and the bridge) live on, so only a check of
+    the MCP layer or the platform's own health check of the bridge can notice."""
+    name = "health-hung"
+    dep_id = deploy(stack, name)
     pids = server_pids(stack, name)
     assert pids, httpx.get(f"{stack.fc.url}/_emulator/instances").json()
     for pid in pids:
-        os.kill(pid, signal.SIGKILL)
-    killed = time.time()
+        os.kill(pid, signal.SIGSTOP)
+    stopped = time.time()
 
     down = wait_until(
         lambda: next((e for e in events(stack, dep_id) if "health: unhealthy" in e[1]), None),
@@ -117,30 +126,31 @@ def test_a_killed_stdio_server_turns_unhealthy_within_an_interval_and_healthy_af
         interval=0.1,
         what="an event saying unhealthy",
     )
-    # one interval for the check to come round, plus the probe's own time limit (a dead server may hang it)
-    assert down[0] - killed <= (INTERVAL_S + PROBE_TIMEOUT_S + 2) * TIMEOUT_SCALE, (down, killed)
+    # one interval for the check to come round, plus the probe's own time limit (a hung server holds it)
+    assert down[0] - stopped <= (INTERVAL_S + PROBE_TIMEOUT_S + 2) * TIMEOUT_SCALE, (down, stopped)
     health = health_of(stack, dep_id)
     assert health["status"] == "unhealthy" and health["consecutive_failures"] >= 1 and health["last_error"]
 
     with stack.http() as http:
         listed = http.get("/v1/deployments", params={"health": "unhealthy"}).json()["items"]
         assert [d["id"] for d in listed] == [dep_id]
-        assert http.get("/v1/deployments", params={"health": "healthy"}).json()["items"] == []
+        assert dep_id not in [
+            d["id"] for d in http.get("/v1/deployments", params={"health": "healthy"}).json()["items"]
+        ]
         metrics = http.get("/metrics").text
     assert 'mcpfc_deployments_health{health="unhealthy"} 1.0' in metrics, metrics
-    assert "mcpfc_health_probe_latency_seconds_count 1.0" in metrics
+    assert "mcpfc_health_probe_latency_seconds_count" in metrics
     status = cli(stack, "status", name)
     assert "unhealthy" in status.output and "failed probe" in status.output, status.output
     listing = cli(stack, "list", "--health", "unhealthy")
     assert name in listing.output and "unhealthy" in listing.output, listing.output
 
-    # FC replaces an instance that fails its health check; the emulator's own check of the bridge does not
-    # see a dead stdio server behind mcp-proxy 0.13 yet, so its control API replaces the instance here (the
-    # next request cold-starts a new one, as after FC recycled it).
-    assert httpx.delete(f"{stack.fc.url}/_emulator/instances").status_code == 200
+    # The emulator's own health check of the bridge (GET /status, failing while the server does not answer
+    # its ping) replaces the instance after failureThreshold x periodSeconds (spec.health_check: 30 x 2 s);
+    # the next request starts a new one, and the next check finds the deployment healthy again.
     back = wait_until(
         lambda: next((e for e in events(stack, dep_id) if "health: healthy again" in e[1]), None),
-        120,
+        180,
         interval=0.2,
         what="an event saying healthy again (the emulator replaced the instance)",
     )
@@ -148,3 +158,23 @@ def test_a_killed_stdio_server_turns_unhealthy_within_an_interval_and_healthy_af
     assert server_pids(stack, name) - pids, "a new stdio server runs"
     assert health_of(stack, dep_id)["status"] == "healthy"
     assert "healthy" in cli(stack, "list").output
+
+
+def test_a_killed_stdio_server_is_replaced_at_the_next_request_and_the_check_sees_the_new_one(stack):
+    """SIGKILL: the bridge exits with its server (mcp-fc-bridge), so FC (the emulator) starts a new
+    instance for the next request, the health check's own included: the deployment is healthy again at
+    once, served by a new server process."""
+    name = "health-killed"
+    dep_id = deploy(stack, name)
+    pids = server_pids(stack, name)
+    checked = health_of(stack, dep_id)["checked_at"]
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    wait_until(
+        lambda: (h := health_of(stack, dep_id))["checked_at"] != checked and h["status"] == "healthy",
+        INTERVAL_S + PROBE_TIMEOUT_S + 30,
+        interval=0.1,
+        what="a check after the kill finding it healthy",
+    )
+    new = server_pids(stack, name)
+    assert new and not new & pids, (new, pids)

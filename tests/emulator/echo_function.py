@@ -5,7 +5,8 @@
 Routes: ``GET /env`` (the process environment as JSON), ``/pid``, ``/request`` (method, raw path, headers and
 body it received, as JSON; any method), ``/stream`` (an event-stream: sends ``event: first`` at once, then
 waits until ``POST /release`` before sending ``event: second`` and ending; chunked), ``/exit?code=N``
-(answers, then exits with N). Anything else answers 404 (``GET /healthz`` answers 200).
+(answers, then exits with N), ``/sick`` (``GET /healthz`` answers 503 from then on). Anything else answers 404
+(``GET /healthz`` answers 200).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 RELEASE = threading.Event()
+SICK = threading.Event()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -46,7 +48,10 @@ class Handler(BaseHTTPRequestHandler):
         if parts.path == "/pid":
             return self._json(200, {"pid": os.getpid()})
         if parts.path == "/healthz":
-            return self._json(200, {"ok": True})
+            return self._json(503, {"ok": False}) if SICK.is_set() else self._json(200, {"ok": True})
+        if parts.path == "/sick":
+            SICK.set()
+            return self._json(200, {"sick": True})
         if parts.path == "/request":
             return self._json(
                 200,

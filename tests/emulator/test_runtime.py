@@ -351,6 +351,24 @@ def test_the_health_check_must_pass(rt, sdk):
     assert httpx.get(f"{url}/pid", timeout=30).status_code == 200
 
 
+def test_an_instance_that_keeps_failing_its_health_check_is_replaced(rt, sdk, wait_until):
+    body = echo_input()
+    body.custom_container_config.health_check_config = fc.CustomHealthCheckConfig(
+        http_get_url="/healthz", period_seconds=1, timeout_seconds=1, failure_threshold=2
+    )
+    url = deploy(sdk, body)
+    pid = httpx.get(f"{url}/pid", timeout=30).json()["pid"]
+    # healthy: checked every second, kept
+    wait_until(lambda: instances(rt)[0]["healthChecks"] >= 3, what="three passed health checks")
+    assert instances(rt)[0]["pid"] == pid and instances(rt)[0]["healthFailures"] == 0
+    assert httpx.get(f"{url}/sick", timeout=5).json() == {"sick": True}
+    wait_until(
+        lambda: not instances(rt) or instances(rt)[0]["pid"] != pid, what="the unhealthy instance gone"
+    )
+    again = httpx.get(f"{url}/pid", timeout=30)
+    assert again.status_code == 200 and again.json()["pid"] != pid
+
+
 def test_unknown_commands_and_missing_commands_are_clear(rt, sdk):
     url = deploy(sdk, echo_input(command=["no-such-mcp-server-xyz", "--port", "9000"]))
     r = httpx.get(url, timeout=30)
