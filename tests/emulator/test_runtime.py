@@ -362,9 +362,7 @@ def test_an_instance_that_keeps_failing_its_health_check_is_replaced(rt, sdk, wa
     wait_until(lambda: instances(rt)[0]["healthChecks"] >= 3, what="three passed health checks")
     assert instances(rt)[0]["pid"] == pid and instances(rt)[0]["healthFailures"] == 0
     assert httpx.get(f"{url}/sick", timeout=5).json() == {"sick": True}
-    wait_until(
-        lambda: not instances(rt) or instances(rt)[0]["pid"] != pid, what="the unhealthy instance gone"
-    )
+    wait_until(lambda: not (now := instances(rt)) or now[0]["pid"] != pid, what="the unhealthy instance gone")
     again = httpx.get(f"{url}/pid", timeout=30)
     assert again.status_code == 200 and again.json()["pid"] != pid
 
