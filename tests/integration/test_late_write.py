@@ -59,11 +59,19 @@ def test_a_late_landing_update_is_detected_and_converged(stack):
     wait_until(lambda: fc_image(stack, name) == V2, HOLD_S + 10, interval=0.05, what="the held call landed")
     # ... and the follow-up check writes the deployment's spec (v3) again.
     wait_until(lambda: fc_image(stack, name) == V3, 60, interval=0.2, what="FC back on the stored spec")
-    with session_scope(stack.settings) as session:
-        messages = list(
-            session.scalars(select(DeploymentEvent.message).where(DeploymentEvent.deployment_id == dep_id))
-        )
-    assert any("a late write landed" in m for m in messages), messages
+
+    # The verify task writes its event after its UpdateFunction: wait for that commit, not just for FC.
+    def messages() -> list[str]:
+        with session_scope(stack.settings) as session:
+            return list(
+                session.scalars(
+                    select(DeploymentEvent.message).where(DeploymentEvent.deployment_id == dep_id)
+                )
+            )
+
+    wait_until(
+        lambda: any("a late write landed" in m for m in messages()), 30, interval=0.2, what="the event"
+    )
 
 
 def test_function_drift_names_what_differs():
