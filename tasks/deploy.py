@@ -37,6 +37,7 @@ from typing import Any
 from billiard.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import SQLAlchemyError
 
+from deployer import releases as release_state
 from deployer import spec, store, token_expiry
 from deployer.converge import function_drift
 from deployer.db import session_scope
@@ -354,8 +355,7 @@ class DeploySteps:
         log.info("deploy.published", extra={"deployment_id": self.row.id, "version": version, "how": how})
 
     def live_version(self) -> str | None:
-        alias = (self.result.get("alias_result") or {}).get("body") or {}
-        return str(alias["versionId"]) if alias.get("versionId") else None
+        return release_state.live_version(self.result)
 
     def verify_step(self) -> list[str] | None:
         """Probe version N+1 through its own trigger while `live` still serves version N (None when a
@@ -494,14 +494,7 @@ class DeploySteps:
         return {"status": "succeeded", "version": target, "tools": tools}
 
     def rollback_target(self) -> str | None:
-        live = self.live_version()
-        verified = [
-            str(r["version"])
-            for r in self.result.get("releases") or []
-            if (r.get("probe") or {}).get("ok") and not r.get("deleted")
-        ]
-        older = [v for v in verified if live is None or int(v) < int(live)]
-        return older[-1] if older else None
+        return release_state.rollback_target(self.result)
 
     def cutover_step(self) -> None:
         if self.checkpoint.cutover:

@@ -88,6 +88,10 @@ def test_rollback_returns_the_url_to_the_previous_version_and_history_shows_both
         headers = http.get(f"/v1/deployments/{name}/client-config").json()["mcpServers"][name]["headers"]
         url = dep["urls"]["mcp"]
         assert asyncio.run(list_tools(url, headers)) == ["release_one"]
+        # one release: nothing to roll back to, refused before anything is queued (the deployment stays live)
+        refused = http.post(f"/v1/deployments/{dep_id}/rollback")
+        assert refused.status_code == 409 and "no earlier verified version" in refused.json()["detail"]
+        assert http.get(f"/v1/deployments/{dep_id}").json()["status"] == "succeeded"
 
         second = [sys.executable, SERVER, "release_two"]
         http.post(f"/v1/deployments/{dep_id}/redeploy", json={"command": second}).raise_for_status()

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from deployer import lifecycle, queue
+from deployer import lifecycle, queue, releases
 from deployer.api.deps import CurrentOwner, ProducerDep, RateLimited, SessionDep, SettingsDep
 from deployer.api.problems import Problem
 from deployer.api.routes.deployments import (
@@ -57,8 +57,7 @@ class VersionList(BaseModel):
 
 
 def _live(row: DeploymentRow) -> str | None:
-    alias = ((row.result or {}).get("alias_result") or {}).get("body") or {}
-    return str(alias["versionId"]) if alias.get("versionId") else None
+    return releases.live_version(row.result)
 
 
 def _releases(row: DeploymentRow) -> list[dict[str, Any]]:
@@ -89,12 +88,18 @@ def rollback(
 ) -> Deployment:
     """Move `live` back (probed first, then one alias update)."""
     row = _redeployable(session, owner, id)
-    releases = _releases(row)
-    if not releases:
+    published = _releases(row)
+    if not published:
         raise Problem(409, f"{row.name} has no published versions to roll back to", kind="no-versions")
     target = body.to if body else None
+    if target is None and releases.rollback_target(row.result) is None:
+        raise Problem(
+            409,
+            f"{row.name} has no earlier verified version to roll back to (live serves version {_live(row)})",
+            kind="no-earlier-version",
+        )
     if target is not None:
-        known = {str(r.get("version")): r for r in releases}
+        known = {str(r.get("version")): r for r in published}
         if target not in known or known[target].get("deleted"):
             raise Problem(404, f"{row.name} has no version {target}", kind="no-such-version")
     if not lifecycle.queue_rollback(session, row, to=target, deadline_s=settings.deploy_deadline_s):
