@@ -102,6 +102,7 @@ def test_tools_that_change_while_the_server_runs_are_drift_until_they_match_agai
             "old": "Weather for a city",
             "new": "Weather for a city, in Celsius",
         }
+        assert "mcpfc_deployments_tool_drift 1.0" in http.get("/metrics").text
     status = cli(stack, "status", name)
     assert "+ forecast (new tool)" in status.output, status.output
     assert (
