@@ -1,11 +1,15 @@
 """`mcp-fc`: deploy stdio MCP servers to Function Compute through the mcp-fc API.
 
-Client commands (deploy, redeploy, status, list, delete, cancel, events, config) talk to the HTTP API
+Client commands (deploy, redeploy, status, list, delete, cancel, events, logs, config) talk to the HTTP API
 (`MCPFC_API_URL`, `MCPFC_API_KEY`, or --api-url / --api-key). Server commands (api, worker, dev,
 emulator, keys) run or administer the service itself.
 
 Exit codes: 0 success, 1 deployment failed, 2 usage or validation error, 3 service unreachable.
 Errors are one line on standard error, `error: ...`.
+
+One module (~970 lines) on purpose: the Typer app, its error-to-exit-code handling and the core commands
+(deploy, redeploy, status, list, delete, cancel, api, worker, dev) share one `State`; commands of a topic live in
+`cli_<topic>.py` modules registered here, input parsing in cli_input.py and rendering in cli_render.py.
 """
 
 from __future__ import annotations
@@ -799,7 +803,6 @@ def _events(
 
 
 app.command("events", no_args_is_help=True)(_events)
-app.command("logs", no_args_is_help=True, help="Same as `events`.")(_events)
 
 
 # -- server-side commands -------------------------------------------------------------------------
@@ -939,10 +942,12 @@ def dev(
     raise typer.Exit(code or 0)
 
 
-from deployer import cli_keys, cli_releases  # noqa: E402 - register their commands on `app`
+from deployer import cli_keys, cli_logs, cli_reconcile, cli_releases  # noqa: E402 - register commands on `app`
 
 cli_releases.register(app)
 cli_keys.register(keys_app)
+cli_logs.register(app)
+cli_reconcile.register(app)
 
 from deployer import cli_beat  # noqa: E402 - registers beat on `app`
 

@@ -188,6 +188,7 @@ def print_deployment(console: Console, dep: Deployment) -> None:
             _kv(console, key, tool_drift_text(found, what))
     if dep.error:
         _kv(console, "error", Text(error_line(dep, keep_lines=True), style="red"))
+    print_ops(console, dep)
     _kv(console, "attempts", str(dep.attempts))
     _kv(console, "created", dep.created_at.isoformat(timespec="seconds"))
     _kv(console, "updated", f"{dep.updated_at.isoformat(timespec='seconds')} ({_ago(dep.updated_at)})")
@@ -233,6 +234,51 @@ def tool_drift_text(drift: ToolDrift, what: str) -> Text:
     for line in diff_lines(diff):
         text.append("\n" + line)
     return text
+
+
+def print_ops(console: Console, dep: Deployment) -> None:
+    """What the scheduled checks saw: config drift (field by field) and the endpoint token's expiry."""
+    if dep.drift is not None:
+        if not dep.drift.drifted:
+            _kv(console, "drift", f"none (checked {_ago(dep.drift.checked_at)})")
+        else:
+            _kv(
+                console,
+                "drift",
+                Text(
+                    f"{len(dep.drift.fields)} field(s) differ from the spec (checked {_ago(dep.drift.checked_at)});"
+                    f" `mcp-fc reconcile {dep.name}` converges them",
+                    style="yellow",
+                ),
+            )
+            for f in dep.drift.fields:
+                _kv(console, "", f"{f.field}: FC has {_json(f.fc)}, the spec wants {_json(f.spec)}")
+    if dep.token is not None:
+        when = dep.token.expires_at.isoformat(timespec="seconds")
+        if dep.token.expiring:
+            _kv(
+                console,
+                "token",
+                Text(
+                    f"expires {when} ({_until(dep.token.expires_at)}): rotate it with "
+                    f"`mcp-fc token rotate {dep.name}`",
+                    style="yellow",
+                ),
+            )
+        else:
+            _kv(console, "token", f"expires {when}")
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _until(when: datetime) -> str:
+    left = (when - datetime.now(UTC)).total_seconds()
+    if left <= 0:
+        return "expired"
+    days = left / 86400
+    return f"in {days:.0f} days" if days >= 1 else f"in {left / 3600:.0f} hours"
 
 
 def deployments_table(items: list[Deployment]) -> Table:

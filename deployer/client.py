@@ -12,6 +12,9 @@ Every HTTP failure becomes one of two exceptions:
 Requests that cannot do harm twice are retried a few times on transport errors and 502/503/504: GETs,
 DELETEs, cancels and deploys that carry an `Idempotency-Key` (the API answers a replay with the first
 result). Any request is retried when the connection was never made, because then nothing was sent.
+
+One module (~510 lines) on purpose: `APIClient` is the one HTTP client of the API, and its retry rules,
+problem+json errors and SSE parsing are its contract; a script imports all of it from here.
 """
 
 from __future__ import annotations

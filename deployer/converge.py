@@ -20,16 +20,26 @@ CONTAINER = ("image", "command", "port")
 
 def function_drift(req: DeployRequest, body: dict[str, Any]) -> list[str]:
     """The names of the fields where GetFunction's body differs from what `req` deploys ([] when equal)."""
+    return [name for name, _, _ in function_differences(req, body)]
+
+
+def function_differences(req: DeployRequest, body: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(field, what FC has, what the spec wants)`` for each managed field that differs. Values are raw
+    (environmentVariables holds secret values): a caller that shows them masks them first."""
     want = spec.update_function_input(req).to_map()
-    drift = [key for key in COMPARED if key in want and _norm(body.get(key)) != _norm(want[key])]
+    found = [
+        (key, body.get(key), want[key])
+        for key in COMPARED
+        if key in want and _norm(body.get(key)) != _norm(want[key])
+    ]
     have_c = body.get("customContainerConfig") or {}
     want_c = want.get("customContainerConfig") or {}
-    drift += [
-        f"customContainerConfig.{key}"
+    found += [
+        (f"customContainerConfig.{key}", have_c.get(key), want_c[key])
         for key in CONTAINER
         if key in want_c and _norm(have_c.get(key)) != _norm(want_c[key])
     ]
-    return drift
+    return found
 
 
 def _norm(value: Any) -> Any:

@@ -24,6 +24,7 @@
     │   ├── FCThrottled        429 or x-acs-retry-after            (retryable)
     │   ├── FCServerError      5xx                                 (retryable)
     │   └── FCUnreachable      transport failure, timeout, garbled answer (retryable)
+    ├── LogsUnavailable        a deployment's own output cannot be read (no log config, SLS said no)
     └── DeployError            a deploy step failed for a reason of ours (timeout, function Failed, probe)
 
     FieldError (schemas/problem.py) is not an exception: one broken rule of a rejected request.
@@ -178,3 +179,14 @@ def error_payload(exc: BaseException, step: str) -> dict[str, Any]:
     return error_body(
         "InternalError", f"unexpected {type(exc).__name__} in step {step}", step=step, retryable=True
     )
+
+
+class LogsUnavailable(MCPFCError):
+    """A deployment's runtime logs cannot be read: it ships none (409), a bad cursor (400), or Simple Log
+    Service failed (502)."""
+
+    code = "LogsUnavailable"
+
+    def __init__(self, message: str, *, status: int = 502) -> None:
+        super().__init__(message)
+        self.status = status

@@ -6,6 +6,9 @@ statusCode, body with camelCase keys), the shape stored in a deployment's `resul
 Idempotence under lost responses: a create whose response was lost is retried, gets AlreadyExists and
 turns into an update; a delete whose response was lost is retried and gets NotFound, which counts as
 done. So each create-or-update converges to exactly one function and one trigger.
+
+One module (~550 lines) on purpose: `FCGateway` is the only code that calls the SDK, so every FC action,
+the retry policy and the SDK-error to typed-error mapping are read together when FC's behaviour changes.
 """
 
 from __future__ import annotations

@@ -12,17 +12,21 @@ the process's read cache (`deployer.db.note_change`) itself, so no caller can fo
     queue_redeploy     → pending      record_step   stage, progress
     rotate_token       → pending      save          checkpoint, result
     queue_rollback     → pending      reschedule    due_at, lease handed back
+    queue_reconcile    → pending
     queue_delete       → deleting     succeed       → succeeded / deleted
     cancel_pending     → cancelled    fail          → failed (with the error)
     request_cancel     cancel flag    cancel        → cancelled
     fail_enqueue       → failed       hand_back     lease released
 
-    the health checks: record_check (result.health / result.tool_drift of a succeeded release)
+    the scheduled checks: record_check (result.health / tool_drift / drift / token of a succeeded release)
 
 Status changes are compare-and-set updates along the legal edges of schemas.TRANSITIONS_INTO, so two
 processes can never move a deployment along an illegal edge or overwrite each other's terminal state.
 The run's writes are Core statements on the tables: the ORM's column instrumentation and bulk-update
 machinery cost more CPU than the round trip itself (profiled: ~40 % of a deploy's CPU before).
+
+One module (~700 lines) on purpose: that every write of a deployment row is here is the point of it
+(issue 13); the checkpoint type is beside the writes that store it.
 """
 
 from __future__ import annotations
@@ -382,6 +386,12 @@ def rotate_token(
     return _queue(
         session, vault, row, req=req, operation="redeploy", deadline_s=deadline_s, rotate_endpoint_key=True
     )
+
+
+def queue_reconcile(session: Session, row: DeploymentRow, *, deadline_s: float) -> bool:
+    """Write the stored spec to FC again (config drift, issue 15 #4): the deploy task's update path with
+    operation `reconcile`, so nothing to restore on a cancel (the spec does not change)."""
+    return _queue(session, None, row, req=None, operation="reconcile", deadline_s=deadline_s)
 
 
 def queue_rollback(session: Session, row: DeploymentRow, *, to: str | None, deadline_s: float) -> bool:

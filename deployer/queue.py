@@ -36,6 +36,11 @@ WAITING_QUEUE = "waiting"
 HEALTH_QUEUE = "health"
 HEALTH_SWEEP_TASK = "mcpfc.health.sweep"  # beat: picks the deployments due, sends them out in batches
 HEALTH_BATCH_TASK = "mcpfc.health.batch"  # probes one batch of deployments
+# The other scheduled checks (issue 15 #4, #5) share that queue: config drift (tasks/drift.py: FC reads) and
+# endpoint token expiry (tasks/tokens.py: no FC call).
+DRIFT_SWEEP_TASK = "mcpfc.drift.sweep"  # beat: one check per succeeded deployment, spread over the interval
+DRIFT_CHECK_TASK = "mcpfc.drift.check"
+TOKEN_SWEEP_TASK = "mcpfc.tokens.sweep"  # beat: flag (and, opted in, rotate) tokens near expiry
 QUEUES = ("high", "default", "low", WAITING_QUEUE, HEALTH_QUEUE)
 PRIORITY_QUEUE = {"high": "high", "normal": "default", "low": "low"}
 

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     fc_max_attempts: int = Field(default=8, ge=1)
     fc_backoff_max_s: float = 8.0
     fc_rate_limit_per_s: float = Field(default=0.0, ge=0, description="shared FC API rate; 0 = unlimited")
+    # Simple Log Service, where a deployment with `log: {project, logstore}` keeps its server's output
+    # (deployer/runtime_logs.py). Unset: the FC endpoint when that is a local one (the emulator answers
+    # GetLogs), else `{region}.log.aliyuncs.com`.
+    sls_endpoint: str | None = None
     fc_late_write_horizon_s: float = Field(
         default=300.0, ge=0, description="after a write timed out, check FC for its late landing this long"
     )
@@ -138,6 +142,21 @@ class Settings(BaseSettings):
     )
     health_unhealthy_after: int = Field(
         default=1, ge=1, description="consecutive failed probes before a deployment is unhealthy"
+    )
+
+    # Scheduled operations checks (issue 15; tasks/drift.py, tasks/tokens.py, on the beat schedule).
+    drift_check_enabled: bool = Field(default=True, description="compare FC with each spec on a schedule")
+    drift_check_interval_s: float = Field(default=600.0, gt=0, description="seconds between drift sweeps")
+    drift_check_max_per_sweep: int = Field(default=1000, ge=1, description="deployments checked per sweep")
+    token_check_interval_s: float = Field(default=3600.0, gt=0, description="seconds between token checks")
+    token_expiry_warn_days: float = Field(
+        default=30.0, ge=0, description="flag endpoint tokens that expire within this many days"
+    )
+    endpoint_token_ttl_days: float = Field(
+        default=365.0, gt=0, description="lifetime of a new endpoint token"
+    )
+    token_auto_rotate: bool = Field(
+        default=False, description="rotate flagged tokens on schedule (clients must fetch the new config)"
     )
 
     @computed_field  # type: ignore[prop-decorator]

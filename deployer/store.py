@@ -257,6 +257,8 @@ def to_public(row: DeploymentRow) -> Deployment:
         protocols=list(probe.get("protocols") or []),
         tool_fingerprint=probe.get("fingerprint") or None,
         tool_fingerprints=dict(probe.get("tool_fingerprints") or {}),
+        drift=(row.result or {}).get("drift"),
+        token=(row.result or {}).get("token"),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

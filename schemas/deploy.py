@@ -1,4 +1,9 @@
-"""The deploy request: what a user asks for, validated against FC 3.0's limits."""
+"""The deploy request: what a user asks for, validated against FC 3.0's limits.
+
+One module (~470 lines) on purpose: `DeployRequest` and its nested specs (auth, VPC, logs) are one pydantic
+model whose validators tie fields together (cpu/memory ratio, session concurrency, transport and
+proxy); FC's numbers themselves live in schemas/limits.py.
+"""
 
 from enum import StrEnum
 from typing import Annotated, Any

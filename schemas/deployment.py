@@ -100,6 +100,28 @@ class ToolDrift(BaseModel):
     changed: dict[str, ToolChange] = Field(default_factory=dict)
 
 
+class DriftField(BaseModel):
+    field: str = Field(description="the FC field, e.g. memorySize or trigger.triggerConfig.methods")
+    fc: Any = Field(default=None, description="what FC has (secret env values as ***)")
+    spec: Any = Field(default=None, description="what the deployment's spec produces")
+
+
+class Drift(BaseModel):
+    """What the scheduled config check found: FC's managed fields against the spec."""
+
+    drifted: bool
+    checked_at: datetime
+    fields: list[DriftField] = Field(default_factory=list)
+
+
+class TokenStatus(BaseModel):
+    """The endpoint token's expiry, as the scheduled token check saw it."""
+
+    expires_at: datetime
+    expiring: bool = Field(description="expires within the warning window (MCPFC_TOKEN_EXPIRY_WARN_DAYS)")
+    checked_at: datetime
+
+
 class Deployment(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -136,6 +158,8 @@ class Deployment(BaseModel):
     tool_fingerprints: dict[str, str] = Field(
         default_factory=dict, description="sha256 of each tool's name, description and input schema, by name"
     )
+    drift: Drift | None = Field(default=None, description="config drift found by the scheduled check")
+    token: TokenStatus | None = Field(default=None, description="the endpoint token's expiry (jwt auth)")
     created_at: datetime
     updated_at: datetime
 

@@ -12,7 +12,15 @@ from deployer.settings import get_settings
 from tasks.schedule import beat_schedule
 
 app = make_celery(main="mcpfc")
-app.conf.include = ["tasks.deploy", "tasks.delete", "tasks.recovery", "tasks.verify", "tasks.health"]
+app.conf.include = [
+    "tasks.deploy",
+    "tasks.delete",
+    "tasks.recovery",
+    "tasks.verify",
+    "tasks.health",
+    "tasks.drift",
+    "tasks.tokens",
+]
 app.conf.beat_schedule = beat_schedule(get_settings())
 app.conf.beat_scheduler = "tasks.beat:LeaderScheduler"
 

@@ -22,6 +22,9 @@ docs/decisions.md "Safe releases") the steps after `wait` are instead:
 Each step records itself in the row's checkpoint before the next starts; a redelivered message skips
 what is done. FC errors that are transient are retried by the gateway and then by re-scheduling; any
 other error fails the deployment with the step and FC's code, keeping what was already made.
+
+One module (~680 lines) on purpose: the steps are methods of one `DeploySteps` around one checkpoint that
+every step reads and writes, so `run()` reads as the list above; the row's writes are deployer/lifecycle.py's.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from typing import Any
 from billiard.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import SQLAlchemyError
 
-from deployer import spec, store, tool_drift
+from deployer import spec, store, token_expiry, tool_drift
 from deployer.converge import function_drift
 from deployer.db import session_scope
 from deployer.endpoint_auth import SigningKey, mint_token, new_signing_key
@@ -201,12 +204,16 @@ class DeploySteps:
         except Exception as exc:  # noqa: BLE001 - recorded on the row; the traceback goes to the log
             return run.fail(exc, step)
 
+        # FC now runs this spec: an earlier drift report no longer holds (the next check looks again).
+        self.result.pop("drift", None)
+        self.record_token_expiry()
         done = run.succeed(
-            "deployed",
+            "reconciled: FC runs the deployment's spec again" if row.operation == "reconcile" else "deployed",
             stage="done",
             progress=100,
             tools=tools,
             checkpoint=self.checkpoint,
+            result=self.result,
             error=None,
         )
         if done and self.checkpoint.uncertain_at:
@@ -224,7 +231,7 @@ class DeploySteps:
         create, update = spec.create_function_input(self.req), spec.update_function_input(self.req)
         self.gateway.take_uncertain()
         try:
-            if self.row.operation == "redeploy":
+            if self.row.operation in ("redeploy", "reconcile"):
                 response, how = self.gateway.update_or_create_function(create, update)
             else:
                 response, how = self.gateway.create_or_update_function(create, update)
@@ -522,7 +529,11 @@ class DeploySteps:
         """False, before any FC call, when a cancel was asked for (the step's first write answers the flag)."""
         if self.checkpoint.trigger:
             return True
-        self.run_.record_step("creating_trigger", 70, "writing the HTTP trigger", checkpoint=self.checkpoint)
+        # A release's trigger comes after its cutover (85): progress never goes back.
+        progress = 70 if qualifier == spec.QUALIFIER else 90
+        self.run_.record_step(
+            "creating_trigger", progress, "writing the HTTP trigger", checkpoint=self.checkpoint
+        )
         if self.cancel_requested():
             return False
         auth = self.endpoint_auth()
@@ -635,7 +646,11 @@ class DeploySteps:
             self.token = self.vault.decrypt(token_enc) if token_enc else None
             return spec.EndpointAuth(jwks=key.jwks())
         key = new_signing_key()  # CPU-heavy (RSA): not while holding a database connection
-        self.token = mint_token(key, subject=f"{self.row.owner_id}/{self.row.name}")
+        self.token = mint_token(
+            key,
+            subject=f"{self.row.owner_id}/{self.row.name}",
+            ttl_s=int(self.settings.endpoint_token_ttl_days * 86400),
+        )
         if not self.run_.save(
             endpoint_key_enc=self.vault.encrypt(key.to_json()),
             endpoint_token_enc=self.vault.encrypt(self.token),
@@ -651,6 +666,20 @@ class DeploySteps:
         with session_scope(self.settings) as session:
             row = store.get(session, self.row.id)
             return self.vault.decrypt(row.endpoint_token_enc) if row and row.endpoint_token_enc else None
+
+    def record_token_expiry(self) -> None:
+        """The endpoint token's expiry on the row (`token`), so `status` shows it from the first deploy on
+        (a rotation mints a new token: its new date replaces the old one here)."""
+        token = self.endpoint_token()
+        expiry = token_expiry.expires_at(token) if token else None
+        if expiry is None:
+            self.result.pop("token", None)
+            return
+        previous = self.result.get("token") or {}
+        status = token_expiry.status(expiry, self.settings.token_expiry_warn_days)
+        if previous.get("warned_at") and previous.get("expires_at") == status["expires_at"]:
+            status["warned_at"] = previous["warned_at"]  # the same token: its expiry event was written
+        self.result["token"] = status
 
     def reschedule(self, countdown: float, queue: str | None = None) -> None:
         """Record when the next run is due (recovery leaves the row alone until then), then re-schedule."""

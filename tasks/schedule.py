@@ -34,4 +34,13 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         entries["health-checks"] = _every(
             settings.health_interval_s, queue.HEALTH_SWEEP_TASK, queue.HEALTH_QUEUE
         )
+    if settings.drift_check_enabled:
+        # One check per succeeded deployment, spread over the interval (tasks/drift.py).
+        entries["config-drift"] = _every(
+            settings.drift_check_interval_s, queue.DRIFT_SWEEP_TASK, queue.HEALTH_QUEUE
+        )
+    # Endpoint tokens near expiry: flagged, and rotated when token_auto_rotate (tasks/tokens.py).
+    entries["endpoint-token-expiry"] = _every(
+        settings.token_check_interval_s, queue.TOKEN_SWEEP_TASK, queue.HEALTH_QUEUE
+    )
     return entries

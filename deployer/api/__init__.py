@@ -20,7 +20,7 @@ from deployer.api import problems
 from deployer.api.deps import KeyRateLimiter
 from deployer.api.hot_cache import ChangeFeed, HotCache
 from deployer.api.metrics import ApiMetrics, MetricsMiddleware
-from deployer.api.routes import client_config, deployments, health, releases, service, tasks
+from deployer.api.routes import client_config, deployments, health, logs, reconcile, releases, service, tasks
 from deployer.crypto import Vault
 from deployer.db import normalise_url
 from deployer.settings import Settings, get_settings
@@ -101,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(deployments.router)
     app.include_router(client_config.router)
     app.include_router(releases.router)
+    app.include_router(logs.router)
+    app.include_router(reconcile.router)
     app.include_router(tasks.router)
     app.include_router(service.router)
 

@@ -102,19 +102,29 @@ async def serve(args: argparse.Namespace) -> int:
                 tg.start_soon(stop_with_server)
                 await server.serve()
                 tg.cancel_scope.cancel()
-    except ServerExited as exc:
-        print(f"mcp-fc-bridge: {exc}", file=sys.stderr)
-    except OSError as exc:
-        if upstream.process is None:
+    except (Exception, ExceptionGroup) as exc:  # anyio wraps what a task group raises
+        leaves = _leaves(exc)
+        exited = next((e for e in leaves if isinstance(e, ServerExited)), None)
+        if exited is not None:
+            print(f"mcp-fc-bridge: {exited}", file=sys.stderr)
+            return upstream.exit_status()
+        if upstream.process is None and leaves and isinstance(leaves[0], OSError):
+            what = leaves[0]
             print(
-                f"mcp-fc-bridge: could not start the MCP server {args.command[0]!r}: {exc}", file=sys.stderr
+                f"mcp-fc-bridge: could not start the MCP server {args.command[0]!r}: {what}", file=sys.stderr
             )
-            return 127 if isinstance(exc, FileNotFoundError) else 126
+            return 127 if isinstance(what, FileNotFoundError) else 126
         raise
     if upstream.exited.is_set() and upstream.returncode is not None:
         print(f"mcp-fc-bridge: the MCP server {upstream.describe_exit()}; stopping", file=sys.stderr)
         return upstream.exit_status()
     return 0
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

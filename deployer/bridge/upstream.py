@@ -32,6 +32,8 @@ log = logging.getLogger("mcp_fc_bridge")
 
 #: How long the server may take to exit after its stdin closes before it is terminated, then killed.
 STOP_GRACE_S = 2.0
+#: How long a closed stdout may precede the server's exit status.
+EXIT_WAIT_S = 2.0
 
 
 class Upstream:
@@ -148,7 +150,14 @@ async def _initialize(session: ClientSession, upstream: Upstream) -> types.Initi
     async with anyio.create_task_group() as tg:
 
         async def handshake() -> None:
-            result["init"] = await session.initialize()
+            try:
+                result["init"] = await session.initialize()
+            except Exception:
+                # "connection closed" because the server is exiting: wait for its code to say so
+                with anyio.move_on_after(EXIT_WAIT_S):
+                    await upstream.exited.wait()
+                if not upstream.exited.is_set():
+                    raise
             tg.cancel_scope.cancel()
 
         async def watch() -> None:

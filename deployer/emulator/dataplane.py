@@ -16,6 +16,9 @@ the response streamed back (:mod:`~deployer.emulator.proxy`). Instances stop on 
 request starts the new revision), DeleteFunction, DeleteTrigger, idle timeout, reset and emulator stop.
 A custom :class:`DataPlane` (subclass, override :meth:`DataPlane.serve`) can be passed as
 ``EmulatorServer(dataplane=...)``.
+
+One module (~620 lines) for now: the trigger listeners and the HTTP plumbing the control plane shares
+with them change together; moving the plumbing to its own module is issue 13's tree work (item 2).
 """
 
 from __future__ import annotations

@@ -41,10 +41,10 @@ listens. What that means, and where it differs from FC:
   ``periodSeconds``). The wait is bounded by ``min(initialDelaySeconds + periodSeconds * failureThreshold +
   timeoutSeconds, start_timeout_s)``. A process that exits first fails at once with its exit code and the
   last lines of its output; one that never gets ready fails at the deadline and is killed.
-* **Running health checks**, as FC does them for a ready instance: every ``periodSeconds`` a GET of
-  ``httpGetUrl`` (200-399 within ``timeoutSeconds`` passes); after ``failureThreshold`` failures in a row
-  FC routes the next request to a new instance, so the emulator (one instance per function) stops the
-  unhealthy one and the next request cold-starts another.
+* **Liveness**: once ready, an instance whose ``healthCheckConfig`` has an ``httpGetUrl`` is checked again
+  every ``periodSeconds`` (by the reaper thread); after ``failureThreshold`` failures in a row (no 2xx
+  within ``timeoutSeconds``) it is stopped and the next request starts a fresh one, as FC replaces an
+  unhealthy instance. The mcp-fc bridge's ``/status`` fails while its stdio server does not answer.
 * **One instance per function** (no scale-out; ``instanceConcurrency`` is not enforced). Concurrent cold
   requests start one instance (a lock per function). An instance whose process died is replaced on the
   next request; one of an older revision (after UpdateFunction) is stopped.
@@ -53,12 +53,17 @@ listens. What that means, and where it differs from FC:
   to the whole group and to every descendant that left it (on Linux, found through ``/proc`` before the
   SIGTERM: mcp's stdio client starts the wrapped server in a session of its own) and reaps the leader, so
   no process outlives :meth:`InstanceManager.close`.
-* Output (stdout and stderr) goes to ``<runtime dir>/<function>-<instance id>/output.log``; the runtime dir
-  is a temporary directory (removed by :meth:`InstanceManager.close`) unless one is given (the server uses
-  ``<state_file dir>/fc-instances``, where the latest 50 instance directories are kept). The process runs
-  in its instance directory.
+* Output (stdout and stderr) is read line by line from two pipes: each line goes to the manager's
+  :class:`~deployer.emulator.logstore.LogStore` (what the SLS ``GetLogs`` route answers from, with its
+  time, instance id and stream) and to ``<runtime dir>/<function>-<instance id>/output.log``; the runtime
+  dir is a temporary directory (removed by :meth:`InstanceManager.close`) unless one is given (the server
+  uses ``<state_file dir>/fc-instances``, where the latest 50 instance directories are kept). The process
+  runs in its instance directory.
 * Idle instances (no request in flight for ``idle_timeout_s``) are stopped by one reaper thread, which also
   reaps instances whose process has died.
+
+One module (~1000 lines) on purpose: starting, readiness, reaping and stopping instances share one lock
+and one instance table, and a change to one (e.g. the idle reaper) must be read with the others.
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .exceptions import FCError, FunctionNotReady
+from .logstore import LogStore, start_pumps
 
 logger = logging.getLogger("deployer.emulator")
 
@@ -400,17 +406,18 @@ class Instance:
     start_timeout_s: float
     #: Whether the stdio server after ``--`` runs under :func:`watch_server` (its exit code and stderr known).
     watched: bool = False
+    #: The threads copying stdout and stderr to the log store and ``output.log``.
+    pumps: list[threading.Thread] = field(default_factory=list, repr=False)
     ready_at: float | None = None
     cold_start_ms: float | None = None
+    #: The liveness check once ready (``healthCheckConfig`` with FC's defaults filled in), if it has a URL.
+    health: dict[str, Any] | None = None
+    health_failures: int = 0
+    health_checks: int = 0
+    next_health_at: float = 0.0
     last_used: float = field(default_factory=time.monotonic)
     active: int = 0
     stopping: bool = False
-    #: The running health check (FC checks a ready instance every periodSeconds, see reap()): its
-    #: config with FC's defaults, when it is due next, and the failures in a row so far.
-    health_check: dict[str, Any] | None = None
-    next_health_check: float = 0.0
-    health_checks: int = 0
-    health_failures: int = 0
     _connections: set[socket.socket] = field(default_factory=set, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -422,9 +429,17 @@ class Instance:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def drain(self, timeout: float = 1.0) -> None:
+        """Wait (bounded) until the output pumps have copied what an exited process wrote."""
+        deadline = time.monotonic() + timeout
+        for thread in self.pumps:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
     def output_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The instance's last output for an error message. Behind a bridge it ends with the stdio server's
         exit code and its own last stderr lines, which a bridge's traceback would push out of a plain tail."""
+        if not self.alive:
+            self.drain()
         if not self.watched:
             return tail(self.log_path, lines)
         output = tail(self.log_path, min(lines, BRIDGE_TAIL_LINES))
@@ -482,9 +497,9 @@ class Instance:
             "idleSeconds": round(now - self.last_used, 3) if not self.active else 0.0,
             "activeRequests": self.active,
             "alive": self.alive,
-            "serverExitCode": (self.server_exit() or {}).get("code"),
             "healthChecks": self.health_checks,
             "healthFailures": self.health_failures,
+            "serverExitCode": (self.server_exit() or {}).get("code"),
             "logFile": self.log_path,
         }
 
@@ -501,7 +516,9 @@ class InstanceManager:
         runtime_dir: str | os.PathLike[str] | None = None,
         account_id: str = "1234567890123456",
         region: str = "cn-hangzhou",
+        logs: LogStore | None = None,
     ) -> None:
+        self.logs = logs if logs is not None else LogStore()
         self.start_timeout_s = float(start_timeout_s)
         self.idle_timeout_s = float(idle_timeout_s)
         self.stop_grace_s = float(stop_grace_s)
@@ -631,21 +648,26 @@ class InstanceManager:
         watched_argv, watched = watch_server(mapped_argv, directory)
         run_argv = (init_argv if init_executable is not None else []) + watched_argv
         started_wall, started = time.time(), time.monotonic()
-        with open(log_path, "ab") as log:
-            try:
-                process = subprocess.Popen(  # the function's own command, by design
-                    run_argv,
-                    executable=executable,
-                    env=env,
-                    cwd=directory,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    close_fds=True,
-                )
-            except OSError as exc:
-                raise FunctionNotStarted(f"function '{name}': could not run {argv[0]!r}: {exc}") from None
+        try:
+            process = subprocess.Popen(  # the function's own command, by design
+                run_argv,
+                executable=executable,
+                env=env,
+                cwd=directory,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise FunctionNotStarted(f"function '{name}': could not run {argv[0]!r}: {exc}") from None
+        pumps = start_pumps(
+            (("stdout", process.stdout), ("stderr", process.stderr)),
+            log_path,
+            self._log_sink(function, instance_id),
+            name=f"fc-emulator-output-{process.pid}",
+        )
         limit = self._start_limit(container.get("healthCheckConfig"))
         instance = Instance(
             function_name=name,
@@ -663,6 +685,7 @@ class InstanceManager:
             started_at=started_wall,
             start_timeout_s=limit,
             watched=watched,
+            pumps=pumps,
         )
         logger.info(
             "starting %s (revision %s) as pid %s on 127.0.0.1:%s: %s",
@@ -682,13 +705,31 @@ class InstanceManager:
         instance.last_used = instance.ready_at
         health = container.get("healthCheckConfig")
         if isinstance(health, Mapping) and health.get("httpGetUrl"):
-            instance.health_check = {
-                **HEALTH_CHECK_DEFAULTS,
-                **{k: v for k, v in health.items() if v is not None},
-            }
-            instance.next_health_check = instance.ready_at + float(instance.health_check["periodSeconds"])
+            instance.health = {**HEALTH_CHECK_DEFAULTS, **{k: v for k, v in health.items() if v is not None}}
+            instance.next_health_at = instance.ready_at + float(instance.health["periodSeconds"])
         logger.info("%s is ready on 127.0.0.1:%s after %.0f ms", name, port, instance.cold_start_ms)
         return instance
+
+    def _log_sink(self, function: Any, instance_id: str) -> Any:
+        """Where an instance's output lines go: the log store, under the function's name and qualifier and
+        the ``logConfig`` destination it had when the instance started."""
+        log_config = function.spec.get("logConfig") or {}
+        project, logstore = log_config.get("project"), log_config.get("logstore")
+        destination = (str(project), str(logstore)) if project and logstore else None
+        qualifier = str(getattr(function, "version_id", None) or "LATEST")
+        logs, name = self.logs, function.name
+
+        def sink(stream: str, line: str) -> None:
+            logs.append(
+                name,
+                line,
+                instance_id=instance_id,
+                stream=stream,
+                qualifier=qualifier,
+                destination=destination,
+            )
+
+        return sink
 
     def _check_unmapped_port(self, name: str, port: int) -> None:
         with self._lock:
@@ -851,6 +892,7 @@ class InstanceManager:
             instance.process.wait(timeout=self.stop_grace_s + 5)
         except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
             logger.warning("instance pid %s did not die after SIGKILL", pid)
+        instance.drain(2.0)  # the last lines reach the log store; the pump threads end with the pipes
         logger.info("stopped %s instance %s (pid %s)", instance.function_name, instance.instance_id, pid)
 
     def stop_function(self, function_name: str, *, wait: bool = False, versions: bool = False) -> None:
@@ -916,11 +958,7 @@ class InstanceManager:
 
     def _reap_loop(self) -> None:
         while True:
-            with self._lock:
-                checks = [
-                    float(i.health_check["periodSeconds"]) for i in self._instances.values() if i.health_check
-                ]
-            period = min([5.0, max(0.05, self.idle_timeout_s / 4), *checks])
+            period = min(5.0, max(0.05, self.idle_timeout_s / 4), self._health_period())
             self._wake.wait(period)
             self._wake.clear()
             with self._lock:
@@ -931,13 +969,44 @@ class InstanceManager:
             except Exception:  # noqa: BLE001 - keep reaping
                 logger.exception("instance reaper failed")
 
+    def _health_period(self) -> float:
+        with self._lock:
+            periods = [float(i.health["periodSeconds"]) for i in self._instances.values() if i.health]
+        return max(0.05, min(periods, default=5.0))
+
+    def _unhealthy(self, instance: Instance, now: float) -> str | None:
+        """Run the instance's liveness check when it is due; why it is to be replaced, or None."""
+        health = instance.health
+        if not health or instance.stopping or now < instance.next_health_at:
+            return None
+        status = http_status(instance.port, str(health["httpGetUrl"]), float(health["timeoutSeconds"]))
+        instance.next_health_at = time.monotonic() + float(health["periodSeconds"])
+        instance.health_checks += 1
+        if status is not None and 200 <= status < 300:
+            instance.health_failures = 0
+            return None
+        instance.health_failures += 1
+        if instance.health_failures < int(health["failureThreshold"]):
+            return None
+        got = f"HTTP {status}" if status is not None else "no answer"
+        return (
+            f"failed its health check GET {health['httpGetUrl']} {instance.health_failures} times in a row "
+            f"(last result: {got})"
+        )
+
     def reap(self) -> list[str]:
-        """Stop idle instances, drop dead ones and replace unhealthy ones; returns the instance ids removed."""
+        """Stop idle and unhealthy instances and drop dead ones; returns the instance ids removed."""
         now = time.monotonic()
         with self._lock:
             candidates = list(self._instances.items())
         removed = []
         for name, instance in candidates:
+            why = self._unhealthy(instance, now) if instance.alive else None
+            if why is not None:
+                logger.warning("instance %s of %s %s; replacing it", instance.instance_id, name, why)
+                self._retire(name, instance, wait=False)
+                removed.append(instance.instance_id)
+                continue
             if not instance.alive:
                 logger.info(
                     "instance %s of %s %s",
@@ -948,17 +1017,6 @@ class InstanceManager:
                 self._retire(name, instance, wait=True)
                 removed.append(instance.instance_id)
                 continue
-            if self._failed_health_check(instance):
-                logger.warning(
-                    "instance %s of %s failed its health check GET %s %d times in a row; replacing it",
-                    instance.instance_id,
-                    name,
-                    (instance.health_check or {}).get("httpGetUrl"),
-                    instance.health_failures,
-                )
-                self._retire(name, instance, wait=False)
-                removed.append(instance.instance_id)
-                continue
             with instance._lock:
                 idle = instance.active == 0 and now - instance.last_used >= self.idle_timeout_s
             if idle:
@@ -966,25 +1024,6 @@ class InstanceManager:
                 self._retire(name, instance, wait=False)
                 removed.append(instance.instance_id)
         return removed
-
-    def _failed_health_check(self, instance: Instance) -> bool:
-        """Run the instance's health check when it is due; True once it failed failureThreshold times in a
-        row. FC checks a ready instance every periodSeconds (a GET answering 200-399 within timeoutSeconds
-        passes) and stops routing to one that failed failureThreshold checks in a row, starting a new
-        instance for the next request (help.aliyun.com/zh/fc/user-guide/configure-a-custom-health-check-
-        policy-for-instances); with one instance per function, the emulator replaces it."""
-        check = instance.health_check
-        now = time.monotonic()
-        if not check or instance.stopping or now < instance.next_health_check:
-            return False
-        status = http_status(instance.port, str(check["httpGetUrl"]), float(check["timeoutSeconds"]))
-        instance.next_health_check = time.monotonic() + float(check["periodSeconds"])
-        instance.health_checks += 1
-        if status is not None and 200 <= status < 400:
-            instance.health_failures = 0
-            return False
-        instance.health_failures += 1
-        return instance.health_failures >= int(check["failureThreshold"])
 
     # introspection -------------------------------------------------------------------------------------
     def _live_directories(self) -> set[str]:

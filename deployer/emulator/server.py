@@ -25,10 +25,11 @@ import threading
 import time
 from typing import IO, Any
 
-from . import control, routes
+from . import control, routes, sls
 from .dataplane import EXPOSE_HEADERS, DataPlane, JSONRequestHandler, ListenerHub, LoopbackHTTPServer
 from .exceptions import FCError, InternalServerError, new_request_id
 from .faults import FaultInjector
+from .logstore import LogStore
 from .models import REQUEST_REGION, FCBackend
 from .signing import verify_request
 
@@ -86,10 +87,12 @@ class _FCRequestHandler(JSONRequestHandler):
     def _dispatch(self) -> None:
         emulator = self.server.emulator
         self.request_id = new_request_id()
-        raw_path, _, raw_query = self.path.partition("?")
+        raw_path, raw_query, _ = sls.split_target(self.path)
         try:
             body = self.read_body()
-            if control.is_control_path(raw_path):
+            if sls.is_sls_request(raw_path):
+                self._serve_sls(emulator, body)
+            elif control.is_control_path(raw_path):
                 status, payload = control.handle(emulator, self.command, raw_path, body)
                 self.send_json(status, payload)
             else:
@@ -99,6 +102,19 @@ class _FCRequestHandler(JSONRequestHandler):
         except Exception:  # noqa: BLE001 - always answer FC-shaped JSON
             logger.exception("emulator error on %s %s", self.command, self.path)
             self._fail(InternalServerError("internal error in the FC emulator"))
+
+    def _serve_sls(self, emulator: EmulatorServer, body: bytes) -> None:
+        status, payload, headers = sls.handle(
+            method=self.command,
+            target=self.path,
+            headers=self.headers,
+            body=body,
+            credentials=emulator.credentials,
+            store=emulator.logs,
+            endpoint_hosts={emulator.endpoint, f"localhost:{emulator.port}"},
+            known=emulator.log_destinations(),
+        )
+        self.send_json(status, payload, headers=headers)
 
     def _fail(self, exc: FCError) -> None:
         if self.headers_sent:
@@ -255,6 +271,20 @@ class EmulatorServer:
     def dataplane(self) -> DataPlane:
         return self.hub.dataplane
 
+    @property
+    def logs(self) -> LogStore:
+        """The instances' kept output (what SLS ``GetLogs`` at this endpoint answers from)."""
+        return self.dataplane.instances.logs
+
+    def log_destinations(self) -> set[tuple[str, str]]:
+        """The ``(project, logstore)`` pairs that exist: every function's ``logConfig`` and the kept lines'."""
+        found = set(self.logs.destinations())
+        for function in list(self.backend.functions.values()):
+            config = function.spec.get("logConfig") or {}
+            if config.get("project") and config.get("logstore"):
+                found.add((str(config["project"]), str(config["logstore"])))
+        return found
+
     def info(self) -> dict[str, Any]:
         return {
             "endpoint": self.endpoint,
@@ -309,6 +339,7 @@ class EmulatorServer:
         self.backend.reset()
         self.faults.reset()
         self.dataplane.reset()
+        self.logs.clear()
 
     def __enter__(self) -> EmulatorServer:
         return self.start()

@@ -344,7 +344,7 @@ def test_events_streams_until_a_final_status(api, cli):
     lines = result.stdout.splitlines()
     assert lines == ["running  create_function  20%", "succeeded  done  100%  ok"]
 
-    as_json = cli("logs", "mcp-time", "--json")
+    as_json = cli("events", "mcp-time", "--json")
     assert [json.loads(line)["status"] for line in as_json.stdout.splitlines()] == ["running", "succeeded"]
 
 
@@ -399,3 +399,26 @@ def test_a_missing_key_says_to_set_one(api, cli, monkeypatch):
     assert result.exit_code == 2
     assert "Authorization" not in route.calls.last.request.headers
     assert result.stderr.startswith("error: no API key: set MCPFC_API_KEY or pass --api-key")
+
+
+def test_status_shows_config_drift_and_an_expiring_token(api, cli):
+    from tests.cli.conftest import succeeded
+
+    dep = succeeded(
+        drift={
+            "drifted": True,
+            "checked_at": "2025-01-02T03:06:00+00:00",
+            "fields": [{"field": "memorySize", "fc": 1024, "spec": 512}],
+        },
+        token={
+            "expires_at": "2025-01-20T00:00:00+00:00",
+            "expiring": True,
+            "checked_at": "2025-01-02T03:06:00+00:00",
+        },
+    )
+    api.get("/v1/deployments/mcp-time").mock(return_value=httpx.Response(200, json=dep))
+    result = cli("status", "mcp-time")
+    assert result.exit_code == 0, result.stderr
+    assert "memorySize: FC has 1024, the spec wants 512" in result.stdout
+    assert "mcp-fc reconcile mcp-time" in result.stdout
+    assert "mcp-fc token rotate mcp-time" in result.stdout

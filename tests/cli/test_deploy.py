@@ -471,3 +471,33 @@ def test_images_fc_may_not_pull_are_warned_about(api, cli, image, warnings):
     assert len(lines) == len(warnings)
     for line, words in zip(lines, warnings, strict=True):
         assert words in line
+
+
+def test_from_mcp_json_without_image_on_the_local_emulator(api, cli, tmp_path):
+    config = tmp_path / "mcp.json"
+    config.write_text(
+        json.dumps({"mcpServers": {"clock": {"command": "mcp-server-time", "env": {"TOKEN": SECRET}}}})
+    )
+    api.get("/v1/service").mock(return_value=httpx.Response(200, json={**LOCAL, "regions": []}))
+    post = api.post("/v1/deployments").mock(
+        return_value=httpx.Response(
+            202,
+            json=deployment("clock"),
+            headers={"Mcpfc-Replaced": "succeeded", "Mcpfc-Changed-Fields": "command"},
+        )
+    )
+    api.get("/v1/deployments/0190aa00bb11cc22dd33").mock(
+        return_value=httpx.Response(200, json=succeeded("clock"))
+    )
+    entry = {"type": "http", "url": "https://clock-abc.cn-hangzhou.fcapp.run/mcp", "headers": {}}
+    api.get("/v1/deployments/0190aa00bb11cc22dd33/client-config").mock(
+        return_value=httpx.Response(200, json={"mcpServers": {"clock": entry}})
+    )
+    result = cli("deploy", "--from-mcp-json", str(config))
+    assert result.exit_code == 0, result.stderr
+    body = json.loads(post.calls.last.request.content)
+    assert body["image"] == LOCAL["default_image"] and body["secret_env"] == {"TOKEN": SECRET}
+    assert json.loads(result.stdout) == {"mcpServers": {"clock": entry}}
+    assert "using localhost/mcp-fc-emulator:not-pulled" in result.stderr
+    assert "clock already had a deployment" in result.stderr and "changes command" in result.stderr
+    assert SECRET not in result.output

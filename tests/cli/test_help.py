@@ -16,6 +16,7 @@ COMMANDS = [
     "config",
     "events",
     "logs",
+    "reconcile",
     "emulator",
     "api",
     "worker",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -238,3 +240,43 @@ def test_an_image_entrypoint_that_is_not_a_pass_through_still_runs_the_generated
     finally:
         fc_emulator.backend.configure(start_timeout_s=DEFAULT_START_TIMEOUT_S)
         httpx.delete(f"{fc_emulator.url}/_emulator/images")
+
+
+def test_an_instance_whose_server_hangs_fails_liveness_and_is_replaced(fc_emulator, sdk):
+    """FC checks a running instance's health again and again: the bridge's /status fails while its stdio
+    server does not answer (SIGSTOP here), and after failureThreshold failures the instance is replaced."""
+    req = DeployRequest(
+        name="time-hangs", image=IMAGE, command=["mcp-server-time"], auth={"type": "anonymous"}
+    )
+    body = spec.create_function_input(req)
+    body.custom_container_config.health_check_config = fc.CustomHealthCheckConfig(
+        # the emulator bounds a cold start by period x threshold too: 30 s for the start, 2 s between checks
+        http_get_url=spec.HEALTH_PATH,
+        period_seconds=2,
+        timeout_seconds=1,
+        failure_threshold=15,
+    )
+    sdk.create_function(fc.CreateFunctionRequest(body=body))
+    trigger = spec.create_trigger_input(req, spec.EndpointAuth())
+    base = sdk.create_trigger(req.name, fc.CreateTriggerRequest(body=trigger)).body.http_trigger.url_internet
+    url = spec.endpoint_urls(base, base).mcp
+    tools, _ = asyncio.run(use(url, "streamable-http", None))
+    first = instances(fc_emulator)["time-hangs"]
+    bridge = first["pid"]
+    server = next(
+        p
+        for p in family(bridge)
+        if b"mcp-server-time" in Path(f"/proc/{p}/cmdline").read_bytes()
+        and b"serverwatch" not in Path(f"/proc/{p}/cmdline").read_bytes()
+    )
+    os.kill(server, signal.SIGSTOP)
+    try:
+        poll(lambda: "time-hangs" not in instances(fc_emulator), 90)
+    finally:
+        if alive(server):
+            os.kill(server, signal.SIGCONT)
+    poll(lambda: not alive(bridge), 30)
+    tools, _ = asyncio.run(use(url, "streamable-http", None))
+    assert "get_current_time" in tools
+    fresh = instances(fc_emulator)["time-hangs"]
+    assert fresh["instanceId"] != first["instanceId"] and fresh["healthFailures"] == 0

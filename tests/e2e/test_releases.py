@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from deployer import store
 from deployer.cli import app as cli_app
+from deployer.db import session_scope
 from tests.e2e.test_live_endpoints import IMAGE
 from tests.integration.conftest import stack_factory  # noqa: F401
 from tests.mcp_clients import use
@@ -42,6 +44,9 @@ def test_a_redeploy_that_crashes_at_start_fails_at_verify_and_the_url_keeps_the_
     assert dep["result"]["version_result"]["body"]["description"] == f"mcp-fc {dep_id} release 1"
     before = asyncio.run(use(url, "streamable-http", headers, tool=None)).tools
     assert "get_current_time" in before
+    with session_scope(stack.settings) as session:
+        progress = [e.progress for e in store.events_after(session, dep_id)]
+    assert progress == sorted(progress), f"a release's progress never goes back: {progress}"
 
     crash = ["python", "-c", "import sys; sys.exit(3)", "--port", "8080"]
     with stack.http() as http:

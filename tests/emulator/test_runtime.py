@@ -24,7 +24,13 @@ from alibabacloud_fc20230330 import models as fc
 from alibabacloud_fc20230330.client import Client
 
 from deployer.emulator import EmulatorServer
-from deployer.emulator.runtime import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_START_TIMEOUT_S, _prune, map_command
+from deployer.emulator.runtime import (
+    DEFAULT_IDLE_TIMEOUT_S,
+    DEFAULT_START_TIMEOUT_S,
+    PASSED_HOST_VARS,
+    _prune,
+    map_command,
+)
 from tests.conftest import alive
 
 ECHO = str(Path(__file__).with_name("echo_function.py"))
@@ -196,7 +202,7 @@ def test_the_function_sees_only_a_minimal_environment(rt, sdk, monkeypatch):
     assert env["PORT"] == env["FC_SERVER_PORT"] == env["FC_CUSTOM_LISTEN_PORT"] == str(inst["port"])
     assert env["PATH"].split(os.pathsep)[0] == os.path.dirname(os.path.abspath(sys.executable))
     assert not any(k.startswith("ALIBABA_CLOUD") for k in env)  # no role
-    allowed = {"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "PORT", "GREETING", "API_TOKEN", "LC_CTYPE"}
+    allowed = {"PATH", "HOME", "TMPDIR", "PORT", "GREETING", "API_TOKEN", *PASSED_HOST_VARS}
     assert {k for k in env if not k.startswith("FC_")} <= allowed
 
 
@@ -356,9 +362,7 @@ def test_an_instance_that_keeps_failing_its_health_check_is_replaced(rt, sdk, wa
     wait_until(lambda: instances(rt)[0]["healthChecks"] >= 3, what="three passed health checks")
     assert instances(rt)[0]["pid"] == pid and instances(rt)[0]["healthFailures"] == 0
     assert httpx.get(f"{url}/sick", timeout=5).json() == {"sick": True}
-    wait_until(
-        lambda: not instances(rt) or instances(rt)[0]["pid"] != pid, what="the unhealthy instance gone"
-    )
+    wait_until(lambda: not (now := instances(rt)) or now[0]["pid"] != pid, what="the unhealthy instance gone")
     again = httpx.get(f"{url}/pid", timeout=30)
     assert again.status_code == 200 and again.json()["pid"] != pid
 

@@ -3,6 +3,10 @@
 The database row is the truth. A task message carries the deployment id only. A route commits its
 row before it sends the task, so a worker never sees a message whose row is missing. A broker that
 refuses the task gets a 503, and the row is marked failed, so nothing is lost silently.
+
+One module (~830 lines) on purpose: the /v1/deployments routes share the row helpers (`_get_row`, `_busy`,
+`_enqueue`, `_accepted`) and the long-poll and event-stream machinery; routes that stand apart have
+their own modules (releases.py, client_config.py, tasks.py).
 """
 
 from __future__ import annotations
