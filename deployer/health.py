@@ -185,6 +185,16 @@ def latencies_ms(session: Session) -> list[int]:
     return [int(v) for (v,) in session.execute(stmt) if v is not None]
 
 
+def tool_drift_count(session: Session) -> int:
+    """Live deployments whose health check saw other tools than their deploy recorded (for /metrics)."""
+    drift = DeploymentRow.result["tool_drift"]
+    stmt = select(func.count()).where(
+        DeploymentRow.status == Status.succeeded.value,
+        drift["task_id"].as_string() == DeploymentRow.task_id,
+    )
+    return int(session.scalar(stmt) or 0)
+
+
 # -- the write (a lifecycle verb) -------------------------------------------------------------------
 
 

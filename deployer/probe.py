@@ -38,6 +38,8 @@ MAX_BODY_BYTES = 64 * 1024
 MODERN = "2026-07-28"
 #: Most tools/list pages followed (a server that paginates forever must not hang a deploy).
 MAX_PAGES = 50
+#: Largest tool definitions (JSON) kept on a deployment for tool drift reports.
+MAX_TOOL_DEFS_CHARS = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -55,16 +57,22 @@ class ProbeResult:
     fingerprint: str = ""
     #: Why an era that was tried did not answer ("2026-07-28" / "legacy" → reason); empty when all did.
     era_errors: dict[str, str] = field(default_factory=dict)
+    #: Each tool's {description, inputSchema}, by name: what a tool drift report shows changed.
+    tool_defs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        """What a deployment stores: JSON-able, no secrets."""
-        return {
+        """What a deployment stores: JSON-able, no secrets. The tool definitions only up to
+        MAX_TOOL_DEFS_CHARS (a drift report then names changed tools without saying what changed)."""
+        found = {
             "protocols": list(self.protocols),
             "fingerprint": self.fingerprint,
             "tool_fingerprints": dict(self.tool_fingerprints),
             "server": {"name": self.server_name, "version": self.server_version},
             "era_errors": dict(self.era_errors),
         }
+        if len(json.dumps(self.tool_defs, default=str)) <= MAX_TOOL_DEFS_CHARS:
+            found["tool_defs"] = dict(self.tool_defs)
+        return found
 
 
 def tool_fingerprint(tool: types.Tool | Mapping[str, Any]) -> str:
@@ -262,6 +270,14 @@ async def probe_async(
         tool_fingerprints=prints,
         fingerprint=overall_fingerprint(prints),
         era_errors=errors,
+        tool_defs={tool.name: _definition(tool) for tool in best.tools},
+    )
+
+
+def _definition(tool: types.Tool) -> dict[str, Any]:
+    """What the fingerprint covers besides the name, as JSON."""
+    return json.loads(
+        json.dumps({"description": tool.description, "inputSchema": tool.input_schema}, default=str)
     )
 
 

@@ -32,13 +32,14 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from billiard.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import SQLAlchemyError
 
 from deployer import releases as release_state
-from deployer import spec, store, token_expiry
+from deployer import spec, store, token_expiry, tool_drift
 from deployer.converge import function_drift
 from deployer.db import session_scope
 from deployer.endpoint_auth import SigningKey, mint_token, new_signing_key
@@ -397,7 +398,8 @@ class DeploySteps:
         )
         self.checkpoint.verified = self.checkpoint.probe = True
         self.checkpoint.tools = list(found.tools)
-        self.result[PROBE_KEY] = found.summary()
+        live = self.live_version()
+        self.record_probe(found, f"version {live}" if live else "the previous deploy", "verifying", 75)
         self.run_.save(checkpoint=self.checkpoint, result=self.result)
         return list(found.tools)
 
@@ -555,9 +557,25 @@ class DeploySteps:
         if found is None:
             return None
         self.checkpoint.probe = True
-        self.result[PROBE_KEY] = found.summary()
+        self.record_probe(found, "the previous deploy", "probing", 85)
         self.run_.save(checkpoint=self.checkpoint, result=self.result)
         return found.tools
+
+    def record_probe(self, found: ProbeResult, against: str, stage: str, progress: int) -> None:
+        """result.probe (what the scheduled health checks compare with) and result.tool_changes: this
+        release's tools against the previous release's probe, with an event when they differ."""
+        previous = self.result.get(PROBE_KEY)
+        self.result[PROBE_KEY] = found.summary()
+        changes, message = tool_drift.release_changes(
+            previous,
+            self.result[PROBE_KEY],
+            against=against,
+            task_id=self.run_.task_id,
+            now=datetime.now(UTC),
+        )
+        self.result[tool_drift.CHANGES_KEY] = changes
+        if message:
+            self.run_.record_step(stage, progress, message)
 
     # -- helpers -------------------------------------------------------------------------------
 

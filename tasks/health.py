@@ -21,6 +21,7 @@ output may print its environment) before it is stored.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,9 +31,9 @@ from typing import Any
 from deployer import health, queue, ratelimit, store, tool_drift
 from deployer.crypto import Vault
 from deployer.db import session_scope
-from deployer.errors import FCThrottled
+from deployer.errors import DeployError, FCThrottled
 from deployer.failure_text import scrub
-from deployer.probe import probe
+from deployer.probe import ProbeResult, probe_async
 from deployer.settings import Settings, get_settings
 from deployer.tables import DeploymentRow
 from schemas import AuthType, Status, Transport
@@ -136,7 +137,7 @@ def check_one(settings: Settings, deployment_id: str) -> str:
     started = time.perf_counter()
     found = None
     try:
-        found = probe(url, transport=transport, headers=headers, timeout=settings.health_timeout_s)
+        found = bounded_probe(url, transport, headers, settings.health_timeout_s)
         outcome = health.Outcome(ok=True, latency_ms=round((time.perf_counter() - started) * 1000))
     except Exception as exc:  # noqa: BLE001 - every failure is a failed check, with what came back
         text = scrub(str(exc), secrets)
@@ -166,6 +167,26 @@ def _tool_drift(row: DeploymentRow, found: Any, now: datetime) -> tuple[dict[str
     diff = tool_drift.compare((row.result or {}).get("probe"), summary)
     prev = tool_drift.stored(row, tool_drift.DRIFT_KEY)
     return tool_drift.next_drift(prev, diff, task_id=row.task_id, now=now)
+
+
+def bounded_probe(url: str, transport: str, headers: dict[str, str] | None, timeout: float) -> ProbeResult:
+    """The deploy's probe (both eras, one after the other, each with `timeout`) within `timeout` in all:
+    a hung server must not hold a check for twice its limit."""
+
+    async def run() -> ProbeResult:
+        return await asyncio.wait_for(
+            probe_async(url, transport=transport, headers=headers, timeout=timeout), timeout
+        )
+
+    try:
+        return asyncio.run(run())
+    except TimeoutError:
+        raise DeployError(
+            f"MCP {transport} client at {url}: no answer to initialize / server/discover + tools/list "
+            f"within {timeout:g} s",
+            code="ProbeFailed",
+            step="health",
+        ) from None
 
 
 def check_batch(settings: Settings, ids: list[str]) -> dict[str, int]:

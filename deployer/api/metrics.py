@@ -116,6 +116,7 @@ class _HealthCollector(Collector):
         # without it the registry would call collect() (and the database) when the collector is registered
         yield GaugeMetricFamily("mcpfc_deployments_health", "", labels=["health"])
         yield HistogramMetricFamily("mcpfc_health_probe_latency_seconds", "")
+        yield GaugeMetricFamily("mcpfc_deployments_tool_drift", "")
 
     def collect(self) -> Iterator[Any]:
         from deployer import health
@@ -125,6 +126,7 @@ class _HealthCollector(Collector):
             with session_scope(self.settings) as session:
                 by_health = health.counts(session)
                 latencies = health.latencies_ms(session)
+                drifted = health.tool_drift_count(session)
         except Exception:  # noqa: BLE001 - /metrics keeps answering while the database is down
             return
         gauge = GaugeMetricFamily(
@@ -146,6 +148,12 @@ class _HealthCollector(Collector):
         )
         hist.add_metric([], buckets, sum_value=total)
         yield hist
+        drift = GaugeMetricFamily(
+            "mcpfc_deployments_tool_drift",
+            "Live deployments whose server lists other tools than their deploy recorded.",
+        )
+        drift.add_metric([], float(drifted))
+        yield drift
 
 
 class MetricsMiddleware:

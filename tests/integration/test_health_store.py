@@ -77,6 +77,7 @@ def test_reads_filter_and_count_by_current_health(settings: Settings) -> None:
         }
         assert health.counts(session) == {"healthy": 1, "unhealthy": 1, "unknown": 1}
         assert sorted(health.latencies_ms(session)) == [40, 15000]
+        assert health.tool_drift_count(session) == 0
         found = {c.id: c for c in health.candidates(session)}
         assert found[never.id].checked_at is None and found[up.id].checked_at is not None
         assert (
