@@ -1,10 +1,11 @@
-"""Scheduled MCP health checks end to end (issue 15 #2): a real beat and worker, real mcp-proxy and
+"""Scheduled MCP health checks end to end (issue 15 #2): a real beat and worker, the real bridge and
 mcp-server-time behind the emulated FC, the deployment's own URL and token.
 
-The stdio server is killed after the deploy: the bridge (mcp-proxy 0.13) keeps running and its /status
-stays 200, but the MCP layer no longer answers, so the next scheduled check marks the deployment
-`unhealthy` with an event; once the emulator replaces the instance, a check finds it `healthy` again.
-`GET /v1/deployments?health=`, /metrics, `mcp-fc status` and `mcp-fc list` show it meanwhile.
+The stdio server hangs after the deploy (SIGSTOP): the bridge keeps running but the MCP layer no longer
+answers, so the next scheduled check marks the deployment `unhealthy` with an event; once the instance is
+replaced, a check finds it `healthy` again. `GET /v1/deployments?health=`, /metrics, `mcp-fc status` and
+`mcp-fc list` show it meanwhile. (A killed server no longer shows here: the bridge exits with it and the
+next request, the check's own, gets a fresh instance: tests/e2e/test_both_eras.py.)
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def server_pids(stack, name: str) -> set[int]:
     return found
 
 
-def test_a_killed_stdio_server_turns_unhealthy_within_an_interval_and_healthy_after_replacement(stack):
+def test_a_hung_stdio_server_turns_unhealthy_within_an_interval_and_healthy_after_replacement(stack):
     name = "health-time"
     with stack.http() as http:
         dep_id = http.post(
@@ -108,7 +109,7 @@ def test_a_killed_stdio_server_turns_unhealthy_within_an_interval_and_healthy_af
     pids = server_pids(stack, name)
     assert pids, httpx.get(f"{stack.fc.url}/_emulator/instances").json()
     for pid in pids:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGSTOP)
     killed = time.time()
 
     down = wait_until(
@@ -117,7 +118,7 @@ def test_a_killed_stdio_server_turns_unhealthy_within_an_interval_and_healthy_af
         interval=0.1,
         what="an event saying unhealthy",
     )
-    # one interval for the check to come round, plus the probe's own time limit (a dead server may hang it)
+    # one interval for the check to come round, plus the probe's own time limit (the hung server runs it out)
     assert down[0] - killed <= (INTERVAL_S + PROBE_TIMEOUT_S + 2) * TIMEOUT_SCALE, (down, killed)
     health = health_of(stack, dep_id)
     assert health["status"] == "unhealthy" and health["consecutive_failures"] >= 1 and health["last_error"]
@@ -134,9 +135,9 @@ def test_a_killed_stdio_server_turns_unhealthy_within_an_interval_and_healthy_af
     listing = cli(stack, "list", "--health", "unhealthy")
     assert name in listing.output and "unhealthy" in listing.output, listing.output
 
-    # FC replaces an instance that fails its health check; the emulator's own check of the bridge does not
-    # see a dead stdio server behind mcp-proxy 0.13 yet, so its control API replaces the instance here (the
-    # next request cold-starts a new one, as after FC recycled it).
+    # FC replaces an instance that fails its health check (the bridge's /status fails while the server
+    # hangs); the emulator does too, after failureThreshold x periodSeconds (60 s with the spec's values),
+    # so its control API replaces the instance now (the next request cold-starts a new one).
     assert httpx.delete(f"{stack.fc.url}/_emulator/instances").status_code == 200
     back = wait_until(
         lambda: next((e for e in events(stack, dep_id) if "health: healthy again" in e[1]), None),
