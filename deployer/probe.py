@@ -36,6 +36,8 @@ from deployer.failure_text import fc_error_text
 MAX_BODY_BYTES = 64 * 1024
 #: The current revision, probed with `server/discover`.
 MODERN = "2026-07-28"
+#: The least time an era tried after another one answered gets (the instance is warm by then).
+WARM_ERA_MIN_S = 10.0
 #: Most tools/list pages followed (a server that paginates forever must not hang a deploy).
 MAX_PAGES = 50
 #: Largest tool definitions (JSON) kept on a deployment for tool drift reports.
@@ -234,7 +236,8 @@ async def _legacy_sse(url: str, headers: Mapping[str, str] | None, timeout: floa
 async def probe_async(
     url: str, *, transport: str, headers: dict[str, str] | None, timeout: float
 ) -> ProbeResult:
-    """Both eras (one for SSE), each bounded by `timeout`. Raises DeployError(ProbeFailed) when none served."""
+    """Both eras (one for SSE) within `timeout` (plus up to WARM_ERA_MIN_S for the second era once the first
+    answered). Raises DeployError(ProbeFailed) when none served."""
     if transport == "sse":
         attempts = [("legacy", _legacy_sse)]
     else:
@@ -242,10 +245,20 @@ async def probe_async(
         attempts = [("legacy", _legacy_http), (MODERN, _modern_http)]
     served: list[_Era] = []
     errors: dict[str, str] = {}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     for era, attempt in attempts:
+        # One budget for the whole probe (a hung server costs `timeout`, not one per era); an era after a
+        # success meets a warm instance, and still gets a fair time even after a slow cold start.
+        budget = deadline - loop.time()
+        if served:
+            budget = max(budget, min(timeout, WARM_ERA_MIN_S))
+        if budget <= 0:
+            errors[era] = "not tried: the probe's time ran out"
+            continue
         seen = _Seen()
         try:
-            served.append(await asyncio.wait_for(attempt(url, headers, timeout, seen), timeout))
+            served.append(await asyncio.wait_for(attempt(url, headers, budget, seen), budget))
         except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - each era's failure is reported
             errors[era] = describe_failure(exc, seen)
     if not served:

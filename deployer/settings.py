@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     wait_queue_after_s: float = Field(
         default=30.0, ge=0, description="a deploy waiting longer for Active re-polls from the `waiting` queue"
     )
-    probe_timeout_s: float = 60.0  # the first request is a cold start: image pull + mcp-proxy + the server
+    probe_timeout_s: float = 60.0  # the first request is a cold start: image pull + the bridge + the server
     probe_enabled: bool = True
     rollback_on_probe_failure: bool = False
     # Safe releases (issue 14): every deploy publishes a version, verified over MCP through a short-lived

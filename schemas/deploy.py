@@ -151,7 +151,7 @@ def _no_control_chars(value: str, what: str) -> str:
 
 
 class DeployRequest(_Strict):
-    """A stdio MCP server to run behind mcp-proxy as an FC 3.0 custom-container function."""
+    """A stdio MCP server to run behind the mcp-fc bridge as an FC 3.0 custom-container function."""
 
     name: Annotated[
         str,
@@ -198,10 +198,19 @@ class DeployRequest(_Strict):
     )
     auth: AuthSpec = Field(default_factory=AuthSpec)
     allow_origins: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
-        default_factory=lambda: ["*"], max_length=32, description="CORS origins mcp-proxy allows"
+        default_factory=lambda: ["*"],
+        max_length=32,
+        description="browser origins the bridge allows (CORS; any other Origin gets 403)",
     )
     priority: Priority = Priority.normal
-    proxy: ProxyKind = ProxyKind.mcp_proxy
+    proxy: ProxyKind = Field(
+        default=ProxyKind.mcp_proxy,
+        description=(
+            "the bridge in front of the stdio server: 'mcp-proxy' (the name kept for it) runs mcp-fc-bridge, "
+            "which serves /mcp for MCP 2026-07-28 and the handshake revisions (and /sse with transport sse); "
+            "'none' for an image that already serves MCP over HTTP on port 8080"
+        ),
+    )
     init: Init = Field(
         default=Init.tini,
         description=(
@@ -280,7 +289,7 @@ class DeployRequest(_Strict):
     @field_validator("allow_origins")
     @classmethod
     def _origins(cls, v: list[str]) -> list[str]:
-        # Each value becomes an argv element after mcp-proxy's --allow-origin: "--foo" would be a flag.
+        # Each value becomes an argv element after the bridge's --allow-origin: "--foo" would be a flag.
         for origin in v:
             if origin != "*" and not limits.ORIGIN_RE.fullmatch(origin):
                 raise _rule(

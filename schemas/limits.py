@@ -74,7 +74,7 @@ FC_REGIONS = frozenset(
 )
 REGION_MAX = 32  # the deployments.region column
 
-# A CORS origin as mcp-proxy's --allow-origin takes it: `*`, or scheme://host[:port] with nothing else (no
+# A CORS origin as the bridge's --allow-origin takes it: `*`, or scheme://host[:port] with nothing else (no
 # path, no spaces, no leading '-': a value must never read as another flag of the bridge's command line).
 ORIGIN_RE = re.compile(
     r"\Ahttps?://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"

@@ -87,9 +87,11 @@ def test_dev_demo_prints_a_working_url_and_header(tmp_path):
             if line.startswith("Header:"):
                 header = line.split(":", 1)[1].strip()
         name, value = header.split(":", 1)
-        tools, text = asyncio.run(list_and_call(url, {name.strip(): value.strip()}))
-        assert "get_current_time" in tools
-        assert "Europe/Paris" in text
+        # the printed URL serves clients of both eras: pinned to 2026-07-28, the handshake, and auto
+        for mode in ("2026-07-28", "legacy", "auto"):
+            tools, text = asyncio.run(list_and_call(url, {name.strip(): value.strip()}, mode))
+            assert "get_current_time" in tools, mode
+            assert "Europe/Paris" in text, mode
         assert processes_using(tmp_path), "the function runs as a local process logging into the data dir"
         assert "API key" in "\n".join(err.queue), "the banner shows the API key"
     finally:
@@ -100,6 +102,6 @@ def test_dev_demo_prints_a_working_url_and_header(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             raise
     assert proc.returncode == 0, list(err.queue)[-20:]
-    # nothing is left behind: the worker and the emulated function's mcp-proxy stopped with it
+    # nothing is left behind: the worker and the emulated function's bridge stopped with it
     assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout == b""
     assert processes_using(tmp_path) == []
