@@ -68,14 +68,17 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 async def serve(args: argparse.Namespace) -> int:
     import anyio
-    import uvicorn
 
-    from .app import build_app
     from .upstream import ServerExited, Upstream
 
     upstream = Upstream(args.command)
     try:
         async with upstream.run():
+            # After the spawn: the server starts while the SDK and uvicorn load (cold start).
+            import uvicorn
+
+            from .app import build_app
+
             app = build_app(
                 upstream,
                 sse=args.transport == "sse",

@@ -18,15 +18,16 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import mcp_types as types
 from anyio.abc import Process
 from anyio.streams.text import TextReceiveStream
-from mcp import ClientSession
-from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
-from mcp.shared.message import SessionMessage
+
+if TYPE_CHECKING:
+    import mcp_types as types
+    from mcp import ClientSession
+    from mcp.shared.message import SessionMessage
 
 log = logging.getLogger("mcp_fc_bridge")
 
@@ -72,6 +73,11 @@ class Upstream:
         )
         self.process = process
         log.info("started the MCP server (pid %s): %s", process.pid, " ".join(self.argv))
+        # The SDK takes about a second to import: only now, so the server starts meanwhile (cold start).
+        from mcp import ClientSession
+        from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
+        from mcp.shared.message import SessionMessage
+
         to_session, from_server = anyio.create_memory_object_stream[SessionMessage | Exception](16)
         to_server, from_session = anyio.create_memory_object_stream[SessionMessage](16)
 
@@ -176,6 +182,9 @@ class ServerExited(RuntimeError):
 
 
 def _parse(line: str) -> SessionMessage | Exception:
+    import mcp_types as types
+    from mcp.shared.message import SessionMessage
+
     try:
         return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
     except ValueError as exc:
