@@ -7,7 +7,10 @@ from typing import Any
 
 from tests.integration.conftest import Stack, stack_factory  # noqa: F401 - fixture
 
-IMAGE = "registry.cn-hangzhou.aliyuncs.com/mcp-fc/mcp-server-time:1.0"
+
+def image_in(region: str) -> str:
+    """An ACR image in the function's own region: FC pulls only from there (another region is a 422)."""
+    return f"registry.{region}.aliyuncs.com/mcp-fc/mcp-server-time:1.0"
 
 
 def test_deploys_land_in_their_own_regions(stack_factory: Any) -> None:  # noqa: F811
@@ -21,7 +24,7 @@ def test_deploys_land_in_their_own_regions(stack_factory: Any) -> None:  # noqa:
                 "/v1/deployments",
                 json={
                     "name": name,
-                    "image": IMAGE,
+                    "image": image_in(region),
                     "command": ["srv"],
                     "auth": {"type": "anonymous"},
                     "region": region,
