@@ -147,6 +147,30 @@ def _enqueue(
     log.info("queued %s of %s (%s) as task %s", row.operation, row.id, row.name, row.task_id)
 
 
+def _start_queued(
+    request: Request,
+    session: Session,
+    producer: Celery,
+    response: Response,
+    row: DeploymentRow,
+    *,
+    task: str = queue.DEPLOY_TASK,
+    priority: str | None = None,
+) -> Deployment:
+    """Commit a run the lifecycle just queued, hand it to the broker and answer 202: the tail of every
+    route that starts a run on an existing deployment (its spec's priority unless one is given)."""
+    session.commit()
+    _enqueue(
+        request,
+        session,
+        producer,
+        row,
+        task=task,
+        priority=priority or str((row.spec or {}).get("priority") or "normal"),
+    )
+    return _accepted(response, row)
+
+
 def _accepted(response: Response, row: DeploymentRow, status_code: int = 202) -> Deployment:
     response.status_code = status_code
     response.headers["Location"] = _location(row.id)
@@ -600,9 +624,7 @@ def _queue_redeploy(
     if not queue_it(session, vault, row, req, deadline_s=settings.deploy_deadline_s):
         session.refresh(row)
         raise _busy(row)
-    session.commit()
-    _enqueue(request, session, producer, row, task=queue.DEPLOY_TASK, priority=req.priority.value)
-    return _accepted(response, row)
+    return _start_queued(request, session, producer, response, row, priority=req.priority.value)
 
 
 @router.delete(
@@ -628,16 +650,7 @@ def delete_deployment(
     if not lifecycle.queue_delete(session, row, deadline_s=settings.deploy_deadline_s):
         session.refresh(row)
         return _accepted(response, row)  # it became deleting/deleted meanwhile
-    session.commit()
-    _enqueue(
-        request,
-        session,
-        producer,
-        row,
-        task=queue.DELETE_TASK,
-        priority=str(row.spec.get("priority", "normal")),
-    )
-    return _accepted(response, row)
+    return _start_queued(request, session, producer, response, row, task=queue.DELETE_TASK)
 
 
 def _revoke(producer: Celery, task_id: str) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from deployer import lifecycle, queue
+from deployer import lifecycle
 from deployer.api.deps import CurrentOwner, ProducerDep, RateLimited, SessionDep, SettingsDep
 from deployer.api.problems import ProblemDetail
-from deployer.api.routes.deployments import PREFIX, IdOrName, _accepted, _busy, _enqueue, _redeployable
+from deployer.api.routes.deployments import PREFIX, IdOrName, _busy, _redeployable, _start_queued
 from schemas import Deployment
 
 router = APIRouter(tags=["deployments"])
@@ -43,13 +43,4 @@ def reconcile(
     if not lifecycle.queue_reconcile(session, row, deadline_s=settings.deploy_deadline_s):
         session.refresh(row)
         raise _busy(row)
-    session.commit()
-    _enqueue(
-        request,
-        session,
-        producer,
-        row,
-        task=queue.DEPLOY_TASK,
-        priority=str((row.spec or {}).get("priority") or "normal"),
-    )
-    return _accepted(response, row)
+    return _start_queued(request, session, producer, response, row)

@@ -13,17 +13,16 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from deployer import lifecycle, queue, releases
+from deployer import lifecycle, releases
 from deployer.api.deps import CurrentOwner, ProducerDep, RateLimited, SessionDep, SettingsDep
 from deployer.api.problems import Problem
 from deployer.api.routes.deployments import (
     PREFIX,
     IdOrName,
-    _accepted,
     _busy,
-    _enqueue,
     _get_row,
     _redeployable,
+    _start_queued,
 )
 from deployer.tables import DeploymentRow
 from schemas import Deployment
@@ -105,13 +104,4 @@ def rollback(
     if not lifecycle.queue_rollback(session, row, to=target, deadline_s=settings.deploy_deadline_s):
         session.refresh(row)
         raise _busy(row)
-    session.commit()
-    _enqueue(
-        request,
-        session,
-        producer,
-        row,
-        task=queue.DEPLOY_TASK,
-        priority=str((row.spec or {}).get("priority") or "normal"),
-    )
-    return _accepted(response, row)
+    return _start_queued(request, session, producer, response, row)
