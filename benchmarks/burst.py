@@ -25,8 +25,8 @@ import time
 from sqlalchemy import func, select
 
 from benchmarks.common import CallClock, Row, Stack, deploy_body, log, run_pool, unique_name
-from deployer.ratelimit import max_calls_in_window
-from deployer.tables import DeploymentRow
+from deployer.fc.ratelimit import max_calls_in_window
+from deployer.store.tables import DeploymentRow
 
 CALLS_PER_DEPLOY = 3
 FC_CALL_S = 0.1
@@ -38,7 +38,7 @@ ANONYMOUS = {"type": "anonymous"}
 
 def key_seconds(samples: int = 8) -> float:
     """Mean CPU seconds of one endpoint signing key (what a new jwt deployment costs on top)."""
-    from deployer.endpoint_auth import new_signing_key
+    from deployer.fc.endpoint_auth import new_signing_key
 
     started = time.process_time()
     for _ in range(samples):

@@ -28,7 +28,7 @@ from typing import Any, Self
 
 import httpx
 
-from deployer.emulator import EmulatorServer
+from fc_emulator import EmulatorServer
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_AK, BENCH_SK = "bench-ak", "bench-secret-key"
@@ -173,7 +173,7 @@ def postgres_database() -> Iterator[str]:
     try:
         yield url
     finally:
-        from deployer.db import engine_for
+        from deployer.store.db import engine_for
 
         for u in (url, "postgresql+psycopg://" + url.split("://", 1)[1]):
             engine_for(u).dispose()
@@ -358,9 +358,9 @@ class Stack:
         settings = self.settings()
         self.database_url = settings.effective_database_url
 
-        from deployer import store
-        from deployer.db import session_scope
-        from deployer.migrate import upgrade
+        from deployer.store import reads as store
+        from deployer.store.db import session_scope
+        from deployer.store.migrate import upgrade
 
         upgrade(settings.effective_database_url)
         with session_scope(settings) as session:
@@ -491,8 +491,8 @@ class Stack:
         """Deployments per status, read straight from the store (cheap; no API traffic)."""
         from sqlalchemy import func, select
 
-        from deployer.db import engine_for
-        from deployer.tables import DeploymentRow
+        from deployer.store.db import engine_for
+        from deployer.store.tables import DeploymentRow
 
         assert self.database_url is not None
         with engine_for(self.database_url).connect() as conn:
@@ -500,7 +500,7 @@ class Stack:
             return {status: n for status, n in rows}
 
     def db_scalar(self, stmt: Any) -> Any:
-        from deployer.db import engine_for
+        from deployer.store.db import engine_for
 
         assert self.database_url is not None
         with engine_for(self.database_url).connect() as conn:

@@ -44,9 +44,9 @@ from benchmarks.common import (
     start_emulator,
     stop_process,
 )
-from deployer import spec
-from deployer.endpoint_auth import mint_token, new_signing_key
-from deployer.gateway import function_readiness, make_client
+from deployer.fc import spec
+from deployer.fc.endpoint_auth import mint_token, new_signing_key
+from deployer.fc.gateway import function_readiness, make_client
 from deployer.settings import Settings
 from schemas import DeployRequest
 

@@ -114,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             wait_http(base + "/readyz", proc=proc)
 
             os.environ["MCPFC_DATABASE_URL"] = db_url
-            from deployer import store
-            from deployer.db import session_scope
             from deployer.settings import Settings
+            from deployer.store import reads as store
+            from deployer.store.db import session_scope
 
             settings = Settings(_env_file=None, data_dir=data_dir, database_url=db_url)  # type: ignore[call-arg]
             with session_scope(settings) as session:
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_run(base, {"Authorization": f"Bearer {key}"}, args.streams, args.gets))
     finally:
         stop_process(proc)
-        from deployer.db import engine_for, normalise_url
+        from deployer.store.db import engine_for, normalise_url
 
         engine_for(normalise_url(db_url)).dispose()
         with psycopg.connect(ADMIN, autocommit=True) as conn:

@@ -4,7 +4,7 @@ Both run on the same emulator (100 ms injected per FC call, functions Pending fo
 same readiness schedule: first wait READY_POLL_S, ×1.5 per poll, at most READY_POLL_MAX_S (the service
 gets it through MCPFC_READY_POLL_S / MCPFC_READY_POLL_MAX_S). Bare and service runs alternate, so drift
 hits both. The service runs with the MCP probe off (the bare sequence does not probe); a second pair of
-rows compares probe-on against bare SDK + the same `deployer.probe.probe` call when the emulator runs
+rows compares probe-on against bare SDK + the same `deployer.ops.probe.probe` call when the emulator runs
 functions (it is skipped, and says so, while the emulator's data plane answers 503).
 
 The service's clients alternate between long-poll (`?wait=`) and plain polling every SHORT_POLL_S (the
@@ -28,9 +28,9 @@ from benchmarks.common import (
     pct,
     unique_name,
 )
-from deployer import spec
-from deployer.endpoint_auth import mint_token, new_signing_key
-from deployer.gateway import function_readiness, make_client
+from deployer.fc import spec
+from deployer.fc.endpoint_auth import mint_token, new_signing_key
+from deployer.fc.gateway import function_readiness, make_client
 from schemas import DeployRequest
 
 PENDING_S = 1.0
@@ -48,7 +48,7 @@ def poll_delay(polls: int) -> float:
 class Bare:
     """CreateFunction, wait Active, PublishFunctionVersion, (with probe: a verify trigger on the version,
     the probe, DeleteTrigger), CreateAlias `live`, CreateTrigger on `live`: the service's release sequence
-    with the official SDK, inputs built by deployer.spec."""
+    with the official SDK, inputs built by deployer.fc.spec."""
 
     def __init__(self, stack: Stack) -> None:
         self.client = make_client(stack.settings())
@@ -76,7 +76,7 @@ class Bare:
         )
         version = self.client.publish_function_version(name, publish).body.version_id
         if probe:
-            from deployer.probe import probe as mcp_probe
+            from deployer.ops.probe import probe as mcp_probe
 
             verify = spec.create_trigger_input(
                 req, self.auth, name=spec.VERIFY_TRIGGER_NAME, qualifier=version
@@ -236,7 +236,7 @@ def run(*, quick: bool, kind: str, pool: str, concurrency: int) -> list[Row]:
             median(bare_s),
             "<= 1.15",
             "s",
-            f"{FC_NOTE}; probe = deployer.probe.probe on both sides; n={n} each",
+            f"{FC_NOTE}; probe = deployer.ops.probe.probe on both sides; n={n} each",
         )
     )
     rows.append(

@@ -38,11 +38,11 @@ from benchmarks.common import (
     uvicorn_argv,
     wait_http,
 )
-from deployer import store
-from deployer.db import engine_for, session_scope
-from deployer.migrate import upgrade
 from deployer.settings import Settings
-from deployer.tables import DeploymentRow
+from deployer.store import reads as store
+from deployer.store.db import engine_for, session_scope
+from deployer.store.migrate import upgrade
+from deployer.store.tables import DeploymentRow
 from schemas import DeployRequest
 
 LIMIT = 50

@@ -25,9 +25,9 @@ from sqlalchemy import func, select
 
 from benchmarks.common import Row, Stack, deploy_body, log, median, run_pool
 from benchmarks.overhead import service_deploy
-from deployer.queue import WAITING_QUEUE
+from deployer.celery_app import WAITING_QUEUE
 from deployer.settings import Settings
-from deployer.tables import DeploymentRow
+from deployer.store.tables import DeploymentRow
 from tasks.deploy import ready_poll_delay
 
 PENDING_S = 1.0

@@ -1,11 +1,11 @@
 """Every error mcp-fc raises on purpose, in one hierarchy (the classes outside this module say where).
 
-    MCPFCError                                           CLI exit code (deployer/cli.py: _exit_code)
+    MCPFCError                                           CLI exit code (deployer/cli/main.py: _exit_code)
     ├── ConfigError            settings that cannot work (e.g. a default secret key    2
     │                          in production, an unusable API URL)
     ├── SpecError              a request the spec builder (or an mcp.json) cannot      2
     │                          turn into FC input
-    ├── InputError             (deployer/cli_input.py) what the user typed or the      2
+    ├── InputError             (deployer/cli/input.py) what the user typed or the      2
     │                          file says cannot be sent; carries FieldErrors
     ├── APIError               (deployer/client.py) the API answered an HTTP error:    2, or 3 for a 5xx
     │                          status, problem type, detail, FieldErrors
@@ -28,7 +28,7 @@
     └── DeployError            a deploy step failed for a reason of ours (timeout, function Failed, probe)
 
     FieldError (schemas/problem.py) is not an exception: one broken rule of a rejected request.
-    Not part of the hierarchy, on purpose: deployer.emulator.exceptions.FCError is the *emulator's* FC
+    Not part of the hierarchy, on purpose: fc_emulator.exceptions.FCError is the *emulator's* FC
     error answer (a wire document the fake server renders, never raised to a user); store.NameTaken,
     client_configs.BadDocument and devstack.DevStackRefused are caught and turned into one of the above
     (or an HTTP 409) where they are raised.

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     fc_backoff_max_s: float = 8.0
     fc_rate_limit_per_s: float = Field(default=0.0, ge=0, description="shared FC API rate; 0 = unlimited")
     # Simple Log Service, where a deployment with `log: {project, logstore}` keeps its server's output
-    # (deployer/runtime_logs.py). Unset: the FC endpoint when that is a local one (the emulator answers
+    # (deployer/fc/sls.py). Unset: the FC endpoint when that is a local one (the emulator answers
     # GetLogs), else `{region}.log.aliyuncs.com`.
     sls_endpoint: str | None = None
     fc_late_write_horizon_s: float = Field(
@@ -97,11 +97,11 @@ class Settings(BaseSettings):
     api_url: str = "http://127.0.0.1:8000"
     api_key: SecretStr | None = None
 
-    # Celery task events for Flower / `celery events` (deployer/queue.py). Unset: on, except on the
+    # Celery task events for Flower / `celery events` (deployer/celery_app.py). Unset: on, except on the
     # embedded file broker.
     task_events: bool | None = Field(default=None, description="send Celery task events (Flower)")
 
-    # Shared FC API rate limiter (deployer/ratelimit.py), used when fc_rate_limit_per_s > 0.
+    # Shared FC API rate limiter (deployer/fc/ratelimit.py), used when fc_rate_limit_per_s > 0.
     fc_rate_limit_burst: int = Field(default=1, ge=1, description="FC calls allowed at once above the rate")
     fc_rate_limit_redis_url: str | None = Field(default=None, description="unset: the broker's Redis, if any")
     fc_rate_limit_max_wait_s: float = Field(default=5.0, ge=0, description="longer waits raise FCThrottled")

@@ -7,7 +7,7 @@ from typing import Any
 from celery.signals import after_setup_logger, after_setup_task_logger
 
 from deployer import logcontext
-from deployer.queue import make_celery
+from deployer.celery_app import make_celery
 from deployer.settings import get_settings
 from tasks.schedule import beat_schedule
 

@@ -2,7 +2,7 @@
 
 Production runs one beat per fleet. Two (a rolling update, an operator's slip, `mcp-fc dev` beside a
 production beat on the same database) must not double the work, so every beat asks for one lock
-(deployer/leader.py: a PostgreSQL advisory lock, or an flock beside the SQLite file) before each send. The
+(deployer/store/leader.py: a PostgreSQL advisory lock, or an flock beside the SQLite file) before each send. The
 one that holds it sends; the others wait as standbys and retry every `beat_standby_poll_s`, so when the
 leader ends (stopped, crashed, its host gone: the database drops the lock with its session) a standby
 leads within that time. A new leader counts each entry's interval from the moment it took over, so the
@@ -20,8 +20,8 @@ from typing import Any
 
 from celery.beat import Scheduler
 
-from deployer.leader import LeaderLock
 from deployer.settings import get_settings
+from deployer.store.leader import LeaderLock
 
 log = logging.getLogger("tasks.beat")
 

@@ -28,15 +28,16 @@ from typing import Any, NoReturn
 from celery import Task
 from sqlalchemy.exc import SQLAlchemyError
 
-from deployer import lifecycle, store
+from deployer.celery_app import TIME_LIMIT_S
 from deployer.crypto import Vault
-from deployer.db import session_scope
-from deployer.gateway import FCGateway
-from deployer.lifecycle import Checkpoint, RunWrites
+from deployer.fc.gateway import FCGateway
 from deployer.logcontext import deployment_logs
-from deployer.queue import TIME_LIMIT_S
 from deployer.settings import Settings, get_settings
-from deployer.tables import DeploymentRow
+from deployer.store import lifecycle
+from deployer.store import reads as store
+from deployer.store.db import session_scope
+from deployer.store.lifecycle import Checkpoint, RunWrites
+from deployer.store.tables import DeploymentRow
 from schemas import MASK, TERMINAL, Status
 
 log = logging.getLogger("tasks")
@@ -174,7 +175,7 @@ class LeaseKeeper:
 
 
 class Run(RunWrites):
-    """One execution of a task for one deployment: its guarded writes (deployer.lifecycle.RunWrites), and
+    """One execution of a task for one deployment: its guarded writes (deployer.store.lifecycle.RunWrites), and
     the lease keeper and row checks around them."""
 
     def __init__(self, task: Task, deployment_id: str, expected: set[Status]) -> None:

@@ -10,10 +10,10 @@ from typing import Any
 from billiard.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import SQLAlchemyError
 
+from deployer.celery_app import DELETE_TASK
 from deployer.errors import FCError
-from deployer.lifecycle import Checkpoint
-from deployer.queue import DELETE_TASK
-from deployer.tables import DeploymentRow
+from deployer.store.lifecycle import Checkpoint
+from deployer.store.tables import DeploymentRow
 from schemas import Status
 from tasks.app import app
 from tasks.context import LeasedTask, LeaseLost, Reschedule, Run, Superseded

@@ -24,7 +24,7 @@ what is done. FC errors that are transient are retried by the gateway and then b
 other error fails the deployment with the step and FC's code, keeping what was already made.
 
 One module (~680 lines) on purpose: the steps are methods of one `DeploySteps` around one checkpoint that
-every step reads and writes, so `run()` reads as the list above; the row's writes are deployer/lifecycle.py's.
+every step reads and writes, so `run()` reads as the list above; the row's writes are deployer/store/lifecycle.py's.
 """
 
 from __future__ import annotations
@@ -38,19 +38,21 @@ from typing import Any
 from billiard.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import SQLAlchemyError
 
-from deployer import releases as release_state
-from deployer import spec, store, token_expiry, tool_drift
-from deployer.converge import function_drift
-from deployer.db import session_scope
-from deployer.endpoint_auth import SigningKey, mint_token, new_signing_key
+from deployer.celery_app import DEPLOY_TASK, WAITING_QUEUE
 from deployer.errors import DeployError, FCError
 from deployer.failure_text import scrub
-from deployer.gateway import function_readiness
-from deployer.lifecycle import Checkpoint
-from deployer.probe import ProbeResult, probe
-from deployer.queue import DEPLOY_TASK, WAITING_QUEUE
+from deployer.fc import spec
+from deployer.fc.endpoint_auth import SigningKey, mint_token, new_signing_key
+from deployer.fc.gateway import function_readiness
+from deployer.ops import releases as release_state
+from deployer.ops import token_expiry, tool_drift
+from deployer.ops.converge import function_drift
+from deployer.ops.probe import ProbeResult, probe
 from deployer.settings import LOCAL_IMAGE, Settings
-from deployer.tables import DeploymentRow
+from deployer.store import reads as store
+from deployer.store.db import session_scope
+from deployer.store.lifecycle import Checkpoint
+from deployer.store.tables import DeploymentRow
 from schemas import AuthType, DeployRequest, Status, Transport, sse_deprecated
 from schemas.limits import image_warnings
 from tasks.app import app

@@ -3,7 +3,7 @@
 ``drift_sweep`` (on the beat schedule, every ``drift_check_interval_s``) queues one ``drift_check`` per
 succeeded deployment on the scheduled checks' queue (``health``), spread over the interval so FC sees a
 steady trickle (each check is 2-3 reads through the gateway's shared rate limiter) and deploys never wait
-behind them. A check records ``drift`` (deployer/drift.py) in the row's ``result`` through
+behind them. A check records ``drift`` (deployer/ops/drift.py) in the row's ``result`` through
 ``lifecycle.record_check``, only if the row still serves the release it read (a deploy queued meanwhile
 makes the finding stale: dropped), and writes an event when the drift appears, changes or goes away. `mcp-fc reconcile` then converges it
 through the deploy task (operation ``reconcile``).
@@ -16,12 +16,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from deployer import drift, lifecycle, spec, store
-from deployer.db import session_scope
-from deployer.endpoint_auth import SigningKey
+from deployer.celery_app import DRIFT_CHECK_TASK, DRIFT_SWEEP_TASK, HEALTH_QUEUE
 from deployer.errors import FCError, FCNotFound
-from deployer.queue import DRIFT_CHECK_TASK, DRIFT_SWEEP_TASK, HEALTH_QUEUE
-from deployer.tables import DeploymentRow
+from deployer.fc import spec
+from deployer.fc.endpoint_auth import SigningKey
+from deployer.ops import drift
+from deployer.store import lifecycle
+from deployer.store import reads as store
+from deployer.store.db import session_scope
+from deployer.store.tables import DeploymentRow
 from schemas import AuthType, Status
 from tasks.app import app
 from tasks.context import context, log

@@ -8,12 +8,12 @@ probe bounded by `health_timeout_s`.
 
 Pacing: a probe is an MCP request to the deployment's trigger URL (FC's data plane, billed as an
 invocation), not an FC API call, so it takes no token from the FC API bucket deploys need
-(deployer/ratelimit.py). It has a bucket of its own of the same kind (GCRA; in Redis when the fleet has
+(deployer/fc/ratelimit.py). It has a bucket of its own of the same kind (GCRA; in Redis when the fleet has
 one, shared by every worker), `health_probe_rate_per_s`; a sweep also sends at most what that rate can
 probe in one interval, the longest-unchecked first, so a backlog never builds up in the queue. A probe
 whose slot is too far away is skipped this round (the deployment stays due for the next sweep).
 
-The probe is the deploy's (deployer/probe.py): the official MCP client's initialize + tools/list, so a
+The probe is the deploy's (deployer/ops/probe.py): the official MCP client's initialize + tools/list, so a
 bridge that still answers HTTP (mcp-proxy's /status stays 200 after its stdio server died) but no longer
 speaks MCP is unhealthy. A failure's text is scrubbed of the deployment's secret values (the server's
 output may print its environment) before it is stored.
@@ -28,14 +28,18 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from deployer import health, queue, ratelimit, store, tool_drift
+from deployer import celery_app as queue
 from deployer.crypto import Vault
-from deployer.db import session_scope
 from deployer.errors import DeployError, FCThrottled
 from deployer.failure_text import scrub
-from deployer.probe import ProbeResult, probe_async
+from deployer.fc import ratelimit
+from deployer.ops import tool_drift
+from deployer.ops.probe import ProbeResult, probe_async
 from deployer.settings import Settings, get_settings
-from deployer.tables import DeploymentRow
+from deployer.store import health
+from deployer.store import reads as store
+from deployer.store.db import session_scope
+from deployer.store.tables import DeploymentRow
 from schemas import AuthType, Status, Transport
 from tasks.app import app
 

@@ -12,7 +12,7 @@ renews it every lease_s/3; a dead one lets it expire), no re-scheduled run is du
 
 - fails it with the reason (`DeadlineExceeded`) when it is past its deadline;
 - fails it (`TaskLost`) when it has already been re-queued `recovery_max_requeues` times;
-- re-queues it otherwise, with the same task id (`deployer.queue.enqueue`): the steps are idempotent and
+- re-queues it otherwise, with the same task id (`deployer.celery_app.enqueue`): the steps are idempotent and
   checkpointed, so the new run resumes where the lost one stopped. It does so only when the
   deployment's queue is empty (else its message may simply be waiting behind others), or once the
   deployment has been stalled five times as long (a queue that never drains must not hide a lost
@@ -23,7 +23,7 @@ anything else moves the row between the sweep's read and its write, the sweep le
 On top of that only one sweep runs at a time across all workers: a PostgreSQL advisory lock (held on
 its own connection for the sweep; PostgreSQL drops it if the worker dies), or, on the embedded SQLite
 store (one machine), an exclusive `flock` on a file beside the database. Other databases rely on the
-compare-and-set alone, which is enough for correctness; the lock (deployer/locks.py, which the
+compare-and-set alone, which is enough for correctness; the lock (deployer/store/locks.py, which the
 migrations use too) only saves duplicate work.
 
 The loop runs in each worker's main process (started on Celery's `worker_ready`, stopped on
@@ -51,12 +51,14 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from deployer import lifecycle, queue, store
-from deployer.db import normalise_url, session_scope
+from deployer import celery_app as queue
 from deployer.errors import error_body
-from deployer.locks import exclusive
 from deployer.settings import Settings, get_settings
-from deployer.tables import DeploymentRow
+from deployer.store import lifecycle
+from deployer.store import reads as store
+from deployer.store.db import normalise_url, session_scope
+from deployer.store.locks import exclusive
+from deployer.store.tables import DeploymentRow
 from schemas import Status
 
 log = logging.getLogger("tasks.recovery")

@@ -5,7 +5,7 @@ entry goes to a queue of its own kind, never one a deploy waits in, and expires 
 beat that sent while no worker listened does not leave a pile of stale runs for when one comes back.
 tasks/beat.py makes sure one beat per fleet sends them, however many run.
 
-To add periodic work: a task (its name in deployer/queue.py), an interval in deployer/settings.py, and an
+To add periodic work: a task (its name in deployer/celery_app.py), an interval in deployer/settings.py, and an
 entry below.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from deployer import queue
+from deployer import celery_app as queue
 from deployer.settings import Settings
 
 

@@ -1,7 +1,7 @@
 """Worker start-up: bring the schema to head before the worker takes tasks or sweeps.
 
 Every process that uses the database migrates at start-up (README), under the same lock as the API
-(deployer/migrate.py: a PostgreSQL advisory lock, a file lock on SQLite), so a worker started before the
+(deployer/store/migrate.py: a PostgreSQL advisory lock, a file lock on SQLite), so a worker started before the
 API on a fresh database creates the schema itself instead of failing every sweep with `relation
 "deployments" does not exist`. While the database does not answer, the worker waits here, saying so once
 (and again every WAIT_LOG_EVERY_S), instead of starting and logging the same failure thousands of times.
@@ -15,8 +15,8 @@ from typing import Any
 
 from celery.signals import worker_init
 
-from deployer import migrate
 from deployer.settings import get_settings
+from deployer.store import migrate
 
 log = logging.getLogger("tasks.startup")
 

@@ -18,10 +18,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from deployer import lifecycle, queue, store, token_expiry
-from deployer.db import session_scope
-from deployer.queue import TOKEN_SWEEP_TASK
-from deployer.tables import DeploymentRow
+from deployer import celery_app as queue
+from deployer.celery_app import TOKEN_SWEEP_TASK
+from deployer.ops import token_expiry
+from deployer.store import lifecycle
+from deployer.store import reads as store
+from deployer.store.db import session_scope
+from deployer.store.tables import DeploymentRow
 from schemas import Status
 from tasks.app import app
 from tasks.context import context, log

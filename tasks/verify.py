@@ -18,13 +18,15 @@ from typing import Any
 from celery import Task
 from sqlalchemy.exc import SQLAlchemyError
 
-from deployer import lifecycle, spec, store
-from deployer.converge import function_drift
-from deployer.db import session_scope
+from deployer.celery_app import VERIFY_TASK
 from deployer.errors import FCError, FCNotFound
+from deployer.fc import spec
 from deployer.logcontext import deployment_logs
-from deployer.queue import VERIFY_TASK
+from deployer.ops.converge import function_drift
 from deployer.settings import Settings
+from deployer.store import lifecycle
+from deployer.store import reads as store
+from deployer.store.db import session_scope
 from schemas import Status
 from tasks.app import app
 from tasks.context import context, log

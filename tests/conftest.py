@@ -38,7 +38,7 @@ TIMEOUT_SCALE = _machine_slowness()
 # Cold starts (mcp-proxy + the MCP server) in the emulator get the same allowance; read at its import.
 os.environ.setdefault("MCPFC_EMULATOR_START_TIMEOUT_S", str(60.0 * TIMEOUT_SCALE))
 
-from deployer.emulator import EmulatorServer  # noqa: E402 (after the start timeout is set)
+from fc_emulator import EmulatorServer  # noqa: E402 (after the start timeout is set)
 
 
 def wait_until(

@@ -14,7 +14,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from deployer import migrate, queue
+from deployer import celery_app as queue
 from deployer.api import docs as api_docs
 from deployer.api import problems
 from deployer.api.deps import KeyRateLimiter
@@ -22,8 +22,9 @@ from deployer.api.hot_cache import ChangeFeed, HotCache
 from deployer.api.metrics import ApiMetrics, MetricsMiddleware
 from deployer.api.routes import client_config, deployments, health, logs, reconcile, releases, service, tasks
 from deployer.crypto import Vault
-from deployer.db import normalise_url
 from deployer.settings import Settings, get_settings
+from deployer.store import migrate
+from deployer.store.db import normalise_url
 
 log = logging.getLogger("deployer.api")
 

@@ -15,12 +15,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from deployer import queue, store
+from deployer import celery_app as queue
 from deployer.api.hot_cache import HotCache
 from deployer.api.problems import Problem
 from deployer.crypto import Vault
-from deployer.db import session_scope
 from deployer.settings import Settings
+from deployer.store import reads as store
+from deployer.store.db import session_scope
 
 
 # Trivial dependencies are `async def` so they run on the event loop, not through the threadpool.
@@ -124,7 +125,7 @@ StreamOwner = Annotated[Owner, Depends(get_stream_owner)]
 
 class KeyRateLimiter:
     """A token bucket per API key: `per_minute` requests, refilled continuously; 0 disables it. (The FC
-    call budget of a worker is deployer/ratelimit.py's RateLimiter, a different thing.)"""
+    call budget of a worker is deployer/fc/ratelimit.py's RateLimiter, a different thing.)"""
 
     def __init__(self, per_minute: int) -> None:
         self.capacity = float(max(per_minute, 0))

@@ -4,7 +4,7 @@ Migration 0003 makes PostgreSQL send `d:<deployment id>` or `k:<api key id>` on 
 `mcpfc_changes` whenever a row of deployments or api_keys is written, by anyone (API, workers,
 recovery, the CLI), when the write commits. `ChangeFeed` is one thread per API process that LISTENs on
 its own connection and evicts by id: a deployment's rendered document on `d:`, every cached API key on
-`k:` (keys change rarely). The process's own commits evict at once too (`deployer.db.note_change`), so a
+`k:` (keys change rarely). The process's own commits evict at once too (`deployer.store.db.note_change`), so a
 client reads its own writes without waiting for the feed.
 
 Rules that keep it exact:
@@ -37,7 +37,7 @@ from typing import Any
 from pydantic import TypeAdapter
 from sqlalchemy.engine import make_url
 
-from deployer import db
+from deployer.store import db
 from schemas import TERMINAL, Deployment
 
 log = logging.getLogger("deployer.api")
@@ -281,7 +281,7 @@ class HotCache:
         return list(self._waiters.pop(dep_id, ()))
 
 
-# Every live cache of this process, for the evictions of its own commits (deployer.db.note_change).
+# Every live cache of this process, for the evictions of its own commits (deployer.store.db.note_change).
 _LIVE: weakref.WeakSet[HotCache] = weakref.WeakSet()
 
 

@@ -107,7 +107,7 @@ PROBE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class _HealthCollector(Collector):
-    """Two grouped reads per scrape (deployer/health.py); nothing when the database does not answer."""
+    """Two grouped reads per scrape (deployer/store/health.py); nothing when the database does not answer."""
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
@@ -119,8 +119,8 @@ class _HealthCollector(Collector):
         yield GaugeMetricFamily("mcpfc_deployments_tool_drift", "")
 
     def collect(self) -> Iterator[Any]:
-        from deployer import health
-        from deployer.db import session_scope
+        from deployer.store import health
+        from deployer.store.db import session_scope
 
         try:
             with session_scope(self.settings) as session:

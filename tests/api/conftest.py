@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from deployer import lifecycle, store
 from deployer.api import create_app
-from deployer.db import session_scope
 from deployer.settings import Settings
+from deployer.store import lifecycle
+from deployer.store import reads as store
+from deployer.store.db import session_scope
 from schemas import Status
 
 CANARY = "canary-s3cr3t-7f1d9a"
@@ -116,7 +117,7 @@ def row_of(settings: Settings, dep_id: str) -> Any:
 def count_rows(settings: Settings) -> int:
     from sqlalchemy import func, select
 
-    from deployer.tables import DeploymentRow
+    from deployer.store.tables import DeploymentRow
 
     with session_scope(settings) as session:
         return session.scalar(select(func.count()).select_from(DeploymentRow)) or 0

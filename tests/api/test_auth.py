@@ -3,8 +3,8 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from deployer import store
-from deployer.db import session_scope
+from deployer.store import reads as store
+from deployer.store.db import session_scope
 
 from .conftest import assert_problem, bearer, deploy_body, new_key
 

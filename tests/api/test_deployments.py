@@ -8,11 +8,13 @@ from datetime import datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from deployer import lifecycle, queue, store
+from deployer import celery_app as queue
 from deployer.api import create_app
 from deployer.api.routes import deployments as deployments_routes
 from deployer.crypto import Vault
-from deployer.db import session_scope
+from deployer.store import lifecycle
+from deployer.store import reads as store
+from deployer.store.db import session_scope
 from schemas import Status
 
 from .conftest import (

@@ -18,9 +18,9 @@ from sqlalchemy import select, update
 
 from deployer.api import create_app
 from deployer.api.problems import UnexpectedErrorMiddleware
-from deployer.db import engine_for, normalise_url, session_scope
 from deployer.settings import Settings
-from deployer.tables import IdempotencyKey, utcnow
+from deployer.store.db import engine_for, normalise_url, session_scope
+from deployer.store.tables import IdempotencyKey, utcnow
 
 from .conftest import assert_problem, bearer, broker_files, count_rows, deploy_body, make_settings, new_key
 
@@ -266,7 +266,7 @@ def live_api(tmp_path) -> Iterator[tuple[str, Settings]]:
 
     import uvicorn
 
-    from deployer import migrate
+    from deployer.store import migrate
 
     settings = make_settings(tmp_path, events_streams_per_key=2)
     migrate.upgrade(settings.effective_database_url)  # the keys below are made before the server starts

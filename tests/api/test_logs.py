@@ -91,7 +91,7 @@ def test_without_a_log_config_on_fc_there_are_no_logs(tmp_path):
 
 
 def test_where_sls_is(tmp_path):
-    from deployer.runtime_logs import sls_endpoint
+    from deployer.fc.sls import sls_endpoint
 
     emulator = make_settings(tmp_path, fc_endpoint="http://127.0.0.1:8931")
     assert sls_endpoint(emulator, "cn-hangzhou") == ("127.0.0.1:8931", "http", True)

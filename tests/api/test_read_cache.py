@@ -9,9 +9,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from deployer import store
 from deployer.api.hot_cache import HotCache, View, key_digest, render
-from deployer.db import session_scope
+from deployer.store import reads as store
+from deployer.store.db import session_scope
 from schemas import Deployment, Status
 
 from .conftest import assert_problem, bearer, move, new_key

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from deployer import queue
-from deployer.db import session_scope
-from deployer.tables import DeploymentRow
+from deployer import celery_app as queue
+from deployer.store.db import session_scope
+from deployer.store.tables import DeploymentRow
 from schemas import Status
 
 from .conftest import CANARY, assert_problem, broker_messages, move, row_of

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from deployer import queue
+from deployer import celery_app as queue
 
 from .conftest import assert_problem
 

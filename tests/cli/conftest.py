@@ -11,7 +11,7 @@ import respx
 from typer.testing import CliRunner, Result
 
 import deployer.client
-from deployer.cli import app
+from deployer.cli.main import app
 
 API = "http://mcpfc.test"
 API_KEY = "mcpfc_testkey_0123456789abcdef0123"

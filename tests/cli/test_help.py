@@ -165,7 +165,7 @@ def _leaf_commands(command, path=()):
 def test_every_command_takes_json():
     import typer
 
-    from deployer.cli import app
+    from deployer.cli.main import app
 
     missing = [
         path

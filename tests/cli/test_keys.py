@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from deployer import store
-from deployer.db import session_scope
 from deployer.settings import Settings
+from deployer.store import reads as store
+from deployer.store.db import session_scope
 
 
 def _authenticates(key: str) -> bool:

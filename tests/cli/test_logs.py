@@ -6,7 +6,7 @@ import json
 
 import httpx
 
-from deployer import cli_logs
+from deployer.cli import logs as cli_logs
 
 
 def page(lines, cursor=None):

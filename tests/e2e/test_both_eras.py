@@ -24,8 +24,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from typer.testing import CliRunner
 
-from deployer.cli import app as cli_app
-from deployer.probe import tool_diff, tool_fingerprint
+from deployer.cli.main import app as cli_app
+from deployer.ops.probe import tool_diff, tool_fingerprint
 from tests.conftest import alive, wait_until
 from tests.e2e.test_emulator_runtime import family
 from tests.integration.conftest import stack_factory  # noqa: F401

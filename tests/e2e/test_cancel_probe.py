@@ -9,7 +9,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from deployer.cli import app as cli_app
+from deployer.cli.main import app as cli_app
 from tests.conftest import TIMEOUT_SCALE, wait_until
 from tests.integration.conftest import stack_factory  # noqa: F401
 

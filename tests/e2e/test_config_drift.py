@@ -14,8 +14,8 @@ from alibabacloud_fc20230330.client import Client
 from alibabacloud_tea_openapi import models as open_api
 from typer.testing import CliRunner
 
-from deployer.cli import app as cli_app
-from deployer.queue import DRIFT_CHECK_TASK, DRIFT_SWEEP_TASK, make_celery
+from deployer.celery_app import DRIFT_CHECK_TASK, DRIFT_SWEEP_TASK, make_celery
+from deployer.cli.main import app as cli_app
 from tasks.drift import OPS_QUEUE
 from tests.conftest import TEST_AK, TEST_SK, wait_until
 from tests.integration.conftest import stack_factory  # noqa: F401

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.devstack import lock_data_dir
+from deployer.cli.devstack import lock_data_dir
 from tests.conftest import TIMEOUT_SCALE
 from tests.integration.conftest import free_port
 

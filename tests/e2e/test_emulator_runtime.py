@@ -1,8 +1,8 @@
 """The emulator's live trigger URLs with the REAL bridge (mcp-fc-bridge) and mcp-server-time, used by the
 OFFICIAL MCP client.
 
-Functions and triggers are built by mcp-fc's own spec builder (``deployer.spec``) and created with the real
-SDK; the trigger uses jwt auth with a token minted by ``deployer.endpoint_auth``. Both transports: ``sse``
+Functions and triggers are built by mcp-fc's own spec builder (``deployer.fc.spec``) and created with the real
+SDK; the trigger uses jwt auth with a token minted by ``deployer.fc.endpoint_auth``. Both transports: ``sse``
 (``--transport sse``: ``GET /sse`` + ``POST /messages/``) and ``streamable-http`` (stateless ``POST /mcp``).
 """
 
@@ -23,10 +23,10 @@ from alibabacloud_fc20230330 import models as fc
 from alibabacloud_fc20230330.client import Client
 from alibabacloud_tea_openapi import models as om
 
-from deployer import spec
-from deployer.emulator import EmulatorServer
-from deployer.emulator.runtime import DEFAULT_START_TIMEOUT_S
-from deployer.endpoint_auth import SigningKey, mint_token, new_signing_key
+from deployer.fc import spec
+from deployer.fc.endpoint_auth import SigningKey, mint_token, new_signing_key
+from fc_emulator import EmulatorServer
+from fc_emulator.runtime import DEFAULT_START_TIMEOUT_S
 from schemas import DeployRequest
 from tests.conftest import alive, wait_until
 from tests.mcp_clients import use_endpoint

@@ -23,9 +23,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from deployer import store
-from deployer.cli import app as cli_app
-from deployer.db import session_scope
+from deployer.cli.main import app as cli_app
+from deployer.store import reads as store
+from deployer.store.db import session_scope
 from tests.conftest import TIMEOUT_SCALE, wait_until
 from tests.e2e.test_emulator_runtime import family
 from tests.e2e.test_live_endpoints import IMAGE

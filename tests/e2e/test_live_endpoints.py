@@ -10,7 +10,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from deployer.cli import app as cli_app
+from deployer.cli.main import app as cli_app
 from tests.conftest import wait_until
 from tests.integration.conftest import stack_factory  # noqa: F401
 from tests.mcp_clients import use_endpoint

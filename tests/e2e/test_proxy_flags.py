@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer import spec
+from deployer.fc import spec
 from schemas import DeployRequest
 from tests.conftest import TIMEOUT_SCALE
 

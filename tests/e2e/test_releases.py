@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from deployer import store
-from deployer.cli import app as cli_app
-from deployer.db import session_scope
+from deployer.cli.main import app as cli_app
+from deployer.store import reads as store
+from deployer.store.db import session_scope
 from tests.e2e.test_live_endpoints import IMAGE
 from tests.integration.conftest import stack_factory  # noqa: F401
 from tests.mcp_clients import use

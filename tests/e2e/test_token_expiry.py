@@ -11,8 +11,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from deployer.cli import app as cli_app
-from deployer.queue import TOKEN_SWEEP_TASK, make_celery
+from deployer.celery_app import TOKEN_SWEEP_TASK, make_celery
+from deployer.cli.main import app as cli_app
 from tasks.drift import OPS_QUEUE
 from tests.conftest import wait_until
 from tests.integration.conftest import stack_factory  # noqa: F401

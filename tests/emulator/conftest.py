@@ -12,7 +12,7 @@ from alibabacloud_fc20230330 import models as fc
 from alibabacloud_fc20230330.client import Client
 from alibabacloud_tea_openapi import models as om
 
-from deployer.emulator import EmulatorServer
+from fc_emulator import EmulatorServer
 from tests.conftest import wait_until as _wait_until
 
 ACCESS_KEY_ID = "test-ak"

@@ -10,7 +10,7 @@ import pytest
 from alibabacloud_fc20230330 import models as fc
 from alibabacloud_tea_openapi.exceptions import ClientException
 
-from deployer.emulator import signing
+from fc_emulator import signing
 
 
 def _raises(call, *args) -> ClientException:

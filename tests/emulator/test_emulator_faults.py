@@ -12,8 +12,8 @@ from alibabacloud_fc20230330 import models as fc
 from alibabacloud_tea_openapi.exceptions import ClientException, ServerException, ThrottlingException
 from darabonba.exceptions import UnretryableException
 
-from deployer.emulator.faults import FaultInjector
-from deployer.emulator.runtime import DEFAULT_START_TIMEOUT_S
+from fc_emulator.faults import FaultInjector
+from fc_emulator.runtime import DEFAULT_START_TIMEOUT_S
 
 
 def test_throttling_raises_throttling_exception_with_retry_after(emulator, client, created):

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from alibabacloud_fc20230330 import models as fc
 
-from deployer.emulator.runtime import DEFAULT_START_TIMEOUT_S
+from fc_emulator.runtime import DEFAULT_START_TIMEOUT_S
 
 # The stored result of a real deploy against Alibaba Cloud (a copy of shared/data/fc-deploy-result-example.json).
 EXAMPLE_FILE = Path(__file__).resolve().parents[1] / "data/fc-deploy-result-example.json"

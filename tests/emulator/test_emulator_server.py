@@ -12,7 +12,7 @@ import pytest
 from alibabacloud_fc20230330 import models as fc
 from alibabacloud_tea_openapi.exceptions import ClientException
 
-from deployer.emulator import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, EmulatorServer, run
+from fc_emulator import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, EmulatorServer, run
 
 
 def test_state_file_round_trip(tmp_path, make_client, function_input, http_trigger_input, wait_until):

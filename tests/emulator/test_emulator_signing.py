@@ -14,8 +14,8 @@ from alibabacloud_tea_openapi.utils import Utils, get_canonical_query_string
 from darabonba.core import DaraCore
 from darabonba.request import DaraRequest
 
-from deployer.emulator import signing
-from deployer.emulator.exceptions import InvalidAccessKeyID, SignatureNotMatch
+from fc_emulator import signing
+from fc_emulator.exceptions import InvalidAccessKeyID, SignatureNotMatch
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 from alibabacloud_fc20230330 import models as fc
 
-from deployer.gateway import function_readiness
+from deployer.fc.gateway import function_readiness
 
 
 def _body(client, name: str) -> dict:

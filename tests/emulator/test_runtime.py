@@ -23,8 +23,8 @@ import pytest
 from alibabacloud_fc20230330 import models as fc
 from alibabacloud_fc20230330.client import Client
 
-from deployer.emulator import EmulatorServer
-from deployer.emulator.runtime import (
+from fc_emulator import EmulatorServer
+from fc_emulator.runtime import (
     DEFAULT_IDLE_TIMEOUT_S,
     DEFAULT_START_TIMEOUT_S,
     PASSED_HOST_VARS,
@@ -577,7 +577,7 @@ def test_serverwatch_records_the_servers_exit_code_and_stderr(tmp_path):
     import subprocess as _subprocess
     import sys as _sys
 
-    from deployer.emulator.runtime import SERVER_WATCH, read_server_exit, watch_server
+    from fc_emulator.runtime import SERVER_WATCH, read_server_exit, watch_server
 
     argv, watched = watch_server(["bridge", "--port", "1", "--", "srv", "-x"], str(tmp_path))
     assert watched and argv[:4] == ["bridge", "--port", "1", "--"] and argv[-3:] == ["--", "srv", "-x"]

@@ -17,9 +17,9 @@ from alibabacloud_sls20201230.client import Client as SLSClient
 from alibabacloud_tea_openapi import models as open_api
 from Tea.exceptions import TeaException
 
-from deployer.emulator import EmulatorServer
-from deployer.emulator import sls as emulator_sls
-from deployer.emulator.logstore import LogStore
+from fc_emulator import EmulatorServer
+from fc_emulator import sls as emulator_sls
+from fc_emulator.logstore import LogStore
 
 ECHO = str(Path(__file__).with_name("echo_function.py"))
 AK, SK = "sls-ak", "sls-secret"

@@ -18,9 +18,9 @@ import pytest
 from alibabacloud_fc20230330 import models as fc
 from alibabacloud_fc20230330.client import Client
 
-from deployer.emulator import EmulatorServer
-from deployer.emulator.signing import sign
-from deployer.endpoint_auth import mint_token, new_signing_key
+from deployer.fc.endpoint_auth import mint_token, new_signing_key
+from fc_emulator import EmulatorServer
+from fc_emulator.signing import sign
 
 ECHO = str(Path(__file__).with_name("echo_function.py"))
 AK, SK = "auth-ak", "auth-secret"
@@ -90,7 +90,7 @@ def assert_error(response: httpx.Response, status: int, code: str, text: str) ->
 
 
 def jwt_config(key, **auth: Any) -> dict[str, Any]:
-    # the wire form deployer.spec.trigger_config sends (devsapp/fc3): the prefix ends with its space
+    # the wire form deployer.fc.spec.trigger_config sends (devsapp/fc3): the prefix ends with its space
     return {
         "authType": "jwt",
         "authConfig": {"jwks": key.jwks(), "tokenLookup": "header:Authorization:Bearer ", **auth},

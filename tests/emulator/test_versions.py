@@ -13,7 +13,7 @@ from alibabacloud_fc20230330 import models as fc
 from alibabacloud_fc20230330.client import Client
 from alibabacloud_tea_openapi.exceptions import ClientException
 
-from deployer.emulator import EmulatorServer
+from fc_emulator import EmulatorServer
 from tests.emulator.test_runtime import AK, SK, echo_input
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from deployer import spec
 from deployer.errors import FCConcurrentUpdate, FCConflict
+from deployer.fc import spec
 from tests.gateway.test_gateway import gateway_for, request
 
 

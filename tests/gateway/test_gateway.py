@@ -10,7 +10,6 @@ from alibabacloud_fc20230330 import models as fc_models
 from alibabacloud_fc20230330.client import Client
 from alibabacloud_tea_openapi import models as open_api
 
-from deployer import spec
 from deployer.errors import (
     FCAccessDenied,
     FCAlreadyExists,
@@ -21,7 +20,8 @@ from deployer.errors import (
     FCThrottled,
     FCUnreachable,
 )
-from deployer.gateway import FCGateway, function_readiness, make_client
+from deployer.fc import spec
+from deployer.fc.gateway import FCGateway, function_readiness, make_client
 from deployer.settings import Settings
 from schemas import DeployRequest
 from tests.conftest import wait_until

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from deployer import spec
 from deployer.errors import FCNotFound
-from deployer.gateway import FCGateway, make_client
-from deployer.ratelimit import bucket_key
+from deployer.fc import spec
+from deployer.fc.gateway import FCGateway, make_client
+from deployer.fc.ratelimit import bucket_key
 from deployer.settings import Settings
 from schemas import DeployRequest
 

@@ -23,11 +23,11 @@ import httpx
 import pytest
 import uvicorn
 
-from deployer import store
-from deployer.db import session_scope
-from deployer.emulator import EmulatorServer
-from deployer.migrate import upgrade
 from deployer.settings import Settings
+from deployer.store import reads as store
+from deployer.store.db import session_scope
+from deployer.store.migrate import upgrade
+from fc_emulator import EmulatorServer
 from tests.conftest import TEST_AK, TEST_SK, TIMEOUT_SCALE, in_ci
 
 REPO = Path(__file__).resolve().parents[2]
@@ -239,7 +239,7 @@ def postgres_url() -> Iterator[str]:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    from deployer.db import engine_for
+    from deployer.store.db import engine_for
 
     for url in (
         f"postgresql://postgres@127.0.0.1:5432/{name}",

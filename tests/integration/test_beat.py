@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from deployer.db import normalise_url
-from deployer.migrate import upgrade
-from deployer.queue import HEALTH_SWEEP_TASK, make_celery
+from deployer.celery_app import HEALTH_SWEEP_TASK, make_celery
 from deployer.settings import Settings
+from deployer.store.db import normalise_url
+from deployer.store.migrate import upgrade
 from tests.conftest import wait_until
 from tests.integration.conftest import REPO
 

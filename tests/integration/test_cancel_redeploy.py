@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from deployer.db import session_scope
-from deployer.tables import DeploymentEvent
+from deployer.store.db import session_scope
+from deployer.store.tables import DeploymentEvent
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""deployer/health.py's reads and guarded write on SQLite and PostgreSQL (JSON paths in `result`)."""
+"""deployer/store/health.py's reads and guarded write on SQLite and PostgreSQL (JSON paths in `result`)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from deployer import health, lifecycle, store
 from deployer.crypto import Vault
-from deployer.db import session_scope
-from deployer.migrate import upgrade
 from deployer.settings import Settings
+from deployer.store import health, lifecycle
+from deployer.store import reads as store
+from deployer.store.db import session_scope
+from deployer.store.migrate import upgrade
 from schemas import DeployRequest, HealthStatus, Status
 
 NOW = datetime.now(UTC)

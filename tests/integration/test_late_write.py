@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from deployer.converge import function_drift
-from deployer.db import session_scope
-from deployer.tables import DeploymentEvent
+from deployer.ops.converge import function_drift
+from deployer.store.db import session_scope
+from deployer.store.tables import DeploymentEvent
 from schemas import DeployRequest
 from tests.conftest import TIMEOUT_SCALE, wait_until
 
@@ -76,7 +76,7 @@ def test_a_late_landing_update_is_detected_and_converged(stack):
 
 def test_function_drift_names_what_differs():
     req = DeployRequest.model_validate({"name": "x", "image": V1, "command": ["srv"], "env": {"A": "1"}})
-    from deployer import spec
+    from deployer.fc import spec
 
     body = spec.update_function_input(req).to_map()
     assert function_drift(req, body) == []

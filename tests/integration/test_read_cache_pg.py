@@ -17,11 +17,12 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from deployer import lifecycle, store
 from deployer.api import create_app
 from deployer.api.hot_cache import HotCache, render
-from deployer.db import session_scope
 from deployer.settings import Settings
+from deployer.store import lifecycle
+from deployer.store import reads as store
+from deployer.store.db import session_scope
 from schemas import Status
 from tests.api.test_read_cache import public, reference_body
 from tests.conftest import wait_until

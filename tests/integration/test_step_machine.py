@@ -15,15 +15,16 @@ from typing import Any
 import pytest
 from celery.exceptions import Retry
 
-from deployer import lifecycle, store
 from deployer.crypto import Vault
-from deployer.db import session_scope
-from deployer.emulator import EmulatorServer
 from deployer.errors import FCNotFound
-from deployer.lifecycle import Checkpoint
 from deployer.logcontext import DeploymentIdFilter
-from deployer.migrate import upgrade
 from deployer.settings import Settings, get_settings
+from deployer.store import lifecycle
+from deployer.store import reads as store
+from deployer.store.db import session_scope
+from deployer.store.lifecycle import Checkpoint
+from deployer.store.migrate import upgrade
+from fc_emulator import EmulatorServer
 from schemas import DeployRequest, Status
 from tasks import context as task_context
 from tasks.delete import delete

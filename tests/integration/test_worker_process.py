@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect
 
-from deployer.db import engine_for
-from deployer.queue import DEPLOY_TASK, make_celery
+from deployer.celery_app import DEPLOY_TASK, make_celery
 from deployer.settings import Settings
+from deployer.store.db import engine_for
 from tests.conftest import TIMEOUT_SCALE, wait_until
 from tests.integration.conftest import (  # noqa: F401 - fixtures
     REPO,
@@ -43,7 +43,17 @@ def body(name: str) -> dict[str, Any]:
 def mcp_fc_worker(env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen[bytes]:
     out = open(log, "ab")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
-        [sys.executable, "-m", "deployer.cli", "worker", "--pool", "threads", "--concurrency", "2", *extra],
+        [
+            sys.executable,
+            "-m",
+            "deployer.cli.main",
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "2",
+            *extra,
+        ],
         env=env,
         cwd=REPO,
         stdout=out,

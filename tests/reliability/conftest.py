@@ -32,8 +32,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from deployer.db import engine_for, session_scope
-from deployer.tables import DeploymentRow
+from deployer.store.db import engine_for, session_scope
+from deployer.store.tables import DeploymentRow
 from schemas import TERMINAL, Status
 from tests.conftest import TIMEOUT_SCALE, in_ci, wait_until
 from tests.integration.conftest import (  # noqa: F401 - fixtures re-exported for this directory
@@ -656,7 +656,7 @@ def emulator_stats(stack: Stack) -> dict[str, Any]:
 
 def recovery_events(stack: Stack, ids: list[str]) -> int:
     """How many re-queues the recovery loop made for these deployments."""
-    from deployer.tables import DeploymentEvent
+    from deployer.store.tables import DeploymentEvent
 
     with session_scope(stack.settings) as session:
         return int(

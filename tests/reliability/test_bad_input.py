@@ -11,9 +11,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from deployer import lifecycle, spec, store
-from deployer.db import session_scope
-from deployer.tables import DeploymentEvent, DeploymentRow
+from deployer.fc import spec
+from deployer.store import lifecycle
+from deployer.store import reads as store
+from deployer.store.db import session_scope
+from deployer.store.tables import DeploymentEvent, DeploymentRow
 from schemas import DeployRequest, Status
 from tests.reliability.conftest import IMAGE, deploy_body
 

@@ -358,8 +358,8 @@ def _start_api(stack, port: int) -> subprocess.Popen[bytes]:
 def _count_rows(stack, prefix: str) -> int:
     from sqlalchemy import func, select
 
-    from deployer.db import session_scope
-    from deployer.tables import DeploymentRow
+    from deployer.store.db import session_scope
+    from deployer.store.tables import DeploymentRow
 
     with session_scope(stack.settings) as session:
         return int(

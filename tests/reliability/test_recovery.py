@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from deployer import lifecycle, store
+from deployer.celery_app import make_celery
 from deployer.crypto import Vault
-from deployer.db import session_scope
-from deployer.migrate import upgrade
-from deployer.queue import make_celery
 from deployer.settings import Settings
+from deployer.store import lifecycle
+from deployer.store import reads as store
+from deployer.store.db import session_scope
+from deployer.store.migrate import upgrade
 from schemas import DeployRequest
 from tasks import recovery
 from tests.reliability.conftest import (
@@ -194,7 +195,7 @@ def test_a_live_lease_or_a_due_run_is_left_alone(tmp_path):
         assert lifecycle.acquire_lease(session, held, "someone:alive", 3600)
         lifecycle.set_fields(session, due, checkpoint={"due_at": now.timestamp() + 60})
     # a message waiting in rr-queued's queue: recovery must wait for the queue to drain first
-    from deployer.queue import DEPLOY_TASK, enqueue
+    from deployer.celery_app import DEPLOY_TASK, enqueue
 
     enqueue(app, task=DEPLOY_TASK, deployment_id="someone-else", task_id="t-other")
     report = recovery.sweep(settings, app, now=now)
@@ -209,7 +210,7 @@ def test_a_live_lease_or_a_due_run_is_left_alone(tmp_path):
 @pytest.mark.parametrize("broker", ["filesystem", "redis"])
 def test_queue_depth_counts_waiting_messages(tmp_path, broker, request):
     """What keeps recovery from re-queuing a deployment whose message is merely waiting in line."""
-    from deployer.queue import DEPLOY_TASK, enqueue
+    from deployer.celery_app import DEPLOY_TASK, enqueue
 
     url = request.getfixturevalue("private_redis").new_dbs()[0] if broker == "redis" else None
     settings = Settings(_env_file=None, data_dir=tmp_path, broker_url=url)  # type: ignore[call-arg]
@@ -231,7 +232,7 @@ def test_embedded_broker_never_hands_out_a_half_written_message(tmp_path):
     from kombu import Connection
     from kombu.transport import filesystem
 
-    from deployer.queue import FilesystemTransport, broker_options
+    from deployer.celery_app import FilesystemTransport, broker_options
 
     settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
     url, options = broker_options(settings)

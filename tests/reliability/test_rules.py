@@ -18,8 +18,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from deployer import lifecycle, queue, store
-from deployer.db import session_scope
+from deployer import celery_app as queue
+from deployer.store import lifecycle
+from deployer.store import reads as store
+from deployer.store.db import session_scope
 from tests.reliability.conftest import (
     CallLog,
     Stack,
@@ -46,7 +48,7 @@ def stack(stack_factory, private_redis, pg_database):
 def active_rows(stack: Stack) -> int:
     from sqlalchemy import func, select
 
-    from deployer.tables import DeploymentRow
+    from deployer.store.tables import DeploymentRow
 
     with session_scope(stack.settings) as session:
         return int(

@@ -30,11 +30,12 @@ from hypothesis import strategies as st  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.generation.modes import GenerationMode  # noqa: E402
 
-from deployer import lifecycle, migrate, store  # noqa: E402
 from deployer.api import create_app  # noqa: E402
 from deployer.crypto import Vault  # noqa: E402
-from deployer.db import session_scope  # noqa: E402
 from deployer.settings import Settings  # noqa: E402
+from deployer.store import lifecycle, migrate  # noqa: E402
+from deployer.store import reads as store  # noqa: E402
+from deployer.store.db import session_scope  # noqa: E402
 from schemas import DeployRequest, Status  # noqa: E402
 from tests.reliability.conftest import deploy_body  # noqa: E402
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from deployer.cli import app as cli_app
+from deployer.cli.main import app as cli_app
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deployer import spec
-from deployer.gateway import FCGateway, make_client
+from deployer.fc import spec
+from deployer.fc.gateway import FCGateway, make_client
 from deployer.settings import Settings
 from schemas import DeployRequest
 from tests.conftest import TEST_AK, TEST_SK, wait_until
@@ -20,7 +20,7 @@ ECHO = str(Path(__file__).resolve().parents[1] / "emulator" / "echo_function.py"
 
 @pytest.fixture
 def live_fc(monkeypatch):
-    from deployer.emulator import EmulatorServer
+    from fc_emulator import EmulatorServer
 
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", TEST_AK)
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", TEST_SK)

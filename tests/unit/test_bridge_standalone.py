@@ -1,10 +1,10 @@
-"""runtime/Dockerfile copies deployer/bridge alone into the image as `mcp_fc_bridge`, next to only `mcp` and
+"""runtime/Dockerfile installs the bridge distribution (bridge/) alone into the image, next to only `mcp` and
 `uvicorn`: the package must import nothing else of mcp-fc, and only relatively within itself."""
 
 import ast
 from pathlib import Path
 
-import deployer.bridge
+import mcp_fc_bridge
 
 ALLOWED = {"mcp", "mcp_types", "uvicorn", "anyio", "starlette", "pydantic"}
 
@@ -12,7 +12,7 @@ ALLOWED = {"mcp", "mcp_types", "uvicorn", "anyio", "starlette", "pydantic"}
 def test_the_bridge_imports_only_itself_the_sdk_and_the_standard_library():
     import sys
 
-    root = Path(deployer.bridge.__file__).parent
+    root = Path(mcp_fc_bridge.__file__).parent
     for path in root.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
@@ -31,7 +31,16 @@ def test_the_bridge_imports_only_itself_the_sdk_and_the_standard_library():
                 )
 
 
-def test_the_dockerfile_installs_the_bridge_with_pinned_dependencies():
-    dockerfile = (Path(deployer.bridge.__file__).parents[2] / "runtime" / "Dockerfile").read_text()
-    assert "COPY deployer/bridge/" in dockerfile and "mcp_fc_bridge" in dockerfile
-    assert "ARG MCP_VERSION=2.3.0" in dockerfile and '"mcp==${MCP_VERSION}"' in dockerfile
+def test_the_runtime_image_installs_the_bridge_distribution_with_exact_pins():
+    """The image pip-installs bridge/ (no copied source, no hand-written launcher) with constraints.txt, whose
+    every line is an exact pin; the ranges in bridge/pyproject.toml admit those versions."""
+    repo = Path(mcp_fc_bridge.__file__).parents[2]
+    dockerfile = (repo / "runtime" / "Dockerfile").read_text()
+    assert "COPY bridge/ " in dockerfile
+    assert "pip install --no-cache-dir -c /tmp/mcp-fc-bridge/constraints.txt /tmp/mcp-fc-bridge" in dockerfile
+    assert "printf" not in dockerfile and "site-packages" not in dockerfile
+    pins = [
+        line for line in (repo / "bridge" / "constraints.txt").read_text().splitlines() if line and line[0] != "#"
+    ]
+    assert pins and all("==" in line and not set(line) & set("<>~*") for line in pins), pins
+    assert "mcp==2.3.0" in pins and "uvicorn==0.55.0" in pins

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from alibabacloud_fc20230330 import models
 
-from deployer.devstack import worker_environment
-from deployer.gateway import make_client
+from deployer.cli.devstack import worker_environment
+from deployer.fc.gateway import make_client
 from deployer.settings import Settings
 from tests.conftest import TEST_AK, TEST_SK
 
@@ -27,7 +27,7 @@ def test_the_dev_worker_drops_proxies_only_with_the_local_emulator():
 
 @pytest.fixture
 def fc(monkeypatch):
-    from deployer.emulator import EmulatorServer
+    from fc_emulator import EmulatorServer
 
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", TEST_AK)
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", TEST_SK)

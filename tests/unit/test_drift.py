@@ -1,10 +1,11 @@
-"""deployer/drift.py: FC's managed fields against the spec, with secret values never shown."""
+"""deployer/ops/drift.py: FC's managed fields against the spec, with secret values never shown."""
 
 from __future__ import annotations
 
 import json
 
-from deployer import drift, spec
+from deployer.fc import spec
+from deployer.ops import drift
 from schemas import DeployRequest
 
 REQ = DeployRequest(

@@ -1,11 +1,11 @@
-"""The health state machine and the due-list of the scheduled MCP checks (deployer/health.py)."""
+"""The health state machine and the due-list of the scheduled MCP checks (deployer/store/health.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from deployer import health
-from deployer.health import Candidate, Outcome, change_message, due, next_health
+from deployer.store import health
+from deployer.store.health import Candidate, Outcome, change_message, due, next_health
 
 NOW = datetime(2026, 12, 3, 7, 0, tzinfo=UTC)
 OK = Outcome(ok=True, latency_ms=42)

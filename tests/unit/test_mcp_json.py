@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from deployer import mcp_json
+from deployer.cli import mcp_json
 from deployer.errors import SpecError
 
 CONFIG = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from deployer import queue
+from deployer import celery_app as queue
 from deployer.settings import Settings
 from tasks.schedule import beat_schedule
 

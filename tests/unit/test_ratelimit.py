@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from deployer import ratelimit
 from deployer.errors import FCThrottled
-from deployer.gateway import FCGateway
-from deployer.ratelimit import LocalRateLimiter, RedisRateLimiter, max_calls_in_window
+from deployer.fc import ratelimit
+from deployer.fc.gateway import FCGateway
+from deployer.fc.ratelimit import LocalRateLimiter, RedisRateLimiter, max_calls_in_window
 from deployer.settings import Settings
 from tests.conftest import in_ci
 
@@ -149,7 +149,7 @@ def test_gateway_turns_a_refused_slot_into_a_retried_throttle(fc):
     """The limiter's FCThrottled goes through the gateway's retry loop like FC's own 429."""
     from alibabacloud_fc20230330 import models as fc_models
 
-    from deployer.gateway import make_client
+    from deployer.fc.gateway import make_client
 
     settings = Settings(fc_endpoint=fc.url)
     calls: list[int] = []

@@ -28,7 +28,7 @@ def test_vault_round_trip_and_rotation():
 
 
 def test_fc_endpoint_scheme_sets_the_protocol():
-    from deployer.gateway import make_client
+    from deployer.fc.gateway import make_client
 
     client = make_client(Settings(fc_endpoint="http://127.0.0.1:8931/"))
     assert client._endpoint == "127.0.0.1:8931" and client._protocol == "http"

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from deployer import spec
 from deployer.errors import SpecError
+from deployer.fc import spec
 from schemas import DeployRequest, RedeployRequest
 
 SENTRY_IMAGE = "registry.cn-beijing.aliyuncs.com/biyao/public:python-mcp-server-sentry-2025.1.14-v7"

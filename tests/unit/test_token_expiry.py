@@ -1,11 +1,11 @@
-"""deployer/token_expiry.py: a token's expiry from its own `exp`, and the warning window."""
+"""deployer/ops/token_expiry.py: a token's expiry from its own `exp`, and the warning window."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from deployer import token_expiry
-from deployer.endpoint_auth import mint_token, new_signing_key
+from deployer.fc.endpoint_auth import mint_token, new_signing_key
+from deployer.ops import token_expiry
 
 NOW = datetime(2026, 12, 3, 7, 0, tzinfo=UTC)
 

@@ -1,10 +1,10 @@
-"""Tool drift diffs over {name: (description, input schema)} (deployer/tool_drift.py)."""
+"""Tool drift diffs over {name: (description, input schema)} (deployer/ops/tool_drift.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from deployer.tool_drift import (
+from deployer.ops.tool_drift import (
     compare,
     defs_from_tools,
     diff_lines,
@@ -119,7 +119,7 @@ def test_defs_from_the_sdks_tools_and_plain_dicts():
 
 
 def summary_of(defs):
-    """A probe summary as deployer/probe.py records it: per-tool fingerprints, and the definitions."""
+    """A probe summary as deployer/ops/probe.py records it: per-tool fingerprints, and the definitions."""
     return {
         "tool_fingerprints": {n: fingerprint({n: d}) for n, d in defs.items()},
         "tool_defs": {n: {"description": d, "inputSchema": s} for n, (d, s) in defs.items()},

@@ -10,13 +10,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from deployer import client_configs, store
+from deployer import client_configs
 from deployer.api.deps import CurrentOwner, SessionDep, VaultDep
 from deployer.api.problems import Problem, ProblemDetail
 from deployer.api.routes.deployments import PREFIX, IdOrName, _get_row
 from deployer.client_configs import ClientKind, Endpoint
 from deployer.crypto import Vault
-from deployer.tables import DeploymentRow
+from deployer.store import reads as store
+from deployer.store.tables import DeploymentRow
 from schemas import AuthType, Status, Transport
 
 router = APIRouter(

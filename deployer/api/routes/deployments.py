@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from deployer import lifecycle, queue, spec_diff, store
+from deployer import celery_app as queue
 from deployer.api.deps import (
     BEARER_SCHEME,
     CurrentOwner,
@@ -48,9 +48,12 @@ from deployer.api.deps import (
 from deployer.api.hot_cache import HotCache, View
 from deployer.api.problems import Problem, ProblemDetail, from_validation_error, validation_problem
 from deployer.crypto import Vault
-from deployer.db import session_scope
+from deployer.ops import spec_diff
 from deployer.settings import Settings
-from deployer.tables import DeploymentRow
+from deployer.store import lifecycle
+from deployer.store import reads as store
+from deployer.store.db import session_scope
+from deployer.store.tables import DeploymentRow
 from schemas import (
     IN_PROGRESS,
     TERMINAL,

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from deployer.api.deps import ProducerDep, SettingsDep
 from deployer.api.problems import ProblemDetail, problem_response
-from deployer.db import engine_for
+from deployer.store.db import engine_for
 
 log = logging.getLogger("deployer.api")
 

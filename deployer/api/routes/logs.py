@@ -1,6 +1,6 @@
 """GET /v1/deployments/{id}/logs: the MCP server's own stdout and stderr (issue 15).
 
-Progress events stay under /events. This route reads Simple Log Service (deployer/runtime_logs.py), never
+Progress events stay under /events. This route reads Simple Log Service (deployer/fc/sls.py), never
 FC's control plane: a read of logs is not a change to the function, so it needs no task (the rule that
 only tasks call FC is about FC). On the emulator the same GetLogs is answered from the instances' output.
 Secret env values are scrubbed from every line before it leaves.
@@ -16,11 +16,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from deployer import runtime_logs
 from deployer.api.deps import CurrentOwner, SessionDep, SettingsDep, VaultDep
 from deployer.api.problems import Problem, ProblemDetail
 from deployer.api.routes.deployments import PREFIX, IdOrName, _get_row
 from deployer.errors import LogsUnavailable
+from deployer.fc import sls as runtime_logs
 
 router = APIRouter(tags=["logs"])
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from deployer import lifecycle
 from deployer.api.deps import CurrentOwner, ProducerDep, RateLimited, SessionDep, SettingsDep
 from deployer.api.problems import ProblemDetail
 from deployer.api.routes.deployments import PREFIX, IdOrName, _busy, _redeployable, _start_queued
+from deployer.store import lifecycle
 from schemas import Deployment
 
 router = APIRouter(tags=["deployments"])

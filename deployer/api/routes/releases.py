@@ -13,7 +13,6 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from deployer import lifecycle, releases
 from deployer.api.deps import CurrentOwner, ProducerDep, RateLimited, SessionDep, SettingsDep
 from deployer.api.problems import Problem
 from deployer.api.routes.deployments import (
@@ -24,7 +23,9 @@ from deployer.api.routes.deployments import (
     _redeployable,
     _start_queued,
 )
-from deployer.tables import DeploymentRow
+from deployer.ops import releases
+from deployer.store import lifecycle
+from deployer.store.tables import DeploymentRow
 from schemas import Deployment
 
 router = APIRouter(tags=["releases"])

@@ -9,9 +9,9 @@ from celery.result import AsyncResult
 from celery.states import READY_STATES, SUCCESS
 from fastapi import APIRouter, Path
 
-from deployer import store
 from deployer.api.deps import CurrentOwner, ProducerDep, SessionDep
 from deployer.api.problems import Problem, ProblemDetail
+from deployer.store import reads as store
 from schemas import TaskView
 
 log = logging.getLogger("deployer.api")
