@@ -40,7 +40,9 @@ def test_the_runtime_image_installs_the_bridge_distribution_with_exact_pins():
     assert "pip install --no-cache-dir -c /tmp/mcp-fc-bridge/constraints.txt /tmp/mcp-fc-bridge" in dockerfile
     assert "printf" not in dockerfile and "site-packages" not in dockerfile
     pins = [
-        line for line in (repo / "bridge" / "constraints.txt").read_text().splitlines() if line and line[0] != "#"
+        line
+        for line in (repo / "bridge" / "constraints.txt").read_text().splitlines()
+        if line and line[0] != "#"
     ]
     assert pins and all("==" in line and not set(line) & set("<>~*") for line in pins), pins
     assert "mcp==2.3.0" in pins and "uvicorn==0.55.0" in pins
