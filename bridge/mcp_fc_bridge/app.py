@@ -23,7 +23,6 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-from mcp import ClientSession
 from mcp.server.lowlevel import Server
 from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
@@ -54,84 +53,48 @@ def _forward_params(params: Any) -> Any:
     return params.model_copy(update={"meta": None})
 
 
-def proxy_server(upstream: Upstream) -> Server[Any]:
-    """A low-level SDK server whose handlers forward to the stdio session; only what the stdio server
-    advertised is registered, so the capabilities the front advertises are the server's own."""
-    init = upstream.initialize_result
-    assert init is not None
-    caps = init.capabilities
+#: What each server capability lets the front forward: the SDK handler's keyword, the request type sent to the
+#: stdio server and the result type it answers with. Only the capabilities the stdio server advertised are
+#: registered, so the capabilities the front advertises are the server's own.
+FORWARDED: dict[str, list[tuple[str, Any, Any]]] = {
+    "tools": [
+        ("on_list_tools", types.ListToolsRequest, types.ListToolsResult),
+        ("on_call_tool", types.CallToolRequest, types.CallToolResult),
+    ],
+    "resources": [
+        ("on_list_resources", types.ListResourcesRequest, types.ListResourcesResult),
+        ("on_list_resource_templates", types.ListResourceTemplatesRequest, types.ListResourceTemplatesResult),
+        ("on_read_resource", types.ReadResourceRequest, types.ReadResourceResult),
+    ],
+    "prompts": [
+        ("on_list_prompts", types.ListPromptsRequest, types.ListPromptsResult),
+        ("on_get_prompt", types.GetPromptRequest, types.GetPromptResult),
+    ],
+    "completions": [("on_completion", types.CompleteRequest, types.CompleteResult)],
+}
 
-    def session() -> ClientSession:
+
+def _forwarder(upstream: Upstream, request_type: Any, result_type: Any) -> Any:
+    """A handler that sends the front request's params (without ``_meta``) to the stdio session."""
+
+    async def handler(ctx: Any, params: Any) -> Any:
         if upstream.session is None or not upstream.alive:
             raise RuntimeError(f"the MCP server {upstream.describe_exit()}")
-        return upstream.session
+        return await upstream.session.send_request(request_type(params=_forward_params(params)), result_type)
 
-    async def forward(request: Any, result_type: Any) -> Any:
-        return await session().send_request(request, result_type)
+    return handler
 
-    handlers: dict[str, Any] = {}
-    if caps.tools is not None:
 
-        async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-            return await forward(
-                types.ListToolsRequest(params=_forward_params(params)), types.ListToolsResult
-            )
-
-        async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-            return await forward(types.CallToolRequest(params=_forward_params(params)), types.CallToolResult)
-
-        handlers.update(on_list_tools=list_tools, on_call_tool=call_tool)
-    if caps.resources is not None:
-
-        async def list_resources(
-            ctx: Any, params: types.PaginatedRequestParams | None
-        ) -> types.ListResourcesResult:
-            return await forward(
-                types.ListResourcesRequest(params=_forward_params(params)), types.ListResourcesResult
-            )
-
-        async def list_templates(
-            ctx: Any, params: types.PaginatedRequestParams | None
-        ) -> types.ListResourceTemplatesResult:
-            return await forward(
-                types.ListResourceTemplatesRequest(params=_forward_params(params)),
-                types.ListResourceTemplatesResult,
-            )
-
-        async def read_resource(
-            ctx: Any, params: types.ReadResourceRequestParams
-        ) -> types.ReadResourceResult:
-            return await forward(
-                types.ReadResourceRequest(params=_forward_params(params)), types.ReadResourceResult
-            )
-
-        handlers.update(
-            on_list_resources=list_resources,
-            on_list_resource_templates=list_templates,
-            on_read_resource=read_resource,
-        )
-    if caps.prompts is not None:
-
-        async def list_prompts(
-            ctx: Any, params: types.PaginatedRequestParams | None
-        ) -> types.ListPromptsResult:
-            return await forward(
-                types.ListPromptsRequest(params=_forward_params(params)), types.ListPromptsResult
-            )
-
-        async def get_prompt(ctx: Any, params: types.GetPromptRequestParams) -> types.GetPromptResult:
-            return await forward(
-                types.GetPromptRequest(params=_forward_params(params)), types.GetPromptResult
-            )
-
-        handlers.update(on_list_prompts=list_prompts, on_get_prompt=get_prompt)
-    if caps.completions is not None:
-
-        async def complete(ctx: Any, params: types.CompleteRequestParams) -> types.CompleteResult:
-            return await forward(types.CompleteRequest(params=_forward_params(params)), types.CompleteResult)
-
-        handlers["on_completion"] = complete
-
+def proxy_server(upstream: Upstream) -> Server[Any]:
+    """A low-level SDK server whose handlers forward to the stdio session (see :data:`FORWARDED`)."""
+    init = upstream.initialize_result
+    assert init is not None
+    handlers = {
+        keyword: _forwarder(upstream, request_type, result_type)
+        for capability, forwarded in FORWARDED.items()
+        if getattr(init.capabilities, capability) is not None
+        for keyword, request_type, result_type in forwarded
+    }
     info = init.server_info
     return Server(
         info.name,
