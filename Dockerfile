@@ -5,6 +5,9 @@
 #   docker run ... mcp-fc worker --concurrency 16
 FROM python:3.12-slim AS build
 WORKDIR /src
+# The service's packages only: fc_emulator (the local FC emulator behind `mcp-fc dev`) and bridge/ (its own
+# distribution, for the runtime image) stay out, so this image carries no emulator and no bridge.
+# tests/packaging/test_distributions.py builds the wheel from exactly these COPY lines and checks that.
 COPY pyproject.toml README.md ./
 COPY schemas ./schemas
 COPY deployer ./deployer
