@@ -13,7 +13,7 @@ Requests that cannot do harm twice are retried a few times on transport errors a
 DELETEs, cancels and deploys that carry an `Idempotency-Key` (the API answers a replay with the first
 result). Any request is retried when the connection was never made, because then nothing was sent.
 
-One module (~510 lines) on purpose: `APIClient` is the one HTTP client of the API, and its retry rules,
+One module (~540 lines) on purpose: `APIClient` is the one HTTP client of the API, and its retry rules,
 problem+json errors and SSE parsing are its contract; a script imports all of it from here.
 """
 
@@ -409,6 +409,34 @@ class APIClient:
     def cancel(self, id_or_name: str) -> Deployment:
         """POST /v1/deployments/{id}/cancel: stop a pending or running deploy."""
         return self._deployment(self._request("POST", self._path(id_or_name, "/cancel"), idempotent=True))
+
+    def rollback(self, id_or_name: str, to: str | None = None) -> Deployment:
+        """POST /v1/deployments/{id}/rollback: move `live` to version `to` (default: the previous one)."""
+        body = {"to": to} if to else None
+        return self._deployment(self._request("POST", self._path(id_or_name, "/rollback"), json_body=body))
+
+    def versions(self, id_or_name: str) -> dict[str, Any]:
+        """GET /v1/deployments/{id}/versions: the published versions and which one is live."""
+        return self._json(self._request("GET", self._path(id_or_name, "/versions"), idempotent=True))
+
+    def reconcile(self, id_or_name: str) -> Deployment:
+        """POST /v1/deployments/{id}/reconcile: write the deployment's spec to FC again (config drift)."""
+        return self._deployment(self._request("POST", self._path(id_or_name, "/reconcile")))
+
+    def logs(
+        self,
+        id_or_name: str,
+        *,
+        since: str | None = None,
+        tail: int | None = None,
+        after: str | None = None,
+    ) -> dict[str, Any]:
+        """GET /v1/deployments/{id}/logs: one page of the MCP server's own output (`lines`, `cursor`);
+        `after` is the cursor of the previous page."""
+        params = {"since": since, "tail": tail, "after": after}
+        return self._json(
+            self._request("GET", self._path(id_or_name, "/logs"), params=params, idempotent=True)
+        )
 
     def client_config(self, id_or_name: str) -> dict[str, Any]:
         """GET /v1/deployments/{id}/client-config: `{"mcpServers": {name: {"url", "headers"}}}`."""

@@ -10,11 +10,13 @@ commands that go with a document go to standard error.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Annotated
 
 import typer
 
 from deployer import client_configs
 from deployer.cli import render
+from deployer.cli.base import ApiKey, ApiUrl, JsonOut, get_state
 from deployer.client import APIClient, APIError, InvalidResponse
 from deployer.client_configs import ClientKind, Endpoint, Rendered
 from deployer.errors import DeploymentFailed
@@ -64,8 +66,23 @@ def emit(rendered: Rendered, *, json_out: bool) -> None:
             typer.echo(f"  {line}", err=True)
 
 
+def config(
+    ctx: typer.Context,
+    names: Annotated[
+        list[str], typer.Argument(metavar="NAME...", help="Deployment names or ids.", show_default=False)
+    ],
+    client: Annotated[ClientKind | None, typer.Option(help=CLIENT_HELP, show_default=False)] = None,
+    json_out: JsonOut = False,
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Print the config an MCP client reads for these deployments, merged (contains endpoint tokens)."""
+    with get_state(ctx).client(api_url, api_key) as api:
+        run(api, names, client, json_out=json_out)
+
+
 def run(api: APIClient, names: list[str], client: ClientKind | None, *, json_out: bool) -> None:
-    """The `config` command."""
+    """The `config` command's work, once it has a client."""
     emit(client_configs.render(client or ClientKind.json, endpoints(api, names)), json_out=json_out)
 
 

@@ -103,6 +103,17 @@ def worker_environment(env: dict[str, str], *, local_fc: bool) -> dict[str, str]
     return {k: v for k, v in env.items() if k not in PASSED_PROXY_VARS}
 
 
+def _celery(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """`python -m celery -A tasks ARGS...` as a child process, its output appended to `log_path`."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tasks", *args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
 class DevStack:
     def __init__(
         self,
@@ -129,23 +140,37 @@ class DevStack:
         return f"http://{self.host}:{self.port}"
 
     def start_backends(self) -> Settings:
-        """Emulator (unless MCPFC_FC_ENDPOINT is set), database, API key and worker."""
+        """Emulator (unless MCPFC_FC_ENDPOINT is set), database, API key, worker and beat."""
         env = dict(os.environ)
         env["MCPFC_DATA_DIR"] = str(self.data_dir)
         env.setdefault("MCPFC_API_URL", self.api_url)
         if not env.get("MCPFC_FC_ENDPOINT"):
-            self.emulator = EmulatorServer(
-                port=0,
-                pending_seconds=float(env.get("MCPFC_EMULATOR_PENDING_S", "1.0")),
-                state_file=self.data_dir / "emulator-state.json",
-            ).start()
-            env["MCPFC_FC_ENDPOINT"] = self.emulator.url
-            env["ALIBABA_CLOUD_ACCESS_KEY_ID"] = self.emulator.access_key_id
-            env["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] = self.emulator.access_key_secret
+            env.update(self.start_emulator(float(env.get("MCPFC_EMULATOR_PENDING_S", "1.0"))))
         self.env = env
         os.environ.update({k: v for k, v in env.items() if k.startswith(("MCPFC_", "ALIBABA_CLOUD_"))})
         settings = Settings()
+        self.prepare_store(settings)
+        loglevel = env.get("MCPFC_WORKER_LOGLEVEL", "INFO")
+        # The worker's banner and logs go to a file: the terminal is for the URLs a user copies.
+        worker_env = worker_environment(env, local_fc=self.emulator is not None)
+        self.worker = _celery(self.worker_args(loglevel), worker_env, self.worker_log)
+        # The periodic scheduler (health checks, ...), as production runs it: `celery -A tasks beat`.
+        self.beat = _celery(["beat", "--loglevel", loglevel], env, self.beat_log)
+        return settings
 
+    def start_emulator(self, pending_seconds: float) -> dict[str, str]:
+        """Start the local FC emulator; the environment that points the worker at it."""
+        self.emulator = EmulatorServer(
+            port=0, pending_seconds=pending_seconds, state_file=self.data_dir / "emulator-state.json"
+        ).start()
+        return {
+            "MCPFC_FC_ENDPOINT": self.emulator.url,
+            "ALIBABA_CLOUD_ACCESS_KEY_ID": self.emulator.access_key_id,
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": self.emulator.access_key_secret,
+        }
+
+    def prepare_store(self, settings: Settings) -> None:
+        """Migrate the database and make the dev API key known to it."""
         from deployer.store import reads as store
         from deployer.store.db import session_scope
         from deployer.store.migrate import upgrade
@@ -154,50 +179,21 @@ class DevStack:
         with session_scope(settings) as session:
             store.import_api_key(session, self.api_key, name="dev")
 
-        # The worker's banner and logs go to a file: the terminal is for the URLs a user copies.
-        worker_env = worker_environment(env, local_fc=self.emulator is not None)
-        with open(self.worker_log, "ab") as log:
-            self.worker = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "tasks",
-                    "worker",
-                    "--pool",
-                    "threads",
-                    "--concurrency",
-                    str(self.worker_concurrency),
-                    "--loglevel",
-                    env.get("MCPFC_WORKER_LOGLEVEL", "INFO"),
-                    "--hostname",
-                    f"dev@{os.uname().nodename}",
-                    "--without-mingle",
-                    "--without-gossip",
-                ],
-                env=worker_env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        # The periodic scheduler (health checks, ...), as production runs it: `celery -A tasks beat`.
-        with open(self.beat_log, "ab") as log:
-            self.beat = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "tasks",
-                    "beat",
-                    "--loglevel",
-                    env.get("MCPFC_WORKER_LOGLEVEL", "INFO"),
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        return settings
+    def worker_args(self, loglevel: str) -> list[str]:
+        """`celery -A tasks` arguments of the dev worker: threads, one node name per host, no chatter."""
+        return [
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            str(self.worker_concurrency),
+            "--loglevel",
+            loglevel,
+            "--hostname",
+            f"dev@{os.uname().nodename}",
+            "--without-mingle",
+            "--without-gossip",
+        ]
 
     @property
     def worker_log(self) -> Path:
@@ -262,6 +258,8 @@ def deploy_demo(api_url: str, api_key: str, *, timeout: float = 300.0) -> dict[s
 def run_dev(
     *, port: int = 8000, data_dir: Path | None = None, demo: bool = False, host: str = "127.0.0.1"
 ) -> int:
+    """`mcp-fc dev`: start the stack, serve the API until Ctrl-C (or SIGTERM / SIGHUP), stop the stack.
+    Exit 2 when it cannot start here, 1 when the --demo deploy failed."""
     import uvicorn
 
     from deployer.api import create_app
@@ -275,55 +273,11 @@ def run_dev(
     settings = stack.start_backends()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning"))
     outcome: dict[str, Any] = {}
-
-    def announce() -> None:
-        try:
-            # Ours, not whatever else answers on the port: uvicorn has bound it.
-            deadline = time.monotonic() + 180
-            while not server.started:
-                if server.should_exit or time.monotonic() > deadline or api_done.is_set():
-                    raise RuntimeError(f"the API did not start on {stack.api_url}")
-                time.sleep(0.05)
-            stack.wait_ready()
-        except RuntimeError as exc:
-            _say(f"error: {exc}")
-            server.should_exit = True
-            return
-        fc = stack.emulator.url if stack.emulator else stack.env.get("MCPFC_FC_ENDPOINT")
-        _say(
-            f"mcp-fc dev is ready\n  API      {stack.api_url}  (docs: {stack.api_url}/docs)\n"
-            f"  API key  {stack.api_key}\n  FC       {fc}{' (local emulator)' if stack.emulator else ''}\n"
-            f"  data     {stack.data_dir}  (logs: {stack.worker_log.name}, {stack.beat_log.name})\n"
-            f"  try      MCPFC_API_KEY={stack.api_key} mcp-fc deploy NAME "
-            + (
-                "-- SERVER_CMD   (the local emulator needs no --image)"
-                if stack.emulator
-                else "--image IMAGE -- SERVER_CMD"
-            )
-        )
-        if demo:
-            _say(f"deploying the sample MCP server ({' '.join(DEMO_COMMAND)}) ...")
-            try:
-                dep = deploy_demo(stack.api_url, stack.api_key)
-            except Exception as exc:  # noqa: BLE001 - reported, the stack keeps running
-                _say(f"error: the demo deploy did not finish: {exc}")
-                return
-            outcome["deployment"] = dep
-            if dep["status"] != "succeeded":
-                _say(f"error: the demo deploy {dep['status']}: {json.dumps(dep.get('error'))}")
-                return
-            _print_demo(dep)
-
-    def stop_on_signal(signum: int, _frame: object) -> None:
-        # SIGTERM and SIGHUP end `dev` as Ctrl-C does, through stack.stop() below: the default action (and
-        # uvicorn, which re-raises the SIGTERM it caught once it has stopped) would kill this process before
-        # it stops the worker and the function instances.
-        server.should_exit = True
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, stop_on_signal)
+    _stop_on_signals(server)
     api_done = threading.Event()
-    threading.Thread(target=announce, name="dev-announce", daemon=True).start()
+    threading.Thread(
+        target=_announce, args=(stack, server, api_done, demo, outcome), name="dev-announce", daemon=True
+    ).start()
     try:
         server.run()
     except KeyboardInterrupt:
@@ -340,6 +294,68 @@ def run_dev(
         return 2
     failed_demo = demo and outcome.get("deployment", {}).get("status") != "succeeded"
     return 1 if failed_demo else 0
+
+
+def _stop_on_signals(server: Any) -> None:
+    def stop_on_signal(signum: int, _frame: object) -> None:
+        # SIGTERM and SIGHUP end `dev` as Ctrl-C does, through stack.stop() in run_dev: the default action (and
+        # uvicorn, which re-raises the SIGTERM it caught once it has stopped) would kill this process before
+        # it stops the worker and the function instances.
+        server.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop_on_signal)
+
+
+def _announce(
+    stack: DevStack, server: Any, api_done: threading.Event, demo: bool, outcome: dict[str, Any]
+) -> None:
+    """Once the API answers: print where everything is, then deploy the demo if asked (its result goes
+    into `outcome`). Runs beside uvicorn; a stack that does not come up stops the server."""
+    try:
+        # Ours, not whatever else answers on the port: uvicorn has bound it.
+        deadline = time.monotonic() + 180
+        while not server.started:
+            if server.should_exit or time.monotonic() > deadline or api_done.is_set():
+                raise RuntimeError(f"the API did not start on {stack.api_url}")
+            time.sleep(0.05)
+        stack.wait_ready()
+    except RuntimeError as exc:
+        _say(f"error: {exc}")
+        server.should_exit = True
+        return
+    _say(_ready_message(stack))
+    if demo:
+        _run_demo(stack, outcome)
+
+
+def _ready_message(stack: DevStack) -> str:
+    fc = stack.emulator.url if stack.emulator else stack.env.get("MCPFC_FC_ENDPOINT")
+    return (
+        f"mcp-fc dev is ready\n  API      {stack.api_url}  (docs: {stack.api_url}/docs)\n"
+        f"  API key  {stack.api_key}\n  FC       {fc}{' (local emulator)' if stack.emulator else ''}\n"
+        f"  data     {stack.data_dir}  (logs: {stack.worker_log.name}, {stack.beat_log.name})\n"
+        f"  try      MCPFC_API_KEY={stack.api_key} mcp-fc deploy NAME "
+        + (
+            "-- SERVER_CMD   (the local emulator needs no --image)"
+            if stack.emulator
+            else "--image IMAGE -- SERVER_CMD"
+        )
+    )
+
+
+def _run_demo(stack: DevStack, outcome: dict[str, Any]) -> None:
+    _say(f"deploying the sample MCP server ({' '.join(DEMO_COMMAND)}) ...")
+    try:
+        dep = deploy_demo(stack.api_url, stack.api_key)
+    except Exception as exc:  # noqa: BLE001 - reported, the stack keeps running
+        _say(f"error: the demo deploy did not finish: {exc}")
+        return
+    outcome["deployment"] = dep
+    if dep["status"] != "succeeded":
+        _say(f"error: the demo deploy {dep['status']}: {json.dumps(dep.get('error'))}")
+        return
+    _print_demo(dep)
 
 
 def _print_demo(dep: dict[str, Any]) -> None:

@@ -138,3 +138,28 @@ def test_wait_gives_up_after_its_deadline(api, client, monkeypatch):
     api.get("/v1/deployments/0190aa00bb11cc22dd33").mock(return_value=httpx.Response(200, json=deployment()))
     with pytest.raises(ServiceUnreachable, match="still pending"):
         client.wait("0190aa00bb11cc22dd33", until=lambda d: d.status == "succeeded", deadline_s=30)
+
+
+def test_rollback_versions_reconcile_and_logs_are_public_calls(api, client):
+    """The routes the CLI calls beyond deploy/get/list: each is a public APIClient method."""
+    rollback = api.post("/v1/deployments/t/rollback").mock(
+        return_value=httpx.Response(202, json=deployment("t"))
+    )
+    versions = api.get("/v1/deployments/t/versions").mock(
+        return_value=httpx.Response(200, json={"versions": [{"version": "1", "live": True}]})
+    )
+    reconcile = api.post("/v1/deployments/t/reconcile").mock(
+        return_value=httpx.Response(202, json=deployment("t"))
+    )
+    logs = api.get("/v1/deployments/t/logs").mock(
+        return_value=httpx.Response(200, json={"lines": [], "cursor": "c2"})
+    )
+    assert client.rollback("t", "3").name == "t"
+    assert rollback.calls.last.request.content == b'{"to":"3"}'
+    client.rollback("t")
+    assert rollback.calls.last.request.content == b""
+    assert client.versions("t")["versions"][0]["live"] is True
+    assert client.reconcile("t").name == "t" and reconcile.called
+    assert client.logs("t", since="10m", after="c1") == {"lines": [], "cursor": "c2"}
+    assert dict(logs.calls.last.request.url.params) == {"since": "10m", "after": "c1"}
+    assert versions.called
