@@ -8,12 +8,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib.metadata import PackageNotFoundError, version
 
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from deployer import __version__
 from deployer import celery_app as queue
 from deployer.api import docs as api_docs
 from deployer.api import problems
@@ -27,11 +27,6 @@ from deployer.store import migrate
 from deployer.store.db import normalise_url
 
 log = logging.getLogger("deployer.api")
-
-try:
-    __version__ = version("mcp-fc")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
-    __version__ = "0.0.0"
 
 
 def _unique_id(route: APIRoute) -> str:
