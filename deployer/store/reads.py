@@ -22,7 +22,6 @@ from deployer.crypto import Vault
 from deployer.ops import tool_drift
 from deployer.store import health
 from deployer.store.db import note_change
-from deployer.store.lifecycle import NameTaken, new_id  # noqa: F401 - re-exported: where callers look for them
 from deployer.store.tables import ApiKey, DeploymentEvent, DeploymentRow, IdempotencyKey, utcnow
 from schemas import IN_PROGRESS, Deployment, DeploymentError, DeployRequest, HealthStatus, Status, Urls
 

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from deployer import celery_app as queue
 from deployer.api import create_app
 from deployer.api.routes import deployments as deployments_routes
+from deployer.api.routes import reads as reads_routes
 from deployer.crypto import Vault
 from deployer.store import lifecycle
 from deployer.store import reads as store
@@ -360,7 +361,7 @@ def test_wait_returns_when_another_process_changes_the_row(
     dep = deploy()
     first_read = threading.Event()
     statuses: list[str] = []
-    real_load = deployments_routes._load_public
+    real_load = reads_routes._load_public
 
     def spy(*args):
         result = real_load(*args)
@@ -368,7 +369,7 @@ def test_wait_returns_when_another_process_changes_the_row(
         first_read.set()
         return result
 
-    monkeypatch.setattr(deployments_routes, "_load_public", spy)
+    monkeypatch.setattr(reads_routes, "_load_public", spy)
 
     def worker() -> None:
         assert first_read.wait(10)
@@ -391,14 +392,14 @@ def test_wait_ignores_writes_a_watcher_cannot_see(
     dep = deploy()
     move(settings, dep["id"], Status.running, stage="creating_function", progress=10)
     reads = threading.Semaphore(0)
-    real_load = deployments_routes._load_public
+    real_load = reads_routes._load_public
 
     def spy(*args):
         result = real_load(*args)
         reads.release()
         return result
 
-    monkeypatch.setattr(deployments_routes, "_load_public", spy)
+    monkeypatch.setattr(reads_routes, "_load_public", spy)
 
     def worker() -> None:
         assert reads.acquire(timeout=10)  # the long poll read the row
@@ -418,8 +419,8 @@ def test_wait_gives_up_at_the_deadline_with_the_row_unchanged(
 ) -> None:
     dep = deploy()
     reads: list[str] = []
-    real_load = deployments_routes._load_public
-    monkeypatch.setattr(deployments_routes, "_load_public", lambda *a: reads.append("x") or real_load(*a))
+    real_load = reads_routes._load_public
+    monkeypatch.setattr(reads_routes, "_load_public", lambda *a: reads.append("x") or real_load(*a))
     r = client.get("/v1/deployments/mcp-time", params={"wait": 0.3}, headers=alice)
     assert r.json()["status"] == "pending" and r.json()["updated_at"] == dep["updated_at"]
     assert len(reads) > 1, "it polled more than once before giving up"
@@ -431,8 +432,8 @@ def test_wait_on_a_finished_deployment_answers_at_once(
     dep = deploy()
     move(settings, dep["id"], Status.running, Status.succeeded)
     reads: list[str] = []
-    real_load = deployments_routes._load_public
-    monkeypatch.setattr(deployments_routes, "_load_public", lambda *a: reads.append("x") or real_load(*a))
+    real_load = reads_routes._load_public
+    monkeypatch.setattr(reads_routes, "_load_public", lambda *a: reads.append("x") or real_load(*a))
     r = client.get(f"/v1/deployments/{dep['id']}", params={"wait": 60}, headers=alice)
     assert r.json()["status"] == "succeeded" and reads == ["x"]
 

@@ -318,16 +318,16 @@ def test_an_idle_event_stream_backs_off(live_api, monkeypatch: pytest.MonkeyPatc
     """Without the change feed an idle stream re-reads less and less often (it read 5 times a second)."""
     import httpx
 
-    from deployer.api.routes import deployments
+    from deployer.api.routes import events
 
     reads = []
-    real = deployments._events_since
+    real = events._events_since
 
     def counting(*args):  # type: ignore[no-untyped-def]
         reads.append(time.monotonic())
         return real(*args)
 
-    monkeypatch.setattr(deployments, "_events_since", counting)
+    monkeypatch.setattr(events, "_events_since", counting)
     base, settings = live_api
     alice = bearer(new_key(settings)[1])
     with httpx.Client(base_url=base, timeout=30) as http:

@@ -20,7 +20,6 @@ import pytest
 
 from deployer import celery_app as queue
 from deployer.store import lifecycle
-from deployer.store import reads as store
 from deployer.store.db import session_scope
 from tests.reliability.conftest import (
     CallLog,
@@ -128,9 +127,9 @@ def test_lease_owner_fits_its_column_with_a_long_host_name(stack, monkeypatch):
     monkeypatch.setattr(
         socket, "gethostname", lambda: "mcp-fc-worker-7d9f8c6b5d-x2x9k.workers.svc.cluster.local"
     )
-    owner = execution_id(SimpleNamespace(request=SimpleNamespace(id=store.new_id())))
+    owner = execution_id(SimpleNamespace(request=SimpleNamespace(id=lifecycle.new_id())))
     assert len(owner) <= 64 and owner != execution_id(
-        SimpleNamespace(request=SimpleNamespace(id=store.new_id()))
+        SimpleNamespace(request=SimpleNamespace(id=lifecycle.new_id()))
     )
     with stack.http() as http:
         dep = http.post("/v1/deployments", json=deploy_body("rc-lease")).json()

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query
 from deployer import client_configs
 from deployer.api.deps import CurrentOwner, SessionDep, VaultDep
 from deployer.api.problems import Problem, ProblemDetail
-from deployer.api.routes.deployments import PREFIX, IdOrName, _get_row
+from deployer.api.routes.common import PREFIX, IdOrName, get_row
 from deployer.client_configs import ClientKind, Endpoint
 from deployer.crypto import Vault
 from deployer.store import reads as store
@@ -125,5 +125,5 @@ def client_config(
     client: Annotated[ClientKind, Query(description=CLIENT_HELP)] = ClientKind.json,
 ) -> dict[str, Any]:
     """The config an MCP client reads for this deployment (contains the endpoint token)."""
-    endpoint = endpoint_of(_get_row(session, owner, id), vault)
+    endpoint = endpoint_of(get_row(session, owner, id), vault)
     return client_configs.render(client, [endpoint]).body()

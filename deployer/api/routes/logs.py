@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from deployer.api.deps import CurrentOwner, SessionDep, SettingsDep, VaultDep
 from deployer.api.problems import Problem, ProblemDetail
-from deployer.api.routes.deployments import PREFIX, IdOrName, _get_row
+from deployer.api.routes.common import PREFIX, IdOrName, get_row
 from deployer.errors import LogsUnavailable
 from deployer.fc import sls as runtime_logs
 
@@ -88,7 +88,7 @@ def read_logs(
     after: Annotated[str | None, Query(description="the cursor of an earlier page: only newer lines")] = None,
 ) -> LogPage:
     """The deployment's own output, oldest first (default: the last 100 lines of the last 24 hours)."""
-    row = _get_row(session, owner, id)
+    row = get_row(session, owner, id)
     now = time.time()
     since_s = parse_since(since, now)
     if tail is None and after is None and since_s is None:

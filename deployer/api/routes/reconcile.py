@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 
 from deployer.api.deps import CurrentOwner, ProducerDep, RateLimited, SessionDep, SettingsDep
 from deployer.api.problems import ProblemDetail
-from deployer.api.routes.deployments import PREFIX, IdOrName, _busy, _redeployable, _start_queued
+from deployer.api.routes.common import PREFIX, IdOrName, busy, redeployable, start_queued
 from deployer.store import lifecycle
 from schemas import Deployment
 
@@ -39,8 +39,8 @@ def reconcile(
     producer: ProducerDep,
 ) -> Deployment:
     """Write the deployment's spec to FC again (every managed field), whatever was changed outside mcp-fc."""
-    row = _redeployable(session, owner, id)
+    row = redeployable(session, owner, id)
     if not lifecycle.queue_reconcile(session, row, deadline_s=settings.deploy_deadline_s):
         session.refresh(row)
-        raise _busy(row)
-    return _start_queued(request, session, producer, response, row)
+        raise busy(row)
+    return start_queued(request, session, producer, response, row)

@@ -15,14 +15,7 @@ from pydantic import BaseModel, Field
 
 from deployer.api.deps import CurrentOwner, ProducerDep, RateLimited, SessionDep, SettingsDep
 from deployer.api.problems import Problem
-from deployer.api.routes.deployments import (
-    PREFIX,
-    IdOrName,
-    _busy,
-    _get_row,
-    _redeployable,
-    _start_queued,
-)
+from deployer.api.routes.common import PREFIX, IdOrName, busy, get_row, redeployable, start_queued
 from deployer.ops import releases
 from deployer.store import lifecycle
 from deployer.store.tables import DeploymentRow
@@ -67,7 +60,7 @@ def _releases(row: DeploymentRow) -> list[dict[str, Any]]:
 @router.get(PREFIX + "/{id}/versions", response_model=VersionList)
 def list_versions(id: IdOrName, owner: CurrentOwner, session: SessionDep) -> VersionList:
     """The deployment's published versions, newest first, and which one `live` serves."""
-    row = _get_row(session, owner, id)
+    row = get_row(session, owner, id)
     live = _live(row)
     versions = [VersionInfo(**{**r, "live": r.get("version") == live}) for r in reversed(_releases(row))]
     return VersionList(live=live, versions=versions)
@@ -87,7 +80,7 @@ def rollback(
     body: RollbackRequest | None = None,
 ) -> Deployment:
     """Move `live` back (probed first, then one alias update)."""
-    row = _redeployable(session, owner, id)
+    row = redeployable(session, owner, id)
     published = _releases(row)
     if not published:
         raise Problem(409, f"{row.name} has no published versions to roll back to", kind="no-versions")
@@ -104,5 +97,5 @@ def rollback(
             raise Problem(404, f"{row.name} has no version {target}", kind="no-such-version")
     if not lifecycle.queue_rollback(session, row, to=target, deadline_s=settings.deploy_deadline_s):
         session.refresh(row)
-        raise _busy(row)
-    return _start_queued(request, session, producer, response, row)
+        raise busy(row)
+    return start_queued(request, session, producer, response, row)

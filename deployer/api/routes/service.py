@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from deployer import __version__
 from deployer.api.deps import CurrentOwner, SettingsDep
-from deployer.client import VERSION
 from deployer.settings import LOCAL_IMAGE
 from schemas.limits import FC_REGIONS
 from schemas.service import ServiceInfo
@@ -22,7 +22,7 @@ def service_info(owner: CurrentOwner, settings: SettingsDep) -> ServiceInfo:
     """What a client needs before it deploys (authenticated like every /v1 route)."""
     local = settings.fc_is_local
     return ServiceInfo(
-        version=VERSION,
+        version=__version__,
         region=settings.region,
         regions=sorted(FC_REGIONS),
         fc_local=local,
