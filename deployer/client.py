@@ -29,6 +29,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
+from deployer import __version__
 from deployer.errors import ConfigError, MCPFCError
 from schemas import Deployment, DeploymentPage, TaskView
 from schemas.problem import FieldError
@@ -43,12 +44,8 @@ __all__ = [
     "ServiceUnreachable",
 ]
 
-try:  # the installed distribution's version, for the User-Agent
-    from importlib.metadata import version as _dist_version
-
-    VERSION = _dist_version("mcp-fc")
-except Exception:  # pragma: no cover - running from a source tree without metadata
-    VERSION = "0.0.0"
+#: The User-Agent's version: the package's one `__version__` (the API and `mcp-fc --version` show it too).
+VERSION = __version__
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 # What the API answers a deploy that replaced a deployment with (deployer/api/routes/deployments.py).

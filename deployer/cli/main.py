@@ -22,6 +22,7 @@ from typing import Annotated
 
 import typer
 
+from deployer import __version__ as VERSION
 from deployer.cli import config, deploy, deployments, keys, logs, reconcile, releases, server
 from deployer.cli.base import (
     EXIT_FAILED,
@@ -33,7 +34,6 @@ from deployer.cli.base import (
     get_state,
     hide_flag_types,
 )
-from deployer.client import VERSION
 from deployer.errors import MCPFCError
 
 hide_flag_types()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deployer.client import VERSION
+from deployer import __version__ as VERSION
 
 COMMANDS = [
     "deploy",
