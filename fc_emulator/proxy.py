@@ -32,7 +32,7 @@ from .exceptions import FCError
 from .runtime import Instance, describe_exit
 
 if TYPE_CHECKING:
-    from .dataplane import TriggerRequestHandler
+    from .http import JSONRequestHandler
     from .trigger_auth import AuthResult
 
 logger = logging.getLogger("fc_emulator")
@@ -96,7 +96,7 @@ def _connection_tokens(headers: Any) -> set[str]:
 
 
 def upstream_headers(
-    request: TriggerRequestHandler, instance: Instance, auth: AuthResult | None, body: bytes
+    request: JSONRequestHandler, instance: Instance, auth: AuthResult | None, body: bytes
 ) -> list[tuple[str, str]]:
     """The headers sent to the instance (see the module docstring)."""
     added = {name.lower() for name, _ in (auth.add_headers if auth else ())}
@@ -138,7 +138,7 @@ def _instance_error(instance: Instance, what: str) -> FunctionInstanceError:
 
 
 def forward(
-    request: TriggerRequestHandler,
+    request: JSONRequestHandler,
     instance: Instance,
     *,
     auth: AuthResult | None = None,
@@ -188,7 +188,7 @@ def forward(
 
 
 def _relay(
-    request: TriggerRequestHandler,
+    request: JSONRequestHandler,
     response: http.client.HTTPResponse,
     sock: socket.socket,
     deadline: float,
