@@ -170,7 +170,7 @@ class InstanceManager:
             return self._start_locks.setdefault(function_name, threading.Lock())
 
     def acquire(self, function: Any) -> Instance:
-        """A ready instance of ``function`` (a settled :class:`~fc_emulator.models.Function`), started
+        """A ready instance of ``function`` (a settled :class:`~fc_emulator.resources.Function`), started
         if needed; counts one request in flight until :meth:`release`. Raises :class:`FunctionNotStarted`."""
         # One instance per function and version: a published version keeps its own instance while LATEST
         # (key = the name) is updated.
