@@ -34,17 +34,32 @@ Fault rule keys are documented in :mod:`fc_emulator.faults`. Errors use the FC e
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from .dataplane import DataPlane
 from .exceptions import InvalidArgument, PathNotSupported
-
-if TYPE_CHECKING:
-    from .server import EmulatorServer
+from .faults import FaultInjector
+from .models import FCBackend
 
 CONTROL_PREFIX = "/_emulator"
 BACKEND_CONFIG_KEYS = frozenset({"pending_seconds", "fail_images"})
 RUNTIME_CONFIG_KEYS = frozenset({"runtime", "start_timeout_s", "idle_timeout_s"})
 CONFIG_KEYS = BACKEND_CONFIG_KEYS | RUNTIME_CONFIG_KEYS
+
+
+class Emulator(Protocol):
+    """What the control API drives: :class:`~fc_emulator.server.EmulatorServer` (which serves this API, so
+    the server module is never imported here)."""
+
+    backend: FCBackend
+    faults: FaultInjector
+
+    @property
+    def dataplane(self) -> DataPlane: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+    def reset(self) -> None: ...
 
 
 def is_control_path(raw_path: str) -> bool:
@@ -60,7 +75,7 @@ def _json(body: bytes) -> Any:
         raise InvalidArgument(f"the request body is not valid JSON: {exc}") from None
 
 
-def handle(emulator: EmulatorServer, method: str, raw_path: str, body: bytes) -> tuple[int, Any]:
+def handle(emulator: Emulator, method: str, raw_path: str, body: bytes) -> tuple[int, Any]:
     """Answer one control request: ``(status, JSON-able payload)``; raises :class:`FCError`."""
     path = raw_path.rstrip("/")
     method = method.upper()
@@ -121,4 +136,4 @@ def handle(emulator: EmulatorServer, method: str, raw_path: str, body: bytes) ->
     raise PathNotSupported(method, raw_path)
 
 
-__all__ = ["CONTROL_PREFIX", "handle", "is_control_path"]
+__all__ = ["CONTROL_PREFIX", "Emulator", "handle", "is_control_path"]

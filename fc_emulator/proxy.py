@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .exceptions import FCError
-from .runtime import Instance, describe_exit
+from .instance import Instance, describe_exit
 
 if TYPE_CHECKING:
-    from .dataplane import TriggerRequestHandler
+    from .http import JSONRequestHandler
     from .trigger_auth import AuthResult
 
 logger = logging.getLogger("fc_emulator")
@@ -96,7 +96,7 @@ def _connection_tokens(headers: Any) -> set[str]:
 
 
 def upstream_headers(
-    request: TriggerRequestHandler, instance: Instance, auth: AuthResult | None, body: bytes
+    request: JSONRequestHandler, instance: Instance, auth: AuthResult | None, body: bytes
 ) -> list[tuple[str, str]]:
     """The headers sent to the instance (see the module docstring)."""
     added = {name.lower() for name, _ in (auth.add_headers if auth else ())}
@@ -138,7 +138,7 @@ def _instance_error(instance: Instance, what: str) -> FunctionInstanceError:
 
 
 def forward(
-    request: TriggerRequestHandler,
+    request: JSONRequestHandler,
     instance: Instance,
     *,
     auth: AuthResult | None = None,
@@ -188,13 +188,29 @@ def forward(
 
 
 def _relay(
-    request: TriggerRequestHandler,
+    request: JSONRequestHandler,
     response: http.client.HTTPResponse,
     sock: socket.socket,
     deadline: float,
     method: str,
     instance: Instance,
 ) -> None:
+    """Send the instance's answer to the client: its status and headers at once, then its body streamed."""
+    headers, no_body, length, chunked = _response_framing(request, response, method)
+    request.send_response_only(response.status, response.reason or None)
+    request.headers_sent = True
+    for name, value in headers:
+        request.send_header(name, value)
+    request.end_headers()
+    if not no_body:
+        _stream_body(request, response, sock, deadline, method, instance, length=length, chunked=chunked)
+
+
+def _response_framing(
+    request: JSONRequestHandler, response: http.client.HTTPResponse, method: str
+) -> tuple[list[tuple[str, str]], bool, int | None, bool]:
+    """``(headers to send, no body, announced length, chunked)``: the instance's headers minus hop-by-hop
+    ones, and how the body reaches the client (its ``Content-Length``, else chunked or close-delimited)."""
     status = response.status
     tokens = {t.strip().lower() for v in response.headers.get_all("Connection") or [] for t in v.split(",")}
     headers = [
@@ -220,15 +236,21 @@ def _relay(
     headers.append(("x-fc-request-id", request.request_id))
     if request.close_connection:
         headers.append(("Connection", "close"))
+    return headers, no_body, length, chunked
 
-    request.send_response_only(status, response.reason or None)
-    request.headers_sent = True
-    for name, value in headers:
-        request.send_header(name, value)
-    request.end_headers()
-    if no_body:
-        return
 
+def _stream_body(
+    request: JSONRequestHandler,
+    response: http.client.HTTPResponse,
+    sock: socket.socket,
+    deadline: float,
+    method: str,
+    instance: Instance,
+    *,
+    length: int | None,
+    chunked: bool,
+) -> None:
+    """Relay each piece as it arrives until the end, the deadline, or either side going away."""
     sent = 0
     wfile = request.wfile
     while True:

@@ -26,9 +26,10 @@ import time
 from typing import IO, Any
 
 from . import control, routes, sls
-from .dataplane import EXPOSE_HEADERS, DataPlane, JSONRequestHandler, ListenerHub, LoopbackHTTPServer
+from .dataplane import DataPlane, ListenerHub
 from .exceptions import FCError, InternalServerError, new_request_id
 from .faults import FaultInjector
+from .http import EXPOSE_HEADERS, JSONRequestHandler, LoopbackHTTPServer
 from .logstore import LogStore
 from .models import REQUEST_REGION, FCBackend
 from .signing import verify_request

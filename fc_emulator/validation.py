@@ -125,7 +125,7 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_number(v: Any) -> bool:
+def is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -152,7 +152,7 @@ def _int_in(spec: Mapping[str, Any], key: str, low: int, high: int, where: str =
         raise InvalidArgument(f"{where}{key} must be an integer in [{low}, {high}], got {value!r}")
 
 
-def _parse_json_object(value: Any, name: str) -> dict[str, Any]:
+def parse_json_object(value: Any, name: str) -> dict[str, Any]:
     if isinstance(value, Mapping):
         return dict(value)
     if not isinstance(value, str):
@@ -201,7 +201,7 @@ def _validate_session_affinity(spec: Mapping[str, Any]) -> None:
         return
     if not isinstance(raw, str):
         raise InvalidArgument("sessionAffinityConfig must be a JSON string")
-    config = _parse_json_object(raw, "sessionAffinityConfig")
+    config = parse_json_object(raw, "sessionAffinityConfig")
     where = "sessionAffinityConfig."
     allowed = AFFINITY_CONFIG_KEYS.get(str(affinity))
     if allowed is None:
@@ -241,7 +241,7 @@ def _check_sessions_fit(spec: Mapping[str, Any]) -> None:
     raw = spec.get("sessionAffinityConfig")
     if affinity not in AFFINITY_CONFIG_KEYS or not isinstance(raw, str) or not raw:
         return
-    sessions = _parse_json_object(raw, "sessionAffinityConfig").get("sessionConcurrencyPerInstance")
+    sessions = parse_json_object(raw, "sessionAffinityConfig").get("sessionConcurrencyPerInstance")
     concurrency = spec.get("instanceConcurrency")
     if _is_int(sessions) and _is_int(concurrency) and sessions > concurrency:
         raise InvalidArgument(
@@ -315,7 +315,7 @@ def validate_function_fields(spec: Mapping[str, Any]) -> None:
         raise InvalidArgument(f"memorySize must be a multiple of 64 in [128, 32768] MB, got {memory!r}")
     cpu = spec.get("cpu")
     if cpu is not None and (
-        not _is_number(cpu) or not 0.05 - 1e-9 <= cpu <= 16 + 1e-9 or abs(cpu * 20 - round(cpu * 20)) > 1e-6
+        not is_number(cpu) or not 0.05 - 1e-9 <= cpu <= 16 + 1e-9 or abs(cpu * 20 - round(cpu * 20)) > 1e-6
     ):
         raise InvalidArgument(f"cpu must be a multiple of 0.05 in [0.05, 16] vCPU, got {cpu!r}")
     disk = spec.get("diskSize")
@@ -401,7 +401,7 @@ def validate_trigger_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidArgument("triggerConfig is required")
     if not isinstance(spec["triggerConfig"], str):
         raise InvalidArgument("triggerConfig must be a JSON string")
-    config = _parse_json_object(spec["triggerConfig"], "triggerConfig")
+    config = parse_json_object(spec["triggerConfig"], "triggerConfig")
     _require_str(spec, "qualifier", min_len=1, max_len=128)
     _require_str(spec, "description", max_len=256)
     _require_str(spec, "invocationRole", max_len=300)
@@ -425,7 +425,7 @@ def validate_trigger_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
         if auth == "jwt":
             if config.get("authConfig") in (None, ""):
                 raise InvalidArgument("triggerConfig.authConfig is required when authType is jwt")
-            auth_config = _parse_json_object(config["authConfig"], "triggerConfig.authConfig")
+            auth_config = parse_json_object(config["authConfig"], "triggerConfig.authConfig")
             jwks = auth_config.get("jwks", auth_config.get("JWKS"))
             keys = jwks.get("keys") if isinstance(jwks, Mapping) else None
             if not isinstance(keys, list) or not keys:

@@ -20,15 +20,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from .exceptions import AliasAlreadyExists, AliasNotFound, InvalidArgument, VersionNotFound
+from .wire import iso, page_by_key
 
 ALIAS_NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_-]{0,127}\Z")
 VERSION_DIRECTIONS = ("BACKWARD", "FORWARD")
-
-
-def _iso(ts: float) -> str:
-    from .models import iso
-
-    return iso(ts)
 
 
 class Version:
@@ -44,8 +39,8 @@ class Version:
         return {
             "versionId": self.version_id,
             "description": self.description,
-            "createdTime": _iso(self.created),
-            "lastModifiedTime": _iso(self.created),
+            "createdTime": iso(self.created),
+            "lastModifiedTime": iso(self.created),
         }
 
     def to_record(self) -> dict[str, Any]:
@@ -74,8 +69,8 @@ class Alias:
             "versionId": self.version_id,
             "description": self.description,
             "additionalVersionWeight": dict(self.weights),
-            "createdTime": _iso(self.created),
-            "lastModifiedTime": _iso(self.modified),
+            "createdTime": iso(self.created),
+            "lastModifiedTime": iso(self.modified),
         }
 
     def to_record(self) -> dict[str, Any]:
@@ -87,19 +82,6 @@ class Alias:
         for key, value in record.items():
             setattr(alias, key, value)
         return alias
-
-
-def _page(items: list[Any], key: Any, limit: Any, next_token: str | None) -> tuple[list[Any], str | None]:
-    from .models import parse_limit
-
-    size = parse_limit(limit)
-    if next_token:
-        keys = [key(i) for i in items]
-        if next_token not in keys:
-            raise InvalidArgument(f"nextToken {next_token!r} is invalid")
-        items = items[keys.index(next_token) :]
-    page, rest = items[:size], items[size:]
-    return page, (key(rest[0]) if rest else None)
 
 
 class FCVersionsMixin:
@@ -195,7 +177,7 @@ class FCVersionsMixin:
             versions = sorted(self.versions.get(function_name, {}).values(), key=lambda v: int(v.version_id))
             if direction == "BACKWARD":
                 versions.reverse()
-            page, token = _page(versions, lambda v: v.version_id, limit, next_token)
+            page, token = page_by_key(versions, lambda v: v.version_id, limit, next_token)
             result: dict[str, Any] = {"versions": [v.to_dict() for v in page], "direction": direction}
         if token:
             result["nextToken"] = token
@@ -279,7 +261,7 @@ class FCVersionsMixin:
                 ),
                 key=lambda a: a.name,
             )
-            page, token = _page(aliases, lambda a: a.name, limit, next_token)
+            page, token = page_by_key(aliases, lambda a: a.name, limit, next_token)
             result: dict[str, Any] = {"aliases": [a.to_dict() for a in page]}
         if token:
             result["nextToken"] = token

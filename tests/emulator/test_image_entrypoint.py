@@ -17,7 +17,7 @@ import pytest
 from alibabacloud_fc20230330 import models as fc
 
 from fc_emulator import EmulatorServer
-from fc_emulator.runtime import container_argv, split_init
+from fc_emulator.command import container_argv, split_init
 
 ECHO = str(Path(__file__).with_name("echo_function.py"))
 AK, SK = "img-ak", "img-secret"

@@ -24,13 +24,10 @@ from alibabacloud_fc20230330 import models as fc
 from alibabacloud_fc20230330.client import Client
 
 from fc_emulator import EmulatorServer
-from fc_emulator.runtime import (
-    DEFAULT_IDLE_TIMEOUT_S,
-    DEFAULT_START_TIMEOUT_S,
-    PASSED_HOST_VARS,
-    _prune,
-    map_command,
-)
+from fc_emulator.command import map_command
+from fc_emulator.environment import PASSED_HOST_VARS
+from fc_emulator.launch import prune_instance_dirs
+from fc_emulator.runtime import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_START_TIMEOUT_S
 from tests.conftest import alive
 
 ECHO = str(Path(__file__).with_name("echo_function.py"))
@@ -566,7 +563,7 @@ def test_old_instance_directories_are_pruned(tmp_path):
     for i in range(5):
         (tmp_path / f"fn-{i}").mkdir()
         os.utime(tmp_path / f"fn-{i}", (1000 + i, 1000 + i))
-    _prune(str(tmp_path), 2, keep={str(tmp_path / "fn-0")})
+    prune_instance_dirs(str(tmp_path), 2, keep={str(tmp_path / "fn-0")})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fn-0", "fn-3", "fn-4"]
 
 
@@ -577,7 +574,8 @@ def test_serverwatch_records_the_servers_exit_code_and_stderr(tmp_path):
     import subprocess as _subprocess
     import sys as _sys
 
-    from fc_emulator.runtime import SERVER_WATCH, read_server_exit, watch_server
+    from fc_emulator.command import SERVER_WATCH, watch_server
+    from fc_emulator.instance import read_server_exit
 
     argv, watched = watch_server(["bridge", "--port", "1", "--", "srv", "-x"], str(tmp_path))
     assert watched and argv[:4] == ["bridge", "--port", "1", "--"] and argv[-3:] == ["--", "srv", "-x"]
