@@ -117,6 +117,10 @@ class LogSpec(_Strict):
     logstore: Annotated[str, Field(min_length=2, max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*[a-z0-9]$")]
 
 
+#: A rule a whole request breaks: (field, rule, message, the value it is about).
+_Broken = tuple[str, str, str, Any]
+
+
 def _rule(rule: str, message: str) -> PydanticCustomError:
     """A validation error whose type names the FC rule that was broken (the API shows it as `rule`)."""
     return PydanticCustomError(rule, message)
@@ -365,66 +369,69 @@ class DeployRequest(_Strict):
     def _cross_field(cls, data: Any, handler: Any) -> "DeployRequest":
         # Rules that span fields. Raised as located errors so a 422 names the field and the rule.
         req = handler(data)
-        problems: list[InitErrorDetails] = []
-
-        def fail(field: str, rule: str, message: str, value: Any) -> None:
-            problems.append(
-                InitErrorDetails(type=PydanticCustomError(rule, message), loc=(field,), input=value)
-            )
-
-        memory_gb = req.memory_mb / 1024
-        if not (req.cpu - 1e-9 <= memory_gb <= 4 * req.cpu + 1e-9):
-            fail(
-                "memory_mb",
-                "cpu_memory_ratio",
-                f"{req.memory_mb} MB is outside 1-4 GB per vCPU for cpu {req.cpu} "
-                f"(allowed {int(req.cpu * 1024)}-{int(req.cpu * 4096)} MB)",
-                req.memory_mb,
-            )
-        total = limits.env_size({**req.env, **req.secret_values()})
-        if total > limits.ENV_TOTAL_BYTES:
-            fail(
-                "env",
-                "env_total_size",
-                f"env and secret_env together are {total} bytes as the JSON FC receives; FC allows 4096",
-                total,
-            )
-        sessions = req.session_concurrency_per_instance
-        if sessions is not None and sessions > req.instance_concurrency:
-            fail(
-                "session_concurrency_per_instance",
-                "session_concurrency_exceeds_instance",
-                f"{sessions} sessions per instance exceed instance_concurrency {req.instance_concurrency}; "
-                "FC refuses more sessions than concurrent requests per instance",
-                sessions,
-            )
-        if sessions is not None and req.transport != Transport.sse:
-            fail(
-                "session_concurrency_per_instance",
-                "session_concurrency_needs_sse",
-                "session_concurrency_per_instance applies only to transport sse (MCP_SSE session affinity)",
-                sessions,
-            )
-        overlap = sorted(set(req.env) & set(req.secret_env))
-        if overlap:
-            fail("secret_env", "env_duplicate_key", f"keys {overlap} are in both env and secret_env", overlap)
-        if req.region and (wrong_region := limits.image_region_error(req.image, req.region)):
-            fail("image", "image_region", wrong_region, req.image)
-        host = limits.image_registry_host(req.image)
-        if host and limits.ACR_EE_HOST_RE.fullmatch(host) and not req.acr_instance_id:
-            fail(
-                "acr_instance_id",
-                "acr_instance_required",
-                "images in an ACR Enterprise Edition registry need acr_instance_id (cri-...)",
-                None,
-            )
-        if req.proxy == ProxyKind.mcp_proxy and not req.command:
-            fail(
-                "command", "command_required", "give the stdio MCP server's argv when proxy is mcp-proxy", []
-            )
+        problems = [
+            InitErrorDetails(type=PydanticCustomError(rule, message), loc=(field,), input=value)
+            for field, rule, message, value in [*req._capacity_problems(), *req._source_problems()]
+        ]
         if problems:
             raise ValidationError.from_exception_data(cls.__name__, problems)
         return req
+
+    def _capacity_problems(self) -> list[_Broken]:
+        """What one instance is given: memory per vCPU, the environment's size, SSE sessions."""
+        found: list[_Broken] = []
+        memory_gb = self.memory_mb / 1024
+        if not (self.cpu - 1e-9 <= memory_gb <= 4 * self.cpu + 1e-9):
+            message = (
+                f"{self.memory_mb} MB is outside 1-4 GB per vCPU for cpu {self.cpu} "
+                f"(allowed {int(self.cpu * 1024)}-{int(self.cpu * 4096)} MB)"
+            )
+            found.append(("memory_mb", "cpu_memory_ratio", message, self.memory_mb))
+        total = limits.env_size({**self.env, **self.secret_values()})
+        if total > limits.ENV_TOTAL_BYTES:
+            message = f"env and secret_env together are {total} bytes as the JSON FC receives; FC allows 4096"
+            found.append(("env", "env_total_size", message, total))
+        sessions = self.session_concurrency_per_instance
+        if sessions is not None and sessions > self.instance_concurrency:
+            message = (
+                f"{sessions} sessions per instance exceed instance_concurrency {self.instance_concurrency}; "
+                "FC refuses more sessions than concurrent requests per instance"
+            )
+            found.append(
+                (
+                    "session_concurrency_per_instance",
+                    "session_concurrency_exceeds_instance",
+                    message,
+                    sessions,
+                )
+            )
+        if sessions is not None and self.transport != Transport.sse:
+            message = (
+                "session_concurrency_per_instance applies only to transport sse (MCP_SSE session affinity)"
+            )
+            found.append(
+                ("session_concurrency_per_instance", "session_concurrency_needs_sse", message, sessions)
+            )
+        return found
+
+    def _source_problems(self) -> list[_Broken]:
+        """What the server is made of: its environment's keys, its image, its command."""
+        found: list[_Broken] = []
+        overlap = sorted(set(self.env) & set(self.secret_env))
+        if overlap:
+            found.append(
+                ("secret_env", "env_duplicate_key", f"keys {overlap} are in both env and secret_env", overlap)
+            )
+        if self.region and (wrong_region := limits.image_region_error(self.image, self.region)):
+            found.append(("image", "image_region", wrong_region, self.image))
+        host = limits.image_registry_host(self.image)
+        if host and limits.ACR_EE_HOST_RE.fullmatch(host) and not self.acr_instance_id:
+            message = "images in an ACR Enterprise Edition registry need acr_instance_id (cri-...)"
+            found.append(("acr_instance_id", "acr_instance_required", message, None))
+        if self.proxy == ProxyKind.mcp_proxy and not self.command:
+            message = "give the stdio MCP server's argv when proxy is mcp-proxy"
+            found.append(("command", "command_required", message, []))
+        return found
 
     def sessions_per_instance(self) -> int:
         """The SSE sessions an instance takes: the request's, else FC's default of 20 capped at half the

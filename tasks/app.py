@@ -23,6 +23,9 @@ app.conf.include = [
 ]
 app.conf.beat_schedule = beat_schedule(get_settings())
 app.conf.beat_scheduler = "tasks.beat:LeaderScheduler"
+# Every line the worker (and beat) writes says which deployment it is about: `[deployment=<id>]`.
+app.conf.worker_log_format = logcontext.WORKER_LOG_FORMAT
+app.conf.worker_task_log_format = logcontext.WORKER_TASK_LOG_FORMAT
 
 
 @after_setup_logger.connect

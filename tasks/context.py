@@ -35,8 +35,9 @@ from deployer.logcontext import deployment_logs
 from deployer.settings import Settings, get_settings
 from deployer.store import lifecycle
 from deployer.store import reads as store
+from deployer.store.checkpoint import Checkpoint
 from deployer.store.db import session_scope
-from deployer.store.lifecycle import Checkpoint, RunWrites
+from deployer.store.run_writes import RunWrites
 from deployer.store.tables import DeploymentRow
 from schemas import MASK, TERMINAL, Status
 
@@ -175,7 +176,7 @@ class LeaseKeeper:
 
 
 class Run(RunWrites):
-    """One execution of a task for one deployment: its guarded writes (deployer.store.lifecycle.RunWrites), and
+    """One execution of a task for one deployment: its guarded writes (deployer.store.run_writes.RunWrites), and
     the lease keeper and row checks around them."""
 
     def __init__(self, task: Task, deployment_id: str, expected: set[Status]) -> None:

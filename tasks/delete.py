@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from deployer.celery_app import DELETE_TASK
 from deployer.errors import FCError
-from deployer.store.lifecycle import Checkpoint
+from deployer.store.checkpoint import Checkpoint
 from deployer.store.tables import DeploymentRow
 from schemas import Status
 from tasks.app import app

@@ -24,6 +24,7 @@ from deployer.ops import drift
 from deployer.store import lifecycle
 from deployer.store import reads as store
 from deployer.store.db import session_scope
+from deployer.store.result import DeploymentResult
 from deployer.store.tables import DeploymentRow
 from schemas import AuthType, Status
 from tasks.app import app
@@ -78,7 +79,7 @@ def check(deployment_id: str) -> dict[str, Any]:
     except FCError as exc:
         log.warning("drift.fc_error", extra={"deployment_id": deployment_id, "code": exc.code})
         return {"status": "fc-error"}
-    previous = (row.result or {}).get("drift") or {}
+    previous = DeploymentResult.from_json(row.result).drift or {}
     messages = []
     if fields and fields != previous.get("fields"):
         messages.append(f"config drift: {drift.summary(fields)} (`mcp-fc reconcile {row.name}` converges it)")
@@ -101,14 +102,13 @@ def observe(ctx: Any, row: DeploymentRow) -> list[dict[str, Any]]:
     """The drift fields of one deployment (reads FC: GetFunction, GetTrigger, GetAlias with releases)."""
     req = store.request_of(ctx.vault, row)
     gateway = ctx.gateway_for(row.region or req.region)
-    result = row.result or {}
+    result = DeploymentResult.from_json(row.result)
     try:
         function = gateway.get_function(req.name).get("body") or {}
     except FCNotFound:
         return [{"field": "function", "fc": None, "spec": req.name}]
     fields = drift.function_fields(req, function)
-    recorded = (result.get("trigger_result") or {}).get("body") or {}
-    qualifier = str(recorded.get("qualifier") or spec.QUALIFIER)
+    qualifier = str(result.trigger_qualifier or spec.QUALIFIER)
     auth = spec.EndpointAuth()
     if req.auth.type == AuthType.jwt and row.endpoint_key_enc:
         auth = spec.EndpointAuth(jwks=SigningKey.from_json(ctx.vault.decrypt(row.endpoint_key_enc)).jwks())
@@ -119,7 +119,7 @@ def observe(ctx: Any, row: DeploymentRow) -> list[dict[str, Any]]:
         except FCNotFound:
             fields.append({"field": "trigger", "fc": None, "spec": spec.TRIGGER_NAME})
     if qualifier == spec.LIVE_ALIAS:
-        live = ((result.get("alias_result") or {}).get("body") or {}).get("versionId")
+        live = result.live_version
         try:
             alias = gateway.get_alias(req.name, spec.LIVE_ALIAS).get("body") or {}
             fields += drift.alias_fields(alias, str(live) if live else None)

@@ -39,6 +39,7 @@ from deployer.settings import Settings, get_settings
 from deployer.store import health
 from deployer.store import reads as store
 from deployer.store.db import session_scope
+from deployer.store.result import DeploymentResult
 from deployer.store.tables import DeploymentRow
 from schemas import AuthType, Status, Transport
 from tasks.app import app
@@ -110,7 +111,8 @@ def _target(
     url = urls.get("sse") if transport == Transport.sse.value else urls.get("mcp")
     vault = Vault.from_settings(settings)
     headers = None
-    if (spec.get("auth") or {}).get("type") == AuthType.jwt.value and row.endpoint_token_enc:
+    auth = spec.get("auth") or {}
+    if auth.get("type") == AuthType.jwt.value and row.endpoint_token_enc:
         headers = {"Authorization": f"Bearer {vault.decrypt(row.endpoint_token_enc)}"}
     secrets = [str(v) for v in (vault.decrypt_json(row.secret_env_enc) or {}).values()]  # type: ignore[union-attr]
     return url, transport, headers, secrets
@@ -168,8 +170,9 @@ def check_one(settings: Settings, deployment_id: str) -> str:
 def _tool_drift(row: DeploymentRow, found: Any, now: datetime) -> tuple[dict[str, Any] | None, str | None]:
     """The tools the probe saw against the ones the deploy's probe recorded (result.probe)."""
     summary = found.summary() if hasattr(found, "summary") else None
-    diff = tool_drift.compare((row.result or {}).get("probe"), summary)
-    prev = tool_drift.stored(row, tool_drift.DRIFT_KEY)
+    result = DeploymentResult.from_json(row.result)
+    diff = tool_drift.compare(result.probe, summary)
+    prev = result.finding(tool_drift.DRIFT_KEY, status=row.status, task_id=row.task_id)
     return tool_drift.next_drift(prev, diff, task_id=row.task_id, now=now)
 
 

@@ -56,6 +56,7 @@ from deployer.errors import error_body
 from deployer.settings import Settings, get_settings
 from deployer.store import lifecycle
 from deployer.store import reads as store
+from deployer.store.checkpoint import Checkpoint
 from deployer.store.db import normalise_url, session_scope
 from deployer.store.locks import exclusive
 from deployer.store.tables import DeploymentRow
@@ -132,16 +133,12 @@ def _task_for(row: DeploymentRow) -> str:
     return queue.DELETE_TASK if row.status == Status.deleting.value else queue.DEPLOY_TASK
 
 
-def _priority(row: DeploymentRow) -> str:
-    return str((row.spec or {}).get("priority") or "normal")
-
-
 def _idle_since(row: DeploymentRow) -> datetime:
     """The last sign of life: a change of the row, the end of a lease, or a re-scheduled run's due time."""
     moments = [row.updated_at]
     if row.lease_until is not None:
         moments.append(row.lease_until)
-    due = (row.checkpoint or {}).get("due_at")
+    due = Checkpoint.from_json(row.checkpoint).due_at
     if isinstance(due, int | float):
         moments.append(datetime.fromtimestamp(due, UTC))
     return max(moments)
@@ -171,7 +168,7 @@ def sweep(settings: Settings, app: Celery, *, now: datetime | None = None) -> Sw
             idle = now - _idle_since(row)
             if not past_deadline and idle < stall:
                 continue  # a re-scheduled run is due later
-            recovered = int((row.checkpoint or {}).get("recovered", 0))
+            recovered = int(Checkpoint.from_json(row.checkpoint).recovered)
             where = f"last stage: {row.stage or 'queued'}"
             if past_deadline:
                 message = (
@@ -187,7 +184,7 @@ def sweep(settings: Settings, app: Celery, *, now: datetime | None = None) -> Sw
                 )
                 _fail(settings, row, now, report, _error("TaskLost", message, row))
                 continue
-            queue_name = queue.PRIORITY_QUEUE.get(_priority(row), "default")
+            queue_name = queue.PRIORITY_QUEUE.get(store.priority_of(row), "default")
             if queue_name not in depths:
                 depths[queue_name] = queue_depth(app, queue_name)
             depth = depths[queue_name]
@@ -231,7 +228,11 @@ def _requeue(
             return
     try:
         queue.enqueue(
-            app, task=_task_for(row), deployment_id=row.id, task_id=row.task_id or "", priority=_priority(row)
+            app,
+            task=_task_for(row),
+            deployment_id=row.id,
+            task_id=row.task_id or "",
+            priority=store.priority_of(row),
         )
     except Exception as exc:  # noqa: BLE001 - broker down: the row stays stalled, the next sweeps retry
         log.warning("recovery: re-queue of %s failed: %s", row.id, type(exc).__name__)

@@ -24,6 +24,7 @@ from deployer.ops import token_expiry
 from deployer.store import lifecycle
 from deployer.store import reads as store
 from deployer.store.db import session_scope
+from deployer.store.result import DeploymentResult
 from deployer.store.tables import DeploymentRow
 from schemas import Status
 from tasks.app import app
@@ -66,8 +67,7 @@ def check(deployment_id: str) -> str:
     if expiry is None:
         return "gone"
     status = token_expiry.status(expiry, settings.token_expiry_warn_days)
-    previous = (row.result or {}).get("token") or {}
-    warned = previous.get("warned_at") if previous.get("expires_at") == status["expires_at"] else None
+    warned = DeploymentResult.from_json(row.result).token_warned_at(status["expires_at"])
     rotate = status["expiring"] and settings.token_auto_rotate
     if rotate and not token_expiry.rotation_helps(
         settings.token_expiry_warn_days, settings.endpoint_token_ttl_days

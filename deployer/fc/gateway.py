@@ -40,6 +40,7 @@ from deployer.errors import (
     FCThrottled,
     FCUnreachable,
 )
+from deployer.fc import spec
 from deployer.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -314,15 +315,13 @@ class FCGateway:
         self, function_name: str, create: fc.CreateTriggerInput, update: fc.UpdateTriggerInput
     ) -> tuple[dict[str, Any], Literal["created", "updated", "unchanged"]]:
         """Create the trigger; if it exists, update it only when its config differs (the URL stays)."""
-        from deployer.fc.spec import trigger_config_matches
-
         try:
             return self.create_trigger(function_name, create), "created"
         except FCAlreadyExists:
             current = self.get_trigger(function_name, create.trigger_name)
-            body = current.get("body") or {}
+            body = spec.answer_body(current)
             if (
-                trigger_config_matches(body.get("triggerConfig"), update)
+                spec.trigger_config_matches(body.get("triggerConfig"), update)
                 and body.get("qualifier") == update.qualifier
             ):
                 return current, "unchanged"
@@ -465,7 +464,7 @@ class FCGateway:
                 ), "created"
             except FCAlreadyExists:
                 current = self.get_alias(function_name, alias_name)
-        if (current.get("body") or {}).get("versionId") == version_id:
+        if spec.answer_body(current).get("versionId") == version_id:
             return current, "unchanged"
         return self._call(
             "UpdateAlias",

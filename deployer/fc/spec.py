@@ -14,6 +14,7 @@ a pass-through (e.g. `catatonit -- mcp-proxy`) would run a garbled command.
 """
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -253,3 +254,16 @@ def endpoint_urls(url_internet: str | None, url_intranet: str | None) -> Urls:
         sse=f"{base}{SSE_PATH}" if base else None,
         mcp=f"{base}{MCP_PATH}" if base else None,
     )
+
+
+def answer_body(answer: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The `body` of an SDK answer in its to_map() shape (`headers`, `statusCode`, `body`); {} when none."""
+    if not answer:
+        return {}
+    return answer.get("body") or {}
+
+
+def trigger_urls(answer: Mapping[str, Any] | None) -> Urls:
+    """The endpoint URLs of a CreateTrigger/UpdateTrigger/GetTrigger answer (its `httpTrigger`)."""
+    http = answer_body(answer).get("httpTrigger") or {}
+    return endpoint_urls(http.get("urlInternet"), http.get("urlIntranet"))

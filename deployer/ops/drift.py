@@ -66,7 +66,10 @@ def _kids(config: dict[str, Any]) -> list[str]:
             auth = json.loads(auth)
         except ValueError:
             return []
-    keys = ((auth.get("jwks") or {}).get("keys") or []) if isinstance(auth, dict) else []
+    if not isinstance(auth, dict):
+        return []
+    jwks = auth.get("jwks") or {}
+    keys = jwks.get("keys") or []
     return sorted(str(k.get("kid")) for k in keys if isinstance(k, dict))
 
 

@@ -182,21 +182,12 @@ DRIFT_KEY = "tool_drift"
 CHANGES_KEY = "tool_changes"
 
 
-def stored(row: Any, key: str) -> dict[str, Any] | None:
-    """result[key] when it belongs to the row's live release (tagged with its task id), else None."""
-    if row.status != "succeeded":
+def public(stored: Mapping[str, Any] | None) -> ToolDrift | None:
+    """The API's view of a finding of the live release (deployer/store/result.py `finding`): None when
+    there is none or nothing drifted."""
+    if stored is None or not drifted(stored):
         return None
-    value = (row.result or {}).get(key)
-    if not isinstance(value, Mapping) or value.get("task_id") != row.task_id:
-        return None
-    return dict(value)
-
-
-def public(row: Any, key: str) -> ToolDrift | None:
-    value = stored(row, key)
-    if value is None or not drifted(value):
-        return None
-    return ToolDrift.model_validate({k: v for k, v in value.items() if k != "task_id"})
+    return ToolDrift.model_validate({k: v for k, v in stored.items() if k != "task_id"})
 
 
 def record(diff: Mapping[str, Any], *, against: str, task_id: str | None, now: datetime) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from sqlalchemy import and_, func, not_, select, true
 from sqlalchemy.orm import Session
 
 from deployer.store import lifecycle
+from deployer.store.result import DeploymentResult
 from deployer.store.tables import DeploymentRow
 from schemas import Health, HealthStatus, Status
 
@@ -38,16 +39,15 @@ class Outcome:
 
 def current(row: DeploymentRow) -> dict[str, Any] | None:
     """The stored health of the row's live release, or None (never checked, or it belongs to an older one)."""
-    if row.status != Status.succeeded.value:
-        return None
-    stored = (row.result or {}).get(KEY)
-    if not isinstance(stored, dict) or stored.get("task_id") != row.task_id:
-        return None
-    return stored
+    return DeploymentResult.from_json(row.result).finding(KEY, status=row.status, task_id=row.task_id)
 
 
 def public(row: DeploymentRow) -> Health:
-    stored = current(row)
+    return public_of(current(row))
+
+
+def public_of(stored: dict[str, Any] | None) -> Health:
+    """The API's view of a live release's stored health (`current`)."""
     if stored is None:
         return Health()
     return Health.model_validate({k: v for k, v in stored.items() if k != "task_id"})
@@ -87,7 +87,8 @@ def next_health(
 
 def change_message(prev: dict[str, Any] | None, new: dict[str, Any]) -> str | None:
     """The event of a change of status (None when the status stays)."""
-    before = (prev or {}).get("status") or HealthStatus.unknown.value
+    before = prev.get("status") if prev else None
+    before = before or HealthStatus.unknown.value
     after = new["status"]
     if before == after:
         return None

@@ -2,7 +2,8 @@
 
 Nothing else in the code base updates `deployments` (grep for `update(_DEPLOYMENTS` or `DeploymentRow(`):
 the API queues and cancels through the module functions below, a task run writes through `RunWrites`
-(tasks/context.py's `Run` is one), the recovery sweep through `claim_requeue` / `fail_stuck`. Each verb
+(deployer/store/run_writes.py, made of this module's statements; tasks/context.py's `Run` is one), the
+recovery sweep through `claim_requeue` / `fail_stuck`. Each verb
 compares-and-sets on what it expects (the task id, the run's lease, the status) and notes the change for
 the process's read cache (`deployer.store.db.note_change`) itself, so no caller can forget it.
 
@@ -25,16 +26,15 @@ processes can never move a deployment along an illegal edge or overwrite each ot
 The run's writes are Core statements on the tables: the ORM's column instrumentation and bulk-update
 machinery cost more CPU than the round trip itself (profiled: ~40 % of a deploy's CPU before).
 
-One module (~700 lines) on purpose: that every write of a deployment row is here is the point of it
-(issue 13); the checkpoint type is beside the writes that store it.
+That every write of a deployment row is here (and in run_writes.py, from the statements here) is the
+point of it (issue 13). The JSON the writes store is typed beside: deployer/store/checkpoint.py
+(`Checkpoint`, re-exported here, where callers import it) and deployer/store/result.py (`DeploymentResult`).
 """
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
-from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -44,13 +44,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from deployer.crypto import Vault
-from deployer.errors import error_body, error_payload
-from deployer.settings import Settings
-from deployer.store.db import note_change, session_scope
+from deployer.errors import error_body
+from deployer.store.checkpoint import Checkpoint  # noqa: F401 - re-exported: where callers import it
+from deployer.store.db import note_change
+from deployer.store.result import DeploymentResult
 from deployer.store.tables import DeploymentEvent, DeploymentRow, utcnow
-from schemas import TERMINAL, TRANSITIONS_INTO, DeployRequest, Status
-
-log = logging.getLogger("tasks")
+from schemas import TRANSITIONS_INTO, DeployRequest, Status
 
 _DEPLOYMENTS = DeploymentRow.__table__
 _EVENTS = DeploymentEvent.__table__
@@ -70,76 +69,10 @@ def new_id() -> str:
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
 
 
-# -- the checkpoint ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Checkpoint:
-    """What a run has done so far (the row's `checkpoint` JSON), so a redelivered message resumes.
-
-    Stored as JSON with only the fields that differ from their defaults; keys this version does not know
-    (written by a newer one) are kept in `extra` and written back unchanged.
-    """
-
-    # deploy steps done
-    function: bool = False  # the function was written (create or update)
-    created: bool = False  # ... by a create: a cancelled or failed first deploy removes it again
-    ready: bool = False  # FC said Active with no update in progress
-    trigger: bool = False
-    probe: bool = False
-    # waiting for the function
-    waiting: bool = False  # between re-scheduled readiness polls
-    polls: int = 0
-    wait_started: float | None = None
-    wait_message: str | None = None
-    reactivated: bool = False  # an Inactive function was written again once
-    converge: int = 0  # rewrites of this deploy's spec after FC ran another one
-    uncertain_at: float | None = None  # a write to FC timed out at this time (tasks/verify.py)
-    # re-scheduling and recovery
-    transient: int = 0  # re-schedules after FC kept failing transiently
-    due_at: float | None = None  # the re-scheduled run is due then: recovery waits until then
-    recovered: int = 0  # re-queues by the stuck-deploy recovery
-    restore: dict[str, Any] | None = None  # a redeploy's previous spec (and secret env), see restore_fields
-    # releases
-    release: int | None = None
-    version: str | None = None
-    verify_trigger: bool = False
-    verified: bool = False
-    tools: list[str] | None = None
-    cutover: bool = False
-    verify_removed: bool = False
-    rollback_to: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any] | None) -> Checkpoint:
-        data = dict(data or {})
-        known = {f.name for f in fields(cls)} - {"extra"}
-        return cls(**{k: data.pop(k) for k in list(data) if k in known}, extra=data)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            if f.name == "extra":
-                continue
-            value = getattr(self, f.name)
-            default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
-            if value != default:
-                out[f.name] = value
-        return {**self.extra, **out}
-
-    def restore_fields(self) -> dict[str, Any]:
-        """The row fields that put a cancelled redeploy's spec back to what FC runs (empty when none)."""
-        saved = self.restore
-        if not isinstance(saved, dict) or not saved.get("spec"):
-            return {}
-        return {"spec": saved["spec"], "secret_env_enc": saved.get("secret_env_enc")}
-
-
 # -- the guarded statements every verb is made of ---------------------------------------------------------
 
 
-def _guard(deployment_id: str, expect_task: str | None, expect_lease: str | None) -> list[Any]:
+def guard(deployment_id: str, expect_task: str | None, expect_lease: str | None) -> list[Any]:
     conditions = [_D.id == deployment_id]
     if expect_task is not None:
         conditions.append(_D.task_id == expect_task)
@@ -167,8 +100,8 @@ def transition(
     allowed = [s.value for s in TRANSITIONS_INTO[new]] + [new.value]
     if expect_status is not None:
         allowed = [expect_status.value] if expect_status.value in allowed else []
-    conditions = [*_guard(deployment_id, expect_task, expect_lease), _D.status.in_(allowed)]
-    written = _update_with_event(session, conditions, message, status=new.value, **fields)
+    conditions = [*guard(deployment_id, expect_task, expect_lease), _D.status.in_(allowed)]
+    written = update_with_event(session, conditions, message, status=new.value, **fields)
     if written is None:
         return False
     # A caller that holds the row (the API renders it next) sees the write; a worker's fresh session holds
@@ -179,15 +112,19 @@ def transition(
     return written
 
 
-def _update_with_event(
-    session: Session, conditions: list[Any], message: str, **values: Any
-) -> Written | None:
+def update_with_event(session: Session, conditions: list[Any], message: str, **values: Any) -> Written | None:
     """One guarded UPDATE … RETURNING, and an event with the row's state after it; None if no row matched."""
     written = session.execute(
         update(_DEPLOYMENTS).where(*conditions).values(updated_at=utcnow(), **values).returning(*_WRITTEN)
     ).first()
     if written is None:
         return None
+    insert_event(session, written, message)
+    return written
+
+
+def insert_event(session: Session, written: Written, message: str) -> None:
+    """An event with the row's state a guarded write answered."""
     session.execute(
         insert(_EVENTS).values(
             deployment_id=written.id,
@@ -198,7 +135,6 @@ def _update_with_event(
             at=utcnow(),
         )
     )
-    return written
 
 
 def set_fields(
@@ -213,7 +149,7 @@ def set_fields(
     flag included) in the same round trip; None when no row matched. Like `transition`, a statement."""
     return session.execute(
         update(_DEPLOYMENTS)
-        .where(*_guard(deployment_id, expect_task, expect_lease))
+        .where(*guard(deployment_id, expect_task, expect_lease))
         .values(updated_at=utcnow(), **fields)
         .returning(*_WRITTEN)
     ).first()
@@ -529,7 +465,7 @@ def record_check(
     ).first()
     if current is None:
         return False
-    values: dict[str, Any] = {"result": {**(current.result or {}), **found}}
+    values: dict[str, Any] = {"result": DeploymentResult.from_json(current.result).update(found).to_json()}
     if messages:
         values["updated_at"] = utcnow()
     written = session.execute(
@@ -541,149 +477,6 @@ def record_check(
     if written is None:
         return False
     for message in messages:
-        session.execute(
-            insert(_EVENTS).values(
-                deployment_id=written.id,
-                status=written.status,
-                stage=written.stage,
-                progress=written.progress,
-                message=message,
-                at=utcnow(),
-            )
-        )
+        insert_event(session, written, message)
     note_change(session, "d", deployment_id)
     return True
-
-
-# -- a run's verbs ---------------------------------------------------------------------------------------
-
-
-class RunWrites:
-    """The writes of one execution of a task for one deployment: every one is conditional on the task id
-    (a redeploy or delete replaced it: the message is stale) and on this execution's lease (a run that
-    lost it, e.g. hung past the hard time limit, can no longer write). Each remembers the cancel flag
-    the write answered, so checking for a cancel between steps costs no extra read."""
-
-    def __init__(self, settings: Settings, deployment_id: str, task_id: str, execution: str) -> None:
-        self.settings = settings
-        self.deployment_id = deployment_id
-        self.task_id = task_id
-        self.execution = execution
-        self.lease_cleared = False  # a terminal or re-scheduling write cleared the lease in its UPDATE
-        # The row's cancel flag as this run last read or wrote it. None: unknown, read the database.
-        self.cancel_flag: bool | None = None
-
-    def _written(self, written: Any) -> bool:
-        """Note the cancel flag a guarded write answered; None (no row matched) leaves it unknown."""
-        self.cancel_flag = bool(written.cancel_requested) if written else None
-        return bool(written)
-
-    # lease
-
-    def take_lease(self) -> DeploymentRow | None:
-        """Take the lease, then read the row in the same transaction (so what the run reads is what no
-        other run is changing); None when another run holds it."""
-        with session_scope(self.settings) as session:
-            if not acquire_lease(session, self.deployment_id, self.execution, self.settings.lease_s):
-                return None
-            return session.get(DeploymentRow, self.deployment_id)
-
-    def retake_lease(self) -> bool:
-        """The lease again, if it is still ours or nobody took it since it lapsed."""
-        with session_scope(self.settings) as session:
-            return acquire_lease(session, self.deployment_id, self.execution, self.settings.lease_s)
-
-    def hand_back(self) -> None:
-        """Release the lease (unless a terminal or re-scheduling write already did, in its UPDATE)."""
-        if self.lease_cleared:
-            return
-        with session_scope(self.settings) as session:
-            release_lease(session, self.deployment_id, self.execution)
-
-    # steps
-
-    def save(self, **fields: Any) -> bool:
-        """Record a checkpoint, results or credentials, without an event."""
-        if isinstance(fields.get("checkpoint"), Checkpoint):
-            fields["checkpoint"] = fields["checkpoint"].to_json()
-        with session_scope(self.settings) as session:
-            written = set_fields(
-                session, self.deployment_id, expect_task=self.task_id, expect_lease=self.execution, **fields
-            )
-            note_change(session, "d", self.deployment_id)
-        return self._written(written)
-
-    def record_step(self, stage: str, progress: int, message: str, **fields: Any) -> None:
-        """Move the stage and progress, with an event watchers see."""
-        if isinstance(fields.get("checkpoint"), Checkpoint):
-            fields["checkpoint"] = fields["checkpoint"].to_json()
-        with session_scope(self.settings) as session:
-            written = _update_with_event(
-                session,
-                _guard(self.deployment_id, self.task_id, self.execution),
-                message,
-                stage=stage,
-                progress=progress,
-                **fields,
-            )
-            note_change(session, "d", self.deployment_id)
-        self._written(written)
-        log.info("deploy.progress", extra={"deployment_id": self.deployment_id, "stage": stage})
-
-    #: Branches written before the verbs call it by its old name.
-    progress = record_step
-
-    def reschedule(self, checkpoint: Checkpoint, countdown: float, *, now: float) -> bool:
-        """The run's last write before it re-schedules itself: when the next run is due (recovery leaves
-        the row alone until then), and the lease in the same UPDATE (a waiting deploy re-polls FC every
-        few seconds; one transaction fewer per poll)."""
-        checkpoint.due_at = round(now + countdown, 3)
-        self.lease_cleared = self.save(lease_owner=None, lease_until=None, checkpoint=checkpoint)
-        return self.lease_cleared
-
-    # status
-
-    def _move(self, status: Status, message: str, **fields: Any) -> bool:
-        if isinstance(fields.get("checkpoint"), Checkpoint):
-            fields["checkpoint"] = fields["checkpoint"].to_json()
-        if status in TERMINAL:
-            fields.update(lease_owner=None, lease_until=None)
-        with session_scope(self.settings) as session:
-            done = transition(
-                session,
-                self.deployment_id,
-                status,
-                expect_task=self.task_id,
-                expect_lease=self.execution,
-                message=message,
-                **fields,
-            )
-            note_change(session, "d", self.deployment_id)
-        self.lease_cleared = bool(done) and status in TERMINAL
-        return self._written(done)
-
-    def start(self, message: str, **fields: Any) -> bool:
-        """pending → running; False when the deploy was cancelled or replaced since the run read it."""
-        return self._move(Status.running, message, **fields)
-
-    def succeed(self, message: str, *, status: Status = Status.succeeded, **fields: Any) -> bool:
-        """The operation's happy end: succeeded (a delete: deleted)."""
-        return self._move(status, message, **fields)
-
-    def cancel(self, message: str, **fields: Any) -> bool:
-        return self._move(Status.cancelled, message, stage="cancelled", **fields)
-
-    def fail(self, exc: BaseException, step: str, **fields: Any) -> dict[str, Any]:
-        """End failed at `step` with the error's payload; answers the task's result."""
-        error = error_payload(exc, step)
-        if error["code"] == "InternalError":
-            log.exception("deploy.internal_error", extra={"deployment_id": self.deployment_id, "step": step})
-        else:
-            log.warning(
-                "deploy.failed",
-                extra={"deployment_id": self.deployment_id, "step": step, "code": error["code"]},
-            )
-        # The event says why too: `mcp-fc events` is where a user watching a deploy sees it fail.
-        message = f"failed at {step}: {error['code']}: {error['message']}"
-        self._move(Status.failed, message, stage=step, error=error, **fields)
-        return {"status": "failed", "code": error["code"], "step": step}

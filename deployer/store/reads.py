@@ -22,6 +22,7 @@ from deployer.crypto import Vault
 from deployer.ops import tool_drift
 from deployer.store import health
 from deployer.store.db import note_change
+from deployer.store.result import DeploymentResult
 from deployer.store.tables import ApiKey, DeploymentEvent, DeploymentRow, IdempotencyKey, utcnow
 from schemas import IN_PROGRESS, Deployment, DeploymentError, DeployRequest, HealthStatus, Status, Urls
 
@@ -232,11 +233,19 @@ def unleased_idle(
     return list(session.scalars(stmt))
 
 
+def priority_of(row: DeploymentRow) -> str:
+    """The queue priority the deployment's stored spec asks for."""
+    spec = row.spec or {}
+    return str(spec.get("priority") or "normal")
+
+
 def to_public(row: DeploymentRow) -> Deployment:
-    # The deploy task keeps the last probe's summary in the result JSON (tasks/deploy.py PROBE_KEY).
-    probe = (row.result or {}).get("probe") or {}
-    if not isinstance(probe, dict):
-        probe = {}
+    result = DeploymentResult.from_json(row.result)
+    probe = result.probe_summary  # the deploy's last probe
+
+    def finding(key: str) -> dict[str, Any] | None:
+        return result.finding(key, status=row.status, task_id=row.task_id)
+
     return Deployment(
         id=row.id,
         name=row.name,
@@ -251,14 +260,14 @@ def to_public(row: DeploymentRow) -> Deployment:
         result=row.result,
         urls=Urls.model_validate(row.urls or {}),
         tools=list(row.tools or []),
-        health=health.public(row),
-        tool_drift=tool_drift.public(row, tool_drift.DRIFT_KEY),
-        tool_changes=tool_drift.public(row, tool_drift.CHANGES_KEY),
+        health=health.public_of(finding(health.KEY)),
+        tool_drift=tool_drift.public(finding(tool_drift.DRIFT_KEY)),
+        tool_changes=tool_drift.public(finding(tool_drift.CHANGES_KEY)),
         protocols=list(probe.get("protocols") or []),
         tool_fingerprint=probe.get("fingerprint") or None,
         tool_fingerprints=dict(probe.get("tool_fingerprints") or {}),
-        drift=(row.result or {}).get("drift"),
-        token=(row.result or {}).get("token"),
+        drift=result.drift,
+        token=result.token,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

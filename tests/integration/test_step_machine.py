@@ -17,12 +17,12 @@ from celery.exceptions import Retry
 
 from deployer.crypto import Vault
 from deployer.errors import FCNotFound
-from deployer.logcontext import DeploymentIdFilter
+from deployer.logcontext import WORKER_LOG_FORMAT, DeploymentIdFilter
 from deployer.settings import Settings, get_settings
 from deployer.store import lifecycle
 from deployer.store import reads as store
+from deployer.store.checkpoint import Checkpoint
 from deployer.store.db import session_scope
-from deployer.store.lifecycle import Checkpoint
 from deployer.store.migrate import upgrade
 from fc_emulator import EmulatorServer
 from schemas import DeployRequest, Status
@@ -270,6 +270,9 @@ def test_every_log_record_of_a_run_names_its_deployment(settings: Settings, fc: 
     assert all(getattr(r, "deployment_id", None) == dep_id for r in ours), [
         (r.name, r.getMessage(), getattr(r, "deployment_id", None)) for r in ours
     ]
+    # ... and the worker's log format prints it on each line.
+    worker_format = logging.Formatter(WORKER_LOG_FORMAT)
+    assert all(f"[deployment={dep_id}] " in worker_format.format(r) for r in ours)
 
 
 def test_the_checkpoint_stores_what_differs_and_keeps_what_it_does_not_know() -> None:
