@@ -1,6 +1,6 @@
 """Every error mcp-fc raises on purpose, in one hierarchy (the classes outside this module say where).
 
-    MCPFCError                                           CLI exit code (deployer/cli/main.py: _exit_code)
+    MCPFCError                                           CLI exit code (deployer/cli/base.py: exit_code)
     ├── ConfigError            settings that cannot work (e.g. a default secret key    2
     │                          in production, an unusable API URL)
     ├── SpecError              a request the spec builder (or an mcp.json) cannot      2
@@ -29,7 +29,7 @@
 
     FieldError (schemas/problem.py) is not an exception: one broken rule of a rejected request.
     Not part of the hierarchy, on purpose: fc_emulator.exceptions.FCError is the *emulator's* FC
-    error answer (a wire document the fake server renders, never raised to a user); store.NameTaken,
+    error answer (a wire document the fake server renders, never raised to a user); lifecycle.NameTaken,
     client_configs.BadDocument and devstack.DevStackRefused are caught and turned into one of the above
     (or an HTTP 409) where they are raised.
 

@@ -14,6 +14,7 @@ import typer
 from deployer.cli import render
 from deployer.cli.base import ApiKey, ApiUrl, JsonOut, NameOrId, get_state, wait
 from deployer.errors import DeploymentFailed
+from deployer.ops.releases import live_version
 from schemas import TERMINAL, Status
 
 
@@ -38,8 +39,7 @@ def rollback(
     if dep.status != Status.succeeded:
         raise DeploymentFailed(render.error_line(dep).replace("deployment", "rollback of", 1))
     if not json_out:
-        alias = ((dep.result or {}).get("alias_result") or {}).get("body") or {}
-        typer.echo(f"rolled back {dep.name}: live serves version {alias.get('versionId')}")
+        typer.echo(f"rolled back {dep.name}: live serves version {live_version(dep.result)}")
 
 
 def history(

@@ -138,7 +138,7 @@ def start_queued(
         producer,
         row,
         task=task,
-        priority=priority or str((row.spec or {}).get("priority") or "normal"),
+        priority=priority or store.priority_of(row),
     )
     return accepted(response, row)
 

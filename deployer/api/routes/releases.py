@@ -18,6 +18,7 @@ from deployer.api.problems import Problem
 from deployer.api.routes.common import PREFIX, IdOrName, busy, get_row, redeployable, start_queued
 from deployer.ops import releases
 from deployer.store import lifecycle
+from deployer.store.result import DeploymentResult
 from deployer.store.tables import DeploymentRow
 from schemas import Deployment
 
@@ -54,7 +55,7 @@ def _live(row: DeploymentRow) -> str | None:
 
 
 def _releases(row: DeploymentRow) -> list[dict[str, Any]]:
-    return [dict(r) for r in (row.result or {}).get("releases") or []]
+    return [dict(r) for r in DeploymentResult.from_json(row.result).releases]
 
 
 @router.get(PREFIX + "/{id}/versions", response_model=VersionList)
