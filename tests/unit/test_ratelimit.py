@@ -199,10 +199,15 @@ def _worker_process(key: str, rate: float, calls: int, threads: int, out: multip
     lock = threading.Lock()
 
     def work() -> None:
+        # The slot the shared bucket booked (the middle of the reserve round trip plus the wait), not the
+        # moment the sleep ended: on a loaded host wake-ups are late by varying amounts and bunch up.
         for _ in range(calls):
-            limiter()
+            before = time.time()
+            wait = limiter.reserve()
+            booked = (before + time.time()) / 2 + wait
+            time.sleep(wait)
             with lock:
-                stamps.append(time.time())
+                stamps.append(booked)
 
     pool = [threading.Thread(target=work) for _ in range(threads)]
     for t in pool:
@@ -249,10 +254,16 @@ def test_redis_refuses_past_max_wait_and_expires_the_key(redis_key):
 @pytest.mark.integration
 def test_redis_burst(redis_key):
     client, key = redis_key
-    limiter = RedisRateLimiter(client, key, 10, burst=3, max_wait_s=5)
-    waits = [limiter.reserve() for _ in range(5)]
+    limiter = RedisRateLimiter(client, key, 2, burst=3, max_wait_s=5)
+    started = time.monotonic()
+    waits, elapsed = [], []
+    for _ in range(5):
+        waits.append(limiter.reserve())
+        elapsed.append(time.monotonic() - started)
     assert waits[:3] == [0, 0, 0]
-    assert waits[3] == pytest.approx(0.1, abs=0.02) and waits[4] == pytest.approx(0.2, abs=0.02)
+    # The 4th and 5th slots are 0.5 s and 1 s after the burst, whatever time the calls themselves took.
+    assert waits[3] + elapsed[3] == pytest.approx(0.5, abs=0.05)
+    assert waits[4] + elapsed[4] == pytest.approx(1.0, abs=0.05)
 
 
 def test_redis_down_falls_back_to_an_in_process_bucket():
