@@ -40,7 +40,7 @@ IMAGE_MAX = 512
 
 REGION_RE = re.compile(r"\A[a-z]{2,}(-[a-z0-9]+){1,4}\Z")
 # The regions Function Compute 3.0 serves: the keys of the FC 3.0 SDK's endpoint map
-# (alibabacloud_fc20230330 Client._endpoint_map; tests/unit/test_schemas.py keeps the two equal). A region
+# (alibabacloud_fc20230330 Client._endpoint_map; tests/schemas/test_schemas.py keeps the two equal). A region
 # outside it is a 422, not a deploy that fails later at FC (or a 500 when it is longer than its column).
 FC_REGIONS = frozenset(
     {

@@ -6,7 +6,7 @@ import pytest
 
 from deployer.errors import FCConcurrentUpdate, FCConflict
 from deployer.fc import spec
-from tests.gateway.test_gateway import gateway_for, request
+from tests.fc.test_gateway import gateway_for, request
 
 
 def test_concurrent_update_error_is_retried_with_backoff(fc):

@@ -3,7 +3,7 @@ responses, and a delete that removes triggers, aliases and versions before the f
 
 from __future__ import annotations
 
-from tests.gateway.test_gateway import deploy, gateway_for, request
+from tests.fc.test_gateway import deploy, gateway_for, request
 
 MARK = "mcp-fc d-0001 release 1"
 
