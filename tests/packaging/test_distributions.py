@@ -23,10 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.conftest import TIMEOUT_SCALE, wait_until
-from tests.integration.conftest import require_service
 from tests.mcp_clients import MODERN, use
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,25 +108,7 @@ def _dockerfile_build_copies() -> list[str]:
     return copied
 
 
-@pytest.fixture
-def fresh_postgres() -> Iterator[str]:
-    require_service("PostgreSQL", 5432)
-    import secrets
-
-    import psycopg
-
-    name = f"mcpfc_wheel_{secrets.token_hex(4)}"
-    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def test_the_service_wheel_has_no_emulator_and_migrates_and_serves(
-    tmp_path: Path, fresh_postgres: str
-) -> None:
+def test_the_service_wheel_has_no_emulator_and_migrates_and_serves(tmp_path: Path, postgres_url: str) -> None:
     copies = _dockerfile_build_copies()
     assert "fc_emulator" not in " ".join(copies) and "deployer" in copies, copies
     stage = tmp_path / "src"
@@ -187,7 +167,7 @@ def test_the_service_wheel_has_no_emulator_and_migrates_and_serves(
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MCPFC_")},
         "HOME": str(tmp_path),
-        "MCPFC_DATABASE_URL": fresh_postgres,
+        "MCPFC_DATABASE_URL": postgres_url,
         "MCPFC_DATA_DIR": str(tmp_path / "data"),
         "MCPFC_API_HOST": "127.0.0.1",
         "MCPFC_API_PORT": str(port),
@@ -197,7 +177,7 @@ def test_the_service_wheel_has_no_emulator_and_migrates_and_serves(
         assert service.status_code in (200, 401), service.text
     import psycopg
 
-    with psycopg.connect(fresh_postgres) as conn:
+    with psycopg.connect(postgres_url) as conn:
         tables = {r[0] for r in conn.execute("select tablename from pg_tables where schemaname = 'public'")}
         (head,) = conn.execute("select version_num from alembic_version").fetchone()
     assert {"deployments", "deployment_events", "api_keys", "alembic_version"} <= tables, tables
