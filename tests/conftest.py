@@ -36,6 +36,9 @@ def _machine_slowness() -> float:
 
 
 TIMEOUT_SCALE = _machine_slowness()
+# Measured once per run: xdist workers (started after this) inherit it, instead of each measuring while
+# the others start up, and every worker stretches its deadlines (and leases, thresholds) alike.
+os.environ["MCPFC_TEST_TIMEOUT_SCALE"] = str(TIMEOUT_SCALE)
 # Cold starts (mcp-proxy + the MCP server) in the emulator get the same allowance; read at its import.
 os.environ.setdefault("MCPFC_EMULATOR_START_TIMEOUT_S", str(60.0 * TIMEOUT_SCALE))
 
@@ -107,14 +110,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # -- xdist: which tests run together, and in what order --------------------------------------------------
 # CI runs `pytest -n 4 --dist loadgroup --no-loadscope-reorder` (pyproject's addopts): tests without a group
 # go one by one to whichever worker is free; a group goes whole to one worker. Tests that share an expensive
-# module-scoped fixture (a module's stack) are grouped by module, so the fixture is built once; those that
-# share a session stack listed in SHARED_SESSION_STACKS are grouped by its name, so it is built once per run.
-# Module-scoped fixtures that cost next to nothing to build again (factories and fresh databases, built on
-# each worker that runs a test of the module) do not group: the tests that use them spread over workers.
+# module-scoped fixture (a module's stack) are grouped by module, so the fixture is built once. Module-scoped
+# fixtures that cost next to nothing to build again (factories and fresh databases, built on each worker
+# that runs a test of the module) do not group: the tests that use them spread over the workers.
 CHEAP_MODULE_FIXTURES = frozenset(
-    {"stack_factory", "pg_database", "postgres_url", "redis_url", "rabbitmq_url"}
+    {"stack_factory", "pg_database", "postgres_url", "redis_url", "redis_results_url", "rabbitmq_url"}
 )
-SHARED_SESSION_STACKS = frozenset({"beat_stack"})
 
 
 def xdist_group(item: pytest.Item) -> str | None:
@@ -123,8 +124,6 @@ def xdist_group(item: pytest.Item) -> str | None:
     if info is None:
         return None
     scopes = {name: defs[-1].scope for name, defs in info.name2fixturedefs.items() if defs}
-    if shared := sorted(SHARED_SESSION_STACKS & scopes.keys()):
-        return shared[0]
     if any(scope == "module" and name not in CHEAP_MODULE_FIXTURES for name, scope in scopes.items()):
         return item.nodeid.split("::", 1)[0]
     return None

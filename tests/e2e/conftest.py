@@ -5,8 +5,9 @@
   its runtime settings and fault rules go back to their defaults, after every deployment the test started
   has ended, so one test's servers neither run nor hold the worker in the next one. Deployments stay (each
   module's names are its own, and FC keeps their functions, so a drift sweep finds them in sync).
-- `beat_stack`: the stack with a running `mcp-fc beat` and a 2 s health interval, for the health-check and
-  tool-drift modules; under xdist both run on one worker (tests/conftest.py groups them), so it starts once.
+- `beat_stack`: a stack with a running `mcp-fc beat` and a 2 s health interval, for the health-check and
+  tool-drift modules. One per module, not per run: its beat health-checks every live deployment every 2 s,
+  which would tax every later test of the run on that worker.
 
 A module whose stack needs settings of its own (token expiry's TTLs) or that starts and stops whole stacks
 (integration, reliability) keeps `stack_factory`.
@@ -36,9 +37,10 @@ MCP_FC = str(Path(sys.executable).parent / "mcp-fc")
 HEALTH_INTERVAL_S = 2.0
 HEALTH_PROBE_TIMEOUT_S = 5.0
 # FC's own check of the bridge (every 2 s) replaces an instance after this many failures in a row. The
-# product's 30 would make the health-check test wait a minute or more for the emulator to replace a hung
-# server, which is not what it checks; a start gets as many periods, so it stretches with a loaded host.
-FC_HEALTH_FAILURE_THRESHOLD = max(6, math.ceil(5 * TIMEOUT_SCALE))
+# product's 30 made the health-check test wait two minutes for the emulator to replace a hung server,
+# which is not what it checks. A start gets as many periods (1 + 2 x 6 + 3 = 16 s at least; a cold start
+# of the bridge and mcp-server-time takes a few), so it stretches with a loaded host.
+FC_HEALTH_FAILURE_THRESHOLD = max(6, math.ceil(3 * TIMEOUT_SCALE))
 
 
 def active_deployments(stack: Stack) -> list[str]:
@@ -65,7 +67,11 @@ def shared_stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stacks]:
 
 @pytest.fixture(scope="session")
 def plain_stack(shared_stacks: Stacks) -> Stack:
-    return shared_stacks.start(workers=1, pool="threads", concurrency=4)
+    # A drift sweep spreads its checks over 0.8 x the interval, in the order the deployments were made: on a
+    # stack that earlier modules deployed to, test_config_drift's would wait minutes for its own check.
+    return shared_stacks.start(
+        workers=1, pool="threads", concurrency=4, extra_env={"MCPFC_DRIFT_CHECK_INTERVAL_S": "1"}
+    )
 
 
 @pytest.fixture
@@ -74,9 +80,10 @@ def stack(plain_stack: Stack) -> Iterator[Stack]:
     clean(plain_stack)
 
 
-@pytest.fixture(scope="session")
-def beat_stack(shared_stacks: Stacks) -> Iterator[Stack]:
-    stack = shared_stacks.start(
+@pytest.fixture(scope="module")
+def beat_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    stacks = Stacks(tmp_path_factory)
+    stack = stacks.start(
         workers=1,
         pool="threads",
         concurrency=4,
@@ -95,3 +102,4 @@ def beat_stack(shared_stacks: Stacks) -> Iterator[Stack]:
         beat.wait(30)
     except subprocess.TimeoutExpired:
         beat.kill()
+    stacks.close()

@@ -37,7 +37,7 @@ PROBE_TIMEOUT_S = HEALTH_PROBE_TIMEOUT_S
 
 @pytest.fixture
 def stack(beat_stack):
-    """The shared stack with a running beat (tests/e2e/conftest.py), also test_tool_drift's."""
+    """This module's stack with a running beat (tests/e2e/conftest.py); test_tool_drift uses it too."""
     return beat_stack
 
 
@@ -114,7 +114,7 @@ def test_a_stdio_server_that_stops_answering_turns_unhealthy_then_healthy_after_
 
     with stack.http() as http:
         listed = http.get("/v1/deployments", params={"health": "unhealthy"}).json()["items"]
-        # the stack is shared with test_tool_drift: its deployments may be listed too, if unhealthy
+        # this module's other deployments may be listed too, if unhealthy: every listed one must be
         assert dep_id in [d["id"] for d in listed] and {d["health"]["status"] for d in listed} == {
             "unhealthy"
         }
