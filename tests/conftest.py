@@ -119,7 +119,7 @@ CHEAP_MODULE_FIXTURES = frozenset(
 
 
 def xdist_group(item: pytest.Item) -> str | None:
-    # pytest has no public API for a collected test's fixture definitions; _fixtureinfo is stable since 3.x.
+    # pytest has no public API for a collected test's fixture definitions: _fixtureinfo is what it keeps.
     info = getattr(item, "_fixtureinfo", None)
     if info is None:
         return None
