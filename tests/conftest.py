@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -35,6 +36,9 @@ def _machine_slowness() -> float:
 
 
 TIMEOUT_SCALE = _machine_slowness()
+# Measured once per run: xdist workers (started after this) inherit it, instead of each measuring while
+# the others start up, and every worker stretches its deadlines (and leases, thresholds) alike.
+os.environ["MCPFC_TEST_TIMEOUT_SCALE"] = str(TIMEOUT_SCALE)
 # Cold starts (mcp-proxy + the MCP server) in the emulator get the same allowance; read at its import.
 os.environ.setdefault("MCPFC_EMULATOR_START_TIMEOUT_S", str(60.0 * TIMEOUT_SCALE))
 
@@ -93,12 +97,65 @@ def in_ci() -> bool:
 TIMEOUT_LIMIT_SCALE = min(2.0, TIMEOUT_SCALE)
 
 
+@pytest.hookimpl(tryfirst=True)  # the groups must be marked before xdist reads them
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         marker = item.get_closest_marker("timeout")
         base = float(marker.args[0]) if marker and marker.args else float(config.getini("timeout") or 0)
         if base:
             item.add_marker(pytest.mark.timeout(base * TIMEOUT_LIMIT_SCALE), append=False)
+    schedule(config, items)
+
+
+# -- xdist: which tests run together, and in what order --------------------------------------------------
+# CI runs `pytest -n 4 --dist loadgroup --no-loadscope-reorder` (pyproject's addopts): tests without a group
+# go one by one to whichever worker is free; a group goes whole to one worker. Tests that share an expensive
+# module-scoped fixture (a module's stack) are grouped by module, so the fixture is built once. Module-scoped
+# fixtures that cost next to nothing to build again (factories and fresh databases, built on each worker
+# that runs a test of the module) do not group: the tests that use them spread over the workers.
+CHEAP_MODULE_FIXTURES = frozenset(
+    {"stack_factory", "pg_database", "postgres_url", "redis_url", "redis_results_url", "rabbitmq_url"}
+)
+
+
+def xdist_group(item: pytest.Item) -> str | None:
+    # pytest has no public API for a collected test's fixture definitions: _fixtureinfo is what it keeps.
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return None
+    scopes = {name: defs[-1].scope for name, defs in info.name2fixturedefs.items() if defs}
+    if any(scope == "module" and name not in CHEAP_MODULE_FIXTURES for name, scope in scopes.items()):
+        return item.nodeid.split("::", 1)[0]
+    return None
+
+
+# Where the time goes (per-test durations, issue 22 #4), longest first; everything else runs after these.
+SLOWEST_FIRST = (
+    "tests/reliability/test_faults.py",
+    "tests/e2e/test_health_checks.py",
+    "tests/e2e/test_tool_drift.py",
+    "tests/e2e/",
+    "tests/reliability/",
+    "tests/integration/",
+    "tests/security/",
+)
+
+
+def cost_rank(nodeid: str) -> int:
+    return next(
+        (i for i, prefix in enumerate(SLOWEST_FIRST) if nodeid.startswith(prefix)), len(SLOWEST_FIRST)
+    )
+
+
+def schedule(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest first: xdist hands out work in collection order, so the modules that take minutes start
+    at once and the hundreds of quick in-process tests fill the gaps at the end. Under xdist, each test
+    also gets its group (see above)."""
+    items.sort(key=lambda item: cost_rank(item.nodeid))
+    if hasattr(config, "workerinput"):
+        for item in items:
+            if group := xdist_group(item):
+                item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_report_header() -> str:
@@ -106,3 +163,25 @@ def pytest_report_header() -> str:
         f"mcp-fc: deadlines x{TIMEOUT_SCALE:.1f} (machine slowness; MCPFC_TEST_TIMEOUT_SCALE overrides), "
         f"per-test limits x{TIMEOUT_LIMIT_SCALE:.1f}"
     )
+
+
+# -- the reliability suite's fault-run numbers, printed once at the end ------------------------------------
+# Each fault run's numbers travel in its test report (tests/reliability/conftest.py puts them there), so this
+# summary is the same with or without xdist: under xdist only the controller prints, and it sees reports.
+FAULT_RUN = "fault run"
+FAULT_RUNS: list[dict[str, Any]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown":
+        FAULT_RUNS.extend(value for name, value in report.user_properties if name == FAULT_RUN)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not FAULT_RUNS:
+        return
+    terminalreporter.section("reliability: fault runs")
+    for result in FAULT_RUNS:
+        terminalreporter.write_line(result["line"])
+    if out := os.environ.get("MCPFC_RELIABILITY_REPORT"):
+        Path(out).write_text(json.dumps(FAULT_RUNS, indent=2))

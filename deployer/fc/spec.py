@@ -21,6 +21,7 @@ from typing import Any
 from alibabacloud_fc20230330 import models as fc
 
 from deployer.errors import SpecError
+from deployer.settings import get_settings
 from schemas import AuthType, DeployRequest, ProxyKind, Transport, Urls
 from schemas.deploy import Init
 from schemas.limits import CONTAINER_PORT
@@ -107,7 +108,7 @@ def health_check(req: DeployRequest) -> fc.CustomHealthCheckConfig | None:
         initial_delay_seconds=1,
         period_seconds=2,
         timeout_seconds=3,
-        failure_threshold=30,
+        failure_threshold=get_settings().fc_health_failure_threshold,
         success_threshold=1,
     )
 

@@ -28,17 +28,11 @@ from deployer.cli.main import app as cli_app
 from deployer.ops.probe import tool_diff, tool_fingerprint
 from tests.conftest import alive, wait_until
 from tests.e2e.test_emulator_runtime import family
-from tests.integration.conftest import stack_factory  # noqa: F401
 from tests.mcp_clients import MODERN, use
 
 pytestmark = pytest.mark.e2e
 
 IMAGE = "registry.cn-hangzhou.aliyuncs.com/mcp-fc/mcp-server-time:1.0"
-
-
-@pytest.fixture(scope="module")
-def stack(stack_factory):  # noqa: F811
-    return stack_factory(workers=1, pool="threads", concurrency=4)
 
 
 def deploy(stack, name: str, **fields: Any) -> tuple[dict[str, Any], dict[str, str]]:

@@ -11,18 +11,12 @@ from typer.testing import CliRunner
 
 from deployer.cli.main import app as cli_app
 from tests.conftest import TIMEOUT_SCALE, wait_until
-from tests.integration.conftest import stack_factory  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
 IMAGE = "registry.cn-hangzhou.aliyuncs.com/mcp-fc/hangs:1"
 # a server that never answers initialize: the bridge never listens, the probe waits its whole timeout
 HANGS = [sys.executable, "-c", "import time; time.sleep(600)"]
-
-
-@pytest.fixture(scope="module")
-def stack(stack_factory):  # noqa: F811
-    return stack_factory(workers=1, pool="threads", concurrency=2)
 
 
 def cli(stack, *args: str):

@@ -18,17 +18,11 @@ from deployer.celery_app import DRIFT_CHECK_TASK, DRIFT_SWEEP_TASK, make_celery
 from deployer.cli.main import app as cli_app
 from tasks.drift import OPS_QUEUE
 from tests.conftest import TEST_AK, TEST_SK, wait_until
-from tests.integration.conftest import stack_factory  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
 IMAGE = "registry.cn-hangzhou.aliyuncs.com/mcp-fc/named:1"
 SERVER = [sys.executable, str(Path(__file__).with_name("named_tool_server.py")), "drifty"]
-
-
-@pytest.fixture(scope="module")
-def stack(stack_factory):  # noqa: F811
-    return stack_factory(workers=1, pool="threads", concurrency=4)
 
 
 def cli(stack, *args: str):

@@ -29,6 +29,7 @@ from fc_emulator import EmulatorServer
 from fc_emulator.runtime import DEFAULT_START_TIMEOUT_S
 from schemas import DeployRequest
 from tests.conftest import alive, wait_until
+from tests.e2e.conftest import FC_HEALTH_FAILURE_THRESHOLD
 from tests.mcp_clients import use_endpoint
 
 pytestmark = pytest.mark.e2e
@@ -250,11 +251,12 @@ def test_an_instance_whose_server_hangs_fails_liveness_and_is_replaced(fc_emulat
     )
     body = spec.create_function_input(req)
     body.custom_container_config.health_check_config = fc.CustomHealthCheckConfig(
-        # the emulator bounds a cold start by period x threshold too: 30 s for the start, 2 s between checks
+        # the emulator bounds a cold start by period x threshold too (the threshold stretches with a loaded
+        # host: tests/e2e/conftest.py), 2 s between checks
         http_get_url=spec.HEALTH_PATH,
         period_seconds=2,
         timeout_seconds=1,
-        failure_threshold=15,
+        failure_threshold=FC_HEALTH_FAILURE_THRESHOLD,
     )
     sdk.create_function(fc.CreateFunctionRequest(body=body))
     trigger = spec.create_trigger_input(req, spec.EndpointAuth())

@@ -10,18 +10,12 @@ import pytest
 from typer.testing import CliRunner
 
 from deployer.cli.main import app as cli_app
-from tests.integration.conftest import stack_factory  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
 IMAGE = "registry.cn-hangzhou.aliyuncs.com/mcp-fc/broken:1"
 LINE = "fatal: config missing"
 SERVER = [sys.executable, "-c", f"import sys; print({LINE!r}, file=sys.stderr); sys.exit(3)"]
-
-
-@pytest.fixture(scope="module")
-def stack(stack_factory):  # noqa: F811
-    return stack_factory(workers=1, pool="threads", concurrency=2)
 
 
 def cli(stack, *args: str):

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,37 +25,20 @@ from deployer.cli.main import app as cli_app
 from deployer.store import reads as store
 from deployer.store.db import session_scope
 from tests.conftest import TIMEOUT_SCALE, wait_until
+from tests.e2e.conftest import FC_HEALTH_FAILURE_THRESHOLD, HEALTH_INTERVAL_S, HEALTH_PROBE_TIMEOUT_S
 from tests.e2e.test_emulator_runtime import family
 from tests.e2e.test_live_endpoints import IMAGE
-from tests.integration.conftest import REPO, stack_factory  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
-INTERVAL_S = 2.0
-PROBE_TIMEOUT_S = 5.0
-MCP_FC = str(Path(sys.executable).parent / "mcp-fc")
+INTERVAL_S = HEALTH_INTERVAL_S
+PROBE_TIMEOUT_S = HEALTH_PROBE_TIMEOUT_S
 
 
-@pytest.fixture(scope="module")
-def stack(stack_factory):  # noqa: F811
-    stack = stack_factory(
-        workers=1,
-        pool="threads",
-        concurrency=4,
-        extra_env={
-            "MCPFC_HEALTH_INTERVAL_S": str(INTERVAL_S),
-            "MCPFC_HEALTH_TIMEOUT_S": str(PROBE_TIMEOUT_S),
-            "MCPFC_BEAT_MAX_LOOP_S": "1",
-        },
-    )
-    log = open(stack.settings.data_dir / "beat.log", "ab")  # noqa: SIM115 - closed with the process
-    beat = subprocess.Popen([MCP_FC, "beat"], env=stack.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    yield stack
-    beat.send_signal(signal.SIGTERM)
-    try:
-        beat.wait(30)
-    except subprocess.TimeoutExpired:
-        beat.kill()
+@pytest.fixture
+def stack(beat_stack):
+    """This module's stack with a running beat (tests/e2e/conftest.py); test_tool_drift uses it too."""
+    return beat_stack
 
 
 def cli(stack, *args: str):
@@ -133,12 +114,15 @@ def test_a_stdio_server_that_stops_answering_turns_unhealthy_then_healthy_after_
 
     with stack.http() as http:
         listed = http.get("/v1/deployments", params={"health": "unhealthy"}).json()["items"]
-        assert [d["id"] for d in listed] == [dep_id]
+        # this module's other deployments may be listed too, if unhealthy: every listed one must be
+        assert dep_id in [d["id"] for d in listed] and {d["health"]["status"] for d in listed} == {
+            "unhealthy"
+        }
         assert dep_id not in [
             d["id"] for d in http.get("/v1/deployments", params={"health": "healthy"}).json()["items"]
         ]
         metrics = http.get("/metrics").text
-    assert 'mcpfc_deployments_health{health="unhealthy"} 1.0' in metrics, metrics
+    assert f'mcpfc_deployments_health{{health="unhealthy"}} {len(listed)}.0' in metrics, metrics
     assert "mcpfc_health_probe_latency_seconds_count" in metrics
     status = cli(stack, "status", name)
     assert "unhealthy" in status.output and "failed probe" in status.output, status.output
@@ -146,11 +130,12 @@ def test_a_stdio_server_that_stops_answering_turns_unhealthy_then_healthy_after_
     assert name in listing.output and "unhealthy" in listing.output, listing.output
 
     # The emulator's own health check of the bridge (GET /status, failing while the server does not answer
-    # its ping) replaces the instance after failureThreshold x periodSeconds (spec.health_check: 30 x 2 s);
-    # the next request starts a new one, and the next check finds the deployment healthy again.
+    # its ping) replaces the instance after failureThreshold x periodSeconds (spec.health_check: 2 s, and
+    # the threshold the beat stack sets, not the product's 30); the next request starts a new one, and the
+    # next check finds the deployment healthy again.
     back = wait_until(
         lambda: next((e for e in events(stack, dep_id) if "health: healthy again" in e[1]), None),
-        180,
+        FC_HEALTH_FAILURE_THRESHOLD * 5 + 60,
         interval=0.2,
         what="an event saying healthy again (the emulator replaced the instance)",
     )

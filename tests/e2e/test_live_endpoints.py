@@ -12,17 +12,11 @@ from typer.testing import CliRunner
 
 from deployer.cli.main import app as cli_app
 from tests.conftest import wait_until
-from tests.integration.conftest import stack_factory  # noqa: F401
 from tests.mcp_clients import use_endpoint
 
 pytestmark = pytest.mark.e2e
 
 IMAGE = "registry.cn-hangzhou.aliyuncs.com/mcp-fc/mcp-server-time:1.0"
-
-
-@pytest.fixture(scope="module")
-def stack(stack_factory):  # noqa: F811
-    return stack_factory(workers=1, pool="threads", concurrency=4)
 
 
 @pytest.mark.parametrize("transport", ["sse", "streamable-http"])

@@ -16,17 +16,11 @@ from deployer.cli.main import app as cli_app
 from deployer.store import reads as store
 from deployer.store.db import session_scope
 from tests.e2e.test_live_endpoints import IMAGE
-from tests.integration.conftest import stack_factory  # noqa: F401
 from tests.mcp_clients import use
 
 pytestmark = pytest.mark.e2e
 
 SERVER = str(Path(__file__).with_name("named_tool_server.py"))
-
-
-@pytest.fixture(scope="module")
-def stack(stack_factory):  # noqa: F811
-    return stack_factory(workers=1, pool="threads", concurrency=4)
 
 
 def test_a_redeploy_that_crashes_at_start_fails_at_verify_and_the_url_keeps_the_old_tools(stack):

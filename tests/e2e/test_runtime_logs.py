@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from deployer.cli.main import app as cli_app
 from tests.conftest import wait_until
-from tests.integration.conftest import stack_factory  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
@@ -21,14 +20,13 @@ SERVER = [sys.executable, str(Path(__file__).with_name("noisy_server.py")), "mar
 TOKEN = "tok-very-secret-4242"
 
 
-@pytest.fixture(scope="module")
-def stack(stack_factory):  # noqa: F811
-    stack = stack_factory(workers=1, pool="threads", concurrency=2)
-    # the API runs in this process and reads SLS (the emulator) with the credential chain's env pair
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", stack.env["ALIBABA_CLOUD_ACCESS_KEY_ID"])
-        patch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", stack.env["ALIBABA_CLOUD_ACCESS_KEY_SECRET"])
-        yield stack
+@pytest.fixture
+def stack(stack, monkeypatch):
+    """The shared e2e stack; its API runs in this process and reads SLS (the emulator) with the
+    credential chain's env pair."""
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", stack.env["ALIBABA_CLOUD_ACCESS_KEY_ID"])
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", stack.env["ALIBABA_CLOUD_ACCESS_KEY_SECRET"])
+    return stack
 
 
 def cli(stack, *args: str):

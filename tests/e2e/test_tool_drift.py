@@ -17,7 +17,6 @@ import pytest
 from tests.conftest import wait_until
 from tests.e2e.test_health_checks import INTERVAL_S, PROBE_TIMEOUT_S, cli, events, stack  # noqa: F401
 from tests.e2e.test_live_endpoints import IMAGE
-from tests.integration.conftest import stack_factory  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from deployer.store import reads as store
 from deployer.store.db import session_scope
 from deployer.store.migrate import upgrade
 from fc_emulator import EmulatorServer
-from tests.conftest import TEST_AK, TEST_SK, TIMEOUT_SCALE, in_ci
+from tests.conftest import TEST_AK, TEST_SK, TIMEOUT_SCALE, alive, in_ci
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -156,12 +157,17 @@ class Stack:
         )
 
 
-@pytest.fixture(scope="module")
-def stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    started: list[tuple[Stack, ApiServer]] = []
-    emulators: list[EmulatorServer] = []
+class Stacks:
+    """Builds stacks and stops them all at close(): behind the module-scoped `stack_factory` and the
+    session-scoped stacks that e2e modules share (tests/e2e/conftest.py)."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.tmp_path_factory = tmp_path_factory
+        self.started: list[tuple[Stack, ApiServer]] = []
+        self.emulators: list[EmulatorServer] = []
 
     def start(
+        self,
         *,
         broker_url: str | None = None,
         database_url: str | None = None,
@@ -172,11 +178,11 @@ def stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         probe: bool = True,
         extra_env: dict[str, str] | None = None,
     ) -> Stack:
-        data_dir = tmp_path_factory.mktemp("stack")
+        data_dir = self.tmp_path_factory.mktemp("stack")
         fc = EmulatorServer(
             port=0, access_key_id=TEST_AK, access_key_secret=TEST_SK, pending_seconds=0.5
         ).start()
-        emulators.append(fc)
+        self.emulators.append(fc)
         env = {k: v for k, v in os.environ.items() if not k.startswith("MCPFC_")}
         env.update(
             MCPFC_DATA_DIR=str(data_dir),
@@ -215,17 +221,24 @@ def stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
         api = ApiServer(create_app(settings), free_port()).__enter__()
         stack = Stack(settings=settings, api_url=api.url, api_key=key, other_key=other, fc=fc, env=env)
-        started.append((stack, api))
+        self.started.append((stack, api))
         for i in range(workers):
             stack.start_worker(f"w{i}-{secrets.token_hex(3)}", pool=pool, concurrency=concurrency)
         return stack
 
-    yield start
-    for stack, api in started:
-        stack.stop_workers()
-        api.__exit__()
-    for fc in emulators:
-        fc.stop()
+    def close(self) -> None:
+        for stack, api in self.started:
+            stack.stop_workers()
+            api.__exit__()
+        for fc in self.emulators:
+            fc.stop()
+
+
+@pytest.fixture(scope="module")
+def stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    stacks = Stacks(tmp_path_factory)
+    yield stacks.start
+    stacks.close()
 
 
 @pytest.fixture(scope="module")
@@ -250,23 +263,49 @@ def postgres_url() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
+@contextmanager
+def claimed_redis_db() -> Iterator[str]:
+    """A database number (8-15) on the machine's Redis, claimed in db 0 for as long as it is used and
+    flushed before and after, so two test runs (or two xdist workers) on one Redis never flush each
+    other's. A claim whose process died (a killed run) is taken over instead of blocking its database
+    for the claim's hour."""
     require_service("Redis", 6379)
     import redis
 
-    # A database number claimed in db 0 for this run, so two test runs on one Redis never flush each other's.
     claims = redis.Redis(host="127.0.0.1", port=6379, db=0)
+    me = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
     for db in range(8, 16):
-        if claims.set(f"mcpfc-test:claim:{db}", os.getpid(), nx=True, ex=3600):
+        key = f"mcpfc-test:claim:{db}"
+        if claims.set(key, me, nx=True, ex=3600):
             break
+        holder = (claims.get(key) or b"").decode()
+        host, _, pid = holder.partition(":")
+        if host == socket.gethostname() and not alive(int(pid.partition(":")[0] or 0)):
+            if claims.set(key, me, xx=True, ex=3600, get=True) == holder.encode():
+                break  # the dead holder's claim, and no live run took it over first
     else:
         pytest.fail("every Redis database 8-15 is claimed by another mcp-fc test run")
     client = redis.Redis(host="127.0.0.1", port=6379, db=db)
     client.flushdb()
-    yield f"redis://127.0.0.1:6379/{db}"
-    client.flushdb()
-    claims.delete(f"mcpfc-test:claim:{db}")
+    try:
+        yield f"redis://127.0.0.1:6379/{db}"
+    finally:
+        client.flushdb()
+        if (claims.get(key) or b"").decode() == me:
+            claims.delete(key)
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with claimed_redis_db() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def redis_results_url() -> Iterator[str]:
+    """A second claimed database, for Celery's results apart from the broker's."""
+    with claimed_redis_db() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -106,11 +106,11 @@ def test_embedded_default(stack_factory):
     run_flow(stack, "mcp-embedded")
 
 
-def test_redis_and_postgres_with_two_workers(stack_factory, redis_url, postgres_url):
+def test_redis_and_postgres_with_two_workers(stack_factory, redis_url, redis_results_url, postgres_url):
     stack = stack_factory(
         broker_url=redis_url,
         database_url=postgres_url,
-        result_backend=redis_url.rsplit("/", 1)[0] + "/10",
+        result_backend=redis_results_url,
         workers=2,
         concurrency=2,
     )

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import secrets
 import shutil
@@ -35,7 +34,7 @@ from sqlalchemy import func, select
 from deployer.store.db import engine_for, session_scope
 from deployer.store.tables import DeploymentRow
 from schemas import TERMINAL, Status
-from tests.conftest import TIMEOUT_SCALE, in_ci, wait_until
+from tests.conftest import FAULT_RUN, TIMEOUT_SCALE, in_ci, wait_until
 from tests.integration.conftest import (  # noqa: F401 - fixtures re-exported for this directory
     REPO,
     Stack,
@@ -63,11 +62,8 @@ FAST_RECOVERY = {
 # What the API reads when a stack starts (deadline_at is set by the API).
 API_ENV = {"MCPFC_POST_RATE_LIMIT_PER_MIN": "0", "MCPFC_DEPLOY_DEADLINE_S": "240"}
 
+# Fault runs of this process; each test's go into its report's user_properties under FAULT_RUN.
 RESULTS: list[dict[str, Any]] = []
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: a bounded fault run (tens of seconds); runs by default")
 
 
 def deploy_body(name: str, **extra: Any) -> dict[str, Any]:
@@ -672,12 +668,10 @@ def recovery_events(stack: Stack, ids: list[str]) -> int:
         )
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not RESULTS:
-        return
-    terminalreporter.section("reliability: fault runs")
-    for result in RESULTS:
-        terminalreporter.write_line(result["line"])
-    out = os.environ.get("MCPFC_RELIABILITY_REPORT")
-    if out:
-        Path(out).write_text(json.dumps(RESULTS, indent=2))
+@pytest.fixture(autouse=True)
+def report_fault_runs(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Hand this test's fault-run numbers to its report: under xdist the summary is printed by the
+    controller (tests/conftest.py), which sees reports, not this worker's RESULTS."""
+    first = len(RESULTS)
+    yield
+    request.node.user_properties.extend((FAULT_RUN, result) for result in RESULTS[first:])

@@ -1,6 +1,10 @@
 """Fault runs on the real stack (uvicorn API, `celery -A tasks worker` processes, Redis, PostgreSQL, the FC
 emulator's fault injection). Each run prints submitted / succeeded / failed (with reasons) / lost /
 duplicated / stuck and asserts lost = duplicated = stuck = 0.
+
+The faults that leave the stack working (FC faults, a killed worker replaced by a new one, a killed API
+process of the test's own, a Redis restart) share one stack with two workers (`shared_stack`); each test
+counts only its own deployments (its own name prefix and ids). The others build a fresh one and say why.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from tests.reliability.conftest import (
     API_ENV,
     REPO,
     TcpProxy,
+    build_reliable_stack,
     emulator_stats,
     free_port,
     kill_worker,
@@ -50,9 +55,27 @@ FAULT_MIX = {
 }
 
 
-def test_burst_under_fault_mix(reliable_stack):
+@pytest.fixture(scope="module")
+def shared(stack_factory, private_redis, pg_database):
+    """Two workers (concurrency 4) on Redis + PostgreSQL, for every test of this module that needs no
+    stack of its own."""
+    return build_reliable_stack(stack_factory, private_redis, pg_database, workers=2, concurrency=4)
+
+
+@pytest.fixture
+def shared_stack(shared):
+    """The shared stack, as the previous test left it but with no FC fault rule, its own API and two
+    workers again."""
+    api_url = shared.api_url
+    yield shared
+    shared.fc.faults.reset()
+    shared.api_url = api_url
+    assert len(shared.workers) == 2 and all(w.poll() is None for w in shared.workers), shared.worker_logs()
+
+
+def test_burst_under_fault_mix(shared_stack):
     """>= 200 deploys at once under throttling, 5xx, latency and lost responses: all converge."""
-    stack = reliable_stack(workers=2, concurrency=4)
+    stack = shared_stack
     stack.fc.faults.configure(FAULT_MIX)
     names = [f"rb-burst-{i:03d}" for i in range(BURST)]
 
@@ -116,14 +139,16 @@ def _by_kind(stats: dict) -> dict[str, int]:
     return kinds
 
 
-def test_worker_sigkill_mid_deploy_then_restart(reliable_stack):
+def test_worker_sigkill_mid_deploy_then_restart(shared_stack):
     """SIGKILL a whole worker (main process and pool children) while it runs deploys; start a new one.
 
     Redis keeps the killed worker's unacknowledged messages for the visibility timeout (an hour), so what
     brings those deployments home is the stuck-deploy recovery: the dead run's lease expires, the row is
-    re-queued with the same task id, and the checkpointed steps resume.
+    re-queued with the same task id, and the checkpointed steps resume. (On the shared stack, whose
+    workers run 4 deploys at once where this test's own stack ran 2: the restarted worker takes the
+    victim's place, so the stack has two workers again.)
     """
-    stack = reliable_stack(workers=2, concurrency=2)
+    stack = shared_stack
     stack.fc.faults.configure({"*": {"latency_ms": 300}})
     names = [f"rb-kill-{i:02d}" for i in range(40)]
     accepted, refused = submit_many(stack, names)
@@ -141,7 +166,7 @@ def test_worker_sigkill_mid_deploy_then_restart(reliable_stack):
 
     in_flight = wait_until(victim_busy, 30, what="the victim worker running a deploy", interval=0.05)
     killed = kill_worker(stack, victim)
-    stack.start_worker("restarted", concurrency=2)
+    stack.start_worker("restarted", concurrency=4)
     wait_workers_ready(stack)
 
     result = tally(stack, "worker SIGKILL", names, accepted, refused, prefix="rb-kill-", timeout=120)
@@ -157,10 +182,43 @@ def test_worker_sigkill_mid_deploy_then_restart(reliable_stack):
     )
 
 
+def test_api_restart_during_run(shared_stack):
+    """SIGKILL the API process while clients are POSTing, start it again on the same port. Clients retry
+    with the same Idempotency-Key; a row committed just before the kill but never queued is recovered.
+    (The API process is this test's own, on the shared stack's database and broker.)"""
+    stack = shared_stack
+    stack.fc.faults.configure({"*": {"latency_ms": 50}})
+    port = free_port()
+    api = _start_api(stack, port)
+    stack.api_url = f"http://127.0.0.1:{port}"
+    names = [f"rb-api-{i:03d}" for i in range(80)]
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        submitting = pool.submit(submit_many, stack, names, threads=8, retry_until=90)
+        wait_until(lambda: _count_rows(stack, "rb-api-") >= 20, 60, what="20 deploys accepted", interval=0.02)
+        api.send_signal(signal.SIGKILL)
+        api.wait(10)
+        api = _start_api(stack, port)
+        accepted, refused = submitting.result(timeout=180)
+    try:
+        result = tally(stack, "API restart", names, accepted, refused, prefix="rb-api-", timeout=120)
+        result.extra.update(recovery_requeues=recovery_events(stack, list(accepted.values())))
+        result.check()
+        assert result.accepted == len(names), refused
+        assert result.succeeded == len(names), result.failed
+        assert _count_rows(stack, "rb-api-") == len(names)  # retries made no second deployment
+    finally:
+        api.send_signal(signal.SIGTERM)
+        api.wait(20)
+
+
 def test_rabbitmq_worker_sigkill_mid_burst(reliable_stack, rabbitmq_url):
     """RabbitMQ as the broker: SIGKILL a whole worker mid-burst. RabbitMQ hands the dead connection's
     unacknowledged messages to the other worker at once (no visibility timeout), and the checkpointed steps
-    resume where the killed run stopped; the recovery sweep only covers what the broker could not."""
+    resume where the killed run stopped; the recovery sweep only covers what the broker could not.
+    Its own stack: the broker is RabbitMQ."""
     stack = reliable_stack(workers=2, concurrency=2, broker_url=rabbitmq_url)
     stack.fc.faults.configure({"*": {"latency_ms": 200}})
     names = [f"rb-amqp-{i:02d}" for i in range(40)]
@@ -195,7 +253,8 @@ def test_rabbitmq_worker_sigkill_mid_burst(reliable_stack, rabbitmq_url):
 def test_postgres_outage_mid_burst_without_recovery(reliable_stack, pg_database):
     """PostgreSQL goes away (every connection cut, new ones refused) while deploys are queued and running,
     then comes back. The recovery sweep is OFF: every deploy must end by itself, because a run that meets
-    a database error re-schedules its own message instead of acknowledging it as a failure."""
+    a database error re-schedules its own message instead of acknowledging it as a failure. Its own stack:
+    the database is reached through a proxy the test cuts, and the recovery sweep is off."""
     proxy = TcpProxy(5432)
     try:
         stack = reliable_stack(
@@ -255,10 +314,12 @@ def _database_errors(stack) -> int:
     return text.count("deploy.database_error") + text.count("raised unexpected: OperationalError")
 
 
-def test_redis_restart_during_run(reliable_stack, private_redis):
+def test_redis_restart_during_run(shared_stack, private_redis):
     """Restart the broker's Redis (no persistence: every queued and unacknowledged message and every
-    Celery result is gone) while deploys are queued and running; then submit more."""
-    stack = reliable_stack(workers=2, concurrency=2)
+    Celery result is gone) while deploys are queued and running; then submit more. (On the shared stack,
+    whose workers run 4 deploys at once where this test's own stack ran 2; it comes last of its users,
+    and its workers reconnect as the test requires.)"""
+    stack = shared_stack
     stack.fc.faults.configure({"*": {"latency_ms": 150}})
     names = [f"rb-redis-{i:02d}" for i in range(40)]
     accepted, refused = submit_many(stack, names)
@@ -286,37 +347,6 @@ def test_redis_restart_during_run(reliable_stack, private_redis):
     assert result.accepted == len(names) + len(more), refused
     assert result.succeeded == result.accepted, result.failed
     assert result.extra["recovery_requeues"] >= 1, "the restart lost nothing: the test proved nothing"
-
-
-def test_api_restart_during_run(reliable_stack):
-    """SIGKILL the API process while clients are POSTing, start it again on the same port. Clients retry
-    with the same Idempotency-Key; a row committed just before the kill but never queued is recovered."""
-    stack = reliable_stack(workers=2, concurrency=4)
-    stack.fc.faults.configure({"*": {"latency_ms": 50}})
-    port = free_port()
-    api = _start_api(stack, port)
-    stack.api_url = f"http://127.0.0.1:{port}"
-    names = [f"rb-api-{i:03d}" for i in range(80)]
-
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        submitting = pool.submit(submit_many, stack, names, threads=8, retry_until=90)
-        wait_until(lambda: _count_rows(stack, "rb-api-") >= 20, 60, what="20 deploys accepted", interval=0.02)
-        api.send_signal(signal.SIGKILL)
-        api.wait(10)
-        api = _start_api(stack, port)
-        accepted, refused = submitting.result(timeout=180)
-    try:
-        result = tally(stack, "API restart", names, accepted, refused, prefix="rb-api-", timeout=120)
-        result.extra.update(recovery_requeues=recovery_events(stack, list(accepted.values())))
-        result.check()
-        assert result.accepted == len(names), refused
-        assert result.succeeded == len(names), result.failed
-        assert _count_rows(stack, "rb-api-") == len(names)  # retries made no second deployment
-    finally:
-        api.send_signal(signal.SIGTERM)
-        api.wait(20)
 
 
 def _start_api(stack, port: int) -> subprocess.Popen[bytes]:

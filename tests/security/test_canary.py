@@ -184,9 +184,9 @@ def test_canary_secret_appears_nowhere_on_the_embedded_default(stack_factory, ca
 
 
 def test_canary_secret_appears_nowhere_with_redis_and_postgres(
-    stack_factory, captured_logs, redis_url, postgres_url
+    stack_factory, captured_logs, redis_url, redis_results_url, postgres_url
 ):
-    results = redis_url.rsplit("/", 1)[0] + "/10"
+    results = redis_results_url
     stack = stack_factory(broker_url=redis_url, database_url=postgres_url, result_backend=results, workers=1)
     outputs = exercise(stack, CliRunner())
     assert_canary_reached_the_function(stack, "canary-api")
