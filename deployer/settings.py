@@ -145,7 +145,7 @@ class Settings(BaseSettings):
     )
     # FC's own check of the bridge (the function's healthCheckConfig.failureThreshold, every 2 s): this many
     # failures in a row and FC replaces the instance (a start gets as many). Tests shorten it; 30 is the product's.
-    fc_health_failure_threshold: int = Field(default=30, ge=1, le=120)
+    fc_health_failure_threshold: int = Field(default=30, ge=1, le=120)  # deployer.fc.spec.FC_HEALTH_FAILURES
 
     # Scheduled operations checks (issue 15; tasks/drift.py, tasks/tokens.py, on the beat schedule).
     drift_check_enabled: bool = Field(default=True, description="compare FC with each spec on a schedule")

@@ -47,7 +47,9 @@ class FunctionSteps(DeployRun):
         self.run_.record_step(
             "creating_function", 10, f"{self.row.operation}: writing function {self.req.name}"
         )
-        create, update = spec.create_function_input(self.req), spec.update_function_input(self.req)
+        health = self.settings.fc_health_failure_threshold
+        create = spec.create_function_input(self.req, health_failures=health)
+        update = spec.update_function_input(self.req, health_failures=health)
         self.gateway.take_uncertain()
         try:
             if self.row.operation in ("redeploy", "reconcile"):
@@ -101,7 +103,10 @@ class FunctionSteps(DeployRun):
         or invoked, and there is no trigger to invoke yet. So write the same spec again, once per deploy,
         and keep waiting; if it stays Inactive the deploy deadline ends the wait. Recorded after the call,
         so a failed or lost update is sent again by the next run."""
-        self.gateway.update_function(self.req.name, spec.update_function_input(self.req))
+        self.gateway.update_function(
+            self.req.name,
+            spec.update_function_input(self.req, health_failures=self.settings.fc_health_failure_threshold),
+        )
         self.checkpoint.reactivated = True
         self.run_.record_step(
             "waiting_function",

@@ -95,7 +95,8 @@ def _converge(ctx: Any, row: Any) -> str:
         drift = function_drift(req, body)
         if not drift:
             return "in-sync"
-        gateway.update_function(req.name, spec.update_function_input(req))
+        health = ctx.settings.fc_health_failure_threshold
+        gateway.update_function(req.name, spec.update_function_input(req, health_failures=health))
     except FCNotFound:
         return "gone"
     except FCError as exc:

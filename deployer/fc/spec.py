@@ -21,7 +21,6 @@ from typing import Any
 from alibabacloud_fc20230330 import models as fc
 
 from deployer.errors import SpecError
-from deployer.settings import get_settings
 from schemas import AuthType, DeployRequest, ProxyKind, Transport, Urls
 from schemas.deploy import Init
 from schemas.limits import CONTAINER_PORT
@@ -100,7 +99,14 @@ def session_affinity(req: DeployRequest) -> tuple[str, str | None]:
     return "NONE", None
 
 
-def health_check(req: DeployRequest) -> fc.CustomHealthCheckConfig | None:
+#: FC's own check of the bridge's /status every 2 s: this many failures in a row and FC replaces the instance
+#: (a cold start gets as many checks). The worker passes MCPFC_FC_HEALTH_FAILURE_THRESHOLD (tests shorten it).
+FC_HEALTH_FAILURES = 30
+
+
+def health_check(
+    req: DeployRequest, failure_threshold: int = FC_HEALTH_FAILURES
+) -> fc.CustomHealthCheckConfig | None:
     if req.proxy == ProxyKind.none:
         return None
     return fc.CustomHealthCheckConfig(
@@ -108,7 +114,7 @@ def health_check(req: DeployRequest) -> fc.CustomHealthCheckConfig | None:
         initial_delay_seconds=1,
         period_seconds=2,
         timeout_seconds=3,
-        failure_threshold=get_settings().fc_health_failure_threshold,
+        failure_threshold=failure_threshold,
         success_threshold=1,
     )
 
@@ -128,7 +134,9 @@ def container_process(req: DeployRequest) -> tuple[list[str] | None, list[str] |
     return argv[:1], argv[1:]
 
 
-def container_config(req: DeployRequest) -> fc.CustomContainerConfig:
+def container_config(
+    req: DeployRequest, health_failures: int = FC_HEALTH_FAILURES
+) -> fc.CustomContainerConfig:
     entrypoint, command = container_process(req)
     return fc.CustomContainerConfig(
         image=req.image,
@@ -136,7 +144,7 @@ def container_config(req: DeployRequest) -> fc.CustomContainerConfig:
         entrypoint=entrypoint,
         command=command,
         acr_instance_id=req.acr_instance_id,
-        health_check_config=health_check(req),
+        health_check_config=health_check(req, health_failures),
     )
 
 
@@ -161,7 +169,7 @@ def _log(req: DeployRequest) -> fc.LogConfig | None:
     )
 
 
-def _function_fields(req: DeployRequest) -> dict[str, Any]:
+def _function_fields(req: DeployRequest, health_failures: int) -> dict[str, Any]:
     affinity, affinity_config = session_affinity(req)
     return dict(
         runtime=RUNTIME,
@@ -173,7 +181,7 @@ def _function_fields(req: DeployRequest) -> dict[str, Any]:
         timeout=req.timeout_s,
         instance_concurrency=req.instance_concurrency,
         environment_variables=environment(req),
-        custom_container_config=container_config(req),
+        custom_container_config=container_config(req, health_failures),
         internet_access=True,
         session_affinity=affinity,
         session_affinity_config=affinity_config,
@@ -185,13 +193,17 @@ def _function_fields(req: DeployRequest) -> dict[str, Any]:
     )
 
 
-def create_function_input(req: DeployRequest) -> fc.CreateFunctionInput:
-    return fc.CreateFunctionInput(function_name=req.name, **_function_fields(req))
+def create_function_input(
+    req: DeployRequest, *, health_failures: int = FC_HEALTH_FAILURES
+) -> fc.CreateFunctionInput:
+    return fc.CreateFunctionInput(function_name=req.name, **_function_fields(req, health_failures))
 
 
-def update_function_input(req: DeployRequest) -> fc.UpdateFunctionInput:
+def update_function_input(
+    req: DeployRequest, *, health_failures: int = FC_HEALTH_FAILURES
+) -> fc.UpdateFunctionInput:
     """Every managed field explicitly, so an update converges to the spec (UpdateFunction is PATCH-like)."""
-    return fc.UpdateFunctionInput(**_function_fields(req))
+    return fc.UpdateFunctionInput(**_function_fields(req, health_failures))
 
 
 def trigger_config(req: DeployRequest, auth: EndpointAuth) -> dict[str, Any]:
