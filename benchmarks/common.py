@@ -358,13 +358,13 @@ class Stack:
         settings = self.settings()
         self.database_url = settings.effective_database_url
 
-        from deployer.store import reads as store
+        from deployer.store import keys
         from deployer.store.db import session_scope
         from deployer.store.migrate import upgrade
 
         upgrade(settings.effective_database_url)
         with session_scope(settings) as session:
-            _, self.api_key = store.create_api_key(session, name="bench")
+            _, self.api_key = keys.create_api_key(session, name="bench")
         port = free_port()
         self.api_url = f"http://127.0.0.1:{port}"
         self.api = self._spawn(uvicorn_argv("benchmarks.apps:service_app", port), "api")

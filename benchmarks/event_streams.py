@@ -115,12 +115,12 @@ def main(argv: list[str] | None = None) -> int:
 
             os.environ["MCPFC_DATABASE_URL"] = db_url
             from deployer.settings import Settings
-            from deployer.store import reads as store
+            from deployer.store import keys
             from deployer.store.db import session_scope
 
             settings = Settings(_env_file=None, data_dir=data_dir, database_url=db_url)  # type: ignore[call-arg]
             with session_scope(settings) as session:
-                _, key = store.create_api_key(session, name="bench")
+                _, key = keys.create_api_key(session, name="bench")
             asyncio.run(_run(base, {"Authorization": f"Bearer {key}"}, args.streams, args.gets))
     finally:
         stop_process(proc)

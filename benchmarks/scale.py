@@ -39,7 +39,7 @@ from benchmarks.common import (
     wait_http,
 )
 from deployer.settings import Settings
-from deployer.store import reads as store
+from deployer.store import keys
 from deployer.store.db import engine_for, session_scope
 from deployer.store.migrate import upgrade
 from deployer.store.tables import DeploymentRow
@@ -145,7 +145,7 @@ def measure(url: str, n: int, requests: int) -> dict[str, float]:
         settings = Settings(_env_file=None, data_dir=Path(tmp), database_url=url)
         upgrade(settings.effective_database_url)
         with session_scope(settings) as session:
-            key_row, key = store.create_api_key(session, name="scale")
+            key_row, key = keys.create_api_key(session, name="scale")
         t0 = time.monotonic()
         # Rare failures in the big store; in the small one half fail, so both answer a full filtered page.
         statuses = (

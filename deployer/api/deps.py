@@ -20,7 +20,7 @@ from deployer.api.hot_cache import HotCache
 from deployer.api.problems import Problem
 from deployer.crypto import Vault
 from deployer.settings import Settings
-from deployer.store import reads as store
+from deployer.store import keys
 from deployer.store.db import session_scope
 
 
@@ -89,7 +89,7 @@ def authenticate(session: Session, presented: str, cache: HotCache | None = None
     if cache is not None and (owner := cache.owner(presented)) is not None:
         return owner
     token = cache.token() if cache is not None else 0
-    key = store.authenticate(session, presented)
+    key = keys.authenticate(session, presented)
     if key is None:
         raise _unauthorized("the API key is unknown or revoked")
     owner = Owner(owner_id=key.owner_id, key_id=key.id)

@@ -171,13 +171,13 @@ class DevStack:
 
     def prepare_store(self, settings: Settings) -> None:
         """Migrate the database and make the dev API key known to it."""
-        from deployer.store import reads as store
+        from deployer.store import keys
         from deployer.store.db import session_scope
         from deployer.store.migrate import upgrade
 
         upgrade(settings.effective_database_url)
         with session_scope(settings) as session:
-            store.import_api_key(session, self.api_key, name="dev")
+            keys.import_api_key(session, self.api_key, name="dev")
 
     def worker_args(self, loglevel: str) -> list[str]:
         """`celery -A tasks` arguments of the dev worker: threads, one node name per host, no chatter."""

@@ -17,7 +17,7 @@ from deployer.cli import render
 from deployer.cli.base import JsonOut, get_state
 from deployer.cli.input import InputError
 from deployer.client import ServiceUnreachable
-from deployer.store import reads as store
+from deployer.store import keys
 
 
 def db_unavailable(url: str, exc: Exception) -> ServiceUnreachable:
@@ -64,7 +64,7 @@ def create(
 ) -> None:
     """Create an API key (a new owner) and print it once."""
     with database(ctx) as session:
-        row, plaintext = store.create_api_key(session, name=name, owner_id=owner)
+        row, plaintext = keys.create_api_key(session, name=name, owner_id=owner)
         key_id, owner_id = row.id, row.owner_id
     if json_out:
         typer.echo(render.to_json({"id": key_id, "owner_id": owner_id, "name": name, "key": plaintext}))
@@ -90,7 +90,7 @@ def list_(
                 "created_at": when(row.created_at),
                 "revoked_at": when(row.revoked_at),
             }
-            for row in store.list_api_keys(session, include_revoked=revoked)
+            for row in keys.list_api_keys(session, include_revoked=revoked)
         ]
     if json_out:
         typer.echo(render.to_json(items))
@@ -115,7 +115,7 @@ def revoke(
 ) -> None:
     """Revoke an API key: requests with it are refused from now on."""
     with database(ctx) as session:
-        revoked = store.revoke_api_key(session, key_id)
+        revoked = keys.revoke_api_key(session, key_id)
     if not revoked:
         raise InputError(f"no active API key with id {key_id}")
     if json_out:

@@ -1,102 +1,26 @@
-"""Reads of deployments and their events, API keys and idempotency keys: the database is the truth.
+"""Reads of deployments and their events: the database is the truth.
 
 Every write of a deployment row is a guarded verb in deployer/store/lifecycle.py; this module answers
-the reads (by owner, by name, pages, the recovery sweep's candidates) and keeps the API keys and
-Idempotency-Keys, which are not part of a deployment's lifecycle.
+the reads (by owner, by name, pages, the recovery sweep's candidates) and renders the public document.
+API keys live in deployer/store/keys.py, Idempotency-Keys in deployer/store/idempotency.py.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
-import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, tuple_, update
+from sqlalchemy import and_, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from deployer.crypto import Vault
 from deployer.ops import tool_drift
 from deployer.store import health
-from deployer.store.db import note_change
 from deployer.store.result import DeploymentResult
-from deployer.store.tables import ApiKey, DeploymentEvent, DeploymentRow, IdempotencyKey, utcnow
+from deployer.store.tables import DeploymentEvent, DeploymentRow, utcnow
 from schemas import IN_PROGRESS, Deployment, DeploymentError, DeployRequest, HealthStatus, Status, Urls
-
-# -- API keys --------------------------------------------------------------------------------------
-
-KEY_PREFIX = "mcpfc"
-
-
-def _hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def create_api_key(session: Session, *, name: str = "", owner_id: str | None = None) -> tuple[ApiKey, str]:
-    """A new key (a new owner unless owner_id is given). The plaintext is returned once, never stored."""
-    key_id = secrets.token_hex(6)
-    secret = secrets.token_urlsafe(32)
-    row = ApiKey(
-        id=key_id,
-        owner_id=owner_id or f"own{secrets.token_hex(6)}",
-        name=name,
-        secret_hash=_hash_secret(secret),
-    )
-    session.add(row)
-    session.flush()
-    return row, f"{KEY_PREFIX}_{key_id}_{secret}"
-
-
-def import_api_key(session: Session, plaintext: str, *, name: str = "") -> ApiKey:
-    """Register a key chosen by the operator (MCPFC_API_KEY for `mcp-fc dev`), if it is well formed."""
-    parts = plaintext.split("_", 2)
-    if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[2]) < 16:
-        # A free-form key: derive a stable id from it so the same value maps to the same owner.
-        key_id = hashlib.sha256(b"id:" + plaintext.encode()).hexdigest()[:12]
-        secret = plaintext
-    else:
-        key_id, secret = parts[1], parts[2]
-    row = session.get(ApiKey, key_id)
-    if row is None:
-        row = ApiKey(id=key_id, owner_id=f"own{key_id}", name=name, secret_hash=_hash_secret(secret))
-        session.add(row)
-        session.flush()
-    return row
-
-
-def authenticate(session: Session, presented: str) -> ApiKey | None:
-    parts = presented.split("_", 2)
-    if len(parts) == 3 and parts[0] == KEY_PREFIX:
-        key_id, secret = parts[1], parts[2]
-    else:
-        key_id, secret = hashlib.sha256(b"id:" + presented.encode()).hexdigest()[:12], presented
-    row = session.get(ApiKey, key_id)
-    if row is None or row.revoked_at is not None:
-        return None
-    if not hmac.compare_digest(row.secret_hash, _hash_secret(secret)):
-        return None
-    return row
-
-
-def list_api_keys(session: Session, *, include_revoked: bool = False) -> list[ApiKey]:
-    """The keys, oldest first (their hashes stay in the rows: callers show ids, owners and names only)."""
-    query = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
-    if not include_revoked:
-        query = query.where(ApiKey.revoked_at.is_(None))
-    return list(session.scalars(query))
-
-
-def revoke_api_key(session: Session, key_id: str) -> bool:
-    result = session.execute(
-        update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())
-    )
-    # This process's cached keys go at commit; other processes hear it from PostgreSQL (migration 0003).
-    note_change(session, "k", key_id)
-    return bool(result.rowcount)
-
 
 # -- deployments -----------------------------------------------------------------------------------
 
@@ -271,48 +195,3 @@ def to_public(row: DeploymentRow) -> Deployment:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
-
-
-# -- idempotency -----------------------------------------------------------------------------------
-
-
-def request_fingerprint(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
-
-
-def find_idempotent(
-    session: Session, owner_id: str, key: str, max_age: timedelta | None = None
-) -> IdempotencyKey | None:
-    """The remembered answer for this key; one older than `max_age` is dropped and counts as none."""
-    record = session.get(IdempotencyKey, (owner_id, key))
-    if record is not None and max_age is not None and record.created_at < utcnow() - max_age:
-        session.delete(record)
-        session.flush()  # gone before the same key is remembered again in this session
-        return None
-    return record
-
-
-def remember_idempotent(
-    session: Session, owner_id: str, key: str, fingerprint: str, deployment_id: str, status_code: int
-) -> None:
-    session.add(
-        IdempotencyKey(
-            owner_id=owner_id,
-            key=key,
-            request_hash=fingerprint,
-            deployment_id=deployment_id,
-            status_code=status_code,
-        )
-    )
-
-
-def forget_idempotent(session: Session, owner_id: str, key: str) -> None:
-    """Drop a remembered answer (e.g. a 503: a retry with the same key should try again)."""
-    session.execute(
-        delete(IdempotencyKey).where(IdempotencyKey.owner_id == owner_id, IdempotencyKey.key == key)
-    )
-
-
-def purge_idempotency(session: Session, older_than: timedelta = timedelta(days=1)) -> int:
-    result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - older_than))
-    return result.rowcount or 0

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from deployer.api import create_app
 from deployer.settings import Settings
-from deployer.store import lifecycle
+from deployer.store import keys, lifecycle
 from deployer.store import reads as store
 from deployer.store.db import session_scope
 from schemas import Status
@@ -50,7 +50,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 def new_key(settings: Settings, *, owner_id: str | None = None) -> tuple[str, str]:
     """(key id, plaintext)."""
     with session_scope(settings) as session:
-        row, plaintext = store.create_api_key(session, name="test", owner_id=owner_id)
+        row, plaintext = keys.create_api_key(session, name="test", owner_id=owner_id)
         return row.id, plaintext
 
 

@@ -3,7 +3,7 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from deployer.store import reads as store
+from deployer.store import keys
 from deployer.store.db import session_scope
 
 from .conftest import assert_problem, bearer, deploy_body, new_key
@@ -58,7 +58,7 @@ def test_revoked_key_is_401(client: TestClient, settings) -> None:
     key_id, plaintext = new_key(settings)
     assert client.get("/v1/deployments", headers=bearer(plaintext)).status_code == 200
     with session_scope(settings) as session:
-        assert store.revoke_api_key(session, key_id)
+        assert keys.revoke_api_key(session, key_id)
     r = client.get("/v1/deployments", headers=bearer(plaintext))
     assert_problem(r, 401)
     assert "revoked" in r.json()["detail"]
@@ -68,5 +68,5 @@ def test_revoked_key_is_401(client: TestClient, settings) -> None:
 
 def test_imported_free_form_key_works(client: TestClient, settings) -> None:
     with session_scope(settings) as session:
-        store.import_api_key(session, "my-chosen-dev-key")
+        keys.import_api_key(session, "my-chosen-dev-key")
     assert client.get("/v1/deployments", headers=bearer("my-chosen-dev-key")).status_code == 200

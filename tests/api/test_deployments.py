@@ -13,7 +13,7 @@ from deployer.api import create_app
 from deployer.api.routes import deployments as deployments_routes
 from deployer.api.routes import reads as reads_routes
 from deployer.crypto import Vault
-from deployer.store import lifecycle
+from deployer.store import keys, lifecycle
 from deployer.store import reads as store
 from deployer.store.db import session_scope
 from schemas import Status
@@ -288,7 +288,7 @@ def test_broker_down_is_503_and_the_row_says_failed(down) -> None:
 def test_broker_down_on_delete_marks_the_row_failed(down) -> None:
     client, settings, alice = down
     with session_scope(settings) as session:
-        owner = store.authenticate(session, alice["Authorization"].split()[1]).owner_id
+        owner = keys.authenticate(session, alice["Authorization"].split()[1]).owner_id
         from schemas import DeployRequest
 
         row = lifecycle.create_deployment(

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 from deployer.settings import Settings
-from deployer.store import reads as store
+from deployer.store import keys
 from deployer.store.db import session_scope
 
 
 def _authenticates(key: str) -> bool:
     with session_scope(Settings()) as session:
-        return store.authenticate(session, key) is not None
+        return keys.authenticate(session, key) is not None
 
 
 def _printed(stdout: str) -> dict[str, str]:

@@ -25,7 +25,7 @@ import pytest
 import uvicorn
 
 from deployer.settings import Settings
-from deployer.store import reads as store
+from deployer.store import keys
 from deployer.store.db import session_scope
 from deployer.store.migrate import upgrade
 from fc_emulator import EmulatorServer
@@ -214,8 +214,8 @@ class Stacks:
         )
         upgrade(settings.effective_database_url)
         with session_scope(settings) as session:
-            _, key = store.create_api_key(session, name="it-owner")
-            _, other = store.create_api_key(session, name="it-other")
+            _, key = keys.create_api_key(session, name="it-owner")
+            _, other = keys.create_api_key(session, name="it-other")
 
         from deployer.api import create_app
 

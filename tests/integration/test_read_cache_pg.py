@@ -20,8 +20,7 @@ from fastapi.testclient import TestClient
 from deployer.api import create_app
 from deployer.api.hot_cache import HotCache, render
 from deployer.settings import Settings
-from deployer.store import lifecycle
-from deployer.store import reads as store
+from deployer.store import keys, lifecycle
 from deployer.store.db import session_scope
 from schemas import Status
 from tests.api.test_read_cache import public, reference_body
@@ -58,7 +57,7 @@ def cache(client: TestClient) -> HotCache:
 
 def new_key(settings: Settings) -> tuple[str, dict[str, str]]:
     with session_scope(settings) as session:
-        row, plaintext = store.create_api_key(session, name="read-cache")
+        row, plaintext = keys.create_api_key(session, name="read-cache")
         return row.id, {"Authorization": f"Bearer {plaintext}"}
 
 
@@ -160,7 +159,7 @@ def test_revocation_in_this_process_is_immediate(client: TestClient, cache: HotC
     dep = deploy(client, headers, "rc-revoke-here")
     cached_get(client, cache, f"/v1/deployments/{dep['id']}", headers)
     with session_scope(settings) as session:
-        assert store.revoke_api_key(session, key_id)
+        assert keys.revoke_api_key(session, key_id)
     for path in (f"/v1/deployments/{dep['id']}", "/v1/deployments"):
         r = client.get(path, headers=headers)
         assert r.status_code == 401 and "revoked" in r.json()["detail"], path

@@ -12,8 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from deployer.fc import spec
-from deployer.store import lifecycle
-from deployer.store import reads as store
+from deployer.store import keys, lifecycle
 from deployer.store.db import session_scope
 from deployer.store.tables import DeploymentEvent, DeploymentRow
 from schemas import DeployRequest, Status
@@ -364,7 +363,7 @@ def test_no_key_is_a_401_problem(api):
 def finished(api):
     """A deployment that ended (succeeded), so a redeploy would be accepted if its body were valid."""
     with session_scope(api.settings) as session:
-        owner = store.authenticate(session, api.api_key)
+        owner = keys.authenticate(session, api.api_key)
         from deployer.crypto import Vault
 
         row = lifecycle.create_deployment(

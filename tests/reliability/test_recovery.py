@@ -12,7 +12,7 @@ import pytest
 from deployer.celery_app import make_celery
 from deployer.crypto import Vault
 from deployer.settings import Settings
-from deployer.store import lifecycle
+from deployer.store import keys, lifecycle
 from deployer.store import reads as store
 from deployer.store.db import session_scope
 from deployer.store.migrate import upgrade
@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 def _owner(stack) -> str:
     with session_scope(stack.settings) as session:
-        key = store.authenticate(session, stack.api_key)
+        key = keys.authenticate(session, stack.api_key)
         assert key is not None
         return key.owner_id
 
@@ -147,7 +147,7 @@ def test_only_one_sweep_at_a_time(tmp_path, database, request):
         settings = _local_settings(tmp_path)
     app = make_celery(settings)
     with session_scope(settings) as session:
-        key, _ = store.create_api_key(session)
+        key, _ = keys.create_api_key(session)
         owner = key.owner_id
     dep_id, _ = _row_without_task(settings, owner, "rr-guard")
     later = datetime.now(UTC) + timedelta(seconds=15)  # stalled: idle > recovery_stall_s
@@ -186,7 +186,7 @@ def test_a_live_lease_or_a_due_run_is_left_alone(tmp_path):
     settings = _local_settings(tmp_path)
     app = make_celery(settings)
     with session_scope(settings) as session:
-        owner = store.create_api_key(session)[0].owner_id
+        owner = keys.create_api_key(session)[0].owner_id
     held, _ = _row_without_task(settings, owner, "rr-held")
     due, _ = _row_without_task(settings, owner, "rr-due")
     queued, _ = _row_without_task(settings, owner, "rr-queued")

@@ -33,8 +33,7 @@ from schemathesis.generation.modes import GenerationMode  # noqa: E402
 from deployer.api import create_app  # noqa: E402
 from deployer.crypto import Vault  # noqa: E402
 from deployer.settings import Settings  # noqa: E402
-from deployer.store import lifecycle, migrate  # noqa: E402
-from deployer.store import reads as store  # noqa: E402
+from deployer.store import keys, lifecycle, migrate  # noqa: E402
 from deployer.store.db import session_scope  # noqa: E402
 from schemas import DeployRequest, Status  # noqa: E402
 from tests.reliability.conftest import deploy_body  # noqa: E402
@@ -54,7 +53,7 @@ def app(tmp_path: Path) -> tuple[Any, str, Settings]:
     config = Settings(_env_file=None, data_dir=tmp_path, post_rate_limit_per_min=0)  # type: ignore[call-arg]
     migrate.upgrade(config.effective_database_url)
     with session_scope(config) as session:
-        _, key = store.create_api_key(session, name="schemathesis")
+        _, key = keys.create_api_key(session, name="schemathesis")
     return create_app(config), key, config
 
 
@@ -87,7 +86,7 @@ def test_no_server_error_on_real_deployments(app):
     The event stream is left out: on a deployment that never ends it streams for an hour, by design."""
     asgi, key, config = app
     with session_scope(config) as session:
-        owner = store.authenticate(session, key)
+        owner = keys.authenticate(session, key)
         assert owner is not None
         ids = []
         for name, statuses in (("st-pending", ()), ("st-done", (Status.running, Status.succeeded))):

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from deployer.api.problems import Problem
 from deployer.api.routes.common import accepted
 from deployer.settings import Settings
+from deployer.store import idempotency
 from deployer.store import reads as store
 from schemas import Deployment, DeployRequest
 
@@ -35,7 +36,7 @@ def request_mac(settings: Settings, req: DeployRequest, region: str) -> str:
     data["region"] = region
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     mac = hmac.new(settings.secret_key.get_secret_value().encode(), canonical, hashlib.sha256).hexdigest()
-    return store.request_fingerprint(mac.encode())
+    return idempotency.request_fingerprint(mac.encode())
 
 
 def purge_expired_keys(request: Request, session: Session, settings: Settings) -> None:
@@ -47,7 +48,7 @@ def purge_expired_keys(request: Request, session: Session, settings: Settings) -
     if last is not None and now - last < settings.idempotency_purge_interval_s:
         return
     state.idempotency_purged_at = now
-    purged = store.purge_idempotency(session, timedelta(seconds=settings.idempotency_ttl_s))
+    purged = idempotency.purge_idempotency(session, timedelta(seconds=settings.idempotency_ttl_s))
     if purged:
         log.info("purged %d expired idempotency keys", purged)
 
@@ -98,7 +99,7 @@ class Idempotency:
         """The first request's answer if one with this key is stored (a 422 if its body was another)."""
         if not self.key:
             return None
-        record = store.find_idempotent(self.session, self.owner_id, self.key, self.ttl)
+        record = idempotency.find_idempotent(self.session, self.owner_id, self.key, self.ttl)
         if record is None:
             return None
         if record.request_hash != self.fingerprint:
@@ -112,7 +113,7 @@ class Idempotency:
     def remember(self, deployment_id: str, status_code: int = 202) -> None:
         """Store this request's answer in the session, to be committed with the deployment's row."""
         if self.key:
-            store.remember_idempotent(
+            idempotency.remember_idempotent(
                 self.session, self.owner_id, self.key, self.fingerprint, deployment_id, status_code
             )
 
@@ -120,5 +121,5 @@ class Idempotency:
         """Drop the stored answer (committed): a retry with the same key should try again, not replay an
         outage."""
         if self.key:
-            store.forget_idempotent(self.session, self.owner_id, self.key)
+            idempotency.forget_idempotent(self.session, self.owner_id, self.key)
             self.session.commit()
