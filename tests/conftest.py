@@ -46,9 +46,13 @@ from fc_emulator import EmulatorServer  # noqa: E402 (after the start timeout is
 
 
 def wait_until(
-    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, *, what: str = "condition"
+    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, *, what: str = "condition"
 ) -> Any:
-    """Poll until the predicate holds; fail with its last value at the deadline."""
+    """Poll until the predicate holds; fail with its last value at the deadline.
+
+    Every 50 ms unless told otherwise: most predicates are HTTP or SQL round trips to another process, and
+    at 50 polls a second a few waiting tests kept a core of the 2-core CI busy answering them. A test that
+    must catch a short-lived state passes a smaller interval."""
     timeout *= TIMEOUT_SCALE
     deadline = time.monotonic() + timeout
     while True:
