@@ -29,7 +29,7 @@ from deployer.store import keys
 from deployer.store.db import session_scope
 from deployer.store.migrate import upgrade
 from fc_emulator import EmulatorServer
-from tests.conftest import TEST_AK, TEST_SK, TIMEOUT_SCALE, alive, in_ci
+from tests.conftest import TEST_AK, TEST_SK, TIMEOUT_SCALE, alive, in_ci, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -274,17 +274,22 @@ def claimed_redis_db() -> Iterator[str]:
 
     claims = redis.Redis(host="127.0.0.1", port=6379, db=0)
     me = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-    for db in range(8, 16):
-        key = f"mcpfc-test:claim:{db}"
-        if claims.set(key, me, nx=True, ex=3600):
-            break
-        holder = (claims.get(key) or b"").decode()
-        host, _, pid = holder.partition(":")
-        if host == socket.gethostname() and not alive(int(pid.partition(":")[0] or 0)):
-            if claims.set(key, me, xx=True, ex=3600, get=True) == holder.encode():
-                break  # the dead holder's claim, and no live run took it over first
-    else:
-        pytest.fail("every Redis database 8-15 is claimed by another mcp-fc test run")
+
+    def claim() -> tuple[int, str] | None:
+        for db in range(8, 16):
+            key = f"mcpfc-test:claim:{db}"
+            if claims.set(key, me, nx=True, ex=3600):
+                return db, key
+            holder = (claims.get(key) or b"").decode()
+            host, _, pid = holder.partition(":")
+            if host == socket.gethostname() and not alive(int(pid.partition(":")[0] or 0)):
+                if claims.set(key, me, xx=True, ex=3600, get=True) == holder.encode():
+                    return db, key  # the dead holder's claim, and no live run took it over first
+        return None
+
+    # Eight databases for every xdist worker's modules (two each at most): when all are held, one is
+    # released as soon as a module ends, so wait for it rather than fail.
+    db, key = wait_until(claim, timeout=120, interval=0.2, what="a free Redis database among 8-15")
     client = redis.Redis(host="127.0.0.1", port=6379, db=db)
     client.flushdb()
     try:
