@@ -112,7 +112,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # -- xdist: which tests run together, and in what order --------------------------------------------------
-# CI runs `pytest -n 5 --dist loadgroup --no-loadscope-reorder` (pyproject's addopts): tests without a group
+# CI runs `pytest -n 4 --dist loadgroup --no-loadscope-reorder` (pyproject's addopts): tests without a group
 # go one by one to whichever worker is free; a group goes whole to one worker. Tests that share an expensive
 # module-scoped fixture (a module's stack) are grouped by module, so the fixture is built once. Module-scoped
 # fixtures that cost next to nothing to build again (factories and fresh databases, built on each worker
