@@ -12,14 +12,13 @@ from __future__ import annotations
 import contextvars
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deployer.errors import DeployError, FCError
 from deployer.failure_text import scrub
 from deployer.fc import spec
 from deployer.fc.endpoint_auth import SigningKey, mint_token, new_signing_key
 from deployer.ops import token_expiry, tool_drift
-from deployer.ops.probe import ProbeResult, probe
 from deployer.store import reads as store
 from deployer.store.checkpoint import Checkpoint
 from deployer.store.db import session_scope
@@ -27,6 +26,9 @@ from deployer.store.result import DeploymentResult
 from deployer.store.tables import DeploymentRow
 from schemas import AuthType, DeployRequest
 from tasks.context import LeaseLost, Run
+
+if TYPE_CHECKING:  # the MCP client costs ~1 s of imports: loaded when a probe runs (tasks/startup.py)
+    from deployer.ops.probe import ProbeResult
 
 MAX_TRANSIENT_RETRIES = 5
 #: How often a running probe checks for a cancel.
@@ -58,6 +60,8 @@ class DeployRun:
         token = self.endpoint_token()
         headers = {"Authorization": f"Bearer {token}"} if token else None
         outcome: dict[str, Any] = {}
+
+        from deployer.ops.probe import probe
 
         def run() -> None:
             try:

@@ -26,7 +26,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deployer import celery_app as queue
 from deployer.crypto import Vault
@@ -34,7 +34,6 @@ from deployer.errors import DeployError, FCThrottled
 from deployer.failure_text import scrub
 from deployer.fc import ratelimit
 from deployer.ops import tool_drift
-from deployer.ops.probe import ProbeResult, probe_async
 from deployer.settings import Settings, get_settings
 from deployer.store import health
 from deployer.store import reads as store
@@ -43,6 +42,9 @@ from deployer.store.result import DeploymentResult
 from deployer.store.tables import DeploymentRow
 from schemas import AuthType, Status, Transport
 from tasks.app import app
+
+if TYPE_CHECKING:  # the MCP client costs ~1 s of imports: loaded at the first check (tasks/startup.py)
+    from deployer.ops.probe import ProbeResult
 
 log = logging.getLogger("tasks.health")
 
@@ -179,6 +181,8 @@ def _tool_drift(row: DeploymentRow, found: Any, now: datetime) -> tuple[dict[str
 def bounded_probe(url: str, transport: str, headers: dict[str, str] | None, timeout: float) -> ProbeResult:
     """The deploy's probe (both eras, one after the other, each with `timeout`) within `timeout` in all:
     a hung server must not hold a check for twice its limit."""
+
+    from deployer.ops.probe import probe_async
 
     async def run() -> ProbeResult:
         return await asyncio.wait_for(

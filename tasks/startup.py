@@ -49,3 +49,7 @@ def migrate_on_start(**_: Any) -> None:
     settings = get_settings()
     migrate_when_reachable(settings.effective_database_url)
     log.info("worker: database schema at head")
+    if settings.probe_enabled:
+        # The MCP client (~1 s of imports) is loaded lazily, so that beat and workers that never probe skip it;
+        # a worker that verifies deploys loads it here, once, before a prefork pool copies it into each child.
+        import deployer.ops.probe  # noqa: F401
