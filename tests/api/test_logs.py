@@ -62,6 +62,11 @@ def test_tail_since_and_after(api, fc):
 def test_bad_parameters_are_problems(api):
     _deploy(api)
     assert_problem(api.get("/v1/deployments/mcp-time/logs", params={"since": "yesterday"}), 422)
+    # issue 26 #14: a duration that overflows (to infinity, or before 1970) was a 500 OverflowError
+    for since in ("9" * 5000 + "s", "99999999999d", "0001-01-01T00:00:00Z"):
+        r = api.get("/v1/deployments/mcp-time/logs", params={"since": since})
+        assert_problem(r, 422)
+        assert "before 1970" in r.json()["detail"] and len(r.text) < 1000
     assert_problem(api.get("/v1/deployments/mcp-time/logs", params={"after": "x:y"}), 400)
     assert_problem(api.get("/v1/deployments/mcp-time/logs", params={"tail": 99999}), 422)
     assert_problem(api.get("/v1/deployments/nope/logs"), 404)
