@@ -258,13 +258,16 @@ def trigger_config_matches(current: str | dict[str, Any] | None, wanted: fc.Upda
     return have == json.loads(wanted.trigger_config)
 
 
-def endpoint_urls(url_internet: str | None, url_intranet: str | None) -> Urls:
-    """The URLs an MCP client uses: `/sse` for SSE and `/mcp` for Streamable HTTP, both on the trigger root."""
+def endpoint_urls(
+    url_internet: str | None, url_intranet: str | None, transport: Transport = Transport.streamable_http
+) -> Urls:
+    """The URLs an MCP client uses, on the trigger root: `/mcp` always (the bridge serves it in both
+    transports), `/sse` only for transport sse: a streamable-http bridge answers 404 there (issue 26 #5)."""
     base = (url_internet or "").rstrip("/")
     return Urls(
         internet=url_internet,
         intranet=url_intranet,
-        sse=f"{base}{SSE_PATH}" if base else None,
+        sse=f"{base}{SSE_PATH}" if base and transport == Transport.sse else None,
         mcp=f"{base}{MCP_PATH}" if base else None,
     )
 
@@ -276,7 +279,7 @@ def answer_body(answer: Mapping[str, Any] | None) -> dict[str, Any]:
     return answer.get("body") or {}
 
 
-def trigger_urls(answer: Mapping[str, Any] | None) -> Urls:
+def trigger_urls(answer: Mapping[str, Any] | None, transport: Transport) -> Urls:
     """The endpoint URLs of a CreateTrigger/UpdateTrigger/GetTrigger answer (its `httpTrigger`)."""
     http = answer_body(answer).get("httpTrigger") or {}
-    return endpoint_urls(http.get("urlInternet"), http.get("urlIntranet"))
+    return endpoint_urls(http.get("urlInternet"), http.get("urlIntranet"), transport)

@@ -20,7 +20,16 @@ from deployer.ops import tool_drift
 from deployer.store import health
 from deployer.store.result import DeploymentResult
 from deployer.store.tables import DeploymentEvent, DeploymentRow, utcnow
-from schemas import IN_PROGRESS, Deployment, DeploymentError, DeployRequest, HealthStatus, Status, Urls
+from schemas import (
+    IN_PROGRESS,
+    Deployment,
+    DeploymentError,
+    DeployRequest,
+    HealthStatus,
+    Status,
+    Transport,
+    Urls,
+)
 
 # -- deployments -----------------------------------------------------------------------------------
 
@@ -99,6 +108,15 @@ def list_for_owner(
     rows = list(session.scalars(stmt))
     next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
+
+
+def urls_of(row: DeploymentRow) -> Urls:
+    """The row's URLs; an `sse` URL only for transport sse (rows stored before issue 26 #5 list one for
+    every deployment, where a streamable-http bridge answers 404)."""
+    urls = Urls.model_validate(row.urls or {})
+    if (row.spec or {}).get("transport") != Transport.sse.value:
+        urls.sse = None
+    return urls
 
 
 def request_of(vault: Vault, row: DeploymentRow) -> DeployRequest:
@@ -182,7 +200,7 @@ def to_public(row: DeploymentRow) -> Deployment:
         error=DeploymentError.model_validate(row.error) if row.error else None,
         spec=DeployRequest.model_validate(row.spec),
         result=row.result,
-        urls=Urls.model_validate(row.urls or {}),
+        urls=urls_of(row),
         tools=list(row.tools or []),
         health=health.public_of(finding(health.KEY)),
         tool_drift=tool_drift.public(finding(tool_drift.DRIFT_KEY)),

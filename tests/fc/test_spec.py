@@ -6,7 +6,7 @@ import pytest
 
 from deployer.errors import SpecError
 from deployer.fc import spec
-from schemas import DeployRequest, RedeployRequest
+from schemas import DeployRequest, RedeployRequest, Transport
 
 SENTRY_IMAGE = "registry.cn-beijing.aliyuncs.com/biyao/public:python-mcp-server-sentry-2025.1.14-v7"
 
@@ -163,9 +163,13 @@ def test_trigger_config_matches_ignores_key_order():
 
 
 def test_endpoint_urls():
-    urls = spec.endpoint_urls("https://x.cn-hangzhou.fcapp.run", "https://x.cn-hangzhou-vpc.fcapp.run")
+    base, vpc = "https://x.cn-hangzhou.fcapp.run", "https://x.cn-hangzhou-vpc.fcapp.run"
+    urls = spec.endpoint_urls(base, vpc, Transport.sse)
     assert urls.sse == "https://x.cn-hangzhou.fcapp.run/sse"
     assert urls.mcp == "https://x.cn-hangzhou.fcapp.run/mcp"
+    # a streamable-http bridge answers 404 at /sse: no such URL is listed (issue 26 #5)
+    urls = spec.endpoint_urls(base, vpc, Transport.streamable_http)
+    assert urls.sse is None and urls.mcp == "https://x.cn-hangzhou.fcapp.run/mcp"
 
 
 def test_a_default_request_is_streamable_http_without_affinity():
