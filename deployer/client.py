@@ -121,6 +121,11 @@ class APIError(MCPFCError):
         return cls(status, title, detail, errors, type=problem_type)
 
 
+#: Where the URL comes from, named in every unreachable error: `mcp-fc dev --port N` listens elsewhere than the
+#: default, and its banner prints the variable to set (issue 26 #8).
+UNREACHABLE_HINT = " (set MCPFC_API_URL, or --api-url, to the API URL `mcp-fc dev` printed)"
+
+
 class ServiceUnreachable(MCPFCError):
     """No usable answer from the API: connection refused, DNS failure, timeout, broken stream."""
 
@@ -226,7 +231,8 @@ class APIClient:
 
     def _unreachable(self, exc: httpx.HTTPError) -> ServiceUnreachable:
         return ServiceUnreachable(
-            f"cannot reach the mcp-fc API at {self.base_url}: {_reason(exc)}", url=self.base_url
+            f"cannot reach the mcp-fc API at {self.base_url}: {_reason(exc)}{UNREACHABLE_HINT}",
+            url=self.base_url,
         )
 
     def _request(

@@ -8,6 +8,7 @@ import uuid
 import httpx
 import pytest
 
+from deployer.client import UNREACHABLE_HINT
 from schemas import Deployment
 from tests.cli.conftest import API_KEY, IMAGE, deployment, progression, responses, succeeded
 
@@ -265,7 +266,12 @@ def test_connection_refused_exits_3_with_one_line(api, cli, sleeps):
     result = cli("deploy", "mcp-time", "--image", IMAGE, "--", "mcp-server-time")
 
     assert result.exit_code == 3
-    assert result.stderr == "error: cannot reach the mcp-fc API at http://mcpfc.test: connection refused\n"
+    assert (
+        result.stderr
+        == "error: cannot reach the mcp-fc API at http://mcpfc.test: connection refused"
+        + UNREACHABLE_HINT
+        + "\n"
+    )
     assert "Traceback" not in result.output
     assert post.call_count == 3, "a connection that never opened is retried"
 
