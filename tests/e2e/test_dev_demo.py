@@ -172,7 +172,7 @@ def test_the_try_line_runs_as_printed_and_a_rerun_demo_leaves_the_users_time_alo
         assigned = dict(w.split("=", 1) for w in words if "=" in w and w.startswith("MCPFC_"))
         command = ["time", "--", "mcp-server-time", "--local-timezone", "Asia/Shanghai"]
         mine = subprocess.run(
-            [MCP_FC, "deploy", *command, "--json"],
+            [MCP_FC, "deploy", "--json", *command],
             env={**dev.env, **assigned},
             capture_output=True,
             text=True,
