@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployer.failure_text import keep_end
+from deployer.failure_text import keep_end, short_failure
 
 
 class MCPFCError(Exception):
@@ -172,7 +172,9 @@ def error_payload(exc: BaseException, step: str) -> dict[str, Any]:
             exc.code, keep_end(exc.message), step=step, retryable=exc.retryable, request_id=exc.request_id
         )
     if isinstance(exc, DeployError):
-        return error_body(exc.code, keep_end(exc.message), step=exc.step or step, retryable=exc.retryable)
+        # A deploy's failure is read first in `status`: its cause in one line, the server's last lines once.
+        message = short_failure(exc.message)
+        return error_body(exc.code, message, step=exc.step or step, retryable=exc.retryable)
     if isinstance(exc, MCPFCError):
         return error_body(exc.code, keep_end(exc.message), step=step)
     # Unexpected: keep the type only; the traceback goes to the worker log.
