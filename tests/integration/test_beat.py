@@ -2,7 +2,7 @@
 the first dies (issue 15 #1).
 
 Real processes: a Celery worker consuming the `health` queue and two beats (`mcp-fc beat` and `celery -A
-tasks beat`) on one store, the embedded SQLite (flock) and PostgreSQL (advisory lock). Each executed
+tasks beat`) on one store, the embedded SQLite and PostgreSQL (a lease in the database). Each executed
 health sweep leaves a row in the Celery result table with the beat that sent it (its `origin`); the test
 counts those rows.
 """
