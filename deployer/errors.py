@@ -29,9 +29,10 @@
 
     FieldError (schemas/problem.py) is not an exception: one broken rule of a rejected request.
     Not part of the hierarchy, on purpose: fc_emulator.exceptions.FCError is the *emulator's* FC
-    error answer (a wire document the fake server renders, never raised to a user); lifecycle.NameTaken,
-    client_configs.BadDocument and devstack.DevStackRefused are caught and turned into one of the above
-    (or an HTTP 409) where they are raised.
+    error answer (a wire document the fake server renders, never raised to a user);
+    deployer.store.lifecycle.NameTaken, deployer.client_configs.BadDocument and
+    deployer.cli.devstack.DevStackRefused / DemoRefused are caught and turned into one of the above (or an
+    HTTP 409) where they are raised.
 
 Messages never carry secret values: FC messages are kept, SDK `str()` dumps (which include the whole
 response) are not.

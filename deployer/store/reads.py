@@ -19,7 +19,7 @@ from deployer.crypto import Vault
 from deployer.ops import tool_drift
 from deployer.store import health
 from deployer.store.result import DeploymentResult
-from deployer.store.tables import DeploymentEvent, DeploymentRow, utcnow
+from deployer.store.tables import DeploymentEvent, DeploymentRow
 from schemas import (
     IN_PROGRESS,
     Deployment,
@@ -132,13 +132,6 @@ def events_after(session: Session, deployment_id: str, after_id: int = 0) -> lis
         .where(DeploymentEvent.deployment_id == deployment_id, DeploymentEvent.id > after_id)
         .order_by(DeploymentEvent.id)
     )
-    return list(session.scalars(stmt))
-
-
-def stale_running(session: Session, now: datetime | None = None) -> list[DeploymentRow]:
-    """Deployments past their deadline that still say pending, running or deleting."""
-    now = now or utcnow()
-    stmt = select(DeploymentRow).where(DeploymentRow.status.in_(ACTIVE), DeploymentRow.deadline_at < now)
     return list(session.scalars(stmt))
 
 
