@@ -433,10 +433,13 @@ class APIClient:
         since: str | None = None,
         tail: int | None = None,
         after: str | None = None,
+        bridge: bool = False,
     ) -> dict[str, Any]:
         """GET /v1/deployments/{id}/logs: one page of the MCP server's own output (`lines`, `cursor`);
-        `after` is the cursor of the previous page."""
-        params = {"since": since, "tail": tail, "after": after}
+        `after` is the cursor of the previous page; `bridge` adds the bridge's lines."""
+        params: dict[str, Any] = {"since": since, "tail": tail, "after": after}
+        if bridge:
+            params["bridge"] = "true"
         return self._json(
             self._request("GET", self._path(id_or_name, "/logs"), params=params, idempotent=True)
         )

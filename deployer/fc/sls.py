@@ -19,6 +19,7 @@ values are scrubbed from every line (a server may print its environment).
 from __future__ import annotations
 
 import ipaddress
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -182,6 +183,17 @@ def _get_logs(client: Any, source: Source, body: dict[str, Any]) -> list[dict[st
     return list((response.body.data if response.body else None) or [])
 
 
+#: How the lines of the parts in front of the server begin: the bridge's own log (its logging format) and
+#: the emulator's watcher; its HTTP server's are uvicorn's "LEVEL:" column padded with spaces (a server
+#: logging with Python's default format writes "INFO:root:...", which stays). Everything else is the server's.
+BRIDGE_PREFIXES = ("[mcp-fc-bridge]", "[fc-emulator]")
+UVICORN_LINE = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL): +\S")
+
+
+def is_bridge_line(message: str) -> bool:
+    return message.startswith(BRIDGE_PREFIXES) or UVICORN_LINE.match(message) is not None
+
+
 def read(
     client: Any,
     source: Source,
@@ -192,12 +204,30 @@ def read(
     after: str | None = None,
     secrets: Iterable[str] = (),
     now: float | None = None,
+    own_only: bool = False,
 ) -> tuple[list[LogLine], str | None]:
     """The function's lines, oldest first, and the cursor after the last one.
 
     ``tail``: only the last N (newest pages first); ``after``: only lines after a cursor (follow);
-    ``since_s``: not older than this Unix time (default: the last 24 hours).
+    ``since_s``: not older than this Unix time (default: the last 24 hours); ``own_only``: only the server's
+    own lines (the bridge's may be most of them: 69 of 76 were `Terminating session`, issue 26 #10), the
+    tail counted among those, the cursor past the hidden ones too.
     """
+    if own_only:
+        lines, cursor = read(
+            client,
+            source,
+            function_name,
+            since_s=since_s,
+            tail=None if tail is None else PAGE * MAX_PAGES,
+            after=after,
+            secrets=secrets,
+            now=now,
+        )
+        lines = [line for line in lines if not is_bridge_line(line.message)]
+        if tail is not None:
+            lines = lines[-tail:] if tail else []
+        return lines, cursor
     secrets = list(secrets)
     now = time.time() if now is None else now
     cursor = parse_cursor(after)

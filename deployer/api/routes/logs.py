@@ -94,8 +94,12 @@ def read_logs(
     since: Annotated[str | None, Query(description="30s, 10m, 2h, 1d, or an ISO 8601 time")] = None,
     tail: Annotated[int | None, Query(ge=0, le=MAX_TAIL, description="only the last N lines")] = None,
     after: Annotated[str | None, Query(description="the cursor of an earlier page: only newer lines")] = None,
+    bridge: Annotated[
+        bool, Query(description="also the lines of the bridge in front of the server (hidden by default)")
+    ] = False,
 ) -> LogPage:
-    """The deployment's own output, oldest first (default: the last 100 lines of the last 24 hours)."""
+    """The deployment's own output, oldest first (default: the server's last 100 lines of the last 24 hours;
+    `bridge=true` adds the bridge's)."""
     row = get_row(session, owner, id)
     now = time.time()
     since_s = parse_since(since, now)
@@ -116,6 +120,7 @@ def read_logs(
             after=after,
             secrets=[str(s) for s in secrets],
             now=now,
+            own_only=not bridge,
         )
     except LogsUnavailable as exc:
         kind = {409: "no-logs", 400: "bad-cursor"}.get(exc.status, "logs-unavailable")
