@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
 import os
 import secrets
 import signal
@@ -34,6 +35,15 @@ DEMO_NAME = "mcp-fc-demo"
 DEMO_DESCRIPTION = "the sample server of `mcp-fc dev --demo`"
 DEMO_IMAGE = "registry.cn-hangzhou.aliyuncs.com/mcp-fc/mcp-server-time:latest"
 DEMO_COMMAND = ["mcp-server-time", "--local-timezone", "UTC"]
+
+
+class ClosedPeerWrites(logging.Filter):
+    """asyncio's "socket.send() raised exception." warning: a write to a client that already left (an
+    events stream or a long-poll cut by Ctrl-C), logged once per write after the fifth. Nothing is lost and
+    nothing is to be done; 53 of them filled the dev terminal (issue 26 #13)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("socket.send() raised exception")
 
 
 class DemoRefused(RuntimeError):
@@ -284,6 +294,7 @@ def run_dev(
         _say(f"error: {exc}")
         return 2
     settings = stack.start_backends()
+    logging.getLogger("asyncio").addFilter(ClosedPeerWrites())
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning"))
     outcome: dict[str, Any] = {}
     _stop_on_signals(server)
