@@ -194,6 +194,18 @@ def is_bridge_line(message: str) -> bool:
     return message.startswith(BRIDGE_PREFIXES) or UVICORN_LINE.match(message) is not None
 
 
+def read_own(
+    client: Any, source: Source, function_name: str, *, tail: int | None = None, **kw: Any
+) -> tuple[list[LogLine], str | None]:
+    """`read`, only the server's own lines: the bridge's may be most of them (69 of 76 were `Terminating
+    session`, issue 26 #10). The tail counts the server's lines; the cursor goes past the hidden ones too."""
+    lines, cursor = read(client, source, function_name, tail=None if tail is None else PAGE * MAX_PAGES, **kw)
+    lines = [line for line in lines if not is_bridge_line(line.message)]
+    if tail is not None:
+        lines = lines[-tail:] if tail else []
+    return lines, cursor
+
+
 def read(
     client: Any,
     source: Source,
@@ -204,30 +216,12 @@ def read(
     after: str | None = None,
     secrets: Iterable[str] = (),
     now: float | None = None,
-    own_only: bool = False,
 ) -> tuple[list[LogLine], str | None]:
     """The function's lines, oldest first, and the cursor after the last one.
 
     ``tail``: only the last N (newest pages first); ``after``: only lines after a cursor (follow);
-    ``since_s``: not older than this Unix time (default: the last 24 hours); ``own_only``: only the server's
-    own lines (the bridge's may be most of them: 69 of 76 were `Terminating session`, issue 26 #10), the
-    tail counted among those, the cursor past the hidden ones too.
+    ``since_s``: not older than this Unix time (default: the last 24 hours).
     """
-    if own_only:
-        lines, cursor = read(
-            client,
-            source,
-            function_name,
-            since_s=since_s,
-            tail=None if tail is None else PAGE * MAX_PAGES,
-            after=after,
-            secrets=secrets,
-            now=now,
-        )
-        lines = [line for line in lines if not is_bridge_line(line.message)]
-        if tail is not None:
-            lines = lines[-tail:] if tail else []
-        return lines, cursor
     secrets = list(secrets)
     now = time.time() if now is None else now
     cursor = parse_cursor(after)

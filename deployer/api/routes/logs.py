@@ -111,7 +111,8 @@ def read_logs(
     try:
         source = runtime_logs.source_for(settings, spec, region)
         client = runtime_logs.make_client(settings, source, region)
-        lines, cursor = runtime_logs.read(
+        reader = runtime_logs.read if bridge else runtime_logs.read_own
+        lines, cursor = reader(
             client,
             source,
             name,
@@ -120,7 +121,6 @@ def read_logs(
             after=after,
             secrets=[str(s) for s in secrets],
             now=now,
-            own_only=not bridge,
         )
     except LogsUnavailable as exc:
         kind = {409: "no-logs", 400: "bad-cursor"}.get(exc.status, "logs-unavailable")
