@@ -148,8 +148,9 @@ class Settings(BaseSettings):
         default=1, ge=1, description="consecutive failed probes before a deployment is unhealthy"
     )
     # FC's own check of the bridge (the function's healthCheckConfig.failureThreshold, every 2 s): this many
-    # failures in a row and FC replaces the instance (a start gets as many). Tests shorten it; 30 is the product's.
-    fc_health_failure_threshold: int = Field(default=30, ge=1, le=120)  # deployer.fc.spec.FC_HEALTH_FAILURES
+    # failures in a row and FC replaces the instance: the liveness verdict, not the start-up's patience (the
+    # bridge binds once its server answers). 5 is the product's (deployer.fc.spec.FC_HEALTH_FAILURES).
+    fc_health_failure_threshold: int = Field(default=5, ge=1, le=120)
 
     # Scheduled operations checks (issue 15; tasks/drift.py, tasks/tokens.py, on the beat schedule).
     drift_check_enabled: bool = Field(default=True, description="compare FC with each spec on a schedule")

@@ -196,3 +196,14 @@ def test_converting_sse_to_streamable_http_rewrites_affinity_and_trigger_methods
     assert not spec.trigger_config_matches(
         spec.update_trigger_input(old, auth).trigger_config, spec.update_trigger_input(new, auth)
     )
+
+
+def test_the_health_check_is_a_quick_liveness_verdict_within_fcs_ranges():
+    """A hung server is replaced within ~15 s (2 s x 30 cost two minutes of failed calls, issue 26 #14); the
+    values stay in FC's documented ranges (CustomHealthCheckConfig: timeout 1-3, others 0/1-120)."""
+    req = DeployRequest.model_validate({"name": "d", "image": SENTRY_IMAGE, "command": ["srv"]})
+    check = spec.health_check(req)
+    assert check is not None
+    assert check.period_seconds * check.failure_threshold + check.timeout_seconds <= 15
+    assert 1 <= check.timeout_seconds <= 3 and 0 <= check.initial_delay_seconds <= 120
+    assert 1 <= check.period_seconds <= 120 and 1 <= check.failure_threshold <= 120
