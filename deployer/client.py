@@ -121,6 +121,11 @@ class APIError(MCPFCError):
         return cls(status, title, detail, errors, type=problem_type)
 
 
+#: Where the URL comes from, named in every unreachable error: `mcp-fc dev --port N` listens elsewhere than the
+#: default, and its banner prints the variable to set (issue 26 #8).
+UNREACHABLE_HINT = " (set MCPFC_API_URL, or --api-url, to the API URL `mcp-fc dev` printed)"
+
+
 class ServiceUnreachable(MCPFCError):
     """No usable answer from the API: connection refused, DNS failure, timeout, broken stream."""
 
@@ -226,7 +231,8 @@ class APIClient:
 
     def _unreachable(self, exc: httpx.HTTPError) -> ServiceUnreachable:
         return ServiceUnreachable(
-            f"cannot reach the mcp-fc API at {self.base_url}: {_reason(exc)}", url=self.base_url
+            f"cannot reach the mcp-fc API at {self.base_url}: {_reason(exc)}{UNREACHABLE_HINT}",
+            url=self.base_url,
         )
 
     def _request(
@@ -427,10 +433,13 @@ class APIClient:
         since: str | None = None,
         tail: int | None = None,
         after: str | None = None,
+        bridge: bool = False,
     ) -> dict[str, Any]:
         """GET /v1/deployments/{id}/logs: one page of the MCP server's own output (`lines`, `cursor`);
-        `after` is the cursor of the previous page."""
-        params = {"since": since, "tail": tail, "after": after}
+        `after` is the cursor of the previous page; `bridge` adds the bridge's lines."""
+        params: dict[str, Any] = {"since": since, "tail": tail, "after": after}
+        if bridge:
+            params["bridge"] = "true"
         return self._json(
             self._request("GET", self._path(id_or_name, "/logs"), params=params, idempotent=True)
         )

@@ -4,12 +4,12 @@ Each form is the one its client documents (shared/reference/mcp-protocol-2026.md
 
     json / default  {"mcpServers": {N: {"type": "http"|"sse", "url", "headers"}}}  Claude Code reads it as is,
                     Cursor too (it ignores `type`); the API's default answer, and what the CLI renders from
-    claude-code     the same document, plus `claude mcp add --transport http N URL --header ...`
+    claude-code     the same document, plus `claude mcp add --scope user --transport http N URL --header ...`
     cursor          {"mcpServers": {N: {"url", "headers"}}}
     vscode          {"servers": {N: {"type": "http"|"sse", "url", "headers"}}}
     claude-desktop  a stdio entry: `npx mcp-remote URL --header Authorization:${VAR}` with the token in `env`
                     (Claude Desktop's config file ignores `url` entries)
-    inspector       no file: `npx @modelcontextprotocol/inspector --cli URL --transport http --header ...`
+    inspector       no file: `npx -y @modelcontextprotocol/inspector@0.17.5 --cli URL --transport http --header ...`
 
 `"type": "streamable-http"` is never written: Claude Code does not honour it (anthropics/claude-code#32708).
 The documents carry endpoint tokens, as the client-config route is meant to hand them out.
@@ -45,7 +45,16 @@ TRANSPORT_OF = {
     "sse": Transport.sse,
 }
 
-INSPECTOR = "@modelcontextprotocol/inspector"
+# Pinned (issue 26 #6): unpinned, npx on Node < 22.7.5 picks 0.15.0, the newest whose `engines` it
+# satisfies, which has no --header and fails ("Arguments cannot be passed to a URL-based MCP server").
+# 0.17.5 declares node >=22.7.5; its --cli listed tools with --header on Node 20.20 too (checked by hand).
+INSPECTOR_VERSION = "0.17.5"
+INSPECTOR = f"@modelcontextprotocol/inspector@{INSPECTOR_VERSION}"
+INSPECTOR_NODE = "22.7.5"
+INSPECTOR_NOTE = (
+    f"the MCP Inspector {INSPECTOR_VERSION} needs Node.js {INSPECTOR_NODE} or newer (`node --version`); "
+    "an unpinned npx on an older Node picks 0.15.0, which has no --header"
+)
 MCP_REMOTE = "mcp-remote"
 
 
@@ -152,12 +161,18 @@ def _header_flags(ep: Endpoint, sep: str = ": ") -> list[str]:
 
 
 def _claude_mcp_add(ep: Endpoint) -> list[str]:
-    return ["claude", "mcp", "add", "--transport", TYPE_OF[ep.transport], ep.name, ep.url, *_header_flags(ep)]
+    # User scope (~/.claude.json): the header carries the endpoint token, and the project scope's .mcp.json
+    # is a file Claude Code means to be committed (issue 26 #13).
+    return [
+        "claude", "mcp", "add", "--scope", "user", "--transport", TYPE_OF[ep.transport], ep.name, ep.url,
+        *_header_flags(ep),
+    ]  # fmt: skip
 
 
 def _inspector(ep: Endpoint) -> list[str]:
     return [
         "npx",
+        "-y",
         INSPECTOR,
         "--cli",
         ep.url,

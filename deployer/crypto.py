@@ -1,8 +1,14 @@
-"""Encryption at rest for secret env values and endpoint signing keys.
+"""Encryption at rest for secret env values, endpoint signing keys and endpoint tokens.
 
-Fernet (AES-128-CBC + HMAC-SHA256) keyed from MCPFC_SECRET_KEY. Rotation: put the new key in SECRET_KEY
-and the old one in OLD_SECRET_KEYS; reads try every key, writes use the new one, and
-`mcp-fc keys rotate-secrets` (or any redeploy) re-encrypts.
+Fernet (AES-128-CBC + HMAC-SHA256) keyed from MCPFC_SECRET_KEY. Rotating a leaked key, on every API and
+worker host alike:
+
+1. set MCPFC_SECRET_KEY to a new random value and put the old one in MCPFC_OLD_SECRET_KEYS (a JSON list:
+   `'["old key"]'`), then restart: reads try every key (MultiFernet), writes use the new one;
+2. run `mcp-fc keys rotate-secrets` once: it re-encrypts every stored secret under the new key, a row per
+   transaction (deployer/store/rekey.py). Interrupted, it is run again: a row whose values the new key
+   alone opens is done, which is its marker, so the pass resumes where it stopped;
+3. once it says every secret is under the current key, remove the old key from MCPFC_OLD_SECRET_KEYS.
 """
 
 import base64
@@ -22,7 +28,8 @@ def _fernet(secret: str) -> Fernet:
 
 class Vault:
     def __init__(self, secret_key: str, old_keys: list[str] | tuple[str, ...] = ()) -> None:
-        self._fernet = MultiFernet([_fernet(secret_key), *(_fernet(k) for k in old_keys)])
+        self._current = _fernet(secret_key)
+        self._fernet = MultiFernet([self._current, *(_fernet(k) for k in old_keys)])
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Vault":
@@ -38,7 +45,7 @@ class Vault:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken:
             raise ConfigError(
-                "stored secrets cannot be decrypted: MCPFC_SECRET_KEY changed without OLD_SECRET_KEYS"
+                "stored secrets cannot be decrypted: MCPFC_SECRET_KEY changed without MCPFC_OLD_SECRET_KEYS"
             ) from None
 
     def encrypt_json(self, value: object) -> str:
@@ -48,4 +55,18 @@ class Vault:
         return None if not token else json.loads(self.decrypt(token))
 
     def rotate(self, token: str) -> str:
-        return self._fernet.rotate(token.encode()).decode()
+        """The token re-encrypted under the current key (raises ConfigError when no key opens it)."""
+        try:
+            return self._fernet.rotate(token.encode()).decode()
+        except InvalidToken:
+            raise ConfigError(
+                "a stored secret opens with none of MCPFC_SECRET_KEY, MCPFC_OLD_SECRET_KEYS"
+            ) from None
+
+    def is_current(self, token: str) -> bool:
+        """True when the current key alone opens the token: nothing to re-encrypt."""
+        try:
+            self._current.decrypt(token.encode())
+        except InvalidToken:
+            return False
+        return True

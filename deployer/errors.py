@@ -29,9 +29,10 @@
 
     FieldError (schemas/problem.py) is not an exception: one broken rule of a rejected request.
     Not part of the hierarchy, on purpose: fc_emulator.exceptions.FCError is the *emulator's* FC
-    error answer (a wire document the fake server renders, never raised to a user); lifecycle.NameTaken,
-    client_configs.BadDocument and devstack.DevStackRefused are caught and turned into one of the above
-    (or an HTTP 409) where they are raised.
+    error answer (a wire document the fake server renders, never raised to a user);
+    deployer.store.lifecycle.NameTaken, deployer.client_configs.BadDocument and
+    deployer.cli.devstack.DevStackRefused / DemoRefused are caught and turned into one of the above (or an
+    HTTP 409) where they are raised.
 
 Messages never carry secret values: FC messages are kept, SDK `str()` dumps (which include the whole
 response) are not.
@@ -41,7 +42,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployer.failure_text import keep_end
+from deployer.failure_text import keep_end, short_failure
 
 
 class MCPFCError(Exception):
@@ -172,7 +173,9 @@ def error_payload(exc: BaseException, step: str) -> dict[str, Any]:
             exc.code, keep_end(exc.message), step=step, retryable=exc.retryable, request_id=exc.request_id
         )
     if isinstance(exc, DeployError):
-        return error_body(exc.code, keep_end(exc.message), step=exc.step or step, retryable=exc.retryable)
+        # A deploy's failure is read first in `status`: its cause in one line, the server's last lines once.
+        message = short_failure(exc.message)
+        return error_body(exc.code, message, step=exc.step or step, retryable=exc.retryable)
     if isinstance(exc, MCPFCError):
         return error_body(exc.code, keep_end(exc.message), step=step)
     # Unexpected: keep the type only; the traceback goes to the worker log.

@@ -122,12 +122,16 @@ class Settings(BaseSettings):
     )
 
     # The periodic scheduler (`mcp-fc beat`, tasks/schedule.py, tasks/beat.py). One beat per fleet leads (a
-    # PostgreSQL advisory lock, or an flock beside the SQLite file); another one waits as a standby and
-    # takes over within beat_standby_poll_s of the leader's end. One setting per interval; 0 turns it off.
+    # lease in the database, renewed at every tick); another one waits as a standby and takes over within
+    # beat_standby_poll_s of the lease's expiry: at most beat_lease_s after the leader stopped renewing (died,
+    # froze, hung). One setting per interval; 0 turns it off.
     beat_standby_poll_s: float = Field(
         default=5.0, gt=0, description="how often a standby beat tries to take the lead"
     )
     beat_max_loop_s: float = Field(default=30.0, gt=0, description="longest sleep of the beat between ticks")
+    beat_lease_s: float = Field(
+        default=90.0, gt=0, description="the lead ends this long after the leader's last renewal"
+    )
 
     # Scheduled MCP health checks (tasks/health.py): every live deployment re-probed over MCP through its
     # own URL and auth, on the `health` queue, in batches, paced by a bucket of their own.
@@ -144,8 +148,9 @@ class Settings(BaseSettings):
         default=1, ge=1, description="consecutive failed probes before a deployment is unhealthy"
     )
     # FC's own check of the bridge (the function's healthCheckConfig.failureThreshold, every 2 s): this many
-    # failures in a row and FC replaces the instance (a start gets as many). Tests shorten it; 30 is the product's.
-    fc_health_failure_threshold: int = Field(default=30, ge=1, le=120)  # deployer.fc.spec.FC_HEALTH_FAILURES
+    # failures in a row and FC replaces the instance: the liveness verdict, not the start-up's patience (the
+    # bridge binds once its server answers). 5 is the product's (deployer.fc.spec.FC_HEALTH_FAILURES).
+    fc_health_failure_threshold: int = Field(default=5, ge=1, le=120)
 
     # Scheduled operations checks (issue 15; tasks/drift.py, tasks/tokens.py, on the beat schedule).
     drift_check_enabled: bool = Field(default=True, description="compare FC with each spec on a schedule")
@@ -209,6 +214,16 @@ class Settings(BaseSettings):
                 f"Function Compute has no region {v!r}; use one of {', '.join(sorted(FC_REGIONS))}"
             )
         return v
+
+    @model_validator(mode="after")
+    def _lease_outlasts_the_beat_loop(self) -> "Settings":
+        # The leader renews once per loop: a lease shorter than two loops would lapse while it is healthy.
+        if self.beat_lease_s < 2 * self.beat_max_loop_s:
+            raise ConfigError(
+                f"MCPFC_BEAT_LEASE_S ({self.beat_lease_s:g}) must be at least twice MCPFC_BEAT_MAX_LOOP_S "
+                f"({self.beat_max_loop_s:g}): the leader renews its lease once per loop"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> "Settings":

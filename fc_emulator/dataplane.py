@@ -203,9 +203,13 @@ class DataPlane:
         """After DeleteFunction."""
         self.instances.stop_function(function_name, wait=True, versions=True)
 
-    def trigger_deleted(self, function_name: str, trigger_name: str) -> None:
-        """After DeleteTrigger of an HTTP trigger: nothing can reach the instance any more."""
+    def trigger_deleted(
+        self, function_name: str, trigger_name: str, *, orphaned: tuple[str, ...] = ()
+    ) -> None:
+        """After DeleteTrigger of an HTTP trigger: nothing can reach the instance any more (nor those of the
+        versions in ``orphaned``)."""
         self.instances.stop_function(function_name)
+        self.instances.stop_keys(orphaned)
 
     def close(self) -> None:
         """Called on emulator stop: stop every instance and wait until they are gone."""
@@ -415,8 +419,10 @@ class ListenerHub:
     def function_updated(self, function_name: str) -> None:
         self.dataplane.function_updated(function_name)
 
-    def trigger_deleted(self, function_name: str, trigger_name: str) -> None:
-        self.dataplane.trigger_deleted(function_name, trigger_name)
+    def trigger_deleted(
+        self, function_name: str, trigger_name: str, *, orphaned: tuple[str, ...] = ()
+    ) -> None:
+        self.dataplane.trigger_deleted(function_name, trigger_name, orphaned=orphaned)
 
     def get_runtime_config(self) -> dict[str, Any]:
         return self.dataplane.get_config()

@@ -93,6 +93,8 @@ class Instance:
     last_used: float = field(default_factory=time.monotonic)
     active: int = 0
     stopping: bool = False
+    #: Set by a stop that came while the instance was still starting (its start then fails as retryable).
+    stopped_while_starting: bool = False
     _connections: set[socket.socket] = field(default_factory=set, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

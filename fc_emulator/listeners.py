@@ -30,8 +30,11 @@ class TriggerListeners(Protocol):
     def function_updated(self, function_name: str) -> None:
         """After UpdateFunction (outside the backend lock)."""
 
-    def trigger_deleted(self, function_name: str, trigger_name: str) -> None:
-        """After DeleteTrigger of an HTTP trigger (outside the backend lock; ``close`` ran under it)."""
+    def trigger_deleted(
+        self, function_name: str, trigger_name: str, *, orphaned: tuple[str, ...] = ()
+    ) -> None:
+        """After DeleteTrigger of an HTTP trigger (outside the backend lock; ``close`` ran under it).
+        ``orphaned``: instance keys (``name@version``) that no HTTP trigger reaches any more."""
 
 
 class NullListeners:
@@ -58,7 +61,9 @@ class NullListeners:
     def function_updated(self, function_name: str) -> None:
         return None
 
-    def trigger_deleted(self, function_name: str, trigger_name: str) -> None:
+    def trigger_deleted(
+        self, function_name: str, trigger_name: str, *, orphaned: tuple[str, ...] = ()
+    ) -> None:
         return None
 
 

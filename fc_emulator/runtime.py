@@ -140,6 +140,9 @@ class InstanceManager:
         self._generation: dict[str, int] = {}
         self._epoch = 0
         self._stoppers: set[threading.Thread] = set()
+        #: Instances still starting (spawned, not ready yet), by key: a stop (DeleteFunction, a deleted
+        #: trigger, emulator stop) ends them at once instead of leaving them to their start deadline.
+        self._starting: dict[str, Instance] = {}
         self._reaper: threading.Thread | None = None
         self._wake = threading.Event()
         self._closing = False
@@ -191,7 +194,7 @@ class InstanceManager:
                 self._retire(name, instance, wait=False)
                 instance = None
             if instance is None:
-                instance = self._start(function)
+                instance = self._start(function, name)
                 with self._lock:
                     if self._closing or (self._epoch, self._generation.get(name, 0)) != generation:
                         raced = True
@@ -215,7 +218,7 @@ class InstanceManager:
             instance.last_used = time.monotonic()
 
     # starting --------------------------------------------------------------------------------------------
-    def _start(self, function: RunnableFunction) -> Instance:
+    def _start(self, function: RunnableFunction, key: str) -> Instance:
         plan = plan_launch(
             function, account_id=self.account_id, region=self.region, check_port=self._check_unmapped_port
         )
@@ -223,11 +226,20 @@ class InstanceManager:
         prune_instance_dirs(runtime_dir, KEEP_INSTANCE_DIRS - 1, keep=self._live_directories())
         limit = start_limit(self.start_timeout_s, plan.health)
         instance, started = spawn(function, plan, runtime_dir, self.logs, limit)
+        with self._lock:
+            self._starting[key] = instance
         try:
             wait_ready(instance, plan.health, started, limit)
         except BaseException:
             self._terminate(instance)
+            if instance.stopped_while_starting:
+                raise FunctionNotReady(
+                    f"function '{key}' was changed or deleted while its instance was starting; retry"
+                ) from None
             raise
+        finally:
+            with self._lock:
+                self._starting.pop(key, None)
         mark_ready(instance, plan.health, started)
         logger.info("%s is ready on 127.0.0.1:%s after %.0f ms", plan.name, plan.port, instance.cold_start_ms)
         return instance
@@ -275,8 +287,16 @@ class InstanceManager:
                 self._stoppers.discard(threading.current_thread())
 
     def _terminate(self, instance: Instance) -> None:
-        """Cut its connections, stop its process tree (:func:`~fc_emulator.proctree.kill_tree`), reap it."""
-        instance.stopping = True
+        """Cut its connections, stop its process tree (:func:`~fc_emulator.proctree.kill_tree`), reap it.
+        Once per instance: a second caller (a start whose instance a stop ended) waits for the first."""
+        with instance._lock:
+            already, instance.stopping = instance.stopping, True
+        if already:
+            try:
+                instance.process.wait(timeout=self.stop_grace_s + 5)
+            except subprocess.TimeoutExpired:  # pragma: no cover - the first caller sends SIGKILL
+                pass
+            return
         instance.cut_connections()
         pid = instance.process.pid
         kill_tree(instance.process, self.stop_grace_s)
@@ -289,17 +309,26 @@ class InstanceManager:
 
     def stop_function(self, function_name: str, *, wait: bool = False, versions: bool = False) -> None:
         """Stop the function's LATEST instance (after UpdateFunction, DeleteTrigger); with ``versions``
-        also those of its published versions (after DeleteFunction)."""
+        also those of its published versions (after DeleteFunction). Instances still starting too."""
         with self._lock:
             keys = [function_name]
             if versions:
-                keys += [k for k in self._instances if k.startswith(f"{function_name}@")]
+                prefix = f"{function_name}@"
+                keys += sorted({k for k in [*self._instances, *self._starting] if k.startswith(prefix)})
+        self.stop_keys(keys, wait=wait)
+
+    def stop_keys(self, keys: list[str] | tuple[str, ...], *, wait: bool = False) -> None:
+        """Stop the instances (ready or starting) of these keys: a function's name, or ``name@version``."""
+        with self._lock:
             found = []
             for key in keys:
                 self._generation[key] = self._generation.get(key, 0) + 1
                 instance = self._instances.get(key)
                 if instance is not None:
                     found.append((key, instance))
+                if (starting := self._starting.get(key)) is not None:
+                    starting.stopped_while_starting = True
+                    found.append((key, starting))
         for key, instance in found:
             self._retire(key, instance, wait=wait)
 
@@ -307,6 +336,9 @@ class InstanceManager:
         """Stop every instance and wait until all are gone (including stops already under way)."""
         with self._lock:
             instances = list(self._instances.items())
+            for key, starting in self._starting.items():
+                starting.stopped_while_starting = True
+                instances.append((key, starting))
             self._epoch += 1
         for name, instance in instances:
             self._retire(name, instance, wait=True)

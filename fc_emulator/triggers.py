@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .exceptions import InvalidArgument, TriggerAlreadyExists
+from .exceptions import FCError, InvalidArgument, TriggerAlreadyExists
 from .resources import Trigger
 from .validation import (
     MAX_TRIGGERS_PER_FUNCTION,
@@ -94,12 +94,30 @@ class FCTriggersMixin:
         with self._lock:
             trigger = self._trigger(function_name, trigger_name)
             del self.triggers[function_name][trigger_name]
+            orphaned: tuple[str, ...] = ()
             if trigger.is_http:
                 self.listeners.close(function_name, trigger_name)
+                orphaned = self._unserved_instance_keys(function_name, trigger.qualifier)
             seq = self._changed()
         self._persist(seq)
         if trigger.is_http:
-            self.listeners.trigger_deleted(function_name, trigger_name)
+            self.listeners.trigger_deleted(function_name, trigger_name, orphaned=orphaned)
+
+    def _unserved_instance_keys(self, function_name: str, qualifier: str) -> tuple[str, ...]:
+        """The instance key a deleted HTTP trigger's qualifier ran, when no other HTTP trigger of the function
+        reaches it any more: a version's instance (mcp-fc's `verify` trigger) would otherwise run until its
+        idle timeout with nothing able to call it (issue 26 #11)."""
+
+        def key(q: str) -> str | None:
+            try:
+                version = self.resolve_qualifier(function_name, q)  # type: ignore[attr-defined]
+            except FCError:
+                return None
+            return function_name if version is None else f"{function_name}@{version.version_id}"
+
+        gone = key(qualifier)
+        served = {key(t.qualifier) for t in self.triggers.get(function_name, {}).values() if t.is_http}
+        return (gone,) if gone is not None and gone != function_name and gone not in served else ()
 
     def list_triggers(
         self, function_name: str, prefix: str | None = None, limit: Any = None, next_token: str | None = None

@@ -1,11 +1,11 @@
 """The beat's scheduler: Celery's own, sending only while this beat leads (`beat_scheduler` in tasks/app.py).
 
 Production runs one beat per fleet. Two (a rolling update, an operator's slip, `mcp-fc dev` beside a
-production beat on the same database) must not double the work, so every beat asks for one lock
-(deployer/store/leader.py: a PostgreSQL advisory lock, or an flock beside the SQLite file) before each send. The
-one that holds it sends; the others wait as standbys and retry every `beat_standby_poll_s`, so when the
-leader ends (stopped, crashed, its host gone: the database drops the lock with its session) a standby
-leads within that time. A new leader counts each entry's interval from the moment it took over, so the
+production beat on the same database) must not double the work, so every beat renews one lease
+(deployer/store/leader.py: a row with an expiry in the database's clock) before each send. The one that holds
+it sends; the others wait as standbys and retry every `beat_standby_poll_s`, so when the leader stops
+renewing (stopped, crashed, frozen, its host gone) a standby leads within `beat_lease_s` plus that poll, and
+the old leader, if it resumes, stands down at its next tick. A new leader counts each entry's interval from the moment it took over, so the
 first run after a takeover is one interval later, never a catch-up burst on top of the old leader's runs.
 
 The schedule is kept in memory (Celery's base Scheduler, not the shelve file of PersistentScheduler): two
@@ -30,7 +30,7 @@ class LeaderScheduler(Scheduler):
     def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
         settings = get_settings()
         self.standby_s = settings.beat_standby_poll_s
-        self.lock = LeaderLock(settings.effective_database_url, "beat")
+        self.lock = LeaderLock(settings.effective_database_url, "beat", lease_s=settings.beat_lease_s)
         self.leading = False
         self._said_standby = False
         kwargs.pop("schedule_filename", None)  # in memory: see the module docstring

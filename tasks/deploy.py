@@ -243,7 +243,7 @@ class DeploySteps(FunctionSteps, ReleaseSteps):
         )
         self.checkpoint.trigger = True
         self.result.trigger_result = response
-        self.urls = spec.trigger_urls(response).model_dump()
+        self.urls = spec.trigger_urls(response, self.req.transport).model_dump()
         self.run_.save(checkpoint=self.checkpoint, result=self.result, urls=self.urls)
         log.info("deploy.trigger", extra={"deployment_id": self.row.id, "how": how})
         return True

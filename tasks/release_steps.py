@@ -91,7 +91,7 @@ class ReleaseSteps(DeployRun):
             spec.create_trigger_input(self.req, auth, name=spec.VERIFY_TRIGGER_NAME, qualifier=version),
             spec.update_trigger_input(self.req, auth, qualifier=version),
         )
-        urls = spec.trigger_urls(response)
+        urls = spec.trigger_urls(response, self.req.transport)
         url = urls.sse if self.req.transport == Transport.sse else urls.mcp
         if not url:
             raise DeployError(

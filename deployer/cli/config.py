@@ -58,6 +58,8 @@ def emit(rendered: Rendered, *, json_out: bool) -> None:
     if rendered.document is None:
         for line in rendered.shell_lines():
             typer.echo(line)
+        if rendered.client == ClientKind.inspector:
+            typer.echo(f"note: {client_configs.INSPECTOR_NOTE}", err=True)
         return
     typer.echo(render.to_json(rendered.document))
     if rendered.commands:

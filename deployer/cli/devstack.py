@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
 import os
 import secrets
 import signal
@@ -28,9 +29,25 @@ from deployer.settings import Settings
 from fc_emulator import EmulatorServer
 from fc_emulator.runtime import PASSED_PROXY_VARS
 
-DEMO_NAME = "time"
+# The demo's own name and mark (issue 26 #7): `time`, the README's first example, is the user's, and a rerun of
+# the quick start redeployed the demo over it. A deployment of this name without the mark is left alone.
+DEMO_NAME = "mcp-fc-demo"
+DEMO_DESCRIPTION = "the sample server of `mcp-fc dev --demo`"
 DEMO_IMAGE = "registry.cn-hangzhou.aliyuncs.com/mcp-fc/mcp-server-time:latest"
 DEMO_COMMAND = ["mcp-server-time", "--local-timezone", "UTC"]
+
+
+class ClosedPeerWrites(logging.Filter):
+    """asyncio's "socket.send() raised exception." warning: a write to a client that already left (an
+    events stream or a long-poll cut by Ctrl-C), logged once per write after the fifth. Nothing is lost and
+    nothing is to be done; 53 of them filled the dev terminal (issue 26 #13)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("socket.send() raised exception")
+
+
+class DemoRefused(RuntimeError):
+    """A deployment named like the demo that the demo did not make: never replaced."""
 
 
 def _say(message: str) -> None:
@@ -237,10 +254,16 @@ class DevStack:
 def deploy_demo(api_url: str, api_key: str, *, timeout: float = 300.0) -> dict[str, Any]:
     """Deploy the sample server through the HTTP API, as a user would, and wait for the result."""
     headers = {"Authorization": f"Bearer {api_key}", "Idempotency-Key": f"demo-{secrets.token_hex(8)}"}
-    body = {"name": DEMO_NAME, "image": DEMO_IMAGE, "command": DEMO_COMMAND}
+    body = {"name": DEMO_NAME, "image": DEMO_IMAGE, "command": DEMO_COMMAND, "description": DEMO_DESCRIPTION}
     with httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=90) as http:
         resp = http.post("/v1/deployments", json=body, headers=headers)
         if resp.status_code == 409:  # a demo from an earlier run still exists: redeploy it in place
+            found = http.get(f"/v1/deployments/{DEMO_NAME}").json()
+            if (found.get("spec") or {}).get("description") != DEMO_DESCRIPTION:
+                raise DemoRefused(
+                    f"a deployment named {DEMO_NAME} exists that the demo did not make: left as it is "
+                    f"(`mcp-fc delete {DEMO_NAME}` lets the demo use the name)"
+                )
             resp = http.post(f"/v1/deployments/{DEMO_NAME}/redeploy", json={})
         resp.raise_for_status()
         dep = resp.json()
@@ -271,6 +294,7 @@ def run_dev(
         _say(f"error: {exc}")
         return 2
     settings = stack.start_backends()
+    logging.getLogger("asyncio").addFilter(ClosedPeerWrites())
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning"))
     outcome: dict[str, Any] = {}
     _stop_on_signals(server)
@@ -335,7 +359,8 @@ def _ready_message(stack: DevStack) -> str:
         f"mcp-fc dev is ready\n  API      {stack.api_url}  (docs: {stack.api_url}/docs)\n"
         f"  API key  {stack.api_key}\n  FC       {fc}{' (local emulator)' if stack.emulator else ''}\n"
         f"  data     {stack.data_dir}  (logs: {stack.worker_log.name}, {stack.beat_log.name})\n"
-        f"  try      MCPFC_API_KEY={stack.api_key} mcp-fc deploy NAME "
+        # Both variables: a CLI without MCPFC_API_URL calls port 8000, not a --port of dev (issue 26 #8).
+        f"  try      MCPFC_API_URL={stack.api_url} MCPFC_API_KEY={stack.api_key} mcp-fc deploy NAME "
         + (
             "-- SERVER_CMD   (the local emulator needs no --image)"
             if stack.emulator
@@ -348,6 +373,9 @@ def _run_demo(stack: DevStack, outcome: dict[str, Any]) -> None:
     _say(f"deploying the sample MCP server ({' '.join(DEMO_COMMAND)}) ...")
     try:
         dep = deploy_demo(stack.api_url, stack.api_key)
+    except DemoRefused as exc:
+        _say(f"error: {exc}")
+        return
     except Exception as exc:  # noqa: BLE001 - reported, the stack keeps running
         _say(f"error: the demo deploy did not finish: {exc}")
         return

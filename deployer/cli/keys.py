@@ -122,3 +122,40 @@ def revoke(
         typer.echo(render.to_json({"id": key_id, "revoked": True}))
     else:
         typer.echo(f"revoked {key_id}")
+
+
+def rotate_secrets(ctx: typer.Context, json_out: JsonOut = False) -> None:
+    """Re-encrypt every stored secret under MCPFC_SECRET_KEY (the old key in MCPFC_OLD_SECRET_KEYS until
+    this says none is left). Safe to interrupt and run again: it goes on where it stopped."""
+    from deployer.crypto import Vault
+    from deployer.store.rekey import rotate_secrets as rotate_pass
+
+    vault = Vault.from_settings(get_state(ctx).settings())
+    with database(ctx) as session:
+        report = rotate_pass(session, vault)
+    out = {
+        "rotated": report.rotated,
+        "already_current": report.current,
+        "changed_meanwhile": report.changed_meanwhile,
+        "unreadable": report.unreadable,
+        "done": report.done,
+    }
+    if json_out:
+        typer.echo(render.to_json(out))
+    else:
+        typer.echo(
+            f"re-encrypted {report.rotated} deployment(s); {report.current} already under the current key"
+        )
+    if report.unreadable:
+        typer.echo(
+            f"error: {len(report.unreadable)} deployment(s) hold secrets that no key in MCPFC_SECRET_KEY / "
+            f"MCPFC_OLD_SECRET_KEYS opens: {', '.join(report.unreadable[:10])}",
+            err=True,
+        )
+        raise typer.Exit(1)
+    if report.changed_meanwhile:
+        typer.echo(f"{report.changed_meanwhile} deployment(s) changed meanwhile: run it again", err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        "every stored secret is under MCPFC_SECRET_KEY: MCPFC_OLD_SECRET_KEYS may be emptied", err=True
+    )

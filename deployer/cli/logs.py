@@ -38,18 +38,22 @@ def logs(
         typer.Option("--tail", "-n", min=0, help="Only the last N lines (default 100 without --since)."),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per line (NDJSON).")] = False,
+    bridge: Annotated[
+        bool, typer.Option("--bridge", help="Also the lines of the bridge in front of the server.")
+    ] = False,
     api_url: ApiUrl = None,
     api_key: ApiKey = None,
 ) -> None:
-    """Show the MCP server's own output (stdout and stderr); deploy progress is `mcp-fc events`."""
+    """Show the MCP server's own output (stdout and stderr; --bridge adds the bridge's); deploy progress is
+    `mcp-fc events`."""
     state = get_state(ctx)
     with state.client(api_url, api_key) as api:
-        page = api.logs(name, since=since, tail=tail)
+        page = api.logs(name, since=since, tail=tail, bridge=bridge)
         show(page, json_out=json_out)
         if not page.get("lines") and not follow and not json_out:
             typer.echo(f"no output from {page.get('name') or name} in that time", err=True)
         if follow:
-            follow_logs(api, name, since=since, cursor=page.get("cursor"), json_out=json_out)
+            follow_logs(api, name, since=since, cursor=page.get("cursor"), json_out=json_out, bridge=bridge)
 
 
 def show(page: dict[str, Any], *, json_out: bool) -> None:
@@ -57,12 +61,14 @@ def show(page: dict[str, Any], *, json_out: bool) -> None:
         typer.echo(json.dumps(line) if json_out else format_line(line))
 
 
-def follow_logs(api: APIClient, name: str, *, since: str | None, cursor: str | None, json_out: bool) -> None:
+def follow_logs(
+    api: APIClient, name: str, *, since: str | None, cursor: str | None, json_out: bool, bridge: bool = False
+) -> None:
     """Ask again every FOLLOW_POLL_S from the last cursor, printing the new lines, until Ctrl-C."""
     try:
         while True:
             time.sleep(FOLLOW_POLL_S)  # the follow interval itself, not a synchronisation
-            page = api.logs(name, since=None if cursor else since, after=cursor)
+            page = api.logs(name, since=None if cursor else since, after=cursor, bridge=bridge)
             show(page, json_out=json_out)
             cursor = page.get("cursor") or cursor
     except KeyboardInterrupt:

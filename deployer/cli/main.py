@@ -101,6 +101,7 @@ app.add_typer(keys_app, name="keys")
 keys_app.command("create")(keys.create)
 keys_app.command("list")(keys.list_)
 keys_app.command("revoke", no_args_is_help=True)(keys.revoke)
+keys_app.command("rotate-secrets")(keys.rotate_secrets)
 
 app.add_typer(token_app, name="token")
 token_app.command("rotate", no_args_is_help=True)(deployments.token_rotate)

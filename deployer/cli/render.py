@@ -109,7 +109,7 @@ def _ago(when: datetime) -> str:
 
 
 def _kv(console: Console, key: str, value: str | Text, width: int = 10) -> None:
-    line = Text(f"  {key:<{width}}", style="bold")
+    line = Text(f"  {key:<{width}} ", style="bold")  # a space after a key as long as the column too
     line.append(value if isinstance(value, Text) else Text(value))
     console.print(line)
 

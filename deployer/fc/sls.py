@@ -19,6 +19,7 @@ values are scrubbed from every line (a server may print its environment).
 from __future__ import annotations
 
 import ipaddress
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -180,6 +181,29 @@ def _get_logs(client: Any, source: Source, body: dict[str, Any]) -> list[dict[st
         message = getattr(exc, "message", None) or str(exc)
         raise LogsUnavailable(f"Simple Log Service GetLogs failed: {code}: {message}"[:500]) from None
     return list((response.body.data if response.body else None) or [])
+
+
+#: How the lines of the parts in front of the server begin: the bridge's own log (its logging format) and
+#: the emulator's watcher; its HTTP server's are uvicorn's "LEVEL:" column padded with spaces (a server
+#: logging with Python's default format writes "INFO:root:...", which stays). Everything else is the server's.
+BRIDGE_PREFIXES = ("[mcp-fc-bridge]", "[fc-emulator]")
+UVICORN_LINE = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL): +\S")
+
+
+def is_bridge_line(message: str) -> bool:
+    return message.startswith(BRIDGE_PREFIXES) or UVICORN_LINE.match(message) is not None
+
+
+def read_own(
+    client: Any, source: Source, function_name: str, *, tail: int | None = None, **kw: Any
+) -> tuple[list[LogLine], str | None]:
+    """`read`, only the server's own lines: the bridge's may be most of them (69 of 76 were `Terminating
+    session`, issue 26 #10). The tail counts the server's lines; the cursor goes past the hidden ones too."""
+    lines, cursor = read(client, source, function_name, tail=None if tail is None else PAGE * MAX_PAGES, **kw)
+    lines = [line for line in lines if not is_bridge_line(line.message)]
+    if tail is not None:
+        lines = lines[-tail:] if tail else []
+    return lines, cursor
 
 
 def read(

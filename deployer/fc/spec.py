@@ -99,9 +99,12 @@ def session_affinity(req: DeployRequest) -> tuple[str, str | None]:
     return "NONE", None
 
 
-#: FC's own check of the bridge's /status every 2 s: this many failures in a row and FC replaces the instance
-#: (a cold start gets as many checks). The worker passes MCPFC_FC_HEALTH_FAILURE_THRESHOLD (tests shorten it).
-FC_HEALTH_FAILURES = 30
+#: FC's own check of the bridge's /status every 2 s: this many failures in a row and FC replaces the instance,
+#: so a hung server is replaced about 13 s after it stopped answering (30 made it ~2 minutes of failed calls,
+#: issue 26 #14). Start-up patience is not this: FC fails a start whose initial check fails (the audit's row
+#: 24), and the bridge binds its port only once its server answers, so the checks meet a ready server. The
+#: worker passes MCPFC_FC_HEALTH_FAILURE_THRESHOLD.
+FC_HEALTH_FAILURES = 5
 
 
 def health_check(
@@ -258,13 +261,16 @@ def trigger_config_matches(current: str | dict[str, Any] | None, wanted: fc.Upda
     return have == json.loads(wanted.trigger_config)
 
 
-def endpoint_urls(url_internet: str | None, url_intranet: str | None) -> Urls:
-    """The URLs an MCP client uses: `/sse` for SSE and `/mcp` for Streamable HTTP, both on the trigger root."""
+def endpoint_urls(
+    url_internet: str | None, url_intranet: str | None, transport: Transport = Transport.streamable_http
+) -> Urls:
+    """The URLs an MCP client uses, on the trigger root: `/mcp` always (the bridge serves it in both
+    transports), `/sse` only for transport sse: a streamable-http bridge answers 404 there (issue 26 #5)."""
     base = (url_internet or "").rstrip("/")
     return Urls(
         internet=url_internet,
         intranet=url_intranet,
-        sse=f"{base}{SSE_PATH}" if base else None,
+        sse=f"{base}{SSE_PATH}" if base and transport == Transport.sse else None,
         mcp=f"{base}{MCP_PATH}" if base else None,
     )
 
@@ -276,7 +282,7 @@ def answer_body(answer: Mapping[str, Any] | None) -> dict[str, Any]:
     return answer.get("body") or {}
 
 
-def trigger_urls(answer: Mapping[str, Any] | None) -> Urls:
+def trigger_urls(answer: Mapping[str, Any] | None, transport: Transport) -> Urls:
     """The endpoint URLs of a CreateTrigger/UpdateTrigger/GetTrigger answer (its `httpTrigger`)."""
     http = answer_body(answer).get("httpTrigger") or {}
-    return endpoint_urls(http.get("urlInternet"), http.get("urlIntranet"))
+    return endpoint_urls(http.get("urlInternet"), http.get("urlIntranet"), transport)

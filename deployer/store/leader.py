@@ -1,137 +1,95 @@
-"""One leader per fleet: a lock a process holds for as long as it lives (the beat's, tasks/beat.py).
+"""One leader per fleet: a lease in the database that its holder renews before acting (the beat's,
+tasks/beat.py).
 
-Where the lock lives follows the store, as the recovery sweep's does (tasks/recovery.py):
+A row of `leader_leases` names the holder and when its lead ends, in the database's own clock (hosts may
+disagree on the time; the database is the one clock they share). The holder renews it at every tick, which
+also answers whether it still leads: a renewal after the expiry fails, so a leader that stopped renewing
+(SIGSTOP, a host frozen for minutes, a scheduler loop stuck in a call) stands down when it resumes instead of
+sending beside its successor. A standby takes the lead once the lease has expired: within `lease_s` (plus
+its poll) of the leader's last renewal, whether the leader died, hung or froze (issue 26 #14). The
+PostgreSQL advisory lock and the flock this replaces were released only when the process ended, so a frozen
+leader kept the lead, and every sweep stopped silently.
 
-- PostgreSQL: a session-level advisory lock on a connection of its own. PostgreSQL drops it when the
-  connection ends, so a beat that dies (even SIGKILLed, or its host gone) frees it for the standby without
-  any expiry to tune. `held()` runs one `SELECT 1` on that connection: a connection that broke (and its
-  lock with it) is noticed before the next send.
-- SQLite (the embedded default, one machine): an exclusive `flock` on a file beside the database, which
-  the kernel releases when the process ends.
-- any other database: no lock (logged once); run a single beat there.
+A leader that stops (SIGTERM) hands the lead over at once: release() expires its lease.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
-from pathlib import Path
-from typing import IO, Any
+import socket
+import uuid
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Engine, text
 
-from deployer.store.db import normalise_url
+from deployer.store.db import engine_for, normalise_url
 
 log = logging.getLogger(__name__)
 
-#: PostgreSQL advisory lock keys (arbitrary constants, fixed for every mcp-fc version).
-KEYS = {"beat": 0x3C1B6E0F5A7D2292}
+#: The database's clock in Unix seconds, per dialect.
+NOW = {
+    "postgresql": "EXTRACT(EPOCH FROM clock_timestamp())",
+    "sqlite": "((julianday('now') - 2440587.5) * 86400.0)",
+}
 
 
 class LeaderLock:
-    """try_acquire() once and again while not held; held() before acting as the leader; release() at exit."""
+    """try_acquire() while not leading; held() before acting as the leader (it renews); release() at exit."""
 
-    def __init__(self, database_url: str, name: str = "beat") -> None:
+    def __init__(self, database_url: str, name: str = "beat", *, lease_s: float = 90.0) -> None:
         self.url = normalise_url(database_url)
         self.name = name
-        self._conn: Any = None
-        self._file: IO[str] | None = None
-        self._unlocked_warned = False
+        self.lease_s = float(lease_s)
+        self.holder = f"{socket.gethostname()[:80]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._engine: Engine | None = None
 
     @property
     def kind(self) -> str:
-        if self.url.startswith("postgresql"):
-            return "postgresql advisory lock"
-        if self._sqlite_path() is not None:
-            return "flock"
-        return "none"
+        return f"a {self.lease_s:g} s lease in the database"
 
-    def _sqlite_path(self) -> Path | None:
-        if self.url.startswith("sqlite") and "///" in self.url and not self.url.endswith(":memory:"):
-            return Path(self.url.split("///", 1)[1] + f".{self.name}.lock")
-        return None
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = engine_for(self.url)
+        return self._engine
+
+    def _now(self) -> str:
+        return NOW.get(self.engine().dialect.name, NOW["sqlite"])
+
+    def _write(self, sql: str) -> int:
+        """Run one statement in its own transaction; the rows it changed (0 when the database is away)."""
+        try:
+            with self.engine().begin() as conn:
+                return conn.execute(
+                    text(sql), {"n": self.name, "h": self.holder, "ttl": self.lease_s}
+                ).rowcount
+        except Exception as exc:  # noqa: BLE001 - no database, no lead: try again at the next poll
+            log.warning("%s: cannot reach the database for the lease (%s)", self.name, type(exc).__name__)
+            return 0
 
     def try_acquire(self) -> bool:
-        if self.url.startswith("postgresql"):
-            return self._try_pg()
-        path = self._sqlite_path()
-        if path is not None:
-            return self._try_flock(path)
-        if not self._unlocked_warned:
-            self._unlocked_warned = True
-            log.warning("%s: no lock for %s; run only one of them", self.name, self.url.split(":", 1)[0])
-        return True
+        """Take the lead when nobody holds an unexpired lease (or this process already does)."""
+        now = self._now()
+        self._write(
+            "INSERT INTO leader_leases (name, holder, expires_at) VALUES (:n, '', 0) ON CONFLICT (name) DO NOTHING"
+        )
+        return (
+            self._write(
+                f"UPDATE leader_leases SET holder = :h, expires_at = {now} + :ttl "
+                f"WHERE name = :n AND (holder = :h OR expires_at < {now})"
+            )
+            == 1
+        )
 
     def held(self) -> bool:
-        if self._conn is not None:
-            try:
-                self._conn.execute(text("SELECT 1"))
-                self._conn.commit()
-                return True
-            except Exception:  # noqa: BLE001 - the session (and its lock) is gone
-                log.warning("%s: lost the database session that held the lock", self.name)
-                self._drop_conn()
-                return False
-        return self._file is not None or self.kind == "none"
+        """Renew the lease; False once it expired (even if nobody took it): this leader must stand down."""
+        now = self._now()
+        renewed = self._write(
+            f"UPDATE leader_leases SET expires_at = {now} + :ttl "
+            f"WHERE name = :n AND holder = :h AND expires_at >= {now}"
+        )
+        if not renewed:
+            log.warning("%s: the lease expired or passed to another holder", self.name)
+        return renewed == 1
 
     def release(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": KEYS[self.name]})
-                self._conn.commit()
-            except Exception:  # noqa: BLE001 - closing the session drops it anyway
-                pass
-            self._drop_conn()
-        if self._file is not None:
-            try:
-                fcntl.flock(self._file, fcntl.LOCK_UN)
-            finally:
-                self._file.close()
-                self._file = None
-
-    def _try_pg(self) -> bool:
-        if self._conn is not None:
-            return self.held()
-        try:
-            engine = create_engine(self.url, poolclass=NullPool)
-            conn = engine.connect()
-        except Exception as exc:  # noqa: BLE001 - the database is down: try again at the next poll
-            log.warning("%s: cannot reach the database for the lock (%s)", self.name, type(exc).__name__)
-            return False
-        try:
-            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": KEYS[self.name]}).scalar())
-            conn.commit()
-        except Exception:  # noqa: BLE001
-            conn.close()
-            return False
-        if not got:
-            conn.close()
-            return False
-        self._conn = conn
-        return True
-
-    def _drop_conn(self) -> None:
-        try:
-            self._conn.close()
-        except Exception:  # noqa: BLE001
-            pass
-        self._conn = None
-
-    def _try_flock(self, path: Path) -> bool:
-        if self._file is not None:
-            return True
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a+")  # noqa: SIM115 - held for as long as this process leads
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            return False
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._file = handle
-        return True
+        self._write("UPDATE leader_leases SET expires_at = 0 WHERE name = :n AND holder = :h")

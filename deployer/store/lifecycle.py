@@ -480,3 +480,19 @@ def record_check(
         insert_event(session, written, message)
     note_change(session, "d", deployment_id)
     return True
+
+
+#: The columns that hold a deployment's secrets, encrypted (deployer/crypto.py).
+SECRET_COLUMNS = ("secret_env_enc", "endpoint_key_enc", "endpoint_token_enc")
+
+
+def reencrypt_secrets(
+    session: Session, deployment_id: str, old: dict[str, str | None], new: dict[str, str]
+) -> bool:
+    """Write a row's secrets re-encrypted under the current key, only if they are still what was read (a
+    deploy or token rotation in between wrote newer ones, under the current key already); the caller
+    commits. True when written. No event: the values, hence the deployment, did not change."""
+    conditions = [DeploymentRow.id == deployment_id]
+    conditions += [getattr(DeploymentRow, col) == old[col] for col in new]
+    result = session.execute(update(DeploymentRow).where(*conditions).values(**new))
+    return bool(result.rowcount)

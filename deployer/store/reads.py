@@ -19,8 +19,17 @@ from deployer.crypto import Vault
 from deployer.ops import tool_drift
 from deployer.store import health
 from deployer.store.result import DeploymentResult
-from deployer.store.tables import DeploymentEvent, DeploymentRow, utcnow
-from schemas import IN_PROGRESS, Deployment, DeploymentError, DeployRequest, HealthStatus, Status, Urls
+from deployer.store.tables import DeploymentEvent, DeploymentRow
+from schemas import (
+    IN_PROGRESS,
+    Deployment,
+    DeploymentError,
+    DeployRequest,
+    HealthStatus,
+    Status,
+    Transport,
+    Urls,
+)
 
 # -- deployments -----------------------------------------------------------------------------------
 
@@ -101,6 +110,15 @@ def list_for_owner(
     return rows[:limit], next_cursor
 
 
+def urls_of(row: DeploymentRow) -> Urls:
+    """The row's URLs; an `sse` URL only for transport sse (rows stored before issue 26 #5 list one for
+    every deployment, where a streamable-http bridge answers 404)."""
+    urls = Urls.model_validate(row.urls or {})
+    if (row.spec or {}).get("transport") != Transport.sse.value:
+        urls.sse = None
+    return urls
+
+
 def request_of(vault: Vault, row: DeploymentRow) -> DeployRequest:
     """The full request, secrets decrypted. For the worker only."""
     data = dict(row.spec)
@@ -114,13 +132,6 @@ def events_after(session: Session, deployment_id: str, after_id: int = 0) -> lis
         .where(DeploymentEvent.deployment_id == deployment_id, DeploymentEvent.id > after_id)
         .order_by(DeploymentEvent.id)
     )
-    return list(session.scalars(stmt))
-
-
-def stale_running(session: Session, now: datetime | None = None) -> list[DeploymentRow]:
-    """Deployments past their deadline that still say pending, running or deleting."""
-    now = now or utcnow()
-    stmt = select(DeploymentRow).where(DeploymentRow.status.in_(ACTIVE), DeploymentRow.deadline_at < now)
     return list(session.scalars(stmt))
 
 
@@ -182,7 +193,7 @@ def to_public(row: DeploymentRow) -> Deployment:
         error=DeploymentError.model_validate(row.error) if row.error else None,
         spec=DeployRequest.model_validate(row.spec),
         result=row.result,
-        urls=Urls.model_validate(row.urls or {}),
+        urls=urls_of(row),
         tools=list(row.tools or []),
         health=health.public_of(finding(health.KEY)),
         tool_drift=tool_drift.public(finding(tool_drift.DRIFT_KEY)),

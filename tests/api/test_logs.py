@@ -62,6 +62,11 @@ def test_tail_since_and_after(api, fc):
 def test_bad_parameters_are_problems(api):
     _deploy(api)
     assert_problem(api.get("/v1/deployments/mcp-time/logs", params={"since": "yesterday"}), 422)
+    # issue 26 #14: a duration that overflows (to infinity, or before 1970) was a 500 OverflowError
+    for since in ("9" * 5000 + "s", "99999999999d", "0001-01-01T00:00:00Z"):
+        r = api.get("/v1/deployments/mcp-time/logs", params={"since": since})
+        assert_problem(r, 422)
+        assert "before 1970" in r.json()["detail"] and len(r.text) < 1000
     assert_problem(api.get("/v1/deployments/mcp-time/logs", params={"after": "x:y"}), 400)
     assert_problem(api.get("/v1/deployments/mcp-time/logs", params={"tail": 99999}), 422)
     assert_problem(api.get("/v1/deployments/nope/logs"), 404)
@@ -99,3 +104,37 @@ def test_where_sls_is(tmp_path):
     assert sls_endpoint(real_fc, "cn-shanghai") == ("cn-shanghai.log.aliyuncs.com", "https", False)
     explicit = make_settings(tmp_path, sls_endpoint="{region}-intranet.log.aliyuncs.com")
     assert sls_endpoint(explicit, "cn-beijing") == ("cn-beijing-intranet.log.aliyuncs.com", "https", False)
+
+
+def test_the_servers_own_lines_come_first_whatever_the_bridge_says(api, fc):
+    """The bridge's lines (69 of 76 were `Terminating session: None`) are hidden unless asked for; the tail
+    counts the server's lines, and the cursor goes past the hidden ones (issue 26 #10)."""
+    _deploy(api)
+    fc.logs.append(
+        "mcp-time", "[mcp-fc-bridge] INFO listening on 0.0.0.0:9000", instance_id="c-1", stream="stderr"
+    )
+    for i in range(2):
+        fc.logs.append("mcp-time", f"server line {i}", instance_id="c-1", stream="stderr")
+    fc.logs.append(
+        "mcp-time", "INFO:root:server line 2", instance_id="c-1", stream="stderr"
+    )  # Python's format
+    for _ in range(60):
+        fc.logs.append(
+            "mcp-time", "[mcp-fc-bridge] INFO Terminating session: None", instance_id="c-1", stream="stderr"
+        )
+    fc.logs.append(
+        "mcp-time", 'INFO:     127.0.0.1:5 - "POST /mcp HTTP/1.1" 200 OK', instance_id="c-1", stream="stderr"
+    )
+    page = api.get("/v1/deployments/mcp-time/logs", params={"tail": 2}).json()
+    assert [x["message"] for x in page["lines"]] == ["server line 1", "INFO:root:server line 2"]
+    default = api.get("/v1/deployments/mcp-time/logs").json()
+    assert [x["message"] for x in default["lines"]] == [
+        "server line 0",
+        "server line 1",
+        "INFO:root:server line 2",
+    ]
+    everything = api.get("/v1/deployments/mcp-time/logs", params={"bridge": "true"}).json()
+    assert len(everything["lines"]) == 65
+    fc.logs.append("mcp-time", "server line 3", instance_id="c-1", stream="stderr")
+    newer = api.get("/v1/deployments/mcp-time/logs", params={"after": default["cursor"]}).json()
+    assert [x["message"] for x in newer["lines"]] == ["server line 3"]

@@ -7,6 +7,7 @@ import json
 import httpx
 import pytest
 
+from deployer.client import UNREACHABLE_HINT
 from schemas import Deployment
 from tests.cli.conftest import IMAGE, deployment, progression, responses, succeeded
 
@@ -373,7 +374,12 @@ def test_unreachable_api_exits_3_for_every_command(api, cli, args):
     api.route().mock(side_effect=httpx.ConnectError("[Errno 111] Connection refused"))
     result = cli(*args)
     assert result.exit_code == 3
-    assert result.stderr == "error: cannot reach the mcp-fc API at http://mcpfc.test: connection refused\n"
+    assert (
+        result.stderr
+        == "error: cannot reach the mcp-fc API at http://mcpfc.test: connection refused"
+        + UNREACHABLE_HINT
+        + "\n"
+    )
 
 
 @pytest.mark.parametrize("args", [["status", "x"], ["list"], ["config", "x"]])

@@ -37,7 +37,7 @@ def test_claude_code_prints_type_http_and_the_mcp_add_line(api, cli):
     }
     assert '"type": "http"' in result.stdout and "streamable-http" not in result.output
     assert (
-        f"claude mcp add --transport http mcp-time {MCP} --header 'Authorization: Bearer {TOKEN}'"
+        f"claude mcp add --scope user --transport http mcp-time {MCP} --header 'Authorization: Bearer {TOKEN}'"
         in result.stderr
     )
 
@@ -68,7 +68,10 @@ def test_inspector_prints_its_command_and_several_names_merge(api, cli):
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith(f"npx @modelcontextprotocol/inspector --cli {MCP} --transport http --header")
+    assert lines[0].startswith(
+        f"npx -y @modelcontextprotocol/inspector@0.17.5 --cli {MCP} --transport http --header"
+    )
+    assert "needs Node.js 22.7.5 or newer" in result.stderr  # issue 26 #6
     assert "--transport sse" in lines[1]
     merged = json.loads(cli("config", "mcp-time", "mcp-fetch", "--client", "cursor").stdout)
     assert list(merged["mcpServers"]) == ["mcp-time", "mcp-fetch"]
@@ -79,7 +82,7 @@ def test_config_json_carries_client_document_and_commands(api, cli):
     serve_config(api)
     out = json.loads(cli("config", "mcp-time", "--client", "claude-code", "--json").stdout)
     assert out["client"] == "claude-code" and out["config"]["mcpServers"]["mcp-time"]["type"] == "http"
-    assert out["commands"][0].startswith("claude mcp add --transport http mcp-time")
+    assert out["commands"][0].startswith("claude mcp add --scope user --transport http mcp-time")
 
 
 def test_config_of_a_failed_deployment_exits_1_without_an_entry(api, cli):

@@ -8,6 +8,7 @@ import uuid
 import httpx
 import pytest
 
+from deployer.client import UNREACHABLE_HINT
 from schemas import Deployment
 from tests.cli.conftest import API_KEY, IMAGE, deployment, progression, responses, succeeded
 
@@ -265,7 +266,12 @@ def test_connection_refused_exits_3_with_one_line(api, cli, sleeps):
     result = cli("deploy", "mcp-time", "--image", IMAGE, "--", "mcp-server-time")
 
     assert result.exit_code == 3
-    assert result.stderr == "error: cannot reach the mcp-fc API at http://mcpfc.test: connection refused\n"
+    assert (
+        result.stderr
+        == "error: cannot reach the mcp-fc API at http://mcpfc.test: connection refused"
+        + UNREACHABLE_HINT
+        + "\n"
+    )
     assert "Traceback" not in result.output
     assert post.call_count == 3, "a connection that never opened is retried"
 
@@ -501,3 +507,18 @@ def test_from_mcp_json_without_image_on_the_local_emulator(api, cli, tmp_path):
     assert "using localhost/mcp-fc-emulator:not-pulled" in result.stderr
     assert "clock already had a deployment" in result.stderr and "changes command" in result.stderr
     assert SECRET not in result.output
+
+
+def test_ctrl_c_while_waiting_exits_130_and_says_the_deploy_goes_on(api, cli):
+    """Ctrl-C ends the wait, not the deploy, and exits 130 (the documented code), never 0 (issue 26 #13)."""
+    api.post("/v1/deployments").mock(return_value=httpx.Response(202, json=deployment()))
+
+    def ctrl_c(request):
+        raise KeyboardInterrupt  # what Ctrl-C does to the long-poll
+
+    api.get("/v1/deployments/0190aa00bb11cc22dd33").mock(side_effect=ctrl_c)
+
+    result = cli("deploy", "mcp-time", "--image", IMAGE, "--", "mcp-server-time")
+
+    assert result.exit_code == 130, result.output
+    assert "stopped waiting; mcp-time carries on" in result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deployer import __version__ as VERSION
+from deployer.client import UNREACHABLE_HINT
 
 COMMANDS = [
     "deploy",
@@ -79,7 +80,9 @@ def test_a_real_closed_port_exits_3(cli):
     assert result.exit_code == 3
     assert (
         result.stderr
-        == f"error: cannot reach the mcp-fc API at http://127.0.0.1:{port}: connection refused\n"
+        == f"error: cannot reach the mcp-fc API at http://127.0.0.1:{port}: connection refused"
+        + UNREACHABLE_HINT
+        + "\n"
     )
 
 

@@ -44,7 +44,7 @@ def test_claude_code_file_and_mcp_add_line(ep, kind):
     assert rendered.document == {"mcpServers": {"mcp-time": {"type": kind, "url": ep.url, "headers": AUTH}}}
     (line,) = rendered.shell_lines()
     assert shlex.split(line) == [
-        "claude", "mcp", "add", "--transport", kind, "mcp-time", ep.url,
+        "claude", "mcp", "add", "--scope", "user", "--transport", kind, "mcp-time", ep.url,
         "--header", f"Authorization: Bearer {TOKEN}",
     ]  # fmt: skip
     assert rendered.body() == rendered.document  # the API answers the file, ready to save as .mcp.json
@@ -94,8 +94,16 @@ def test_inspector_is_a_cli_command(ep, kind):
     rendered = render(ClientKind.inspector, [ep])
     assert rendered.document is None
     (argv,) = rendered.commands
-    assert argv[:6] == ["npx", "@modelcontextprotocol/inspector", "--cli", ep.url, "--transport", kind]
-    assert argv[6:8] == ["--header", f"Authorization: Bearer {TOKEN}"]
+    assert argv[:7] == [
+        "npx",
+        "-y",
+        "@modelcontextprotocol/inspector@0.17.5",
+        "--cli",
+        ep.url,
+        "--transport",
+        kind,
+    ]
+    assert argv[7:9] == ["--header", f"Authorization: Bearer {TOKEN}"]
     assert argv[-2:] == ["--method", "tools/list"]
     body = rendered.body()
     assert body == {"commands": [{"argv": argv, "shell": shlex.join(argv)}]}
@@ -115,7 +123,7 @@ def test_several_endpoints_merge_into_one_document(client):
     other = Endpoint("mcp-fetch", "https://mcp-fetch-x.cn-hangzhou.fcapp.run/sse", Transport.sse, AUTH)
     rendered = render(client, [HTTP, other])
     if rendered.document is None:
-        assert [argv[3] for argv in rendered.commands] == [HTTP.url, other.url]
+        assert [argv[4] for argv in rendered.commands] == [HTTP.url, other.url]
     else:
         (servers,) = rendered.document.values()
         assert list(servers) == ["mcp-time", "mcp-fetch"]

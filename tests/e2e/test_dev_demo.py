@@ -4,6 +4,7 @@ prints a URL and a header that the official MCP client uses to list tools and ca
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import queue
 import signal
@@ -13,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import TIMEOUT_SCALE
@@ -105,3 +107,91 @@ def test_dev_demo_prints_a_working_url_and_header(tmp_path):
     # nothing is left behind: the worker and the emulated function's bridge stopped with it
     assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout == b""
     assert processes_using(tmp_path) == []
+
+
+class Dev:
+    """`mcp-fc dev --demo` on a port and data dir of the test's, its output read line by line."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MCPFC_", "ALIBABA_CLOUD_"))}
+        self.env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + self.env.get("PATH", "")
+        dev_env = dict(self.env)
+        dev_env["MCPFC_EMULATOR_PENDING_S"] = "0.3"
+        dev_env["MCPFC_EMULATOR_START_TIMEOUT_S"] = os.environ["MCPFC_EMULATOR_START_TIMEOUT_S"]
+        dev_env["MCPFC_PROBE_TIMEOUT_S"] = str(30 * TIMEOUT_SCALE)
+        self.proc = subprocess.Popen(
+            [MCP_FC, "dev", "--demo", "--port", str(port), "--data-dir", str(data_dir)],
+            env=dev_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        self.out: queue.Queue = queue.Queue()
+        self.err: queue.Queue = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=read_lines, args=(self.proc.stdout, self.out), daemon=True).start()
+        threading.Thread(target=read_lines, args=(self.proc.stderr, self.err), daemon=True).start()
+
+    def line(self, startswith: str, *, stream: str = "out") -> str:
+        source = self.out if stream == "out" else self.err
+        deadline = time.monotonic() + 180 * TIMEOUT_SCALE
+        while True:
+            assert time.monotonic() < deadline, f"no {startswith!r} line: {self.seen}"
+            try:
+                line = source.get(timeout=1)
+            except queue.Empty:
+                assert self.proc.poll() is None, f"mcp-fc dev exited {self.proc.returncode}: {self.seen}"
+                continue
+            assert line is not None, f"{stream} closed: {self.seen}"
+            self.seen.append(line)
+            if line.strip().startswith(startswith):
+                return line.strip()
+
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(60 * TIMEOUT_SCALE)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            raise
+
+
+def test_the_try_line_runs_as_printed_and_a_rerun_demo_leaves_the_users_time_alone(tmp_path):
+    """`mcp-fc dev --port N` prints a `try` line that works as printed (it sets MCPFC_API_URL: without it the
+    CLI calls port 8000), issue 26 #8; rerunning the quick start deploys the demo under its own name and
+    never over the user's `time` (#7)."""
+    port = free_port()
+    dev = Dev(tmp_path, port)
+    try:
+        try_line = dev.line("try", stream="err")
+        assert f"MCPFC_API_URL=http://127.0.0.1:{port}" in try_line, try_line
+        demo = dev.line("Deployed ")
+        assert not demo.startswith("Deployed time"), demo
+        # the try line as printed, NAME and SERVER_CMD filled in, in a shell without MCPFC_* variables
+        words = try_line.split()[1:]
+        assigned = dict(w.split("=", 1) for w in words if "=" in w and w.startswith("MCPFC_"))
+        command = ["time", "--", "mcp-server-time", "--local-timezone", "Asia/Shanghai"]
+        mine = subprocess.run(
+            [MCP_FC, "deploy", "--json", *command],
+            env={**dev.env, **assigned},
+            capture_output=True,
+            text=True,
+            timeout=180 * TIMEOUT_SCALE,
+        )
+        assert mine.returncode == 0, (mine.stdout[-2000:], mine.stderr[-2000:])
+        users_time = json.loads(mine.stdout)
+        assert "already had a deployment" not in mine.stderr, "the user's time replaced the demo"
+    finally:
+        dev.stop()
+    again = Dev(tmp_path, port)
+    try:
+        assert again.line("Deployed ").startswith("Deployed mcp-fc-demo")
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {assigned['MCPFC_API_KEY']}"},
+        ) as http:
+            now = http.get("/v1/deployments/time").json()
+        assert now["spec"]["command"] == users_time["spec"]["command"]
+        assert now["updated_at"] == users_time["updated_at"] and now["attempts"] == users_time["attempts"]
+    finally:
+        assert again.stop(signal.SIGTERM) == 0

@@ -27,7 +27,7 @@ from deployer.fc import spec
 from deployer.fc.endpoint_auth import SigningKey, mint_token, new_signing_key
 from fc_emulator import EmulatorServer
 from fc_emulator.runtime import DEFAULT_START_TIMEOUT_S
-from schemas import DeployRequest
+from schemas import DeployRequest, Transport
 from tests.conftest import alive, wait_until
 from tests.e2e.conftest import FC_HEALTH_FAILURE_THRESHOLD
 from tests.mcp_clients import use_endpoint
@@ -104,7 +104,7 @@ def test_official_client_through_a_jwt_trigger(fc_emulator, sdk, key, transport)
         name=name, image=IMAGE, command=["mcp-server-time"], transport=transport, auth={"type": "jwt"}
     )
     base = deploy(sdk, req, spec.EndpointAuth(jwks=key.jwks()))
-    urls = spec.endpoint_urls(base, base)
+    urls = spec.endpoint_urls(base, base, Transport(transport))
     url = urls.sse if transport == "sse" else urls.mcp
     token = mint_token(key, subject=name)
 

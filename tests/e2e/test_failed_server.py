@@ -34,6 +34,11 @@ def test_the_servers_exit_code_and_last_line_reach_deploy_status_json_and_events
     # the error ENDS with the server's own line (not a traceback cut mid-way)
     error_lines = status.output[status.output.index("error") :].splitlines()
     assert LINE in [line.strip() for line in error_lines], status.output
+    # short, cause first, the server's own words once (issue 26 #9: ~2,300 characters, its line four times)
+    shown = status.output[status.output.index("error") : status.output.index("attempts")].rstrip()
+    assert len(shown) < 800, (len(shown), shown)
+    assert "exited with code 3" in shown.splitlines()[0], shown
+    assert shown.count(LINE) == 1, shown
 
     raw = cli(stack, "status", "broken", "--json")
     error = json.loads(raw.stdout)["error"]

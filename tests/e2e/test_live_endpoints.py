@@ -41,6 +41,26 @@ def test_deploy_lists_tools_and_the_client_config_works(stack, transport):
     # the endpoint refuses callers without the token, and with a wrong one
     assert httpx.get(url, timeout=10).status_code == 401
     assert httpx.get(url, headers={"Authorization": "Bearer not-a-jwt"}, timeout=10).status_code == 401
+    if transport == "streamable-http":
+        # only what the endpoint serves is listed: its bridge answers 404 at /sse (issue 26 #5)
+        assert dep["urls"].get("sse") is None, dep["urls"]
+        sse = dep["urls"]["internet"].rstrip("/") + "/sse"
+        assert httpx.get(sse, headers=config["headers"], timeout=10).status_code == 404
+
+
+def test_the_deploy_summary_lists_only_served_urls_and_the_way_to_the_config(stack):
+    """`mcp-fc deploy` of a streamable-http server prints its /mcp URL, no /sse (which answers 404), and
+    says how to get the client config; `status --json` agrees (issue 26 #5)."""
+    name = "live-summary"
+    cli = ["--api-url", stack.api_url, "--api-key", stack.api_key]
+    result = CliRunner().invoke(cli_app, [*cli, "deploy", name, "--image", IMAGE, "--", "mcp-server-time"])
+    assert result.exit_code == 0, (result.output, stack.worker_logs())
+    assert "/mcp" in result.output and "/sse" not in result.output, result.output
+    assert f"mcp-fc config {name}" in result.output, result.output
+    status = CliRunner().invoke(cli_app, [*cli, "status", name, "--json"])
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.output)["urls"]["sse"] is None
+    assert "/sse" not in CliRunner().invoke(cli_app, [*cli, "status", name]).output
 
 
 def test_token_rotation_invalidates_the_old_token(stack):

@@ -318,6 +318,25 @@ def test_a_command_that_never_listens_is_a_502_after_the_start_timeout(rt, sdk):
     assert procs_with(marker) == []  # killed, not left running
 
 
+def test_a_late_binding_server_gets_a_patient_start_and_a_quick_liveness_verdict(rt, sdk):
+    """The health check's budget (here 1 s x 1 + 1 s) counts from its first check, once the port accepts: a
+    server that binds later than that still starts (the bridge binds once its stdio server answers), so the
+    failure threshold can be a quick liveness verdict instead of the start-up's patience (issue 26 #14)."""
+    late = "import os, sys, time; time.sleep(3); os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    body = echo_input(command=["python", "-c", late, ECHO, "--port", "9000", "--host", "0.0.0.0"])
+    body.custom_container_config.health_check_config = fc.CustomHealthCheckConfig(
+        http_get_url="/healthz",
+        initial_delay_seconds=0,
+        period_seconds=1,
+        timeout_seconds=1,
+        failure_threshold=1,
+    )
+    url = deploy(sdk, body)
+    r = httpx.get(f"{url}/pid", timeout=60)
+    assert r.status_code == 200, r.text
+    assert instances(rt)[0]["coldStartMs"] >= 3000
+
+
 def test_the_health_check_must_pass(rt, sdk):
     health = fc.CustomHealthCheckConfig(
         http_get_url="/missing",

@@ -6,7 +6,7 @@ import pytest
 
 from deployer.errors import SpecError
 from deployer.fc import spec
-from schemas import DeployRequest, RedeployRequest
+from schemas import DeployRequest, RedeployRequest, Transport
 
 SENTRY_IMAGE = "registry.cn-beijing.aliyuncs.com/biyao/public:python-mcp-server-sentry-2025.1.14-v7"
 
@@ -163,9 +163,13 @@ def test_trigger_config_matches_ignores_key_order():
 
 
 def test_endpoint_urls():
-    urls = spec.endpoint_urls("https://x.cn-hangzhou.fcapp.run", "https://x.cn-hangzhou-vpc.fcapp.run")
+    base, vpc = "https://x.cn-hangzhou.fcapp.run", "https://x.cn-hangzhou-vpc.fcapp.run"
+    urls = spec.endpoint_urls(base, vpc, Transport.sse)
     assert urls.sse == "https://x.cn-hangzhou.fcapp.run/sse"
     assert urls.mcp == "https://x.cn-hangzhou.fcapp.run/mcp"
+    # a streamable-http bridge answers 404 at /sse: no such URL is listed (issue 26 #5)
+    urls = spec.endpoint_urls(base, vpc, Transport.streamable_http)
+    assert urls.sse is None and urls.mcp == "https://x.cn-hangzhou.fcapp.run/mcp"
 
 
 def test_a_default_request_is_streamable_http_without_affinity():
@@ -192,3 +196,14 @@ def test_converting_sse_to_streamable_http_rewrites_affinity_and_trigger_methods
     assert not spec.trigger_config_matches(
         spec.update_trigger_input(old, auth).trigger_config, spec.update_trigger_input(new, auth)
     )
+
+
+def test_the_health_check_is_a_quick_liveness_verdict_within_fcs_ranges():
+    """A hung server is replaced within ~15 s (2 s x 30 cost two minutes of failed calls, issue 26 #14); the
+    values stay in FC's documented ranges (CustomHealthCheckConfig: timeout 1-3, others 0/1-120)."""
+    req = DeployRequest.model_validate({"name": "d", "image": SENTRY_IMAGE, "command": ["srv"]})
+    check = spec.health_check(req)
+    assert check is not None
+    assert check.period_seconds * check.failure_threshold + check.timeout_seconds <= 15
+    assert 1 <= check.timeout_seconds <= 3 and 0 <= check.initial_delay_seconds <= 120
+    assert 1 <= check.period_seconds <= 120 and 1 <= check.failure_threshold <= 120

@@ -2,7 +2,7 @@
 the first dies (issue 15 #1).
 
 Real processes: a Celery worker consuming the `health` queue and two beats (`mcp-fc beat` and `celery -A
-tasks beat`) on one store, the embedded SQLite (flock) and PostgreSQL (advisory lock). Each executed
+tasks beat`) on one store, the embedded SQLite and PostgreSQL (a lease in the database). Each executed
 health sweep leaves a row in the Celery result table with the beat that sent it (its `origin`); the test
 counts those rows.
 """
@@ -29,6 +29,7 @@ from tests.conftest import wait_until
 from tests.integration.conftest import REPO
 
 INTERVAL_S = 0.5
+LEASE_S = 3.0
 MCP_FC = str(Path(sys.executable).parent / "mcp-fc")
 
 
@@ -41,6 +42,7 @@ class Fleet:
             MCPFC_HEALTH_INTERVAL_S=str(INTERVAL_S),
             MCPFC_BEAT_STANDBY_POLL_S="0.2",
             MCPFC_BEAT_MAX_LOOP_S="1",
+            MCPFC_BEAT_LEASE_S=str(LEASE_S),
             PYTHONPATH=str(REPO),
         )
         if database_url:
@@ -155,3 +157,47 @@ def test_two_beats_send_each_run_once_and_the_standby_takes_over(fleet: Fleet) -
     assert "beat: leading" in fleet.log("beat-b")
     late = [r for r in fleet.runs() if r[0] > killed_at and r[1] == origin(first)]
     assert len(late) <= 1, late  # at most the message A had sent just before it died
+
+
+@pytest.mark.timeout(240)
+def test_a_frozen_leader_loses_the_lead_and_stands_down_when_it_resumes(fleet: Fleet) -> None:
+    """SIGSTOP keeps a process's database session (and an advisory lock, or an flock) forever: every sweep
+    stopped (20 min observed). A leader that stops renewing its lease loses the lead within the lease; when
+    it resumes it stands down instead of sending beside its successor (issue 26 #14)."""
+    python = sys.executable
+    fleet.start(
+        "worker",
+        [python, "-m", "celery", "-A", "tasks", "worker", "--pool", "threads", "--concurrency", "2",
+         "--queues", "health", "--hostname", f"beat-frozen-{os.getpid()}@%h", "--without-mingle",
+         "--without-gossip", "--loglevel", "INFO"],
+    )  # fmt: skip
+    wait_until(lambda: " ready." in fleet.log("worker"), 60, what="worker ready")
+    first = fleet.start("beat-a", [MCP_FC, "beat"])
+    wait_until(lambda: "beat: leading" in fleet.log("beat-a"), 60, what="beat A leading")
+    second = fleet.start("beat-b", [MCP_FC, "beat"])
+    wait_until(lambda: "beat: standing by" in fleet.log("beat-b"), 60, what="beat B standing by")
+
+    first.send_signal(signal.SIGSTOP)
+    try:
+        frozen_at = datetime.now(UTC)
+        # B leads once A's lease lapsed: within LEASE_S + a standby poll, stretched like every deadline
+        wait_until(
+            lambda: len([r for r in fleet.runs() if r[0] > frozen_at and r[1] == origin(second)]) >= 3,
+            10 * LEASE_S,
+            interval=0.1,
+            what="sweeps sent by beat B while A is frozen",
+        )
+    finally:
+        first.send_signal(signal.SIGCONT)
+    resumed_at = datetime.now(UTC)
+    wait_until(lambda: "beat: lost the lead" in fleet.log("beat-a"), 30, what="beat A stood down")
+    wait_until(
+        lambda: len([r for r in fleet.runs() if r[0] > resumed_at and r[1] == origin(second)]) >= 4,
+        30,
+        interval=0.1,
+        what="B still sending after A resumed",
+    )
+    assert first.poll() is None and second.poll() is None, "a beat exited"
+    late = [r for r in fleet.runs() if r[0] > frozen_at and r[1] == origin(first)]
+    assert len(late) <= 1, late  # at most a message A had in flight when it froze
+    assert "beat: leading" not in fleet.log("beat-a").split("beat: lost the lead", 1)[1]

@@ -48,7 +48,7 @@ def run_flow(stack, name: str) -> None:
     assert container["command"][0] == "mcp-fc-bridge" and container["port"] == 8080
     assert fn["body"]["environmentVariables"]["TOKEN"] == "***"
     url = trig["body"]["httpTrigger"]["urlInternet"]
-    assert url and dep["urls"]["sse"] == f"{url}/sse" and dep["urls"]["mcp"] == f"{url}/mcp"
+    assert url and dep["urls"]["sse"] is None and dep["urls"]["mcp"] == f"{url}/mcp"  # streamable-http
     assert dep["progress"] == 100 and dep["attempts"] >= 1
 
     with stack.http() as http:

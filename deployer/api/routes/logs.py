@@ -8,6 +8,7 @@ Secret env values are scrubbed from every line before it leaves.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from datetime import datetime
@@ -53,17 +54,24 @@ class LogPage(BaseModel):
 
 
 def parse_since(value: str | None, now: float) -> float | None:
-    """``10m`` / ``2h`` / ``30s`` / ``1d`` ago, or an ISO 8601 time; None when unset."""
+    """``10m`` / ``2h`` / ``30s`` / ``1d`` ago, or an ISO 8601 time; None when unset.
+
+    A time before 1970 (``99999...9s`` overflows to infinity) is refused like any other bad value: Simple
+    Log Service takes Unix seconds, and the ns bound it leads to overflowed into a 500 (issue 26 #14)."""
     if not value:
         return None
     if match := _DURATION.match(value.strip()):
-        return now - float(match.group("n")) * _UNITS[match.group("unit")]
-    try:
-        return datetime.fromisoformat(value.strip().replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise Problem(
-            422, f"since must be a duration (30s, 10m, 2h, 1d) or an ISO 8601 time, not {value!r}"
-        ) from None
+        since = now - float(match.group("n")) * _UNITS[match.group("unit")]
+    else:
+        try:
+            since = datetime.fromisoformat(value.strip().replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise Problem(
+                422, f"since must be a duration (30s, 10m, 2h, 1d) or an ISO 8601 time, not {value[:40]!r}"
+            ) from None
+    if not math.isfinite(since) or since < 0:
+        raise Problem(422, f"since reaches back before 1970 (Unix time 0): {value[:40]!r}")
+    return since
 
 
 @router.get(
@@ -86,8 +94,12 @@ def read_logs(
     since: Annotated[str | None, Query(description="30s, 10m, 2h, 1d, or an ISO 8601 time")] = None,
     tail: Annotated[int | None, Query(ge=0, le=MAX_TAIL, description="only the last N lines")] = None,
     after: Annotated[str | None, Query(description="the cursor of an earlier page: only newer lines")] = None,
+    bridge: Annotated[
+        bool, Query(description="also the lines of the bridge in front of the server (hidden by default)")
+    ] = False,
 ) -> LogPage:
-    """The deployment's own output, oldest first (default: the last 100 lines of the last 24 hours)."""
+    """The deployment's own output, oldest first (default: the server's last 100 lines of the last 24 hours;
+    `bridge=true` adds the bridge's)."""
     row = get_row(session, owner, id)
     now = time.time()
     since_s = parse_since(since, now)
@@ -99,7 +111,8 @@ def read_logs(
     try:
         source = runtime_logs.source_for(settings, spec, region)
         client = runtime_logs.make_client(settings, source, region)
-        lines, cursor = runtime_logs.read(
+        reader = runtime_logs.read if bridge else runtime_logs.read_own
+        lines, cursor = reader(
             client,
             source,
             name,
