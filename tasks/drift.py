@@ -20,8 +20,8 @@ from deployer.celery_app import DRIFT_CHECK_TASK, DRIFT_SWEEP_TASK, HEALTH_QUEUE
 from deployer.errors import FCError, FCNotFound
 from deployer.fc import spec
 from deployer.fc.endpoint_auth import SigningKey
-from deployer.ops import drift
-from deployer.store import lifecycle
+from deployer.ops import drift, releases
+from deployer.store import health, lifecycle
 from deployer.store import reads as store
 from deployer.store.db import session_scope
 from deployer.store.result import DeploymentResult
@@ -35,9 +35,11 @@ OPS_QUEUE = HEALTH_QUEUE
 
 
 def succeeded_ids(session: Any, limit: int) -> list[str]:
+    """The deployments whose endpoint serves a known release (succeeded, or a failed or cancelled redeploy
+    while `live` serves an earlier version: issue 26 #14)."""
     rows = session.execute(
         select(DeploymentRow.id)
-        .where(DeploymentRow.status == Status.succeeded.value)
+        .where(health.serving_clause())
         .order_by(DeploymentRow.created_at)
         .limit(limit)
     )
@@ -69,7 +71,7 @@ def check(deployment_id: str) -> dict[str, Any]:
     try:
         with session_scope(settings) as session:
             row = store.get(session, deployment_id)
-            if row is None or Status(row.status) != Status.succeeded:
+            if row is None or not releases.endpoint_serves(row.status, row.result):
                 return {"status": "gone" if row is None else "busy"}
             session.expunge(row)
     except SQLAlchemyError:
@@ -82,7 +84,8 @@ def check(deployment_id: str) -> dict[str, Any]:
     previous = DeploymentResult.from_json(row.result).drift or {}
     messages = []
     if fields and fields != previous.get("fields"):
-        messages.append(f"config drift: {drift.summary(fields)} (`mcp-fc reconcile {row.name}` converges it)")
+        fix = "reconcile" if row.status == Status.succeeded.value else "redeploy"
+        messages.append(f"config drift: {drift.summary(fields)} (`mcp-fc {fix} {row.name}` converges it)")
     elif not fields and previous.get("drifted"):
         messages.append("config drift gone: FC matches the deployment's spec again")
     # Only if the row still serves the release that was read (same task, still succeeded): a deploy
