@@ -3,7 +3,8 @@
 Tools: ``echo`` (returns its arguments and the request's ``_meta`` as the server saw them, plus an unknown
 result key), ``progress`` (three progress notifications on the request's token), ``log`` (log messages at
 three levels), ``sample`` / ``elicit`` / ``roots`` (asks the client and returns its answer), ``slow``
-(waits ``seconds`` unless cancelled), ``big`` (a ``size``-character text), ``seen`` (every request this server
+(waits ``seconds`` unless cancelled), ``big`` (a ``size``-character text), ``noise``
+(``lines`` non-JSON lines on stdout), ``seen`` (every request this server
 received, tool calls with their tool's name, and every cancellation, in order). Also ``logging/setLevel``, ``resources/*`` with
 subscriptions, ``ping``. Requests are served concurrently, as a real server does.
 """
@@ -16,7 +17,7 @@ import sys
 from typing import Any
 
 LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
-TOOLS = ["echo", "progress", "log", "sample", "elicit", "roots", "slow", "big", "seen"]
+TOOLS = ["echo", "progress", "log", "sample", "elicit", "roots", "slow", "big", "noise", "seen"]
 
 
 class Server:
@@ -69,6 +70,10 @@ class Server:
             return {"content": [text("slept")]}
         if name == "big":
             return {"content": [text("x" * int(args.get("size", 1000)))]}
+        if name == "noise":
+            for i in range(int(args.get("lines", 100))):
+                self.out.write(f"not json {i}\n".encode())
+            return {"content": [text("noisy")]}
         if name == "seen":
             return {"content": [text(json.dumps(self.seen))]}
         raise KeyError(name)
