@@ -213,4 +213,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(
         level=args.log_level.upper(), format="[mcp-fc-bridge] %(levelname)s %(message)s", stream=sys.stderr
     )
-    sys.exit(anyio.run(serve, args))
+    try:
+        import uvloop  # noqa: F401 - a declared dependency; absent only in a hand-made environment
+    except ImportError:
+        options = {}
+    else:
+        options = {"use_uvloop": True}
+    sys.exit(anyio.run(serve, args, backend_options=options))

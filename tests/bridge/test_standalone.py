@@ -7,7 +7,7 @@ from pathlib import Path
 
 import mcp_fc_bridge
 
-ALLOWED = {"uvicorn", "anyio"}
+ALLOWED = {"uvicorn", "anyio", "uvloop"}
 
 
 def test_the_bridge_imports_only_itself_the_sdk_and_the_standard_library():
