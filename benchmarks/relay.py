@@ -185,17 +185,47 @@ def start_bridge(server: list[str]) -> tuple[subprocess.Popen[bytes], str]:
         time.sleep(0.02)  # start-up polling, not part of any figure
 
 
+def start_passthrough(server: list[str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    argv = [
+        sys.executable,
+        str(Path(__file__).with_name("passthrough.py")),
+        "--port",
+        str(port),
+        "--",
+        *server,
+    ]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + "/status", timeout=2).status_code == 200:
+                return proc, url + "/mcp"
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the pass-through did not start")
+        time.sleep(0.02)  # start-up polling, not part of any figure
+
+
 def bridge_rows(quick: bool) -> list[Row]:
     rounds, per_round = (5, 40) if quick else (10, 100)
     proc, url = start_bridge(server_argv())
+    pt_proc, pt_url = start_passthrough(server_argv())
     stdio = Stdio(server_argv())
     try:
-        legacy, modern = Http(url, LEGACY), Http(url, MODERN)
-        times: dict[str, list[float]] = {"stdio": [], "legacy": [], "modern": []}
-        for peer in (stdio, legacy, modern):
+        peers = {
+            "stdio": stdio,
+            "legacy": Http(url, LEGACY),
+            "modern": Http(url, MODERN),
+            "passthrough": Http(pt_url, LEGACY, session=False),
+        }
+        times: dict[str, list[float]] = {key: [] for key in peers}
+        for peer in peers.values():
             timed(peer, 10)
         for _ in range(rounds):
-            for key, peer in (("stdio", stdio), ("legacy", legacy), ("modern", modern)):
+            for key, peer in peers.items():
                 times[key] += timed(peer, per_round)
         per_caller = 30 if quick else 100
         over_stdio = throughput(lambda: stdio, 16, per_caller)
@@ -203,24 +233,34 @@ def bridge_rows(quick: bool) -> list[Row]:
     finally:
         stdio.close()
         stop_process(proc, timeout=10)
+        stop_process(pt_proc, timeout=10)
     n = rounds * per_round
     note = f"raw JSON-RPC client (http.client keep-alive / the pipes); n={n} each, alternating rounds of {per_round}; mcp-server-time"
+    p50 = {key: median(values) * 1000 for key, values in times.items()}
     return [
         Row(
             "relay: tool call p50, bridge (handshake, session) vs stdio",
-            median(times["legacy"]) * 1000,
-            median(times["stdio"]) * 1000,
+            p50["legacy"],
+            p50["stdio"],
             "<= 1.5",
             "ms",
             note,
         ),
         Row(
             "relay: tool call p50, bridge (2026-07-28) vs stdio",
-            median(times["modern"]) * 1000,
-            median(times["stdio"]) * 1000,
+            p50["modern"],
+            p50["stdio"],
             "<= 1.5",
             "ms",
             note,
+        ),
+        Row(
+            "relay: tool call p50, minimal pass-through (the HTTP hop alone) vs stdio",
+            p50["passthrough"],
+            p50["stdio"],
+            None,
+            "ms",
+            "benchmarks/passthrough.py on the same uvicorn; " + note,
         ),
         Row(
             "relay: 16 concurrent callers, bridge (2026-07-28) vs stdio",

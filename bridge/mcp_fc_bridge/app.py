@@ -19,6 +19,7 @@ an explicit allow-list, ``*``, or by default only loopback origins. Two ``Origin
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
@@ -134,7 +135,7 @@ class BridgeApp:
                 raise TooLarge
         chunks: list[bytes] = []
         size = 0
-        with anyio.fail_after(self.body_timeout_s):
+        async with asyncio.timeout(self.body_timeout_s):  # asyncio's: cheaper than anyio's on every call
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":

@@ -17,12 +17,13 @@ the server's request stays parked here until the client retries with ``requestSt
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
-import math
 import re
 import secrets
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,22 +37,53 @@ log = logging.getLogger("mcp_fc_bridge")
 
 class Sink:
     """Where an exchange's messages go: one HTTP response, or a session's standing stream (``persistent``:
-    its "final" messages are just more events). Never blocks the stdout reader."""
+    its "final" messages are just more events). Never blocks the stdout reader.
+
+    Plain asyncio (a deque and one future) rather than an anyio stream: it is on every call's path, and
+    the anyio machinery cost more than the rest of the relay there (docs/decisions.md, issue 24)."""
+
+    __slots__ = ("items", "waiter", "persistent", "closed")
 
     def __init__(self, *, persistent: bool = False) -> None:
-        self._send, self.receive = anyio.create_memory_object_stream[tuple[bool, dict[str, Any]]](math.inf)
+        self.items: deque[tuple[bool, dict[str, Any]] | None] = deque()
+        self.waiter: asyncio.Future[None] | None = None
         self.persistent = persistent
         self.closed = False
 
     def put(self, message: dict[str, Any], *, final: bool = False) -> None:
-        try:
-            self._send.send_nowait((final and not self.persistent, message))
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            pass
+        if not self.closed:
+            self._push((final and not self.persistent, message))
 
     def close(self) -> None:
-        self.closed = True
-        self._send.close()
+        """End the sink: a reader gets None (the client went away, or the session ended)."""
+        if not self.closed:
+            self.closed = True
+            self._push(None)
+
+    def _push(self, item: tuple[bool, dict[str, Any]] | None) -> None:
+        self.items.append(item)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def get(self, timeout_s: float) -> tuple[bool, dict[str, Any]] | None | bool:
+        """The next item; ``None`` once closed; ``False`` when nothing came within ``timeout_s``."""
+        if not self.items:
+            loop = asyncio.get_running_loop()
+            self.waiter = waiter = loop.create_future()
+            timer = loop.call_later(timeout_s, _expire, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self.waiter = None
+            if not self.items:
+                return False
+        return self.items.popleft()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 @dataclass(eq=False)
@@ -304,8 +336,9 @@ class Relay:
             await self.cancel(ex, "the client lacks a capability the server needs")
 
     async def _ask_handshake(self, ex: Exchange, server_id: Any, message: dict[str, Any]) -> None:
-        target = ex.sink or (ex.session.stream if ex.session else None)
-        if target is None:
+        target = ex.sink if ex.sink is not None and not ex.sink.closed else None
+        target = target or (ex.session.stream if ex.session else None)
+        if target is None or target.closed:
             text = "the client request this is for has no open stream to carry it"
             await self._answer_server(wire.error(server_id, wire.INTERNAL_ERROR, text))
             return

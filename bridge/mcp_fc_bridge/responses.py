@@ -8,10 +8,9 @@ keep-alive interval also switches, so a proxy's idle timeout does not cut it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
-
-import anyio
 
 from . import wire
 from .relay import Sink
@@ -53,11 +52,10 @@ def error_status(message: dict[str, Any], modern: bool) -> int:
     return wire.ERROR_HTTP_STATUS.get(code, 200)  # type: ignore[arg-type]
 
 
-async def watch_disconnect(receive: Receive, scope: anyio.CancelScope, gone: list[bool]) -> None:
+async def _watch(receive: Receive, sink: Sink) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
-    gone.append(True)
-    scope.cancel()
+    sink.close()
 
 
 async def answer(
@@ -69,54 +67,47 @@ async def answer(
     headers: list[tuple[bytes, bytes]],
 ) -> bool:
     """Write an exchange's answer from ``sink``: JSON, or SSE once something arrives first. False when
-    the client went away before its answer was written."""
-    gone: list[bool] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(watch_disconnect, receive, tg.cancel_scope, gone)
-        await _write(send, sink, modern, headers)
-        tg.cancel_scope.cancel()
-    return not gone
+    the client went away before its answer was written (the sink is closed then)."""
+    # A bare task, not a task group: on every call's path, and it only has to close the sink.
+    watcher = asyncio.ensure_future(_watch(receive, sink))
+    try:
+        return await _write(send, sink, modern, headers)
+    finally:
+        watcher.cancel()
 
 
-async def _write(send: Send, sink: Sink, modern: bool, headers: list[tuple[bytes, bytes]]) -> None:
-    first: tuple[bool, dict[str, Any]] | None = None
-    with anyio.move_on_after(KEEPALIVE_S):
-        first = await sink.receive.receive()
-    if first is not None and first[0]:
-        await send_json(send, error_status(first[1], modern), first[1], headers)
-        return
+async def _write(send: Send, sink: Sink, modern: bool, headers: list[tuple[bytes, bytes]]) -> bool:
+    item = await sink.get(KEEPALIVE_S)
+    if item is None:
+        return False
+    if item is not False and item[0]:
+        await send_json(send, error_status(item[1], modern), item[1], headers)
+        return True
     await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
-    pending = first
     while True:
-        if pending is None:
-            with anyio.move_on_after(KEEPALIVE_S):
-                pending = await sink.receive.receive()
-            if pending is None:
-                await send({"type": "http.response.body", "body": b": keep-alive\n\n", "more_body": True})
-                continue
-        final, message = pending
-        pending = None
-        await send({"type": "http.response.body", "body": sse_event(message), "more_body": not final})
-        if final:
-            return
+        if item is None:
+            return False
+        if item is False:
+            await send({"type": "http.response.body", "body": b": keep-alive\n\n", "more_body": True})
+        else:
+            final, message = item
+            await send({"type": "http.response.body", "body": sse_event(message), "more_body": not final})
+            if final:
+                return True
+        item = await sink.get(KEEPALIVE_S)
 
 
 async def stream(
     send: Send, receive: Receive, sink: Sink, headers: list[tuple[bytes, bytes]], first: bytes = b""
 ) -> None:
     """A standing SSE stream (GET /mcp of a session, GET /sse) until the client goes or the sink closes."""
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(watch_disconnect, receive, tg.cancel_scope, [])
+    watcher = asyncio.ensure_future(_watch(receive, sink))
+    try:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
         await send({"type": "http.response.body", "body": first or b": stream open\n\n", "more_body": True})
-        while True:
-            item: tuple[bool, dict[str, Any]] | None = None
-            with anyio.move_on_after(KEEPALIVE_S):
-                try:
-                    item = await sink.receive.receive()
-                except anyio.EndOfStream:
-                    break
-            body = sse_event(item[1]) if item is not None else b": keep-alive\n\n"
+        while (item := await sink.get(KEEPALIVE_S)) is not None:
+            body = sse_event(item[1]) if item is not False else b": keep-alive\n\n"
             await send({"type": "http.response.body", "body": body, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-        tg.cancel_scope.cancel()
+    finally:
+        watcher.cancel()

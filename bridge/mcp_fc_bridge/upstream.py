@@ -121,7 +121,6 @@ class Upstream:
         self.process: Process | None = None
         self.exited = anyio.Event()
         self.returncode: int | None = None
-        self._write_lock = anyio.Lock()
         self.noise = NoiseLimiter()
 
     @property
@@ -156,8 +155,9 @@ class Upstream:
         if process is None or process.stdin is None or self.exited.is_set():
             raise ServerExited(f"the MCP server {self.describe_exit()}")
         try:
-            async with self._write_lock:
-                await process.stdin.send(data)
+            # No lock: the write itself is synchronous and whole (a line never interleaves with another);
+            # concurrent senders only share the wait for the pipe to drain.
+            await process.stdin.send(data)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
             raise ServerExited(f"the MCP server {self.describe_exit()}") from exc
 

@@ -4,7 +4,7 @@ Tools: ``echo`` (returns its arguments and the request's ``_meta`` as the server
 result key), ``progress`` (three progress notifications on the request's token), ``log`` (log messages at
 three levels), ``sample`` / ``elicit`` / ``roots`` (asks the client and returns its answer), ``slow``
 (waits ``seconds`` unless cancelled), ``big`` (a ``size``-character text), ``noise``
-(``lines`` non-JSON lines on stdout), ``seen`` (every request this server
+(``lines`` non-JSON lines on stdout), ``changed`` (a tools list_changed notification), ``seen`` (every request this server
 received, tool calls with their tool's name, and every cancellation, in order). Also ``logging/setLevel``, ``resources/*`` with
 subscriptions, ``ping``. Requests are served concurrently, as a real server does.
 """
@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
-TOOLS = ["echo", "progress", "log", "sample", "elicit", "roots", "slow", "big", "noise", "seen"]
+TOOLS = ["echo", "progress", "log", "sample", "elicit", "roots", "slow", "big", "noise", "changed", "seen"]
 
 
 class Server:
@@ -70,6 +70,9 @@ class Server:
             return {"content": [text("slept")]}
         if name == "big":
             return {"content": [text("x" * int(args.get("size", 1000)))]}
+        if name == "changed":
+            self.write({"method": "notifications/tools/list_changed"})
+            return {"content": [text("changed")]}
         if name == "noise":
             for i in range(int(args.get("lines", 100))):
                 self.out.write(f"not json {i}\n".encode())

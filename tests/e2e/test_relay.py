@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -138,6 +139,43 @@ def test_http_edges_get_clear_answers(bridge):
     assert (
         local.status_code == 200 and local.headers["access-control-allow-origin"] == "http://localhost:3000"
     )
+
+
+def test_a_session_gets_list_changes_on_its_standing_stream(bridge):
+    url = bridge.url + "/mcp"
+    init = {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"},
+    }
+    opened = httpx.post(
+        url,
+        json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init},
+        headers={"accept": ACCEPT},
+    )
+    session = {"accept": ACCEPT, "mcp-session-id": opened.headers["mcp-session-id"]}
+    with httpx.stream("GET", url, headers={**session, "accept": "text/event-stream"}, timeout=30) as stream:
+        assert stream.status_code == 200
+        lines = stream.iter_lines()
+        assert next(lines).startswith(":")  # the stream is open: the change cannot race it
+        body = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "changed"}}
+        assert "result" in httpx.post(url, json=body, headers=session, timeout=30).json()
+        data = next(line for line in lines if line.startswith("data:"))
+    assert json.loads(data[5:])["method"] == "notifications/tools/list_changed"
+    assert httpx.delete(url, headers=session, timeout=10).status_code == 200
+    assert httpx.get(url, headers=session, timeout=10).status_code == 404
+
+
+def test_a_partial_request_times_out():
+    running = Running("--body-timeout", "1", server=SERVER)
+    try:
+        with socket.create_connection(("127.0.0.1", running.port), timeout=30) as sock:
+            head = "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+            sock.sendall(head.encode() + b'{"jsonrpc"')
+            answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+    finally:
+        running.stop()
 
 
 def test_a_5mb_handshake_result_is_plain_json(bridge):
