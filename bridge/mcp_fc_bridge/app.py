@@ -230,6 +230,14 @@ class BridgeApp:
         cors: list[tuple[bytes, bytes]],
     ) -> None:
         headers = outcome.headers + cors
+        if outcome.listener is not None:
+            from .listen import close_listener
+
+            try:
+                await responses.stream(send, receive, outcome.listener.stream, headers)
+            finally:
+                await close_listener(self.relay, outcome.listener)
+            return
         if outcome.exchange is None or outcome.sink is None:
             await send_json(send, outcome.status, outcome.message, headers)
             return

@@ -33,6 +33,7 @@ class Outcome:
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     exchange: Exchange | None = None
     sink: Sink | None = None
+    listener: Any = None  # a 2026-07-28 subscriptions/listen stream (listen.Listener)
 
 
 def invalid(request_id: Any, text: str, code: int = wire.INVALID_REQUEST, status: int = 400) -> Outcome:
@@ -157,6 +158,10 @@ async def modern(
     method = body["method"]
     if method == "server/discover":
         return Outcome(200, discover(relay, request_id))
+    if method == "subscriptions/listen":
+        from .listen import open_listener
+
+        return Outcome(200, listener=await open_listener(relay, body))
     if method in wire.MODERN_REMOVED or method == "initialize":
         return Outcome(
             404, wire.error(request_id, wire.METHOD_NOT_FOUND, f"Method not found: {method} at {wire.MODERN}")

@@ -99,6 +99,10 @@ class Session:
     stream: Sink | None = None
     last_seen: float = field(default_factory=time.monotonic)
 
+    def post(self, message: dict[str, Any]) -> None:
+        if self.stream is not None:
+            self.stream.put(message)
+
 
 @dataclass(eq=False)
 class Exchange:
@@ -145,7 +149,9 @@ class Relay:
         self.server_requests: dict[str, tuple[Any, Exchange]] = {}
         self.parked: dict[str, Exchange] = {}
         self.sessions: dict[str, Session] = {}
-        self.subscribers: dict[str, set[Session]] = {}
+        # Session or listen.Listener: whatever holds a resource subscription (has .subscriptions, .post)
+        self.subscribers: dict[str, set[Any]] = {}
+        self.listeners: set[Any] = set()
         self.init: dict[str, Any] = {}
         self.upstream_level: int | None = None
         self.dropped_logs = 0
@@ -263,15 +269,13 @@ class Relay:
         elif method == "notifications/message":
             self._on_log(message, wire.level_rank(params.get("level")))
         elif method == "notifications/resources/updated":
-            for session in self.subscribers.get(params.get("uri"), ()):  # type: ignore[arg-type]
-                if session.stream is not None:
-                    session.stream.put(message)
+            for holder in list(self.subscribers.get(params.get("uri"), ())):  # type: ignore[arg-type]
+                holder.post(message)
         elif method == "notifications/cancelled":
             self._on_server_cancel(message, params.get("requestId"))
-        else:  # list changes and anything else session-wide
-            for session in self.sessions.values():
-                if session.stream is not None:
-                    session.stream.put(message)
+        else:  # list changes and anything else session-wide; 2026-07-28 listeners filter their own
+            for holder in [*self.sessions.values(), *self.listeners]:
+                holder.post(message)
 
     def _on_log(self, message: dict[str, Any], rank: int) -> None:
         ex = self._only_exchange()
@@ -472,7 +476,7 @@ class Relay:
         except (UpstreamError, TimeoutError) as exc:
             log.info("the MCP server refused logging/setLevel: %s", exc)
 
-    def subscribe(self, session: Session, uri: str) -> bool:
+    def subscribe(self, session: Any, uri: str) -> bool:
         """Record a subscription; True when it is the first for ``uri`` (so the server must be told)."""
         holders = self.subscribers.setdefault(uri, set())
         first = not holders
@@ -480,7 +484,7 @@ class Relay:
         session.subscriptions.add(uri)
         return first
 
-    def unsubscribe(self, session: Session, uri: str) -> bool:
+    def unsubscribe(self, session: Any, uri: str) -> bool:
         """True when ``uri`` has no subscriber left (so the server must be told)."""
         holders = self.subscribers.get(uri, set())
         holders.discard(session)

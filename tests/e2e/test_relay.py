@@ -19,10 +19,12 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import httpx
+import httpx2
 import pytest
 
-from tests.e2e.relay_checks import BIG, SERVER, assert_all_carried, exercise
+from tests.e2e.relay_checks import BIG, SERVER, assert_all_carried, client, exercise
 from tests.e2e.test_bridge import Running
 
 pytestmark = pytest.mark.e2e
@@ -164,6 +166,23 @@ def test_a_session_gets_list_changes_on_its_standing_stream(bridge):
     assert json.loads(data[5:])["method"] == "notifications/tools/list_changed"
     assert httpx.delete(url, headers=session, timeout=10).status_code == 200
     assert httpx.get(url, headers=session, timeout=10).status_code == 404
+
+
+def test_a_2026_client_listens_for_list_changes(bridge):
+    async def listen_and_change() -> list[str]:
+        async with httpx2.AsyncClient(timeout=httpx2.Timeout(30)) as http:
+            async with client(bridge.url + "/mcp", http, MODERN, []) as c:
+                async with c.listen(tools_list_changed=True, prompts_list_changed=True) as sub:
+                    # the ack is in: the server has tools.listChanged and no prompts
+                    assert sub.honored is not None and sub.honored.tools_list_changed
+                    assert not sub.honored.prompts_list_changed
+                    await c.call_tool("changed", {})
+                    with anyio.fail_after(30):
+                        async for event in sub:
+                            return [type(event).__name__]
+        return []
+
+    assert asyncio.run(listen_and_change()) == ["ToolsListChanged"]
 
 
 def test_a_partial_request_times_out():
