@@ -421,10 +421,10 @@ class Relay:
 
     async def cancel(self, ex: Exchange, reason: str) -> None:
         """Stop a request's work at the server (notifications/cancelled), at most once."""
+        if ex.state is not None:
+            self.parked.pop(ex.state, None)  # also when the server already answered (early_final)
         if self.inflight.pop(ex.upstream_id, None) is None:
             return
-        if ex.state is not None:
-            self.parked.pop(ex.state, None)
         for server_id in ex.pending_inputs.values():
             await self._answer_server(wire.error(server_id, wire.INTERNAL_ERROR, "the request was cancelled"))
         params = {"requestId": ex.upstream_id, "reason": reason}

@@ -110,7 +110,9 @@ def forward_params(params: Any, progress_token: Any = None) -> Any:
     out = params
     if "inputResponses" in params or "requestState" in params:
         out = {k: v for k, v in params.items() if k not in ("inputResponses", "requestState")}
-    if isinstance(meta, dict):
+    if isinstance(meta, dict) and (
+        progress_token is not None or any(k.startswith(META_PREFIX) for k in meta)
+    ):
         kept = {k: v for k, v in meta.items() if not k.startswith(META_PREFIX)}
         if progress_token is not None:
             kept["progressToken"] = progress_token
