@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,8 +25,11 @@ import httpx
 import httpx2
 import pytest
 
+from tests.conftest import wait_until
 from tests.e2e.relay_checks import BIG, SERVER, assert_all_carried, client, exercise
-from tests.e2e.test_bridge import Running
+from tests.e2e.test_bridge import BRIDGE, Running
+from tests.e2e.test_emulator_runtime import family
+from tests.integration.conftest import free_port, service_up
 
 pytestmark = pytest.mark.e2e
 
@@ -183,6 +187,44 @@ def test_a_2026_client_listens_for_list_changes(bridge):
         return []
 
     assert asyncio.run(listen_and_change()) == ["ToolsListChanged"]
+
+
+# Waits for a gate file before it becomes the test server (reading nothing meanwhile: the bridge's initialize
+# stays in the pipe until then).
+GATED = (
+    "import os, sys, time\n"
+    "while not os.path.exists(sys.argv[1]):\n"
+    "    time.sleep(0.05)\n"
+    "os.execv(sys.executable, [sys.executable, sys.argv[2]])\n"
+)
+
+
+def test_the_port_opens_only_once_the_server_answered_initialize(tmp_path):
+    gate = tmp_path / "go"
+    port = free_port()
+    argv = [
+        BRIDGE,
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        "--",
+        SERVER[0],
+        "-c",
+        GATED,
+        str(gate),
+        SERVER[1],
+    ]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: len(family(proc.pid)) == 2, 60, what="the bridge started its server")
+        assert not service_up(port)  # the server is running but has not answered initialize
+        gate.touch()
+        wait_until(lambda: service_up(port), 60, what="the bridge listens once initialize is answered")
+        assert httpx.get(f"http://127.0.0.1:{port}/status", timeout=10).json()["server"] == "relay-test"
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def test_a_partial_request_times_out():
