@@ -192,3 +192,15 @@ def test_converting_sse_to_streamable_http_rewrites_affinity_and_trigger_methods
     assert not spec.trigger_config_matches(
         spec.update_trigger_input(old, auth).trigger_config, spec.update_trigger_input(new, auth)
     )
+
+
+def test_an_anonymous_endpoint_allows_no_browser_origin_by_default():
+    """Unauthenticated, '*' would let any web page's script call the server (DNS rebinding, issue 24): the
+    bridge gets no --allow-origin and keeps its loopback-only default; an explicit list still wins."""
+    base = {"name": "o", "image": "python:3.12-slim", "command": ["srv"]}
+    anonymous = DeployRequest(**base, auth={"type": "anonymous"})
+    assert anonymous.allow_origins == [] and "--allow-origin" not in spec.proxy_command(anonymous)
+    assert DeployRequest.model_validate(anonymous.model_dump()).allow_origins == []  # stored, then read back
+    assert DeployRequest(**base).allow_origins == ["*"]  # behind the trigger's JWT
+    chosen = DeployRequest(**base, auth={"type": "anonymous"}, allow_origins=["*"])
+    assert spec.proxy_command(chosen)[5:7] == ["--allow-origin", "*"]
