@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmarks import common
 from benchmarks.common import BENCH_AK, BENCH_SK, Row, dump, log, table
 
-ALL = ("overhead", "burst", "polling", "scale", "waiting", "endpoint")
+ALL = ("overhead", "burst", "polling", "scale", "waiting", "endpoint", "relay")
 # Chosen by measurement (docs/performance.md, "Worker pool"): a threads pool, 2 slots per core. A deploy
 # costs the worker ~35 ms of CPU against 300 ms waiting on FC here, and the API, PostgreSQL and the
 # emulator share the same cores: beyond 2 per core the slots wait for CPU, not for FC (x8 on 2 cores:

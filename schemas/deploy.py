@@ -204,7 +204,11 @@ class DeployRequest(_Strict):
     allow_origins: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
         default_factory=lambda: ["*"],
         max_length=32,
-        description="browser origins the bridge allows (CORS; any other Origin gets 403)",
+        description=(
+            "browser origins the bridge allows (CORS; any other Origin gets 403). Default: '*' behind the "
+            "trigger's auth; with auth anonymous, none but loopback (an open endpoint must not answer any web "
+            "page: DNS rebinding)"
+        ),
     )
     priority: Priority = Priority.normal
     proxy: ProxyKind = Field(
@@ -369,6 +373,9 @@ class DeployRequest(_Strict):
     def _cross_field(cls, data: Any, handler: Any) -> "DeployRequest":
         # Rules that span fields. Raised as located errors so a 422 names the field and the rule.
         req = handler(data)
+        if "allow_origins" not in req.model_fields_set and req.auth.type == AuthType.anonymous:
+            # Unauthenticated, '*' would let any web page's script call the server (issue 24); explicit wins.
+            req.allow_origins = []
         problems = [
             InitErrorDetails(type=PydanticCustomError(rule, message), loc=(field,), input=value)
             for field, rule, message, value in [*req._capacity_problems(), *req._source_problems()]

@@ -207,3 +207,15 @@ def test_the_health_check_is_a_quick_liveness_verdict_within_fcs_ranges():
     assert check.period_seconds * check.failure_threshold + check.timeout_seconds <= 15
     assert 1 <= check.timeout_seconds <= 3 and 0 <= check.initial_delay_seconds <= 120
     assert 1 <= check.period_seconds <= 120 and 1 <= check.failure_threshold <= 120
+
+
+def test_an_anonymous_endpoint_allows_no_browser_origin_by_default():
+    """Unauthenticated, '*' would let any web page's script call the server (DNS rebinding, issue 24): the
+    bridge gets no --allow-origin and keeps its loopback-only default; an explicit list still wins."""
+    base = {"name": "o", "image": "python:3.12-slim", "command": ["srv"]}
+    anonymous = DeployRequest(**base, auth={"type": "anonymous"})
+    assert anonymous.allow_origins == [] and "--allow-origin" not in spec.proxy_command(anonymous)
+    assert DeployRequest.model_validate(anonymous.model_dump()).allow_origins == []  # stored, then read back
+    assert DeployRequest(**base).allow_origins == ["*"]  # behind the trigger's JWT
+    chosen = DeployRequest(**base, auth={"type": "anonymous"}, allow_origins=["*"])
+    assert spec.proxy_command(chosen)[5:7] == ["--allow-origin", "*"]
