@@ -15,6 +15,7 @@ what a careful HTTP MCP server does, so a bridge in front of the stdio build is 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import warnings
@@ -115,7 +116,7 @@ TOOLS: list[dict[str, Any]] = [
     },
     {
         "name": "test_reconnection",
-        "description": "Closes its SSE stream mid-call where HTTP allows",
+        "description": "For the SSE polling scenario: answers at once",
         "inputSchema": NO_ARGS,
     },
 ]
@@ -220,33 +221,46 @@ async def sample(ctx: Any, prompt: str) -> dict[str, Any]:
     return result(text(f"LLM response: {reply}"))
 
 
-async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> dict[str, Any]:
-    args = params.arguments or {}
-    match params.name:
-        case "test_simple_text":
-            return result(text("This is a simple text response for testing."))
-        case "test_image_content":
-            return result({"type": "image", "data": PNG, "mimeType": "image/png"})
-        case "test_audio_content":
-            return result({"type": "audio", "data": WAV, "mimeType": "audio/wav"})
-        case "test_embedded_resource":
-            resource = {
+IMAGE_BLOCK = {"type": "image", "data": PNG, "mimeType": "image/png"}
+# What the content tools answer, always the same.
+FIXED_RESULTS = {
+    "test_simple_text": result(text("This is a simple text response for testing.")),
+    "test_image_content": result(IMAGE_BLOCK),
+    "test_audio_content": result({"type": "audio", "data": WAV, "mimeType": "audio/wav"}),
+    "test_embedded_resource": result(
+        {
+            "type": "resource",
+            "resource": {
                 "uri": "test://embedded-resource",
                 "mimeType": "text/plain",
                 "text": "This is an embedded resource content.",
-            }
-            return result({"type": "resource", "resource": resource})
-        case "test_multiple_content_types":
-            resource = {
+            },
+        }
+    ),
+    "test_multiple_content_types": result(
+        text("Multiple content types test:"),
+        IMAGE_BLOCK,
+        {
+            "type": "resource",
+            "resource": {
                 "uri": "test://mixed-content-resource",
                 "mimeType": "application/json",
                 "text": '{"test":"data","value":123}',
-            }
-            return result(
-                text("Multiple content types test:"),
-                {"type": "image", "data": PNG, "mimeType": "image/png"},
-                {"type": "resource", "resource": resource},
-            )
+            },
+        },
+    ),
+    "test_error_handling": result(text("This tool intentionally returns an error for testing"), error=True),
+    # The polling scenario wants this tool to close its SSE stream mid-call and the client to resume with
+    # Last-Event-ID; that needs an event store, which this server does not keep, so it answers at once.
+    "test_reconnection": result(text("Reconnection test completed")),
+}
+
+
+async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> dict[str, Any]:
+    args = params.arguments or {}
+    if params.name in FIXED_RESULTS:
+        return copy.deepcopy(FIXED_RESULTS[params.name])
+    match params.name:
         case "test_tool_with_logging":
             # The scenario waits for three log lines; the pauses let each leave before the next.
             for i, message in enumerate(
@@ -263,8 +277,6 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> dict[str, 
                 await ctx.session.report_progress(progress, 100)
             token = ((ctx.params or {}).get("_meta") or {}).get("progressToken")
             return result(text(f"Progress test completed (progressToken {token!r})"))
-        case "test_error_handling":
-            return result(text("This tool intentionally returns an error for testing"), error=True)
         case "test_sampling":
             return await sample(ctx, str(args.get("prompt", "")))
         case "test_elicitation":
@@ -275,14 +287,7 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> dict[str, 
             return await elicit(ctx, "Please choose", SEP1330_SCHEMA)
         case "json_schema_2020_12_tool":
             return result(text(f"Received: {json.dumps(args, sort_keys=True)}"))
-        case "test_reconnection":
-            # Over HTTP with an event store the SDK can close this request's SSE stream and let the client
-            # resume; over stdio there is no stream to close, and the answer comes at once.
-            if ctx.close_sse_stream is not None:
-                await ctx.close_sse_stream()
-                await anyio.sleep(0.2)
-            return result(text("Reconnection test completed"))
-    return result(text(f"Unknown tool: {params.name}"), error=True)
+    raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}")
 
 
 RESOURCES = [
@@ -376,8 +381,7 @@ async def get_prompt(ctx: Any, params: types.GetPromptRequestParams) -> dict[str
                 ]
             }
         case "test_prompt_with_image":
-            image = {"type": "image", "data": PNG, "mimeType": "image/png"}
-            return {"messages": [user(image), user(text("Please analyze the image above."))]}
+            return {"messages": [user(IMAGE_BLOCK), user(text("Please analyze the image above."))]}
     raise MCPError(types.INVALID_PARAMS, f"Unknown prompt: {params.name}")
 
 

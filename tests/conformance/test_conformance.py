@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conformance import suite
 from tests.conformance.suite import (
     CHECKS_NOTHING,
     FAIL,
@@ -129,6 +130,16 @@ def test_a_scenario_passes_only_when_a_check_succeeded_and_none_failed():
     assert verdict([warned, noted]).status == CHECKS_NOTHING
     assert verdict([]).status == CHECKS_NOTHING
     assert verdict([ok, failed]) == Verdict(FAIL, 1, "d: boom")
+
+
+def test_a_missing_suite_fails_under_ci_and_skips_elsewhere(monkeypatch, tmp_path):
+    monkeypatch.setattr(suite, "NODE", tmp_path / "node")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="npm ci"):
+        suite.require_suite()
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception, match="npm ci"):
+        suite.require_suite()
 
 
 def test_our_server_passes_every_scenario_directly(verdicts):
