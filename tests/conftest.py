@@ -136,6 +136,8 @@ def xdist_group(item: pytest.Item) -> str | None:
 # Where the time goes (per-test durations, issue 22 #4), longest first; everything else runs after these.
 SLOWEST_FIRST = (
     "tests/reliability/test_faults.py",
+    # three runs of the conformance suite side by side on one worker (~25 s with its deployment)
+    "tests/conformance/",
     "tests/e2e/test_health_checks.py",
     "tests/e2e/test_tool_drift.py",
     "tests/e2e/",
