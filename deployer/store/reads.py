@@ -192,6 +192,7 @@ def to_public(row: DeploymentRow) -> Deployment:
         tool_fingerprints=dict(probe.get("tool_fingerprints") or {}),
         drift=result.drift,
         token=result.token,
+        build=result.public_build(),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
