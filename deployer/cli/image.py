@@ -14,6 +14,23 @@ import typer
 from deployer.cli.input import InputError
 from deployer.client import APIClient
 from schemas.limits import image_warnings
+from schemas.package import parse_package_command
+
+
+def packaged(command: list[str] | None, *, quiet: bool = False) -> bool:
+    """True when the server command is `npx PKG` / `uvx PKG`: with no --image the worker pins it and builds
+    a code package (says so on stderr unless `quiet`)."""
+    found = parse_package_command(list(command or []))
+    if found is None:
+        return False
+    if not quiet:
+        typer.echo(
+            f"note: no --image: the worker pins {found.spec} ({found.ecosystem.value}) and builds it into a "
+            "code package (FC runtime custom.debian12 with its official layers; on `mcp-fc dev`, built for "
+            "this machine's platform and Python)",
+            err=True,
+        )
+    return True
 
 
 def default_image(api: APIClient) -> str:
