@@ -322,6 +322,15 @@ ConvertOpt = Annotated[
     ),
 ]
 
+UpgradeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--upgrade",
+        help="Image-less: resolve the package's versions again instead of keeping the locked ones "
+        "(the events say from what to what)",
+    ),
+]
+
 
 def redeploy(
     ctx: typer.Context,
@@ -335,14 +344,7 @@ def redeploy(
     concurrency: Annotated[int | None, typer.Option(help="Requests per instance")] = None,
     priority: Annotated[Priority | None, typer.Option(help="Queue priority")] = None,
     transport: ConvertOpt = None,
-    upgrade: Annotated[
-        bool,
-        typer.Option(
-            "--upgrade",
-            help="Image-less: resolve the package's versions again instead of keeping the locked ones "
-            "(the events say from what to what)",
-        ),
-    ] = False,
+    upgrade: UpgradeOpt = False,
     no_wait: NoWait = False,
     json_out: JsonOut = False,
     api_url: ApiUrl = None,
