@@ -103,6 +103,14 @@ def _npm_lock(tools: Tools, cmd: PackageCommand) -> Lock:
         )
         manifest = json.loads((work / "package.json").read_text())
         lock_text = (work / "package-lock.json").read_text()
+        for value in (manifest.get("dependencies") or {}).values():
+            # npm writes a local folder or tarball relative to this directory; the install runs elsewhere
+            if value.startswith("file:") and not value.startswith("file:/"):
+                absolute = f"file:{(work / value[5:]).resolve()}"
+                lock_text = lock_text.replace(json.dumps(value), json.dumps(absolute))
+                manifest["dependencies"] = {
+                    k: absolute if v == value else v for k, v in manifest["dependencies"].items()
+                }
     deps = manifest.get("dependencies") or {}
     if len(deps) != 1:
         raise BuildError(f"npm resolved {cmd.spec} to {sorted(deps)}, not one package")
