@@ -64,7 +64,9 @@ class BuildSteps(DeployRun):
             self.run_.record_step(
                 "building", 7, f"building {cmd.spec} ({cmd.ecosystem.value}) for {tools.target.describe()}"
             )
-            lock, replaced = pin(tools, cmd, Lock.from_json(previous) if previous else None, self.req.upgrade)
+            # `upgrade` is the redeploy's that asked for it: a later reconcile of the stored spec keeps the lock
+            upgrade = self.req.upgrade and self.row.operation == "redeploy"
+            lock, replaced = pin(tools, cmd, Lock.from_json(previous) if previous else None, upgrade)
             self.run_.record_step("building", 8, self.pin_message(cmd.spec, cmd.pinned, lock, replaced))
             built = build(self.settings, tools, cmd, lock)
         m = built.manifest

@@ -110,3 +110,47 @@ def test_a_package_that_does_not_exist_fails_the_build_before_any_fc_call(stack)
     assert dep["error"]["code"] == "BuildFailed" and dep["stage"] == "build", dep["error"]
     assert "404" in dep["error"]["message"]  # npm's own words
     assert "il-missing" not in stack.fc.backend.functions
+
+
+def test_from_mcp_json_deploys_each_npx_and_uvx_server_as_its_own_package(stack, tmp_path):
+    config = {
+        "mcpServers": {
+            "il-json-time": {"command": "uvx", "args": ["mcp-server-time"]},
+            "il-json-tokyo": {
+                "command": "uvx",
+                "args": ["mcp-server-time", "--local-timezone", "Asia/Tokyo"],
+                "env": {"SOME_TOKEN": "t0ken-value"},
+            },
+            "il-json-every": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-everything"]},
+        }
+    }
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps(config))
+    result = cli(stack, "deploy", "--from-mcp-json", str(path))
+    assert result.exit_code == 0, result.output
+    assert "t0ken-value" not in result.output
+    remote = json.loads(result.stdout)["mcpServers"]
+    assert set(remote) == set(config["mcpServers"])
+    builds = {name: fc_function(stack, name)["codeChecksum"] for name in remote}
+    assert all(builds.values()) and builds["il-json-every"] != builds["il-json-time"]
+    for name, entry in remote.items():
+        tool = "echo" if name == "il-json-every" else "get_current_time"
+        arguments = {"message": "hi"} if tool == "echo" else None
+        used = asyncio.run(
+            use(entry["url"], "streamable-http", entry["headers"], tool=tool, arguments=arguments)
+        )
+        assert tool in used.tools
+    env = fc_function(stack, "il-json-tokyo")["environmentVariables"]
+    assert env["SOME_TOKEN"] == "t0ken-value" and env["HOME"] == "/tmp"
+
+
+def test_redeploy_upgrade_resolves_again_and_says_from_what_to_what(stack):
+    dep = deploy(stack, "il-upgrade", ["uvx", "mcp-server-time"])
+    assert dep["status"] == "succeeded", dep.get("error")
+    again = redeploy(stack, "il-upgrade", upgrade=True)
+    assert again["status"] == "succeeded", again.get("error")
+    said = "\n".join(events(stack, "il-upgrade"))
+    version = dep["build"]["version"]
+    # the registry's newest is what was just pinned, so the upgrade finds nothing newer and says so
+    assert f"mcp-server-time stays at {version}" in said or f"from {version} to" in said
+    assert again["build"]["lock_hash"] == dep["build"]["lock_hash"] or again["build"]["version"] != version
