@@ -138,6 +138,8 @@ SLOWEST_FIRST = (
     "tests/reliability/test_faults.py",
     "tests/e2e/test_health_checks.py",
     "tests/e2e/test_tool_drift.py",
+    "tests/e2e/test_imageless.py",
+    "tests/build/test_builder.py",
     "tests/e2e/",
     "tests/reliability/",
     "tests/integration/",

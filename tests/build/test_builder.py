@@ -1,7 +1,8 @@
 """Image-less builds with the real npm and uv (deployer/build), on local fixture packages made here: a
 package whose install fails and one too large fail with the tool's own words before anything reaches FC;
 an unchanged lock builds nothing the second time; a kept lock is reused and `upgrade` moves it. npm's and
-uv's downloads (the bridge's wheels) are cached under .pytest_cache/mcpfc-build between runs."""
+uv's downloads (the bridge's wheels) are cached under ~/.cache/mcp-fc-tests/build (MCPFC_TEST_BUILD_CACHE)
+between runs."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Image-less deploys on the emulator (issue 23's must-show list): `uvx mcp-server-time` and
 `npx -y @modelcontextprotocol/server-everything` with no image, through the real worker (its build queue),
 the real bridge inside the built code package and the official MCP client in both eras. Downloads and
-built packages are cached under .pytest_cache/mcpfc-build between runs."""
+built packages are cached under ~/.cache/mcp-fc-tests/build (MCPFC_TEST_BUILD_CACHE) between runs."""
 
 from __future__ import annotations
 

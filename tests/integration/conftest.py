@@ -32,8 +32,11 @@ from fc_emulator import EmulatorServer
 from tests.conftest import TEST_AK, TEST_SK, TIMEOUT_SCALE, alive, in_ci, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-#: npm's and uv's downloads and the built code packages of image-less deploys, kept between test runs.
-BUILD_CACHE = REPO / ".pytest_cache" / "mcpfc-build"
+#: npm's and uv's downloads and the built code packages of image-less deploys, kept between test runs (and
+#: between clones on one machine: CI runs in a fresh clone).
+BUILD_CACHE = Path(
+    os.environ.get("MCPFC_TEST_BUILD_CACHE") or Path.home() / ".cache" / "mcp-fc-tests" / "build"
+)
 
 
 def service_up(port: int) -> bool:
