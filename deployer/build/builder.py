@@ -38,6 +38,9 @@ def make_tools(settings: Settings, output: Output, home: Path, install_scripts: 
         "npm_config_update_notifier": "false",
         "UV_CACHE_DIR": str(tool_cache / "uv"),
         "UV_NO_CONFIG": "1",  # no uv.toml of the worker's user changes what is resolved
+        # The host's trust store, as pip and npm (NODE_EXTRA_CA_CERTS) use it: uv's own bundled roots fail
+        # behind a TLS-inspecting proxy whose CA the host trusts.
+        "UV_SYSTEM_CERTS": "1",
     }
     secrets: list[str] = []
     if settings.build_npm_registry:
