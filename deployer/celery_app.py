@@ -41,7 +41,11 @@ HEALTH_BATCH_TASK = "mcpfc.health.batch"  # probes one batch of deployments
 DRIFT_SWEEP_TASK = "mcpfc.drift.sweep"  # beat: one check per succeeded deployment, spread over the interval
 DRIFT_CHECK_TASK = "mcpfc.drift.check"
 TOKEN_SWEEP_TASK = "mcpfc.tokens.sweep"  # beat: flag (and, opted in, rotate) tokens near expiry
-QUEUES = ("high", "default", "low", WAITING_QUEUE, HEALTH_QUEUE)
+# Image-less deploys build their code package (npm / uv installs, tens of seconds) from a queue of their own,
+# so a burst of builds never holds the workers that deploy (tasks/build_steps.py); at scale run `--queues
+# build` workers of their own, with npm and uv.
+BUILD_QUEUE = "build"
+QUEUES = ("high", "default", "low", WAITING_QUEUE, HEALTH_QUEUE, BUILD_QUEUE)
 PRIORITY_QUEUE = {"high": "high", "normal": "default", "low": "low"}
 
 # Hard limit per task run. Waiting for FC is done by re-scheduling, so one run is short: a few FC calls

@@ -26,6 +26,8 @@
     │   └── FCUnreachable      transport failure, timeout, garbled answer (retryable)
     ├── LogsUnavailable        a deployment's own output cannot be read (no log config, SLS said no)
     └── DeployError            a deploy step failed for a reason of ours (timeout, function Failed, probe)
+        └── BuildError         an image-less package could not be resolved, installed or packed (with the
+                               tool's own output; before any FC call)
 
     FieldError (schemas/problem.py) is not an exception: one broken rule of a rejected request.
     Not part of the hierarchy, on purpose: fc_emulator.exceptions.FCError is the *emulator's* FC
@@ -145,6 +147,17 @@ class DeployError(MCPFCError):
         super().__init__(message, code=code)
         self.step = step
         self.retryable = retryable
+
+
+class BuildError(DeployError):
+    """An image-less deploy's package could not be resolved, installed or packed (deployer/build). Its message
+    ends with the tail of the tool's own output (npm's, uv's), credentials masked; nothing was sent to FC."""
+
+    code = "BuildFailed"
+
+    def __init__(self, message: str, *, code: str | None = None, output: str = "") -> None:
+        super().__init__(message, code=code, step="build")
+        self.output = output
 
 
 class DeploymentFailed(MCPFCError):

@@ -167,6 +167,29 @@ class Settings(BaseSettings):
         default=False, description="rotate flagged tokens on schedule (clients must fetch the new config)"
     )
 
+    # Image-less deploys (issue 23, deployer/build): `npx`/`uvx` servers resolved, locked and packed into a
+    # code package on the worker's `build` queue. `build_target`: `fc` (linux x86_64, Python 3.12 like FC's
+    # Python312 layer) or `host` (this machine's platform and Python, for the local emulator); unset means
+    # `host` when FC is the local emulator, else `fc`.
+    build_target: Literal["fc", "host"] | None = None
+    build_cache_dir: Path | None = Field(
+        default=None, description="built packages; unset: DATA_DIR/build-cache"
+    )
+    build_cache_max_bytes: int = Field(
+        default=2 * 1024**3, ge=0, description="the build cache's size; least recently used packages go first"
+    )
+    build_tool_cache_dir: Path | None = Field(
+        default=None, description="npm's and uv's download caches; unset: DATA_DIR/build-tools"
+    )
+    build_timeout_s: float = Field(default=600.0, gt=0, description="one npm / uv command's time limit")
+    # Mirrors or private registries. A URL may carry credentials (https://user:token@host/...): they are
+    # passed to npm / uv in their environment and masked in every event and log line.
+    build_npm_registry: SecretStr | None = Field(default=None, description="npm registry URL")
+    build_pypi_index_url: SecretStr | None = Field(default=None, description="PyPI index URL (uv)")
+    # FC's limit for code sent through the API (zipFile), counted on the base64 text (the limits page says
+    # "ZIP, Base64-encoded"; which of the two it counts is not public, so the stricter). Lower only, e.g. tests.
+    build_max_code_b64_bytes: int = Field(default=100 * 1024 * 1024, ge=1, le=100 * 1024 * 1024)
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def sqlite_path(self) -> Path:
@@ -204,6 +227,18 @@ class Settings(BaseSettings):
             return False
         host = urlsplit(self.fc_endpoint if "://" in self.fc_endpoint else f"//{self.fc_endpoint}").hostname
         return host in LOOPBACK_HOSTS or (host or "").startswith("127.")
+
+    @property
+    def effective_build_target(self) -> str:
+        return self.build_target or ("host" if self.fc_is_local else "fc")
+
+    @property
+    def effective_build_cache_dir(self) -> Path:
+        return self.build_cache_dir or self.data_dir / "build-cache"
+
+    @property
+    def effective_build_tool_cache_dir(self) -> Path:
+        return self.build_tool_cache_dir or self.data_dir / "build-tools"
 
     @field_validator("region")
     @classmethod

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .codepackage import code_store, is_code_runtime, map_paths, prepare
 from .command import DEFAULT_CONTAINER_PORT, container_argv, map_command, split_init, watch_server
 from .environment import build_environment
 from .exceptions import FCError
@@ -93,8 +94,16 @@ def plan_launch(
     ``check_port(name, port)`` refuses a port that an unmapped command would find taken."""
     name = function.name
     spec = function.spec
-    container = spec.get("customContainerConfig") or {}
-    init_argv, argv = split_init(container_argv(container, getattr(function, "image_config", None)))
+    code_dirs: tuple[str, str] | None = None
+    if is_code_runtime(spec.get("runtime")):
+        # A code package: its zip unpacked as /code, its layers' interpreters under /opt (codepackage.py).
+        container = spec.get("customRuntimeConfig") or {}
+        code_dirs = prepare(spec, code_store())
+        raw = [*(container.get("command") or ["/code/bootstrap"]), *(container.get("args") or [])]
+        init_argv, argv = [], [map_paths(str(a), *code_dirs) for a in raw]
+    else:
+        container = spec.get("customContainerConfig") or {}
+        init_argv, argv = split_init(container_argv(container, getattr(function, "image_config", None)))
     if not argv:
         raise FunctionNotStarted(
             f"function '{name}' has no customContainerConfig.command or entrypoint (or only an init "
@@ -109,6 +118,8 @@ def plan_launch(
         check_port(name, port)
     instance_id = f"c-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:8]}"
     env = build_environment(spec, port=port, instance_id=instance_id, account_id=account_id, region=region)
+    if code_dirs is not None:
+        env = {k: map_paths(v, *code_dirs) if k == "PATH" else v for k, v in env.items()}
     executable = shutil.which(mapped_argv[0], path=env["PATH"])
     if executable is None:
         raise FunctionNotStarted(

@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
+from .codepackage import layer_version, take_code, validate_code_function
 from .exceptions import (
     FunctionAlreadyExists,
     FunctionNotEmpty,
@@ -191,8 +192,10 @@ class FCBackend(FCTriggersMixin, FCVersionsMixin, FCStateFileMixin):
         if not spec.get("functionName"):
             raise InvalidArgument("functionName is required")
         validate_function_fields(spec)
+        take_code(spec)
         apply_function_defaults(spec)
         validate_function_spec(spec)
+        validate_code_function(spec, self._region())
         name = spec["functionName"]
         with self._lock:
             if name in self.functions:
@@ -213,6 +216,9 @@ class FCBackend(FCTriggersMixin, FCVersionsMixin, FCStateFileMixin):
             seq = self._changed()
         self._persist(seq)
         return result
+
+    def get_layer_version_by_arn(self, arn: str) -> dict[str, Any]:
+        return layer_version(arn, self._region())
 
     def get_function(self, function_name: str, qualifier: str | None = None) -> dict[str, Any]:
         """With a version or alias as ``qualifier``: that version's configuration."""
@@ -235,11 +241,13 @@ class FCBackend(FCTriggersMixin, FCVersionsMixin, FCStateFileMixin):
         changes.pop("functionName", None)
         changes.pop("tags", None)  # UpdateFunctionInput has no tags
         validate_function_fields(changes)
+        take_code(changes)
         with self._lock:
             fn = self._function(function_name)
             spec = {**fn.spec, **changes}
             apply_function_defaults(spec)
             validate_function_spec(spec)
+            validate_code_function(spec, fn.region)
             now = self.clock()
             fn.apply_update(
                 spec, now=now, pending_seconds=self.pending_seconds, fail_reason=self._fail_reason(spec)

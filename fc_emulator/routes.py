@@ -156,6 +156,10 @@ def _delete_alias(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str, An
     return 204, None
 
 
+def _get_layer_version_by_arn(backend: FCBackend, req: FCRequest) -> tuple[int, dict[str, Any] | None]:
+    return 200, backend.get_layer_version_by_arn(req.path_params["arn"])
+
+
 # the table -------------------------------------------------------------------------------------------
 
 _SEGMENT = "[^/?#]+"
@@ -167,6 +171,7 @@ _VERSIONS = rf"^{PREFIX}/functions/(?P<function>{_SEGMENT})/versions/?\Z"
 _VERSION = rf"^{PREFIX}/functions/(?P<function>{_SEGMENT})/versions/(?P<version>{_SEGMENT})/?\Z"
 _ALIASES = rf"^{PREFIX}/functions/(?P<function>{_SEGMENT})/aliases/?\Z"
 _ALIAS = rf"^{PREFIX}/functions/(?P<function>{_SEGMENT})/aliases/(?P<alias>{_SEGMENT})/?\Z"
+_LAYER_ARN = rf"^{PREFIX}/layerarn/(?P<arn>{_SEGMENT})/?\Z"
 
 ROUTES: tuple[Route, ...] = tuple(
     Route(action, method, re.compile(pattern), handler)
@@ -189,6 +194,7 @@ ROUTES: tuple[Route, ...] = tuple(
         ("GetAlias", "GET", _ALIAS, _get_alias),
         ("UpdateAlias", "PUT", _ALIAS, _update_alias),
         ("DeleteAlias", "DELETE", _ALIAS, _delete_alias),
+        ("GetLayerVersionByArn", "GET", _LAYER_ARN, _get_layer_version_by_arn),
     )
 )
 

@@ -26,6 +26,7 @@ import time
 from typing import IO, Any
 
 from . import control, routes, sls
+from .codepackage import MAX_ZIP_BASE64
 from .dataplane import DataPlane, ListenerHub
 from .exceptions import FCError, InternalServerError, new_request_id
 from .faults import FaultInjector
@@ -84,6 +85,9 @@ def request_region(headers: Any) -> str | None:
 
 class _FCRequestHandler(JSONRequestHandler):
     server: _ControlHTTPServer
+    #: A CreateFunction may carry FC's largest code package (100 MB of base64 in code.zipFile, which
+    #: codepackage.py refuses past that with FC's own rule) plus the rest of the function's JSON.
+    max_body_bytes = MAX_ZIP_BASE64 + 1024 * 1024
 
     def _dispatch(self) -> None:
         emulator = self.server.emulator

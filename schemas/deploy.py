@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from schemas import limits
+from schemas.package import PACKAGE_COMMANDS, PackageCommand, parse_package_command
 
 
 class Transport(StrEnum):
@@ -162,13 +163,17 @@ class DeployRequest(_Strict):
         Field(description=f"FC function name: {limits.FUNCTION_NAME_RULE}", examples=["mcp-time"]),
     ]
     image: Annotated[
-        str,
+        str | None,
         Field(
             min_length=1,
             max_length=limits.IMAGE_MAX,
             examples=["registry.cn-hangzhou.aliyuncs.com/ns/mcp-time:1.0"],
+            description=(
+                "the container image; leave it out for an `npx [-y] PKG` or `uvx PKG` command, which the "
+                "worker pins, builds into a code package and runs on FC's custom.debian12 runtime"
+            ),
         ),
-    ]
+    ] = None
     command: Annotated[
         list[Annotated[str, Field(max_length=4096)]],
         Field(
@@ -236,6 +241,17 @@ class DeployRequest(_Strict):
         default=False,
         description="hand the function role's STS credentials to the MCP server's environment",
     )
+    install_scripts: bool = Field(
+        default=False,
+        description="image-less npm packages: run their install scripts (off: `npm --ignore-scripts`)",
+    )
+    upgrade: bool = Field(
+        default=False,
+        description=(
+            "image-less: resolve the package's versions again instead of reusing the deployment's lock "
+            "(`redeploy --upgrade`); applies to this run only"
+        ),
+    )
 
     @field_validator("name")
     @classmethod
@@ -246,8 +262,8 @@ class DeployRequest(_Strict):
 
     @field_validator("image")
     @classmethod
-    def _image(cls, v: str) -> str:
-        if not limits.IMAGE_RE.fullmatch(v):
+    def _image(cls, v: str | None) -> str | None:
+        if v is not None and not limits.IMAGE_RE.fullmatch(v):
             raise _rule(
                 "image_reference", "image must be a registry/repository[:tag][@sha256:digest] reference"
             )
@@ -429,6 +445,8 @@ class DeployRequest(_Strict):
             found.append(
                 ("secret_env", "env_duplicate_key", f"keys {overlap} are in both env and secret_env", overlap)
             )
+        if self.image is None:
+            return [*found, *self._package_problems()]
         if self.region and (wrong_region := limits.image_region_error(self.image, self.region)):
             found.append(("image", "image_region", wrong_region, self.image))
         host = limits.image_registry_host(self.image)
@@ -439,6 +457,23 @@ class DeployRequest(_Strict):
             message = "give the stdio MCP server's argv when proxy is mcp-proxy"
             found.append(("command", "command_required", message, []))
         return found
+
+    def _package_problems(self) -> list[_Broken]:
+        """An image-less request: its command must be a package command the worker can build."""
+        if parse_package_command(self.command) is None:
+            message = f"give an image, or a server command mcp-fc can package without one: {PACKAGE_COMMANDS}"
+            return [("image", "image_required", message, None)]
+        if self.proxy == ProxyKind.none:
+            message = "an image-less deployment runs the mcp-fc bridge: proxy none needs an image"
+            return [("proxy", "proxy_needs_image", message, self.proxy.value)]
+        if self.acr_instance_id:
+            return [("acr_instance_id", "acr_without_image", "acr_instance_id needs an image", None)]
+        return []
+
+    @property
+    def package(self) -> PackageCommand | None:
+        """The package an image-less deployment builds (None with an image)."""
+        return None if self.image is not None else parse_package_command(self.command)
 
     def sessions_per_instance(self) -> int:
         """The SSE sessions an instance takes: the request's, else FC's default of 20 capped at half the
@@ -472,6 +507,11 @@ class RedeployRequest(_Strict):
     allow_origins: list[str] | None = None
     description: str | None = None
     priority: Priority | None = None
+    install_scripts: bool | None = None
+    upgrade: bool = Field(
+        default=False,
+        description="image-less: resolve the package's versions again instead of reusing the deployment's lock",
+    )
     transport: Transport | None = Field(
         default=None,
         description=(
@@ -498,5 +538,6 @@ class RedeployRequest(_Strict):
             # SSE session affinity has no meaning on streamable HTTP: a conversion drops its setting.
             data["session_concurrency_per_instance"] = None
         data.update(changes)
+        data["upgrade"] = self.upgrade  # this run only: a later redeploy keeps the lock again
         data["secret_env"] = secrets
         return DeployRequest.model_validate(data)

@@ -137,6 +137,21 @@ class LiveRelease(BaseModel):
     )
 
 
+class Build(BaseModel):
+    """An image-less deployment's code package (issue 23): what was pinned and built."""
+
+    ecosystem: str = Field(description="npm or pypi")
+    package: str
+    version: str = Field(description="the exact version installed (pinned from the lock)")
+    spec: str = Field(description="what the command asked for (a range, a dist-tag, a path)")
+    lock_hash: str = Field(description="sha256 of the lock file(s) the package was installed from")
+    code_checksum: str = Field(description="FC's codeChecksum of the zip (CRC-64/XZ)")
+    code_size: int = Field(description="bytes of the zip")
+    layers: list[str] = Field(default_factory=list, description="the official FC layers the function uses")
+    target: str = Field(description="fc (linux x86_64, Python 3.12) or host (the local emulator's machine)")
+    built_at: datetime | None = None
+
+
 class Deployment(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -180,6 +195,7 @@ class Deployment(BaseModel):
         description="what the endpoint serves once a run ended, when its trigger serves the `live` alias "
         "(null: no release is live, or a run is in progress)",
     )
+    build: Build | None = Field(default=None, description="image-less: the code package FC runs")
     created_at: datetime
     updated_at: datetime
 

@@ -116,7 +116,7 @@ class DeploySteps(FunctionSteps, ReleaseSteps):
         if self.row.operation not in ("deploy", "redeploy"):
             return []  # the spec's warnings were said when it was deployed
         found = [sse_deprecated(self.req.name)] if self.req.transport == Transport.sse else []
-        if self.req.image != LOCAL_IMAGE:  # the local emulator's stand-in is pulled by nobody
+        if self.req.image is not None and self.req.image != LOCAL_IMAGE:  # the stand-in is pulled by nobody
             found += image_warnings(self.req.image)
         return found
 
@@ -125,6 +125,8 @@ class DeploySteps(FunctionSteps, ReleaseSteps):
     def deploy_steps(self) -> list[Step]:
         """The module docstring's list: a deploy, redeploy or reconcile, with or without releases."""
         steps: list[Step] = [("function", self.function_step), ("wait_function", self.wait_function)]
+        if self.req.image is None:
+            steps.insert(0, ("build", self.build_step))
         if self.releases():
             return [
                 *steps,

@@ -19,8 +19,8 @@ from deployer.fc import spec
 from deployer.fc.gateway import function_readiness
 from deployer.ops.converge import function_drift
 from deployer.settings import Settings
+from tasks.build_steps import BuildSteps
 from tasks.context import Reschedule, mask_result
-from tasks.deploy_run import DeployRun
 
 MAX_CONVERGE = 3  # rewrites of a deploy's own spec after FC was seen running another one
 
@@ -40,7 +40,7 @@ def ready_poll_delay(settings: Settings, polls: int, waited: float) -> float:
     return min(settings.ready_poll_max_s, max(settings.ready_poll_s * 1.5 ** (polls - 1), 0.25 * waited))
 
 
-class FunctionSteps(DeployRun):
+class FunctionSteps(BuildSteps):
     def function_step(self) -> bool:
         if self.checkpoint.function:
             return True
@@ -48,11 +48,18 @@ class FunctionSteps(DeployRun):
             "creating_function", 10, f"{self.row.operation}: writing function {self.req.name}"
         )
         health = self.settings.fc_health_failure_threshold
-        create = spec.create_function_input(self.req, health_failures=health)
-        update = spec.update_function_input(self.req, health_failures=health)
+        exists, package = False, None
+        if self.req.image is None:
+            exists, checksum = self.fc_code_checksum()
+            package = self.code_package(checksum)
+            self.check_layers(package.layers)
+            if package.zip_base64 is None:
+                self.run_.record_step("creating_function", 10, "FC has this code package: nothing to upload")
+        create = spec.create_function_input(self.req, health_failures=health, package=package)
+        update = spec.update_function_input(self.req, health_failures=health, package=package)
         self.gateway.take_uncertain()
         try:
-            if self.row.operation in ("redeploy", "reconcile"):
+            if self.row.operation in ("redeploy", "reconcile") or exists:
                 response, how = self.gateway.update_or_create_function(create, update)
             else:
                 response, how = self.gateway.create_or_update_function(create, update)
@@ -105,7 +112,11 @@ class FunctionSteps(DeployRun):
         so a failed or lost update is sent again by the next run."""
         self.gateway.update_function(
             self.req.name,
-            spec.update_function_input(self.req, health_failures=self.settings.fc_health_failure_threshold),
+            spec.update_function_input(
+                self.req,
+                health_failures=self.settings.fc_health_failure_threshold,
+                package=self.code_package(with_code=False),
+            ),
         )
         self.checkpoint.reactivated = True
         self.run_.record_step(

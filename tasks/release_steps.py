@@ -62,6 +62,8 @@ class ReleaseSteps(DeployRun):
             version,
             release=release,
             image=self.req.image,
+            # image-less: the exact package this release runs (its lock hash tells builds apart)
+            package=self.release_package(),
             command=list(self.req.command),
             env_keys=sorted({*self.req.env, *self.req.secret_env}),  # keys only, never values
             spec=dict(self.row.spec),  # as stored: secret values are *** (what `live` serves, issue 26 #4)
@@ -72,6 +74,12 @@ class ReleaseSteps(DeployRun):
         self.run_.save(checkpoint=self.checkpoint, result=self.result)
         log.info("deploy.published", extra={"deployment_id": self.row.id, "version": version, "how": how})
         return True
+
+    def release_package(self) -> dict[str, str] | None:
+        build = self.result.build if self.req.image is None else None
+        if not build:
+            return None
+        return {k: str(build[k]) for k in ("package", "version", "lock_hash", "code_checksum") if k in build}
 
     def verify_step(self) -> bool:
         """Probe version N+1 through its own trigger while `live` still serves version N; the tools found

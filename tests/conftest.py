@@ -140,6 +140,8 @@ SLOWEST_FIRST = (
     "tests/conformance/",
     "tests/e2e/test_health_checks.py",
     "tests/e2e/test_tool_drift.py",
+    "tests/e2e/test_imageless.py",
+    "tests/build/test_builder.py",
     "tests/e2e/",
     "tests/reliability/",
     "tests/integration/",

@@ -192,9 +192,11 @@ def deploy_one(
     if file_data:
         remember_secrets(run.state, file_data.get("secret_env"))
     image, stand_in = flags.image, None
+    server_command = command or (file_data or {}).get("command")
     if not image and not (file_data or {}).get("image"):
-        with run.client() as api:
-            image = stand_in = cli_image.default_image(api)
+        if not cli_image.packaged(server_command):
+            with run.client() as api:
+                image = stand_in = cli_image.default_image(api)
     _, body = build_deploy_body(
         file_data, name=name, command=command, secret_env=secret_pairs, **flags.fields(image)
     )
@@ -252,15 +254,24 @@ def mcp_json_bodies(
     if not servers:
         raise InputError(f"{path} has no stdio servers to deploy")
     stand_in = None
-    if not flags.get("image"):
+    # Without --image, npx/uvx servers become code packages; the others need the emulator's stand-in.
+    unpackaged = [s for s in servers if not cli_image.packaged(s.command, quiet=True)]
+    if not flags.get("image") and unpackaged:
         with run.client() as api:
-            flags = {**flags, "image": (stand_in := cli_image.default_image(api))}
-    cli_image.warn(flags["image"], stand_in=stand_in)
+            stand_in = cli_image.default_image(api)
+    cli_image.warn(flags.get("image"), stand_in=stand_in)
     bodies = []
     for server in servers:
         remember_secrets(run.state, server.env)
+        image = flags.get("image") or (stand_in if server in unpackaged else None)
+        if image is None:
+            cli_image.packaged(server.command)
         _, body = build_deploy_body(
-            None, name=server.name, command=server.command, secret_env={**server.env, **secret_pairs}, **flags
+            None,
+            name=server.name,
+            command=server.command,
+            secret_env={**server.env, **secret_pairs},
+            **{**flags, "image": image},
         )
         bodies.append(body)
     return servers, bodies
@@ -321,6 +332,15 @@ ConvertOpt = Annotated[
     ),
 ]
 
+UpgradeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--upgrade",
+        help="Image-less: resolve the package's versions again instead of keeping the locked ones "
+        "(the events say from what to what)",
+    ),
+]
+
 
 def redeploy(
     ctx: typer.Context,
@@ -334,6 +354,7 @@ def redeploy(
     concurrency: Annotated[int | None, typer.Option(help="Requests per instance")] = None,
     priority: Annotated[Priority | None, typer.Option(help="Queue priority")] = None,
     transport: ConvertOpt = None,
+    upgrade: UpgradeOpt = False,
     no_wait: NoWait = False,
     json_out: JsonOut = False,
     api_url: ApiUrl = None,
@@ -342,6 +363,7 @@ def redeploy(
     """Update a deployment in place (only the fields given change; the URL stays the same).
 
     With no changes it runs the deploy again, e.g. after a failure. A new server command goes after `--`.
+    An image-less deployment keeps its locked package versions unless --upgrade.
     """
     state = get_state(ctx)
     started = time.monotonic()
@@ -359,6 +381,8 @@ def redeploy(
         priority=priority.value if priority else None,
         transport=transport.value if transport else None,
     )
+    if upgrade:
+        body["upgrade"] = True
     cli_config.warn_if_deprecated(transport, name)
     with state.client(api_url, api_key) as api:
         dep = follow(

@@ -33,8 +33,9 @@ from fc_emulator.runtime import PASSED_PROXY_VARS
 # the quick start redeployed the demo over it. A deployment of this name without the mark is left alone.
 DEMO_NAME = "mcp-fc-demo"
 DEMO_DESCRIPTION = "the sample server of `mcp-fc dev --demo`"
-DEMO_IMAGE = "registry.cn-hangzhou.aliyuncs.com/mcp-fc/mcp-server-time:latest"
-DEMO_COMMAND = ["mcp-server-time", "--local-timezone", "UTC"]
+#: Image-less (issue 23): the worker pins mcp-server-time, builds it with the bridge into a code package for
+#: this machine's platform and Python, and the emulator runs it as FC would run it on custom.debian12.
+DEMO_COMMAND = ["uvx", "mcp-server-time", "--local-timezone", "UTC"]
 
 
 class ClosedPeerWrites(logging.Filter):
@@ -254,7 +255,7 @@ class DevStack:
 def deploy_demo(api_url: str, api_key: str, *, timeout: float = 300.0) -> dict[str, Any]:
     """Deploy the sample server through the HTTP API, as a user would, and wait for the result."""
     headers = {"Authorization": f"Bearer {api_key}", "Idempotency-Key": f"demo-{secrets.token_hex(8)}"}
-    body = {"name": DEMO_NAME, "image": DEMO_IMAGE, "command": DEMO_COMMAND, "description": DEMO_DESCRIPTION}
+    body = {"name": DEMO_NAME, "command": DEMO_COMMAND, "description": DEMO_DESCRIPTION}
     with httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=90) as http:
         resp = http.post("/v1/deployments", json=body, headers=headers)
         if resp.status_code == 409:  # a demo from an earlier run still exists: redeploy it in place
@@ -370,7 +371,11 @@ def _ready_message(stack: DevStack) -> str:
 
 
 def _run_demo(stack: DevStack, outcome: dict[str, Any]) -> None:
-    _say(f"deploying the sample MCP server ({' '.join(DEMO_COMMAND)}) ...")
+    _say(
+        f"deploying the sample MCP server ({' '.join(DEMO_COMMAND)}) without an image: the worker pins it "
+        "and builds a code package for this machine's platform and Python (FC would get linux x86_64, "
+        "Python 3.12) ..."
+    )
     try:
         dep = deploy_demo(stack.api_url, stack.api_key)
     except DemoRefused as exc:

@@ -14,6 +14,23 @@ import typer
 from deployer.cli.input import InputError
 from deployer.client import APIClient
 from schemas.limits import image_warnings
+from schemas.package import PACKAGE_COMMANDS, parse_package_command
+
+
+def packaged(command: list[str] | None, *, quiet: bool = False) -> bool:
+    """True when the server command is `npx PKG` / `uvx PKG`: with no --image the worker pins it and builds
+    a code package (says so on stderr unless `quiet`)."""
+    found = parse_package_command(list(command or []))
+    if found is None:
+        return False
+    if not quiet:
+        typer.echo(
+            f"note: no --image: the worker pins {found.spec} ({found.ecosystem.value}) and builds it into a "
+            "code package (FC runtime custom.debian12 with its official layers; on `mcp-fc dev`, built for "
+            "this machine's platform and Python)",
+            err=True,
+        )
+    return True
 
 
 def default_image(api: APIClient) -> str:
@@ -23,7 +40,8 @@ def default_image(api: APIClient) -> str:
     if not isinstance(image, str) or not image:
         raise InputError(
             "give --image IMAGE (or `image:` in --file): Function Compute runs the server from a container "
-            "image in the function's region (only the local emulator of `mcp-fc dev` does without one)"
+            "image in the function's region (only the local emulator of `mcp-fc dev` does without one), "
+            f"unless the server command is {PACKAGE_COMMANDS}, which mcp-fc builds into a code package"
         )
     typer.echo(
         f"note: no --image: the local emulator runs the command on this host and pulls no image; using {image}",

@@ -164,7 +164,15 @@ def print_deployment(console: Console, dep: Deployment) -> None:
     _kv(console, "stage", stage)
     _kv(console, "region", dep.region)
     print_live(console, dep)
-    _kv(console, "image", dep.spec.image)
+    if dep.spec.image is not None:
+        _kv(console, "image", dep.spec.image)
+    elif dep.build is not None:
+        b = dep.build
+        _kv(console, "package", f"{b.package} {b.version} ({b.ecosystem}, lock {b.lock_hash[:12]})")
+        _kv(console, "code", f"{b.code_size} bytes, checksum {b.code_checksum}, runtime custom.debian12")
+        _kv(console, "layers", ", ".join(arn.split(":layers/")[-1] for arn in b.layers))
+    else:
+        _kv(console, "image", "none: a code package, built by the worker")
     if dep.spec.command:
         _kv(console, "command", " ".join(dep.spec.command))
     _kv(console, "transport", f"{dep.spec.transport.value}, auth {dep.spec.auth.type.value}")

@@ -109,7 +109,7 @@ def worker(
         int | None, typer.Option(min=1, help="Worker processes/threads (default: CPUs)")
     ] = None,
     pool: Annotated[str, typer.Option(help="prefork, threads or solo")] = "prefork",
-    queues: QueuesOpt = "high,default,low,waiting,health",
+    queues: QueuesOpt = "high,default,low,waiting,health,build",
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
     hostname: HostnameOpt = None,
 ) -> None:

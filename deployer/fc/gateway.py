@@ -249,6 +249,9 @@ class FCGateway:
             "UpdateFunction", self.client.update_function, name, fc.UpdateFunctionRequest(body=body)
         )
 
+    def get_layer_version_by_arn(self, arn: str) -> dict[str, Any]:
+        return self._call("GetLayerVersionByArn", self.client.get_layer_version_by_arn, arn)
+
     def get_function(self, name: str) -> dict[str, Any]:
         return self._call("GetFunction", self.client.get_function, name, fc.GetFunctionRequest())
 

@@ -21,9 +21,19 @@ from typing import Any
 from alibabacloud_fc20230330 import models as fc
 
 from deployer.errors import SpecError
+from deployer.fc.code_spec import (
+    CODE_RUNTIME,
+    RUNTIME_ENV,
+    CodePackage,
+    code_environment,
+    code_location,
+    layer_path,
+    runtime_config,
+)
 from schemas import AuthType, DeployRequest, ProxyKind, Transport, Urls
 from schemas.deploy import Init
 from schemas.limits import CONTAINER_PORT
+from schemas.package import parse_package_command
 
 RUNTIME = "custom-container"
 HANDLER = "index.handler"
@@ -172,10 +182,43 @@ def _log(req: DeployRequest) -> fc.LogConfig | None:
     )
 
 
-def _function_fields(req: DeployRequest, health_failures: int) -> dict[str, Any]:
+def bridge_flags(req: DeployRequest) -> list[str]:
+    """The bridge's own flags, between its program and the `--` before the server's argv."""
+    return proxy_command(req)[1 : proxy_command(req).index("--")]
+
+
+def _runtime_fields(req: DeployRequest, health_failures: int, package: CodePackage | None) -> dict[str, Any]:
+    """The image's fields, or a code package's (deployer/fc/code_spec.py) when the request has no image."""
+    if req.image is not None:
+        return dict(
+            runtime=RUNTIME,
+            environment_variables=environment(req),
+            custom_container_config=container_config(req, health_failures),
+        )
+    server = parse_package_command(req.command)
+    assert server is not None  # DeployRequest refuses an image-less request without one
+    if package is None:
+        # Without the build (a drift check, a late-write check): the fields the request alone settles;
+        # UpdateFunction leaves the code, layers and command as they are.
+        env = {"PATH": layer_path(server.ecosystem.value), **RUNTIME_ENV, **environment(req)}
+        return dict(runtime=CODE_RUNTIME, environment_variables=env)
+    return dict(
+        runtime=CODE_RUNTIME,
+        code=code_location(package),
+        layers=list(package.layers),
+        environment_variables=code_environment(package, environment(req)),
+        custom_runtime_config=runtime_config(
+            package, bridge_flags(req), server.args, health_check(req, health_failures)
+        ),
+    )
+
+
+def _function_fields(
+    req: DeployRequest, health_failures: int, package: CodePackage | None = None
+) -> dict[str, Any]:
     affinity, affinity_config = session_affinity(req)
     return dict(
-        runtime=RUNTIME,
+        **_runtime_fields(req, health_failures, package),
         handler=HANDLER,
         description=req.description,
         cpu=req.cpu,
@@ -183,8 +226,6 @@ def _function_fields(req: DeployRequest, health_failures: int) -> dict[str, Any]
         disk_size=req.disk_mb,
         timeout=req.timeout_s,
         instance_concurrency=req.instance_concurrency,
-        environment_variables=environment(req),
-        custom_container_config=container_config(req, health_failures),
         internet_access=True,
         session_affinity=affinity,
         session_affinity_config=affinity_config,
@@ -197,16 +238,17 @@ def _function_fields(req: DeployRequest, health_failures: int) -> dict[str, Any]
 
 
 def create_function_input(
-    req: DeployRequest, *, health_failures: int = FC_HEALTH_FAILURES
+    req: DeployRequest, *, health_failures: int = FC_HEALTH_FAILURES, package: CodePackage | None = None
 ) -> fc.CreateFunctionInput:
-    return fc.CreateFunctionInput(function_name=req.name, **_function_fields(req, health_failures))
+    return fc.CreateFunctionInput(function_name=req.name, **_function_fields(req, health_failures, package))
 
 
 def update_function_input(
-    req: DeployRequest, *, health_failures: int = FC_HEALTH_FAILURES
+    req: DeployRequest, *, health_failures: int = FC_HEALTH_FAILURES, package: CodePackage | None = None
 ) -> fc.UpdateFunctionInput:
-    """Every managed field explicitly, so an update converges to the spec (UpdateFunction is PATCH-like)."""
-    return fc.UpdateFunctionInput(**_function_fields(req, health_failures))
+    """Every managed field explicitly, so an update converges to the spec (UpdateFunction is PATCH-like);
+    a code package's `code` only when FC does not have it already."""
+    return fc.UpdateFunctionInput(**_function_fields(req, health_failures, package))
 
 
 def trigger_config(req: DeployRequest, auth: EndpointAuth) -> dict[str, Any]:

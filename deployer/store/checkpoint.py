@@ -20,6 +20,7 @@ class Checkpoint:
     """
 
     # deploy steps done
+    built: bool = False  # image-less: the code package is built and in the cache (result.build)
     function: bool = False  # the function was written (create or update)
     created: bool = False  # ... by a create: a cancelled or failed first deploy removes it again
     ready: bool = False  # FC said Active with no update in progress

@@ -215,6 +215,7 @@ def to_public(row: DeploymentRow) -> Deployment:
         drift=result.drift,
         token=result.token,
         live=releases.live_release(row.status, row.result, row.spec or {}),
+        build=result.public_build(),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

@@ -51,6 +51,7 @@ class DeploymentResult:
     health: dict[str, Any] | None = None
     drift: dict[str, Any] | None = None
     token: dict[str, Any] | None = None
+    build: dict[str, Any] | None = None  # image-less: tasks/build_steps.py (with the lock it was built from)
     extra: dict[str, Any] = field(default_factory=dict)
     #: The keys the JSON carries, in order (known and unknown): what `to_json` writes back.
     present: list[str] = field(default_factory=list, repr=False, compare=False)
@@ -146,6 +147,12 @@ class DeploymentResult:
     def probe_summary(self) -> dict[str, Any]:
         """The last probe's summary ({} when there was none)."""
         return self.probe if isinstance(self.probe, dict) else {}
+
+    def public_build(self) -> dict[str, Any] | None:
+        """`build` without its lock files (they stay in `result.build.lock`)."""
+        if not self.build:
+            return None
+        return {k: v for k, v in self.build.items() if k != "lock"}
 
     def token_warned_at(self, expires_at: str) -> str | None:
         """When the expiry event of the token that expires at `expires_at` was written (None: not yet, or

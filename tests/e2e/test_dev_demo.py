@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import TIMEOUT_SCALE
-from tests.integration.conftest import free_port
+from tests.integration.conftest import BUILD_CACHE, free_port
 from tests.mcp_clients import use
 
 pytestmark = pytest.mark.e2e
@@ -58,6 +58,9 @@ def test_dev_demo_prints_a_working_url_and_header(tmp_path):
     env["MCPFC_EMULATOR_PENDING_S"] = "0.3"
     env["MCPFC_EMULATOR_START_TIMEOUT_S"] = os.environ["MCPFC_EMULATOR_START_TIMEOUT_S"]
     env["MCPFC_PROBE_TIMEOUT_S"] = str(30 * TIMEOUT_SCALE)  # a cold start on a loaded host
+    # The demo is image-less: its build's downloads and package are cached between runs.
+    env["MCPFC_BUILD_TOOL_CACHE_DIR"] = str(BUILD_CACHE / "tools")
+    env["MCPFC_BUILD_CACHE_DIR"] = str(BUILD_CACHE / "packages")
     port = free_port()
     proc = subprocess.Popen(
         [MCP_FC, "dev", "--demo", "--port", str(port), "--data-dir", str(tmp_path)],

@@ -33,6 +33,11 @@ from fc_emulator import EmulatorServer
 from tests.conftest import TEST_AK, TEST_SK, TIMEOUT_SCALE, alive, in_ci, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
+#: npm's and uv's downloads and the built code packages of image-less deploys, kept between test runs (and
+#: between clones on one machine: CI runs in a fresh clone).
+BUILD_CACHE = Path(
+    os.environ.get("MCPFC_TEST_BUILD_CACHE") or Path.home() / ".cache" / "mcp-fc-tests" / "build"
+)
 
 
 def service_up(port: int) -> bool:
@@ -199,6 +204,10 @@ class Stacks:
             ALIBABA_CLOUD_ACCESS_KEY_SECRET=TEST_SK,
             PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
             PYTHONPATH=str(REPO),
+            # Image-less builds (issue 23): npm's and uv's downloads and the built packages kept between
+            # runs, so a run builds each test package once at most.
+            MCPFC_BUILD_TOOL_CACHE_DIR=str(BUILD_CACHE / "tools"),
+            MCPFC_BUILD_CACHE_DIR=str(BUILD_CACHE / "packages"),
         )
         for key, value in (
             ("MCPFC_BROKER_URL", broker_url),

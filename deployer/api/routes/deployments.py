@@ -123,7 +123,7 @@ def _nothing_to_deploy(
 def _region_of(body: DeployRequest, settings: Settings) -> str:
     """The deploy's region: the body's, else the service's default (a 422 if the image cannot run there)."""
     region = body.region or settings.region
-    if body.region is None and (wrong_region := image_region_error(body.image, region)):
+    if body.region is None and body.image and (wrong_region := image_region_error(body.image, region)):
         # The schema checks an explicit region; the service's default is known only here.
         raise validation_problem([{"field": "image", "rule": "image_region", "message": wrong_region}])
     return region
