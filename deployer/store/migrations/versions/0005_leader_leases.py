@@ -4,8 +4,8 @@ The advisory lock (PostgreSQL) and the flock (SQLite) that held the lead before 
 process (SIGSTOP, a hung host that keeps its TCP session): every sweep stopped with no one noticing. A lease
 row with an expiry in the database's own clock is taken over once its holder stops renewing it.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-08
 """
 
