@@ -39,9 +39,9 @@ def test_create_function_body_for_the_reference_deploy():
     assert body["environmentVariables"] == {"a": "b"}
     container = body["customContainerConfig"]
     assert container["image"] == SENTRY_IMAGE and container["port"] == 8080
+    # anonymous: no --allow-origin, so the bridge allows loopback origins only
     assert container["command"] == [
         "mcp-fc-bridge", "--port", "8080", "--host", "0.0.0.0", "--transport", "sse",
-        "--allow-origin", "*",
         "--", "mcp-server-sentry", "--auth-token", "tok-123",
     ]  # fmt: skip
     assert "--sse-port" not in container["command"] and "--sse-host" not in container["command"]
