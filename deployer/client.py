@@ -50,6 +50,7 @@ VERSION = __version__
 RETRY_STATUSES = frozenset({502, 503, 504})
 # What the API answers a deploy that replaced a deployment with (deployer/api/routes/deployments.py).
 REPLACED_HEADER, CHANGED_HEADER = "Mcpfc-Replaced", "Mcpfc-Changed-Fields"
+UNCHANGED_HEADER, WARNING_HEADER = "Mcpfc-Unchanged", "Mcpfc-Warning"
 MAX_RETRY_AFTER_S = 5.0
 
 # Indirection so tests can run the retry/poll pacing without real waiting.
@@ -139,10 +140,12 @@ class InvalidResponse(ServiceUnreachable):
 
 @dataclass(frozen=True)
 class Replaced:
-    """A deploy onto a name that had a deployment: the status it had and the spec fields the deploy changes."""
+    """A deploy onto a name that had a deployment: the status it had and the spec fields the deploy changes;
+    `unchanged`: the API's note when it changes nothing (no run was queued, no release made)."""
 
     status: str
     changed: list[str]
+    unchanged: str | None = None
 
 
 @dataclass(frozen=True)
@@ -325,7 +328,9 @@ class APIClient:
         if REPLACED_HEADER in response.headers:
             changed = response.headers.get(CHANGED_HEADER, "")
             replaced = Replaced(
-                response.headers[REPLACED_HEADER], [f.strip() for f in changed.split(",") if f.strip()]
+                response.headers[REPLACED_HEADER],
+                [f.strip() for f in changed.split(",") if f.strip()],
+                response.headers.get(UNCHANGED_HEADER),
             )
         return self._deployment(response), replaced
 
@@ -437,15 +442,24 @@ class APIClient:
 
     def client_config(self, id_or_name: str) -> dict[str, Any]:
         """GET /v1/deployments/{id}/client-config: `{"mcpServers": {name: {"url", "headers"}}}`."""
-        data = self._json(self._request("GET", self._path(id_or_name, "/client-config"), idempotent=True))
+        return self.client_config_warned(id_or_name)[0]
+
+    def client_config_warned(self, id_or_name: str) -> tuple[dict[str, Any], str | None]:
+        """`client_config`, and the API's warning (`Mcpfc-Warning`: e.g. the last deploy failed while
+        `live` still serves an earlier version)."""
+        response = self._request("GET", self._path(id_or_name, "/client-config"), idempotent=True)
+        data = self._json(response)
         if not isinstance(data, dict) or not isinstance(data.get("mcpServers"), dict):
             raise InvalidResponse(
                 f"the API at {self.base_url} answered without an mcpServers object", url=self.base_url
             )
-        return data
+        return data, response.headers.get(WARNING_HEADER)
 
-    def events(self, id_or_name: str, *, read_timeout: float = 90.0) -> Iterator[Event]:
-        """GET /v1/deployments/{id}/events: the Server-Sent Events of its progress, as they come."""
+    def events(
+        self, id_or_name: str, *, run: str | None = None, read_timeout: float = 90.0
+    ) -> Iterator[Event]:
+        """GET /v1/deployments/{id}/events: the Server-Sent Events of one run's progress (the current run,
+        or `run`, a task id), from its start, as they come."""
         from httpx_sse import SSEError, connect_sse
 
         timeout = httpx.Timeout(self.timeout, read=read_timeout)
@@ -454,6 +468,7 @@ class APIClient:
                 self._http,
                 "GET",
                 self._path(id_or_name, "/events"),
+                params={"run": run} if run else None,
                 timeout=timeout,
                 headers={"Accept": "text/event-stream"},
             ) as source:

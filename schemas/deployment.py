@@ -122,6 +122,21 @@ class TokenStatus(BaseModel):
     checked_at: datetime
 
 
+class LiveRelease(BaseModel):
+    """What the endpoint serves: the version the `live` alias points to and the spec it was released with
+    (issue 26 #4, #14). After a rollback, or a failed or cancelled redeploy, it differs from `spec`."""
+
+    version: str
+    release: int | None = None
+    image: str | None = None
+    command: list[str] = Field(default_factory=list)
+    env_keys: list[str] = Field(default_factory=list, description="names only, never values")
+    differs_from_spec: list[str] = Field(
+        default_factory=list,
+        description="the spec fields this release has other values for (empty: `live` serves the spec)",
+    )
+
+
 class Deployment(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -160,6 +175,11 @@ class Deployment(BaseModel):
     )
     drift: Drift | None = Field(default=None, description="config drift found by the scheduled check")
     token: TokenStatus | None = Field(default=None, description="the endpoint token's expiry (jwt auth)")
+    live: LiveRelease | None = Field(
+        default=None,
+        description="what the endpoint serves once a run ended, when its trigger serves the `live` alias "
+        "(null: no release is live, or a run is in progress)",
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -35,9 +35,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from deployer.celery_app import DEPLOY_TASK
 from deployer.errors import DeployError, FCError
 from deployer.fc import spec
+from deployer.ops import unchanged
 from deployer.settings import LOCAL_IMAGE
 from schemas import Status, Transport, sse_deprecated
 from schemas.limits import image_warnings
+from tasks import drift as drift_check
 from tasks.app import app
 from tasks.context import (
     DB_RETRY_S,
@@ -74,9 +76,16 @@ class DeploySteps(FunctionSteps, ReleaseSteps):
         ended = self.begin()
         if ended is not None:
             return ended
-        if self.row.operation == "rollback":
+        operation = self.row.operation
+        if operation == "rollback":
             return self.rollback()
-        ended = self.run_steps(self.deploy_steps())
+        if operation == "rotate":
+            steps = self.rotate_steps()
+        elif operation == "reconcile":
+            steps = self.reconcile_steps()
+        else:
+            steps = self.deploy_steps()
+        ended = self.run_steps(steps)
         return ended if ended is not None else self.deployed()
 
     def begin(self) -> dict[str, Any] | None:
@@ -104,6 +113,8 @@ class DeploySteps(FunctionSteps, ReleaseSteps):
         return None
 
     def warnings(self) -> list[str]:
+        if self.row.operation not in ("deploy", "redeploy"):
+            return []  # the spec's warnings were said when it was deployed
         found = [sse_deprecated(self.req.name)] if self.req.transport == Transport.sse else []
         if self.req.image != LOCAL_IMAGE:  # the local emulator's stand-in is pulled by nobody
             found += image_warnings(self.req.image)
@@ -125,6 +136,55 @@ class DeploySteps(FunctionSteps, ReleaseSteps):
             ]
         return [*steps, ("trigger", self.endpoint_trigger_step), ("probe", self.probe_step)]
 
+    def rotate_steps(self) -> list[Step]:
+        """A token rotation (issue 26 #1): the endpoint's trigger alone gets the new key (FC's UpdateTrigger
+        takes `triggerConfig` on its own), then the endpoint is probed with the new token. No function
+        write and no version: `live` keeps serving what it served."""
+        qualifier = self.result.trigger_qualifier or spec.QUALIFIER
+        return [
+            ("trigger", lambda: self.trigger_step(qualifier=qualifier, progress=40)),
+            ("probe", self.probe_step),
+        ]
+
+    def reconcile_steps(self) -> list[Step]:
+        """Write again only what FC shows drifted (deployer/ops/unchanged.py `reconcile_plan`); nothing
+        when nothing drifted. With releases never a version: `live` keeps serving what it served (a
+        rollback stays rolled back); its alias is pointed back at the version the deployment records."""
+        plan: set[str] = set()
+
+        def observe() -> bool:
+            plan.update(unchanged.reconcile_plan(drift_check.observe(self.run_.ctx, self.row)))
+            self.reconciled = sorted(plan)
+            return True
+
+        def when(kind: str, method: Callable[[], bool]) -> Callable[[], bool]:
+            return lambda: method() if kind in plan else True
+
+        if not self.releases():  # the trigger serves LATEST: any drift gets the whole spec written again
+            return [
+                ("drift", observe),
+                ("function", lambda: not plan or self.function_step()),
+                ("wait_function", lambda: not plan or self.wait_function()),
+                ("trigger", lambda: not plan or self.endpoint_trigger_step()),
+                ("probe", lambda: not plan or self.probe_step()),
+            ]
+        return [
+            ("drift", observe),
+            ("function", when(unchanged.FUNCTION, self.function_step)),
+            ("wait_function", when(unchanged.FUNCTION, self.wait_function)),
+            ("cutover", when(unchanged.ALIAS, self.restore_alias)),
+            ("trigger", when(unchanged.TRIGGER, lambda: self.trigger_step(qualifier=spec.LIVE_ALIAS))),
+            ("probe", lambda: self.probe_step() if plan & {unchanged.TRIGGER, unchanged.ALIAS} else True),
+        ]
+
+    def restore_alias(self) -> bool:
+        """`live` back to the version the deployment records (someone moved it in the FC console)."""
+        live = self.live_version()
+        if live:
+            self.checkpoint.version = live
+            self.cutover_step()
+        return True
+
     def rollback_steps(self, target: str | None) -> list[Step]:
         def verify() -> bool:
             if not target:
@@ -132,8 +192,7 @@ class DeploySteps(FunctionSteps, ReleaseSteps):
                     "no earlier verified version to roll back to", code="NoVersion", step="verify"
                 )
             self.checkpoint.version = str(target)
-            self.verify_step()
-            return True  # a cancel during the probe does not stop it: its target was verified before
+            return self.verify_step()  # False: a cancel came during the probe, `live` did not move
 
         def cutover() -> bool:
             self.cutover_step()
@@ -184,9 +243,7 @@ class DeploySteps(FunctionSteps, ReleaseSteps):
         self.result.discard("drift")
         self.record_token_expiry()
         done = self.run_.succeed(
-            "reconciled: FC runs the deployment's spec again"
-            if self.row.operation == "reconcile"
-            else "deployed",
+            self.done_message(),
             stage="done",
             progress=100,
             tools=self.tools,
@@ -198,12 +255,31 @@ class DeploySteps(FunctionSteps, ReleaseSteps):
             schedule_verify(self.settings, self.row.id, float(self.checkpoint.uncertain_at))
         return {"status": "succeeded", "urls": self.row_urls(), "tools": self.tools}
 
+    def done_message(self) -> str:
+        """The last event of a run that went well: what it did, and for the operations that release
+        nothing, that `live` did not move."""
+        live = self.live_version()
+        serving = f"{spec.LIVE_ALIAS} still serves version {live}" if live and self.releases() else ""
+        operation = self.row.operation
+        if operation == "rotate":
+            return "token rotated: the trigger has a new signing key, no new release" + (
+                f" ({serving})" if serving else ""
+            )
+        if operation != "reconcile":
+            return "deployed"
+        if not self.reconciled:
+            return "nothing to reconcile: FC runs the deployment's spec, no new release" + (
+                f" ({serving})" if serving else ""
+            )
+        what = ", ".join(self.reconciled)
+        return f"reconciled ({what}): FC runs the deployment's spec again, no new release" + (
+            f" ({serving})" if serving else ""
+        )
+
     def rollback(self) -> dict[str, Any]:
         """Move `live` back to a published version (checkpoint.rollback_to, else the newest verified one
-        older than live), after probing it through the verify trigger: one alias update."""
-        if self.row.status == Status.pending:
-            if not self.run_.start("rollback started", stage="starting", progress=5):
-                return {"status": "superseded"}
+        older than live), after probing it through the verify trigger: one alias update. begin() started
+        the run (one `rollback started` event)."""
         target = self.checkpoint.rollback_to or self.rollback_target()
         ended = self.run_steps(self.rollback_steps(target))
         if ended is not None:
@@ -224,12 +300,13 @@ class DeploySteps(FunctionSteps, ReleaseSteps):
     def endpoint_trigger_step(self) -> bool:
         return self.trigger_step() and not self.cancel_requested()
 
-    def trigger_step(self, qualifier: str = spec.QUALIFIER) -> bool:
+    def trigger_step(self, qualifier: str = spec.QUALIFIER, progress: int | None = None) -> bool:
         """False, before any FC call, when a cancel was asked for (the step's first write answers the flag)."""
         if self.checkpoint.trigger:
             return True
-        # A release's trigger comes after its cutover (85): progress never goes back.
-        progress = 70 if qualifier == spec.QUALIFIER else 90
+        if progress is None:
+            # A release's trigger comes after its cutover (85): progress never goes back.
+            progress = 70 if qualifier == spec.QUALIFIER else 90
         self.run_.record_step(
             "creating_trigger", progress, "writing the HTTP trigger", checkpoint=self.checkpoint
         )
@@ -275,6 +352,15 @@ class DeploySteps(FunctionSteps, ReleaseSteps):
             self.gateway.delete_function_and_triggers(self.req.name)
         fields: dict[str, Any] = {}
         message = "cancelled"
+        if self.row.operation == "rollback":
+            self.remove_verify_trigger()
+            message = f"cancelled: {spec.LIVE_ALIAS} did not move (it serves version {self.live_version()})"
+        if self.row.operation == "rotate":
+            message = (
+                "cancelled after the trigger got the new key: earlier tokens no longer work"
+                if self.checkpoint.trigger
+                else "cancelled before the trigger changed: the current token still works"
+            )
         if self.row.operation == "redeploy":
             restore = self.checkpoint.restore_fields()
             if self.checkpoint.function:

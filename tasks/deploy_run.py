@@ -50,6 +50,7 @@ class DeployRun:
         self.urls: dict[str, Any] | None = None
         self.token: str | None = None
         self.tools: list[str] | None = None  # what the verify or probe step found
+        self.reconciled: list[str] = []  # what a reconcile wrote again (deployer/ops/unchanged.py)
 
     # -- the probe -------------------------------------------------------------------------------
 
@@ -128,7 +129,8 @@ class DeployRun:
             row = store.get(session, self.row.id)
             assert row is not None
             key_enc, token_enc = row.endpoint_key_enc, row.endpoint_token_enc
-        if key_enc:
+        rotating = self.checkpoint.rotate and not self.checkpoint.rotated
+        if key_enc and not rotating:
             key = SigningKey.from_json(self.vault.decrypt(key_enc))
             self.token = self.vault.decrypt(token_enc) if token_enc else None
             return spec.EndpointAuth(jwks=key.jwks())
@@ -138,9 +140,13 @@ class DeployRun:
             subject=f"{self.row.owner_id}/{self.row.name}",
             ttl_s=int(self.settings.endpoint_token_ttl_days * 86400),
         )
+        # A rotation keeps the old key until this moment (a cancel before it leaves the old token working);
+        # the new one is saved with `rotated` before the trigger is written, so a re-run writes the same.
+        self.checkpoint.rotated = self.checkpoint.rotate
         if not self.run_.save(
             endpoint_key_enc=self.vault.encrypt(key.to_json()),
             endpoint_token_enc=self.vault.encrypt(self.token),
+            checkpoint=self.checkpoint,
         ):
             raise LeaseLost()
         return spec.EndpointAuth(jwks=key.jwks())

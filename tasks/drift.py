@@ -20,13 +20,13 @@ from deployer.celery_app import DRIFT_CHECK_TASK, DRIFT_SWEEP_TASK, HEALTH_QUEUE
 from deployer.errors import FCError, FCNotFound
 from deployer.fc import spec
 from deployer.fc.endpoint_auth import SigningKey
-from deployer.ops import drift
-from deployer.store import lifecycle
+from deployer.ops import drift, releases
+from deployer.store import health, lifecycle
 from deployer.store import reads as store
 from deployer.store.db import session_scope
 from deployer.store.result import DeploymentResult
 from deployer.store.tables import DeploymentRow
-from schemas import AuthType, Status
+from schemas import AuthType
 from tasks.app import app
 from tasks.context import context, log
 
@@ -35,9 +35,11 @@ OPS_QUEUE = HEALTH_QUEUE
 
 
 def succeeded_ids(session: Any, limit: int) -> list[str]:
+    """The deployments whose endpoint serves a known release (succeeded, or a failed or cancelled redeploy
+    while `live` serves an earlier version: issue 26 #14)."""
     rows = session.execute(
         select(DeploymentRow.id)
-        .where(DeploymentRow.status == Status.succeeded.value)
+        .where(health.serving_clause())
         .order_by(DeploymentRow.created_at)
         .limit(limit)
     )
@@ -69,7 +71,7 @@ def check(deployment_id: str) -> dict[str, Any]:
     try:
         with session_scope(settings) as session:
             row = store.get(session, deployment_id)
-            if row is None or Status(row.status) != Status.succeeded:
+            if row is None or not releases.endpoint_serves(row.status, row.result):
                 return {"status": "gone" if row is None else "busy"}
             session.expunge(row)
     except SQLAlchemyError:

@@ -33,14 +33,14 @@ from deployer.crypto import Vault
 from deployer.errors import DeployError, FCThrottled
 from deployer.failure_text import scrub
 from deployer.fc import ratelimit
-from deployer.ops import tool_drift
+from deployer.ops import releases, tool_drift
 from deployer.settings import Settings, get_settings
 from deployer.store import health
 from deployer.store import reads as store
 from deployer.store.db import session_scope
 from deployer.store.result import DeploymentResult
 from deployer.store.tables import DeploymentRow
-from schemas import AuthType, Status, Transport
+from schemas import AuthType, Transport
 from tasks.app import app
 
 if TYPE_CHECKING:  # the MCP client costs ~1 s of imports: loaded at the first check (tasks/startup.py)
@@ -124,7 +124,9 @@ def check_one(settings: Settings, deployment_id: str) -> str:
     """Probe one deployment and record its health; says what happened (for the batch's summary)."""
     with session_scope(settings) as session:
         row = store.get(session, deployment_id)
-        if row is None or row.status != Status.succeeded.value:
+        # A failed or cancelled redeploy whose `live` still serves an earlier version is checked too: its
+        # endpoint takes all the traffic (issue 26 #14).
+        if row is None or not releases.endpoint_serves(row.status, row.result):
             return "skipped"
         session.expunge(row)
     prev = health.current(row)

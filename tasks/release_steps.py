@@ -5,7 +5,8 @@
               failure ends the deployment `failed` at `verify` with `live` still on version N
     cutover   alias `live` → N+1 (created on the first release)
     trigger   the endpoint's trigger on qualifier `live` (tasks/deploy.py; its URL never changes)
-    cleanup   the verify trigger is removed; versions past settings.releases_keep are deleted
+    cleanup   the verify trigger is removed; versions that failed verification, and good ones past the
+              newest settings.releases_keep good ones, are deleted (never `live`)
 
 A rollback is verify and cutover to an earlier verified version. The release history is the result's
 `releases` (deployer/store/result.py), what GET .../versions lists.
@@ -17,6 +18,7 @@ from typing import Any
 
 from deployer.errors import DeployError, FCError
 from deployer.fc import spec
+from deployer.ops import releases as release_facts
 from schemas import Transport
 from tasks.context import log
 from tasks.deploy_run import DeployRun
@@ -62,6 +64,7 @@ class ReleaseSteps(DeployRun):
             image=self.req.image,
             command=list(self.req.command),
             env_keys=sorted({*self.req.env, *self.req.secret_env}),  # keys only, never values
+            spec=dict(self.row.spec),  # as stored: secret values are *** (what `live` serves, issue 26 #4)
             created=published.get("createdTime"),
             probe=None,
             fingerprint=None,
@@ -102,7 +105,14 @@ class ReleaseSteps(DeployRun):
         except DeployError as exc:
             self.result.record_release(version, probe={"ok": False, "error": str(exc)})
             raise
+        if found is None and self.row.operation == "rollback":
+            return False  # the target was verified when it was released: it stays a rollback target
         if found is None:
+            # Never verified: like a failed one, it can never serve (no rollback to it; retention drops it).
+            self.result.record_release(
+                version, probe={"ok": False, "cancelled": True, "error": "cancelled during verification"}
+            )
+            self.run_.save(result=self.result)
             return False
         self.tools = list(found.tools)
         self.result.record_release(
@@ -163,22 +173,20 @@ class ReleaseSteps(DeployRun):
         self.checkpoint.verify_removed = True
 
     def retention_step(self) -> None:
-        """Keep the newest settings.releases_keep versions; delete older ones no alias points to."""
-        keep = max(1, int(self.settings.releases_keep))
-        live = self.live_version()
-        releases = self.result.kept_releases()
-        old = releases[:-keep] if len(releases) > keep else []
+        """Delete the versions deployer/ops/releases.py `retention_doomed` names: those that failed
+        verification, and good ones past the newest settings.releases_keep good ones (never `live`)."""
+        doomed = release_facts.retention_doomed(
+            self.result.releases, self.live_version(), int(self.settings.releases_keep)
+        )
         changed = False
-        for entry in old:
-            if entry.get("version") == live:
-                continue
+        for version in doomed:
             try:
-                self.gateway.delete_version(self.req.name, str(entry["version"]))
+                self.gateway.delete_version(self.req.name, version)
             except FCError as exc:
                 # FC refuses a version an alias or trigger still uses: keep it, try again next release.
-                log.info("deploy.retention_kept", extra={"version": entry.get("version"), "code": exc.code})
+                log.info("deploy.retention_kept", extra={"version": version, "code": exc.code})
                 continue
-            self.result.record_release(str(entry["version"]), deleted=True)
+            self.result.record_release(version, deleted=True)
             changed = True
         if changed:
             self.run_.save(result=self.result)

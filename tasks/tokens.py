@@ -5,8 +5,8 @@ deployment with `jwt` auth: no FC call, only the row (the token is decrypted in 
 The row's ``token`` (``{expires_at, expiring, checked_at}``) is written through ``lifecycle.record_check``
 (only while the row serves the release that was read), with an event when the token enters the warning
 window (``token_expiry_warn_days``). With ``token_auto_rotate``
-an expiring token is rotated by the same path as `mcp-fc token rotate` (a redeploy that drops the signing
-key: the trigger gets a new JWKS, every client needs the new config from `mcp-fc config`), unless new
+an expiring token is rotated by the same path as `mcp-fc token rotate` (a new signing key on the trigger
+alone, no new version: the trigger gets a new JWKS, every client needs the new config from `mcp-fc config`), unless new
 tokens would themselves be inside the window (``endpoint_token_ttl_days`` <= the window), which would
 rotate on every sweep.
 """
@@ -99,19 +99,16 @@ def check(deployment_id: str) -> str:
 
 
 def start_rotation(ctx: Any, deployment_id: str) -> bool:
-    """What POST /v1/deployments/{id}/rotate-token does, from the worker: a redeploy of the same spec
-    without the signing key, queued like any redeploy (the recovery sweep re-queues it if the send fails)."""
+    """What POST /v1/deployments/{id}/rotate-token does, from the worker: a rotation queued like any run
+    (the recovery sweep re-queues it if the send fails)."""
     settings = ctx.settings
     with session_scope(settings) as session:
         row = store.get(session, deployment_id)
         if row is None or Status(row.status) != Status.succeeded:
             return False
-        current = store.request_of(ctx.vault, row)
-        if not lifecycle.rotate_token(
-            session, ctx.vault, row, current, deadline_s=settings.deploy_deadline_s
-        ):
+        if not lifecycle.rotate_token(session, row, deadline_s=settings.deploy_deadline_s):
             return False
-        task_id, priority = row.task_id or "", current.priority.value
+        task_id, priority = row.task_id or "", store.priority_of(row)
     try:
         queue.enqueue(
             app, task=queue.DEPLOY_TASK, deployment_id=deployment_id, task_id=task_id, priority=priority

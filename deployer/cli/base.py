@@ -239,14 +239,16 @@ def wait(
         raise typer.Exit(130) from None
 
 
-def finish_deploy(state: State, dep: Deployment, *, json_out: bool, verb: str, started: float) -> None:
-    """Report a finished run: the deployment (--json) or success; a failure raises (exit 1)."""
+def finish_deploy(state: State, dep: Deployment, *, json_out: bool, verb: str, started: float | None) -> None:
+    """Report a finished run: the deployment (--json) or success; a failure raises (exit 1). `started`
+    None: no run was started (a deploy that changed nothing), so no time is shown."""
     if json_out:
         typer.echo(render.deployment_json(dep))
     if dep.status != Status.succeeded:
         raise DeploymentFailed(render.error_line(dep))
     if not json_out:
-        render.print_success(state.out, dep, verb=verb, elapsed=time.monotonic() - started)
+        elapsed = time.monotonic() - started if started is not None else None
+        render.print_success(state.out, dep, verb=verb, elapsed=elapsed)
 
 
 def follow(
@@ -258,7 +260,7 @@ def follow(
     json_out: bool,
     what: str,
     verb: str,
-    started: float,
+    started: float | None,
 ) -> Deployment:
     """After a 202: report it (--no-wait), or wait for the end and report success or failure."""
     if no_wait:

@@ -39,11 +39,13 @@ def endpoints(api: APIClient, names: Iterable[str]) -> list[Endpoint]:
     found: list[Endpoint] = []
     for name in dict.fromkeys(names):
         try:
-            document = api.client_config(name)
+            document, warning = api.client_config_warned(name)
         except APIError as exc:
             if exc.status == 409 and exc.type in FAILED_KINDS:
                 raise DeploymentFailed(exc.detail or exc.message) from None
             raise
+        if warning:  # e.g. the last deploy failed, `live` still serves an earlier version
+            typer.echo(f"warning: {warning}", err=True)
         try:
             found += client_configs.endpoints_from(document)
         except client_configs.BadDocument as exc:

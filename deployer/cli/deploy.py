@@ -204,15 +204,16 @@ def deploy_one(
         # One key per invocation: if the HTTP request is retried, the API deploys once.
         dep, replaced = api.deploy_replacing(body, idempotency_key=str(uuid.uuid4()))
         render.say_replaced(dep, replaced)
+        same = bool(replaced and replaced.unchanged)  # nothing was queued: say so, not "deployed in 0s"
         follow(
             run.state,
             api,
             dep,
             no_wait=run.no_wait,
             json_out=run.json_out,
-            what="queued",
-            verb="deployed",
-            started=run.started,
+            what="unchanged" if same else "queued",
+            verb="unchanged, no new release" if same else "deployed",
+            started=None if same else run.started,
         )
 
 
@@ -223,11 +224,13 @@ def deploy_mcp_json(run: Run, path: str, flags: dict[str, Any], secret_pairs: di
     """Deploy each stdio server of an mcp.json, report each one, print the remote mcpServers config."""
     servers, bodies = mcp_json_bodies(run, path, flags, secret_pairs)
     with run.client() as api:
-        deps = []
+        deps, same = [], set()
         for body in bodies:
             dep, replaced = api.deploy_replacing(body, idempotency_key=str(uuid.uuid4()))
             render.say_replaced(dep, replaced)
             deps.append(dep)
+            if replaced and replaced.unchanged:
+                same.add(dep.id)
         if run.no_wait:
             for dep in deps:
                 accepted(run.state, dep, json_out=run.json_out, what="queued")
@@ -235,7 +238,7 @@ def deploy_mcp_json(run: Run, path: str, flags: dict[str, Any], secret_pairs: di
         finals = [
             wait(run.state, api, d, lambda d: d.status in TERMINAL, json_out=run.json_out) for d in deps
         ]
-        merged = remote_config(api, servers, finals)
+        merged = remote_config(api, servers, finals, unchanged=same)
     report_mcp_json(finals, {"mcpServers": merged}, json_out=run.json_out)
 
 
@@ -264,16 +267,23 @@ def mcp_json_bodies(
 
 
 def remote_config(
-    api: APIClient, servers: list[mcp_json.StdioServer], finals: list[Deployment]
+    api: APIClient,
+    servers: list[mcp_json.StdioServer],
+    finals: list[Deployment],
+    *,
+    unchanged: set[str] | frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """The mcpServers entries of the deployments that succeeded, under the file's keys."""
+    """The mcpServers entries of the deployments that succeeded, under the file's keys (`unchanged`: the
+    ids of those the API found unchanged: no new release)."""
     merged: dict[str, Any] = {}
     for server, dep in zip(servers, finals, strict=True):
         if dep.status == Status.succeeded:
             entry = api.client_config(dep.id)["mcpServers"]
             merged[server.key] = next(iter(entry.values()))
+            verb = "unchanged (no new release)" if dep.id in unchanged else "deployed"
             typer.echo(
-                f"deployed {server.key} as {dep.name}: {render.endpoint_url(dep)} ({len(dep.tools)} tools)",
+                f"{verb} {server.key} as {dep.name}: {render.endpoint_url(dep)} "
+                f"({render.plural(len(dep.tools), 'tool')})",
                 err=True,
             )
         else:

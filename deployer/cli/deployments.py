@@ -169,15 +169,22 @@ def token_rotate(
 def events(
     ctx: typer.Context,
     name: NameOrId,
+    run: Annotated[
+        str | None,
+        typer.Option(
+            "--run", metavar="TASK_ID", help="Follow this run (a task id) instead of the current one."
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per event (NDJSON).")] = False,
     api_url: ApiUrl = None,
     api_key: ApiKey = None,
 ) -> None:
-    """Stream a deployment's progress events until it reaches a final state."""
+    """Follow the current run's progress (a redeploy in progress, else the last run), from its start to
+    its end; --run TASK_ID follows another."""
     state = get_state(ctx)
     with state.client(api_url, api_key) as api:
         try:
-            for event in api.events(name):
+            for event in api.events(name, run=run):
                 line = event_line(event, json_out=json_out)
                 if line is not None:
                     typer.echo(line)

@@ -1,7 +1,9 @@
 """`mcp-fc reconcile NAME [--no-wait] [--json]` (issue 15 #4).
 
-Queues POST /v1/deployments/{id}/reconcile and waits like a redeploy: the worker writes the deployment's
-spec to FC again, so whatever `drift` the scheduled check found (see `mcp-fc status`) is gone.
+Queues POST /v1/deployments/{id}/reconcile and waits like a redeploy: the worker writes again what FC shows
+drifted from the deployment's spec (nothing when nothing drifted, and never a new version: `live` stays
+where it is), so whatever `drift` the scheduled check found (see `mcp-fc status`) is gone. The run's last
+event says what it did.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ def reconcile(
     api_url: ApiUrl = None,
     api_key: ApiKey = None,
 ) -> None:
-    """Converge config drift: write the deployment's spec to FC again (function, trigger, live alias)."""
+    """Converge config drift: write again what drifted (function, trigger, live alias); no new release."""
     state = get_state(ctx)
     started = time.monotonic()
     with state.client(api_url, api_key) as api:
@@ -29,7 +31,7 @@ def reconcile(
         fields = [f.field for f in before.drift.fields] if before.drift and before.drift.drifted else []
         if fields and not json_out:
             typer.echo(f"{before.name}: converging {', '.join(fields)}", err=True)
-        follow(
+        dep = follow(
             state,
             api,
             api.reconcile(name),
@@ -39,3 +41,8 @@ def reconcile(
             verb="reconciled",
             started=started,
         )
+        if not (no_wait or json_out):
+            # What the run did: only what had drifted, or nothing at all; never a new release (issue 26 #2).
+            last = [e.data.get("message") for e in api.events(dep.id) if isinstance(e.data, dict)]
+            if last and last[-1]:
+                typer.echo(last[-1], err=True)

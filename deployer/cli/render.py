@@ -86,6 +86,9 @@ def say_replaced(dep: Deployment, replaced: Replaced | None) -> None:
     """One stderr line when a deploy replaces the deployment its name had (same id and URL)."""
     if replaced is None:
         return
+    if replaced.unchanged:
+        print(f"note: {replaced.unchanged}", file=sys.stderr, flush=True)
+        return
     what = f"changes {', '.join(replaced.changed)}" if replaced.changed else "the same spec, deployed again"
     print(
         f"note: {dep.name} already had a deployment ({replaced.status}, id {dep.id}): this deploy replaces "
@@ -160,6 +163,7 @@ def print_deployment(console: Console, dep: Deployment) -> None:
     stage = f"{dep.stage or '-'} ({dep.progress}%)"
     _kv(console, "stage", stage)
     _kv(console, "region", dep.region)
+    print_live(console, dep)
     _kv(console, "image", dep.spec.image)
     if dep.spec.command:
         _kv(console, "command", " ".join(dep.spec.command))
@@ -176,9 +180,11 @@ def print_deployment(console: Console, dep: Deployment) -> None:
         _kv(console, "protocols", ", ".join(dep.protocols))
     if dep.tool_fingerprint:
         _kv(
-            console, "fingerprint", f"sha256:{dep.tool_fingerprint[:16]} ({len(dep.tool_fingerprints)} tools)"
+            console,
+            "fingerprint",
+            f"sha256:{dep.tool_fingerprint[:16]} ({plural(len(dep.tool_fingerprints), 'tool')})",
         )
-    if dep.status == Status.succeeded:
+    if dep.status == Status.succeeded or dep.live is not None:
         _kv(console, "health", health_text(dep, detail=True))
     for key, found, what in (
         ("tool drift", dep.tool_drift, "the server now lists other tools than at deploy"),
@@ -192,6 +198,31 @@ def print_deployment(console: Console, dep: Deployment) -> None:
     _kv(console, "attempts", str(dep.attempts))
     _kv(console, "created", dep.created_at.isoformat(timespec="seconds"))
     _kv(console, "updated", f"{dep.updated_at.isoformat(timespec='seconds')} ({_ago(dep.updated_at)})")
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 tool`, `2 tools`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def print_live(console: Console, dep: Deployment) -> None:
+    """What the endpoint serves, when it is not the spec the lines below show (after a rollback, or a
+    failed or cancelled redeploy: issue 26 #4), each labelled; one `live` line when it is the spec."""
+    live = dep.live
+    if live is None:
+        return
+    release = f" (release {live.release})" if live.release else ""
+    if not live.differs_from_spec:
+        _kv(console, "live", f"version {live.version}{release}: serves the spec below")
+        return
+    _kv(console, "live", Text(f"version {live.version}{release} serves another spec:", style="yellow"))
+    _kv(console, "", f"  image     {live.image or '-'}")
+    _kv(console, "", f"  command   {' '.join(live.command) or '-'}")
+    if live.env_keys:
+        _kv(console, "", f"  env keys  {', '.join(live.env_keys)}")
+    differs = ", ".join(live.differs_from_spec)
+    how = f"`mcp-fc redeploy {dep.name}` releases it" if dep.status == Status.succeeded else "see error"
+    _kv(console, "spec", Text(f"not live (differs in {differs}; {how}):", style="yellow"))
 
 
 HEALTH_STYLE = {
@@ -229,7 +260,8 @@ def tool_drift_text(drift: ToolDrift, what: str) -> Text:
     """`what`, against what and since when, then one `+ / - / ~` line per tool change."""
     from deployer.ops.tool_drift import diff_lines
 
-    text = Text(f"{what} (against {drift.against}, {_ago(drift.detected_at)})", style="yellow")
+    # "against version 1; seen 3m ago": the time is when the difference was found, not the version's age.
+    text = Text(f"{what} (against {drift.against}; seen {_ago(drift.detected_at)})", style="yellow")
     diff = drift.model_dump(mode="json", exclude_none=True)
     for line in diff_lines(diff):
         text.append("\n" + line)

@@ -47,6 +47,9 @@ class Checkpoint:
     cutover: bool = False
     verify_removed: bool = False
     rollback_to: str | None = None
+    # token rotation (issue 26 #1): a new signing key on the trigger alone
+    rotate: bool = False  # the run makes a new key (the old one stays until then)
+    rotated: bool = False  # ... and saved it: a re-run writes the same one
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

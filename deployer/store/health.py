@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, not_, select, true
+from sqlalchemy import and_, func, not_, or_, select, true
 from sqlalchemy.orm import Session
 
+from deployer.fc.spec import LIVE_ALIAS
 from deployer.store import lifecycle
 from deployer.store.result import DeploymentResult
 from deployer.store.tables import DeploymentRow
@@ -104,9 +105,24 @@ def change_message(prev: dict[str, Any] | None, new: dict[str, Any]) -> str | No
 # -- reads ------------------------------------------------------------------------------------------
 
 
+def serving_clause() -> Any:
+    """A WHERE clause: deployments whose endpoint serves a known release (deployer/ops/releases.py
+    `endpoint_serves`): succeeded, or failed or cancelled with the trigger on `live` and `live` on a
+    version. What the scheduled health and drift checks watch (issue 26 #14)."""
+    result = DeploymentRow.result
+    return or_(
+        DeploymentRow.status == Status.succeeded.value,
+        and_(
+            DeploymentRow.status.in_([Status.failed.value, Status.cancelled.value]),
+            result["trigger_result"]["body"]["qualifier"].as_string() == LIVE_ALIAS,
+            result["alias_result"]["body"]["versionId"].as_string().is_not(None),
+        ),
+    )
+
+
 def _is_current() -> Any:
     return and_(
-        DeploymentRow.status == Status.succeeded.value,
+        serving_clause(),
         DeploymentRow.result[KEY]["task_id"].as_string() == DeploymentRow.task_id,
     )
 
@@ -140,7 +156,7 @@ def candidates(session: Session) -> list[Candidate]:
         DeploymentRow.task_id,
         DeploymentRow.result[KEY]["task_id"].as_string(),
         DeploymentRow.result[KEY]["checked_at"].as_string(),
-    ).where(DeploymentRow.status == Status.succeeded.value, DeploymentRow.urls.is_not(None))
+    ).where(serving_clause(), DeploymentRow.urls.is_not(None))
     found = []
     for dep_id, task_id, checked_task, checked_at in session.execute(stmt):
         when = None
@@ -169,7 +185,7 @@ def counts(session: Session) -> dict[str, int]:
     checked_task = DeploymentRow.result[KEY]["task_id"].as_string()
     inner = (
         select(status.label("h"), (checked_task == DeploymentRow.task_id).label("cur"))
-        .where(DeploymentRow.status == Status.succeeded.value)
+        .where(serving_clause())
         .subquery()
     )
     stmt = select(inner.c.h, inner.c.cur, func.count()).group_by(inner.c.h, inner.c.cur)
@@ -190,7 +206,7 @@ def tool_drift_count(session: Session) -> int:
     """Live deployments whose health check saw other tools than their deploy recorded (for /metrics)."""
     drift = DeploymentRow.result["tool_drift"]
     stmt = select(func.count()).where(
-        DeploymentRow.status == Status.succeeded.value,
+        serving_clause(),
         drift["task_id"].as_string() == DeploymentRow.task_id,
     )
     return int(session.scalar(stmt) or 0)

@@ -53,10 +53,12 @@ from schemas import TRANSITIONS_INTO, DeployRequest, Status
 
 _DEPLOYMENTS = DeploymentRow.__table__
 _EVENTS = DeploymentEvent.__table__
+#: The statuses a run ends in (a delete aside): what a scheduled check's finding may be written on.
+ENDED = (Status.succeeded.value, Status.failed.value, Status.cancelled.value)
 _D = _DEPLOYMENTS.c
 # What a guarded write answers (UPDATE … RETURNING): the row's state after it, for its event and for a
 # running task's cancel check. `Written` rows are truthy.
-_WRITTEN = (_D.id, _D.status, _D.stage, _D.progress, _D.cancel_requested)
+_WRITTEN = (_D.id, _D.status, _D.stage, _D.progress, _D.cancel_requested, _D.task_id)
 Written = Row[Any]
 
 
@@ -128,6 +130,7 @@ def insert_event(session: Session, written: Written, message: str) -> None:
     session.execute(
         insert(_EVENTS).values(
             deployment_id=written.id,
+            task_id=written.task_id,
             status=written.status,
             stage=written.stage,
             progress=written.progress,
@@ -159,7 +162,12 @@ def add_event(session: Session, row: DeploymentRow, message: str = "") -> None:
     """An event with the row's current state (what a write that is not a status change tells watchers)."""
     session.add(
         DeploymentEvent(
-            deployment_id=row.id, status=row.status, stage=row.stage, progress=row.progress, message=message
+            deployment_id=row.id,
+            task_id=row.task_id,
+            status=row.status,
+            stage=row.stage,
+            progress=row.progress,
+            message=message,
         )
     )
 
@@ -254,7 +262,6 @@ def _queue(
     req: DeployRequest | None,
     operation: str,
     deadline_s: float,
-    rotate_endpoint_key: bool = False,
     checkpoint: Checkpoint | None = None,
 ) -> bool:
     """Queue a new operation on an existing row: a new task id, a clean checkpoint; False when the row's
@@ -272,8 +279,6 @@ def _queue(
         deadline_at=utcnow() + timedelta(seconds=deadline_s),
         updated_at=utcnow(),
     )
-    if rotate_endpoint_key:
-        values.update(endpoint_key_enc=None, endpoint_token_enc=None)
     if req is not None:
         assert vault is not None
         values["spec"] = masked_spec(req, row.region)
@@ -314,13 +319,18 @@ def queue_redeploy(
     return _queue(session, vault, row, req=req, operation="redeploy", deadline_s=deadline_s)
 
 
-def rotate_token(
-    session: Session, vault: Vault, row: DeploymentRow, req: DeployRequest, *, deadline_s: float
-) -> bool:
-    """A redeploy that drops the deployment's signing key and token, so the run makes new ones and
-    rewrites the trigger: every earlier token stops working."""
+def rotate_token(session: Session, row: DeploymentRow, *, deadline_s: float) -> bool:
+    """A new signing key and token on the trigger alone (operation `rotate`, issue 26 #1): the run makes
+    them and rewrites the trigger, so every earlier token stops working; no function write, no version.
+    The old key stays on the row until the run replaces it (a cancel before that keeps it working)."""
     return _queue(
-        session, vault, row, req=req, operation="redeploy", deadline_s=deadline_s, rotate_endpoint_key=True
+        session,
+        None,
+        row,
+        req=None,
+        operation="rotate",
+        deadline_s=deadline_s,
+        checkpoint=Checkpoint(rotate=True),
     )
 
 
@@ -453,14 +463,15 @@ def record_check(
     session: Session, deployment_id: str, task_id: str | None, found: dict[str, Any], messages: list[str]
 ) -> bool:
     """Store a scheduled check's findings (keys of the row's `result`: `health`, `tool_drift`) if the row
-    still serves the release that was checked: still succeeded, same task (a redeploy, rollback or delete
-    replaced it: the finding is stale). The row is read again under a row lock and only these keys change,
+    still serves the release that was checked: its run still ended (succeeded, or failed or cancelled while
+    `live` serves an earlier version: the checks pick those, deployer/store/health.py `serving_clause`),
+    same task (a redeploy, rollback or delete replaced it: the finding is stale). The row is read again under a row lock and only these keys change,
     so another check's keys written meanwhile (config drift, token expiry) stay. Each message (a change of
     health or tools) is an event, and updated_at moves; a routine check is not a change of the deployment
     and leaves updated_at alone (no long-poll wakes for it)."""
     current = session.execute(
         select(_D.result)
-        .where(_D.id == deployment_id, _D.task_id == task_id, _D.status == Status.succeeded.value)
+        .where(_D.id == deployment_id, _D.task_id == task_id, _D.status.in_(ENDED))
         .with_for_update()
     ).first()
     if current is None:
@@ -470,7 +481,7 @@ def record_check(
         values["updated_at"] = utcnow()
     written = session.execute(
         update(_DEPLOYMENTS)
-        .where(_D.id == deployment_id, _D.task_id == task_id, _D.status == Status.succeeded.value)
+        .where(_D.id == deployment_id, _D.task_id == task_id, _D.status.in_(ENDED))
         .values(**values)
         .returning(*_WRITTEN)
     ).first()

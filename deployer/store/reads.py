@@ -16,7 +16,7 @@ from sqlalchemy import and_, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from deployer.crypto import Vault
-from deployer.ops import tool_drift
+from deployer.ops import releases, tool_drift
 from deployer.store import health
 from deployer.store.result import DeploymentResult
 from deployer.store.tables import DeploymentEvent, DeploymentRow, utcnow
@@ -108,13 +108,24 @@ def request_of(vault: Vault, row: DeploymentRow) -> DeployRequest:
     return DeployRequest.model_validate(data)
 
 
-def events_after(session: Session, deployment_id: str, after_id: int = 0) -> list[DeploymentEvent]:
-    stmt = (
-        select(DeploymentEvent)
-        .where(DeploymentEvent.deployment_id == deployment_id, DeploymentEvent.id > after_id)
-        .order_by(DeploymentEvent.id)
+def events_after(
+    session: Session, deployment_id: str, after_id: int = 0, *, run: str | None = None
+) -> list[DeploymentEvent]:
+    """The deployment's events after `after_id`, oldest first; with `run`, only that run's (its task id)."""
+    stmt = select(DeploymentEvent).where(
+        DeploymentEvent.deployment_id == deployment_id, DeploymentEvent.id > after_id
     )
-    return list(session.scalars(stmt))
+    if run is not None:
+        stmt = stmt.where(DeploymentEvent.task_id == run)
+    return list(session.scalars(stmt.order_by(DeploymentEvent.id)))
+
+
+def run_has_events(session: Session, deployment_id: str, run: str) -> bool:
+    """Whether any event names this run (events written before migration 0004 name none)."""
+    stmt = select(DeploymentEvent.id).where(
+        DeploymentEvent.deployment_id == deployment_id, DeploymentEvent.task_id == run
+    )
+    return session.scalar(stmt.limit(1)) is not None
 
 
 def stale_running(session: Session, now: datetime | None = None) -> list[DeploymentRow]:
@@ -192,6 +203,7 @@ def to_public(row: DeploymentRow) -> Deployment:
         tool_fingerprints=dict(probe.get("tool_fingerprints") or {}),
         drift=result.drift,
         token=result.token,
+        live=releases.live_release(row.status, row.result, row.spec or {}),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

@@ -119,6 +119,12 @@ class DeploymentResult:
     def live_version(self) -> str | None:
         return release_facts.alias_version(self.alias_result)
 
+    def serves(self, status: str) -> bool:
+        """Whether the endpoint serves a known release in this status (release_facts.endpoint_serves)."""
+        if status == Status.succeeded.value:
+            return True
+        return release_facts.serving_version(status, self.to_json()) is not None
+
     def rollback_target(self) -> str | None:
         return release_facts.newest_verified_before(self.releases, self.live_version)
 
@@ -148,10 +154,12 @@ class DeploymentResult:
         return token.get("warned_at") if token.get("expires_at") == expires_at else None
 
     def finding(self, key: str, *, status: str, task_id: str | None) -> dict[str, Any] | None:
-        """A scheduled check's finding (`health`, `tool_drift`, `tool_changes`) when it is about the
-        deployment's live release: the deployment succeeded and the finding carries that release's task id."""
+        """A scheduled check's finding (`health`, `tool_drift`, `tool_changes`) when it is about what the
+        endpoint serves now: the deployment succeeded, or its failed or cancelled run left `live` serving
+        an earlier version (deployer/ops/releases.py `endpoint_serves`), and the finding carries the
+        row's task id."""
         value = getattr(self, key)
-        if status != Status.succeeded.value or not isinstance(value, Mapping):
+        if not self.serves(status) or not isinstance(value, Mapping):
             return None
         return dict(value) if value.get("task_id") == task_id else None
 

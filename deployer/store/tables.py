@@ -110,6 +110,10 @@ class DeploymentEvent(Base):
     stage: Mapped[str | None] = mapped_column(String(32), nullable=True)
     progress: Mapped[int] = mapped_column(Integer, default=0)
     message: Mapped[str] = mapped_column(Text, default="")
+    # The run (the row's task id) that wrote it: `mcp-fc events` follows one run (NULL: written before 0004).
+    task_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    __table_args__ = (Index("ix_deployment_events_run", "deployment_id", "task_id", "id"),)
 
 
 class IdempotencyKey(Base):

@@ -54,7 +54,7 @@ def test_events_replay_the_history_and_end_at_a_terminal_status(
     assert events[2]["data"]["progress"] == 100
     ids = [int(e["id"]) for e in events]
     assert ids == sorted(ids) and len(set(ids)) == 3
-    assert set(events[0]["data"]) == {"status", "stage", "progress", "message", "at"}
+    assert set(events[0]["data"]) == {"status", "stage", "progress", "message", "at", "task_id"}
 
 
 def test_events_resume_after_last_event_id(client: TestClient, alice, deploy, settings) -> None:

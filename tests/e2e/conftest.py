@@ -43,6 +43,12 @@ HEALTH_PROBE_TIMEOUT_S = 5.0
 FC_HEALTH_FAILURE_THRESHOLD = max(6, math.ceil(3 * TIMEOUT_SCALE))
 
 
+# The plain stack keeps 2 good versions per deployment (the product keeps 5): test_release_states shows
+# retention deleting a failed version rather than the last good one in three releases, not six. No other
+# test on this stack looks at versions past its second release.
+RELEASES_KEEP = 2
+
+
 def active_deployments(stack: Stack) -> list[str]:
     terminal = [s.value for s in TERMINAL]
     with session_scope(stack.settings) as session:
@@ -70,7 +76,10 @@ def plain_stack(shared_stacks: Stacks) -> Stack:
     # A drift sweep spreads its checks over 0.8 x the interval, in the order the deployments were made: on a
     # stack that earlier modules deployed to, test_config_drift's would wait minutes for its own check.
     return shared_stacks.start(
-        workers=1, pool="threads", concurrency=4, extra_env={"MCPFC_DRIFT_CHECK_INTERVAL_S": "1"}
+        workers=1,
+        pool="threads",
+        concurrency=4,
+        extra_env={"MCPFC_DRIFT_CHECK_INTERVAL_S": "1", "MCPFC_RELEASES_KEEP": str(RELEASES_KEEP)},
     )
 
 

@@ -1,14 +1,15 @@
 """GET /v1/deployments/{id}/client-config: what an MCP client reads to use a deployment's endpoint.
 
-The one response meant to hand out an endpoint token. Only a deployment whose last deploy succeeded has
-an endpoint a client can use; every other state answers 409 saying why, never an entry that looks usable.
+The one response meant to hand out an endpoint token. A deployment whose last deploy succeeded has an
+endpoint a client can use, and so has one whose failed or cancelled redeploy left `live` serving an earlier
+version (with a warning header); every other state answers 409 saying why, never an entry that looks usable.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from deployer import client_configs
 from deployer.api.deps import CurrentOwner, SessionDep, VaultDep
@@ -16,9 +17,13 @@ from deployer.api.problems import Problem, ProblemDetail
 from deployer.api.routes.common import PREFIX, IdOrName, get_row
 from deployer.client_configs import ClientKind, Endpoint
 from deployer.crypto import Vault
+from deployer.ops import releases
 from deployer.store import reads as store
 from deployer.store.tables import DeploymentRow
 from schemas import AuthType, Status, Transport
+
+#: A config handed out with a caveat (the endpoint serves another release than the spec).
+WARNING_HEADER = "Mcpfc-Warning"
 
 router = APIRouter(
     tags=["deployments"],
@@ -33,11 +38,28 @@ CLIENT_HELP = (
 )
 
 
+def still_serving(row: DeploymentRow) -> str | None:
+    """The warning that goes with the config of a deployment whose last run failed or was cancelled while
+    `live` still serves an earlier version (issue 26 #14): the endpoint works, the spec is not what it
+    serves. None: nothing to warn about."""
+    status = Status(row.status)
+    version = releases.serving_version(status.value, row.result)
+    if status not in (Status.failed, Status.cancelled) or version is None:
+        return None
+    what = "failed" if status == Status.failed else "was cancelled"
+    return (
+        f"the last deploy of {row.name} {what}: the endpoint still serves version {version}, not the spec "
+        f"`mcp-fc status {row.name}` shows"
+    )
+
+
 def not_usable(row: DeploymentRow) -> Problem | None:
     """Why this deployment has no endpoint a client could use (None when it has one)."""
     status, name = Status(row.status), row.name
     error = row.error or {}
     extra = {"deployment_id": row.id, "deployment_status": status.value}
+    if still_serving(row):
+        return None
     if status in (Status.pending, Status.running):
         what = "a deploy" if row.operation == "deploy" else "a redeploy"
         return Problem(
@@ -122,8 +144,14 @@ def client_config(
     owner: CurrentOwner,
     session: SessionDep,
     vault: VaultDep,
+    response: Response,
     client: Annotated[ClientKind, Query(description=CLIENT_HELP)] = ClientKind.json,
 ) -> dict[str, Any]:
-    """The config an MCP client reads for this deployment (contains the endpoint token)."""
-    endpoint = endpoint_of(get_row(session, owner, id), vault)
+    """The config an MCP client reads for this deployment (contains the endpoint token). A failed or
+    cancelled redeploy whose `live` still serves an earlier version gets it too, with a `Mcpfc-Warning`
+    header saying so."""
+    row = get_row(session, owner, id)
+    endpoint = endpoint_of(row, vault)
+    if warning := still_serving(row):
+        response.headers[WARNING_HEADER] = warning
     return client_configs.render(client, [endpoint]).body()

@@ -35,7 +35,7 @@ from deployer.api.routes.common import (
 )
 from deployer.api.routes.idempotency import Idempotency
 from deployer.crypto import Vault
-from deployer.ops import spec_diff
+from deployer.ops import releases, spec_diff, unchanged
 from deployer.settings import Settings
 from deployer.store import lifecycle
 from deployer.store import reads as store
@@ -47,6 +47,8 @@ log = logging.getLogger("deployer.api")
 
 #: On a deploy onto a name that has a deployment: the status it had, and the spec fields this deploy changes.
 REPLACED_HEADER, CHANGED_HEADER = "Mcpfc-Replaced", "Mcpfc-Changed-Fields"
+#: On a deploy that changes nothing (deployer/ops/unchanged.py): 200, nothing queued, and this header says so.
+UNCHANGED_HEADER = "Mcpfc-Unchanged"
 Replaced = tuple[str, list[str]]  # those two headers' values
 
 router = deployments_router()
@@ -95,10 +97,27 @@ def create_deployment(
             return replayed
         replaced = _replace(session, vault, settings, owner, body, region, existing)
         row = existing
+        if unchanged.deploy_changes_nothing(row.status, replaced[1]):
+            return _nothing_to_deploy(session, idempotency, row, response, replaced)
     if replayed := _commit(session, idempotency, row, response):
         return replayed
     _enqueue_deploy(request, session, producer, idempotency, row, body.priority.value)
     return _deploy_accepted(request, response, row, replaced)
+
+
+def _nothing_to_deploy(
+    session: Session, idempotency: Idempotency, row: DeploymentRow, response: Response, replaced: Replaced
+) -> Deployment:
+    """The deploy asks for the spec the succeeded deployment has: no run, no release (issue 26 #2). 200
+    with the deployment as it is, and a header that says why (the CLI shows it)."""
+    idempotency.remember(row.id, status_code=200)
+    session.commit()
+    response.headers[REPLACED_HEADER] = replaced[0]
+    response.headers[CHANGED_HEADER] = ""
+    response.headers[UNCHANGED_HEADER] = unchanged.no_release_note(
+        row.name, releases.live_version(row.result)
+    )
+    return accepted(response, row, status_code=200)
 
 
 def _region_of(body: DeployRequest, settings: Settings) -> str:
@@ -144,7 +163,8 @@ def _replace(
     region: str,
     existing: DeploymentRow,
 ) -> Replaced:
-    """Queue the deploy of a new spec onto the caller's deployment of the name, if nothing forbids it."""
+    """Queue the deploy of a new spec onto the caller's deployment of the name, if nothing forbids it and
+    the spec changes something."""
     if existing.owner_id != owner.owner_id:
         raise Problem(409, f"the function name {body.name} is taken", kind="name-taken")
     if existing.region != region:
@@ -169,6 +189,8 @@ def _replace(
             body.secret_values(),
         ),
     )
+    if unchanged.deploy_changes_nothing(existing.status, replaced[1]):
+        return replaced  # nothing to queue: the caller answers the deployment as it is
     if not lifecycle.queue_deploy(session, vault, existing, body, deadline_s=settings.deploy_deadline_s):
         session.refresh(existing)
         raise busy(existing)
@@ -280,7 +302,11 @@ def rotate_token(
         raise Problem(
             409, f"{row.name} uses {current.auth.type.value} auth: it has no token to rotate", kind="no-token"
         )
-    return _queue_redeploy(request, response, session, settings, vault, producer, row, current, rotate=True)
+    # The trigger alone gets the new key (FC's UpdateTrigger): no version, `live` stays where it is.
+    if not lifecycle.rotate_token(session, row, deadline_s=settings.deploy_deadline_s):
+        session.refresh(row)
+        raise busy(row)
+    return start_queued(request, session, producer, response, row, priority=current.priority.value)
 
 
 def _queue_redeploy(
@@ -292,11 +318,8 @@ def _queue_redeploy(
     producer: Celery,
     row: DeploymentRow,
     req: DeployRequest,
-    *,
-    rotate: bool = False,
 ) -> Deployment:
-    queue_it = lifecycle.rotate_token if rotate else lifecycle.queue_redeploy
-    if not queue_it(session, vault, row, req, deadline_s=settings.deploy_deadline_s):
+    if not lifecycle.queue_redeploy(session, vault, row, req, deadline_s=settings.deploy_deadline_s):
         session.refresh(row)
         raise busy(row)
     return start_queued(request, session, producer, response, row, priority=req.priority.value)

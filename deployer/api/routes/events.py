@@ -1,6 +1,8 @@
-"""GET /v1/deployments/{id}/events: a deployment's progress as Server-Sent Events.
+"""GET /v1/deployments/{id}/events: a run's progress as Server-Sent Events.
 
-A stream reads the row's status, then the events after Last-Event-ID, until a terminal status. With the
+A stream follows one run (issue 26 #3): the deployment's current one, or `?run=TASK_ID`; every event names
+the run that wrote it. It reads the row's status, then the run's events after Last-Event-ID, until the
+run's terminal event. With the
 change feed (PostgreSQL) it reads when its deployment changed; without it, it polls with back-off. Each
 API key may hold MCPFC_EVENTS_STREAMS_PER_KEY streams in this process at once.
 """
@@ -13,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
-from fastapi import Header, Request
+from fastapi import Header, Query, Request
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -43,11 +45,15 @@ EVENTS_FEED_CHECK_S = 5.0
 EVENTS_MAX_S = 3600.0  # a stream ends after an hour; clients reconnect with Last-Event-ID
 
 
-def _events_since(settings: Settings, dep_id: str, after: int) -> tuple[str, list[dict[str, Any]]]:
-    """The row's status, then the events after `after`, read in that order (see stream_events)."""
+def _events_since(
+    settings: Settings, dep_id: str, after: int, run: str | None
+) -> tuple[str, str | None, list[dict[str, Any]]]:
+    """The row's status and current run, then the events of `run` (None: every event, for a run older
+    than migration 0004) after `after`, read in that order (see stream_events)."""
     with session_scope(settings) as session:
         row = store.get(session, dep_id)
         status = row.status if row is not None else Status.deleted.value
+        current = row.task_id if row is not None else None
         events = [
             {
                 "id": ev.id,
@@ -56,16 +62,38 @@ def _events_since(settings: Settings, dep_id: str, after: int) -> tuple[str, lis
                 "progress": ev.progress,
                 "message": ev.message,
                 "at": ev.at.isoformat(),
+                "task_id": ev.task_id,
             }
-            for ev in store.events_after(session, dep_id, after)
+            for ev in store.events_after(session, dep_id, after, run=run)
         ]
-        return status, events
+        return status, current, events
 
 
-def _resolve_id(settings: Settings, owner_id: str, id_or_name: str) -> str | None:
+def _resolve(
+    settings: Settings, owner_id: str, id_or_name: str, run: str | None
+) -> tuple[str, str | None] | None:
+    """(deployment id, the run to follow): `run` when given, else the deployment's current run; the run is
+    None for a run that started before events named their run (migration 0004): every event then."""
     with session_scope(settings) as session:
         row = store.get_for_owner(session, owner_id, id_or_name)
-        return row.id if row is not None else None
+        if row is None:
+            return None
+        run = run or row.task_id
+        if run and not store.run_has_events(session, row.id, run):
+            if run != row.task_id:
+                raise Problem(404, f"{row.name} has no run {run}", kind="no-such-run")
+            run = None
+        return row.id, run
+
+
+def run_over(status: str, current: str | None, run: str | None, batch: list[dict[str, Any]]) -> bool:
+    """Whether a stream has shown its run to the end: the run's terminal event came, or (nothing new) the
+    deployment is terminal on that run, or another run replaced it."""
+    if batch and Status(batch[-1]["status"]) in TERMINAL:
+        return True
+    if batch:
+        return False
+    return Status(status) in TERMINAL or (run is not None and current != run)
 
 
 class StreamSlots:
@@ -135,12 +163,18 @@ async def stream_events(
     owner: StreamOwner,
     settings: SettingsDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    run: Annotated[
+        str | None,
+        Query(max_length=64, description="the run (task id) to follow; default the deployment's current run"),
+    ] = None,
 ) -> EventSourceResponse:
-    """Server-Sent Events of progress; ends after a terminal status. Honours Last-Event-ID. At most
-    MCPFC_EVENTS_STREAMS_PER_KEY streams per API key are open at once (429 beyond)."""
-    dep_id = await run_in_threadpool(_resolve_id, settings, owner.owner_id, id)
-    if dep_id is None:
+    """Server-Sent Events of one run's progress, from its start: the current run (a redeploy in progress,
+    else the last one), or `?run=TASK_ID`; ends after the run's terminal event. Honours Last-Event-ID. At
+    most MCPFC_EVENTS_STREAMS_PER_KEY streams per API key are open at once (429 beyond)."""
+    resolved = await run_in_threadpool(_resolve, settings, owner.owner_id, id, run)
+    if resolved is None:
         raise not_found(id)
+    dep_id, run = resolved
     try:
         after = max(0, int(last_event_id or 0))
     except ValueError:
@@ -162,11 +196,11 @@ async def stream_events(
             cache = get_read_cache(request)
             token = cache.token() if cache is not None else 0  # before the read: no change is missed
             # Status first: if it was terminal, the events read next include its terminal event.
-            status, batch = await run_in_threadpool(_events_since, settings, dep_id, after)
+            status, current, batch = await run_in_threadpool(_events_since, settings, dep_id, after, run)
             for ev in batch:
                 after = ev.pop("id")
                 yield {"event": "progress", "id": str(after), "data": json.dumps(ev, separators=(",", ":"))}
-            if Status(status) in TERMINAL and (not batch or Status(batch[-1]["status"]) in TERMINAL):
+            if run_over(status, current, run, batch):
                 return
             if time.monotonic() > deadline:
                 return

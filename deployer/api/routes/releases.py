@@ -96,6 +96,15 @@ def rollback(
         known = {str(r.get("version")): r for r in published}
         if target not in known or known[target].get("deleted"):
             raise Problem(404, f"{row.name} has no version {target}", kind="no-such-version")
+        if releases.failed_verification(known[target]):
+            # Refused at once: the worker would probe it again for up to a minute and fail (issue 26 #14).
+            error = (known[target].get("probe") or {}).get("error") or "its probe failed"
+            raise Problem(
+                409,
+                f"version {target} of {row.name} failed verification ({' '.join(str(error).split())[:200]}): "
+                "it never served and cannot be rolled back to; `mcp-fc history` shows the verified ones",
+                kind="version-not-verified",
+            )
     if not lifecycle.queue_rollback(session, row, to=target, deadline_s=settings.deploy_deadline_s):
         session.refresh(row)
         raise busy(row)
