@@ -23,6 +23,18 @@ ALL = ("overhead", "burst", "polling", "scale", "waiting", "endpoint")
 DEFAULT_POOL, DEFAULT_CONCURRENCY = "threads", 2 * (os.cpu_count() or 1)
 
 
+#: Where the production stack's services are (benchmarks/common.py `Services`): flag, variable, metavar.
+SERVICE_FLAGS = (
+    ("--redis-host", "MCPFC_BENCH_REDIS_HOST", "HOST"),
+    ("--redis-port", "MCPFC_BENCH_REDIS_PORT", "PORT"),
+    ("--redis-dbs", "MCPFC_BENCH_REDIS_DBS", "FIRST-LAST"),
+    ("--pg-host", "MCPFC_BENCH_PG_HOST", "HOST"),
+    ("--pg-port", "MCPFC_BENCH_PG_PORT", "PORT"),
+    ("--pg-user", "MCPFC_BENCH_PG_USER", "ROLE"),
+    ("--db-prefix", "MCPFC_BENCH_DB_PREFIX", "PREFIX"),
+)
+
+
 def machine() -> str:
     cpu = "?"
     try:
@@ -54,7 +66,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="burst: also sweep pools and concurrencies (default in the full run)",
     )
+    services = p.add_argument_group(
+        "services (production stack; default: the MCPFC_BENCH_* variables, else 127.0.0.1's defaults)"
+    )
+    for flag, var, what in SERVICE_FLAGS:
+        services.add_argument(flag, dest=var, metavar=what, help=f"sets {var}")
     args = p.parse_args(argv)
+    for _, var, _ in SERVICE_FLAGS:
+        if getattr(args, var) is not None:
+            os.environ[var] = str(getattr(args, var))
 
     only = [x.strip() for x in args.only.split(",") if x.strip()]
     unknown = sorted(set(only) - set(ALL))

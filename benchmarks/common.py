@@ -32,12 +32,64 @@ from fc_emulator import EmulatorServer
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_AK, BENCH_SK = "bench-ak", "bench-secret-key"
-REDIS_PORT, PG_PORT = 6379, 5432
-# The benchmarks' Redis database: one of 8-15 claimed in db 0 for this run, with the same claim keys the
-# integration tests use (tests/integration/conftest.py), so a benchmark and a test run on one Redis never
-# flush each other's database.
-REDIS_CLAIMABLE_DBS = range(8, 16)
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@dataclass(frozen=True)
+class Services:
+    """Where the production stack's Redis and PostgreSQL listen, and what a run may name there. Each is
+    settable (issue 26 #15) with an environment variable, or `python -m benchmarks --redis-port ...`:
+
+        MCPFC_BENCH_REDIS_HOST / _PORT   Redis (default 127.0.0.1:6379)
+        MCPFC_BENCH_REDIS_DBS            the databases a run may claim, "8-15" (the run claims one, in db 0,
+                                         with the claim keys the integration tests use, so a benchmark and
+                                         a test run on one Redis never flush each other's database)
+        MCPFC_BENCH_PG_HOST / _PORT      PostgreSQL (default 127.0.0.1:5432)
+        MCPFC_BENCH_PG_USER              its role (default postgres; trust or a ~/.pgpass entry)
+        MCPFC_BENCH_PG_ADMIN_DB          the database CREATE/DROP DATABASE run from (default postgres)
+        MCPFC_BENCH_DB_PREFIX            the prefix of the databases a run creates (and drops)
+
+    The variables start MCPFC_BENCH_, which the stacks' processes never see (they get MCPFC_* of their own).
+    """
+
+    redis_host: str = "127.0.0.1"
+    redis_port: int = 6379
+    redis_dbs: range = range(8, 16)
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 5432
+    pg_user: str = "postgres"
+    pg_admin_db: str = "postgres"
+    db_prefix: str = "mcpfc_bench_"
+
+    @classmethod
+    def from_env(cls) -> Services:
+        env, default = os.environ, cls()
+        first, _, last = env.get("MCPFC_BENCH_REDIS_DBS", "8-15").partition("-")
+        return cls(
+            redis_host=env.get("MCPFC_BENCH_REDIS_HOST", default.redis_host),
+            redis_port=int(env.get("MCPFC_BENCH_REDIS_PORT", default.redis_port)),
+            redis_dbs=range(int(first), int(last or first) + 1),
+            pg_host=env.get("MCPFC_BENCH_PG_HOST", default.pg_host),
+            pg_port=int(env.get("MCPFC_BENCH_PG_PORT", default.pg_port)),
+            pg_user=env.get("MCPFC_BENCH_PG_USER", default.pg_user),
+            pg_admin_db=env.get("MCPFC_BENCH_PG_ADMIN_DB", default.pg_admin_db),
+            db_prefix=env.get("MCPFC_BENCH_DB_PREFIX", default.db_prefix),
+        )
+
+    def pg_url(self, database: str) -> str:
+        return f"postgresql://{self.pg_user}@{self.pg_host}:{self.pg_port}/{database}"
+
+    def redis_url(self, db: int) -> str:
+        return f"redis://{self.redis_host}:{self.redis_port}/{db}"
+
+    def new_database_name(self) -> str:
+        return f"{self.db_prefix}{secrets.token_hex(4)}"
+
+
+def services() -> Services:
+    """The services as the environment says now (main() sets it from its flags first)."""
+    return Services.from_env()
+
+
 FC_LATENCY_MS = 100
 IMAGE = "registry.cn-hangzhou.aliyuncs.com/mcp-fc/mcp-server-time:latest"
 COMMAND = ["mcp-server-time", "--local-timezone", "UTC"]
@@ -144,9 +196,9 @@ def median(values: list[float]) -> float:
 # -- services -------------------------------------------------------------------------------------------
 
 
-def port_open(port: int) -> bool:
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
+        with socket.create_connection((host, port), timeout=1):
             return True
     except OSError:
         return False
@@ -159,17 +211,26 @@ def free_port() -> int:
 
 
 def production_available() -> bool:
-    return port_open(REDIS_PORT) and port_open(PG_PORT)
+    found = services()
+    return port_open(found.redis_port, found.redis_host) and port_open(found.pg_port, found.pg_host)
+
+
+def postgres_available() -> bool:
+    found = services()
+    return port_open(found.pg_port, found.pg_host)
 
 
 @contextmanager
 def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database of this run's own (dropped afterwards), as a URL."""
     import psycopg
 
-    name = f"mcpfc_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+    where = services()
+    name = where.new_database_name()
+    admin = where.pg_url(where.pg_admin_db)
+    with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    url = where.pg_url(name)
     try:
         yield url
     finally:
@@ -177,7 +238,7 @@ def postgres_database() -> Iterator[str]:
 
         for u in (url, "postgresql+psycopg://" + url.split("://", 1)[1]):
             engine_for(u).dispose()
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -185,16 +246,20 @@ def claim_redis_db() -> int:
     """A Redis database of this run's own, flushed (release it with `release_redis_db`)."""
     import redis
 
-    claims = redis.Redis(host="127.0.0.1", port=REDIS_PORT, db=0)
+    where = services()
+    claims = redis.Redis(host=where.redis_host, port=where.redis_port, db=0)
     try:
-        for db in REDIS_CLAIMABLE_DBS:
+        for db in where.redis_dbs:
             if claims.set(f"mcpfc-test:claim:{db}", os.getpid(), nx=True, ex=3600):
                 break
         else:
-            raise RuntimeError("every Redis database 8-15 is claimed by another mcp-fc test or benchmark run")
+            raise RuntimeError(
+                f"every Redis database {where.redis_dbs.start}-{where.redis_dbs.stop - 1} is claimed by another "
+                "mcp-fc test or benchmark run (MCPFC_BENCH_REDIS_DBS chooses others)"
+            )
     finally:
         claims.close()
-    client = redis.Redis(host="127.0.0.1", port=REDIS_PORT, db=db)
+    client = redis.Redis(host=where.redis_host, port=where.redis_port, db=db)
     client.flushdb()
     client.close()
     return db
@@ -203,10 +268,11 @@ def claim_redis_db() -> int:
 def release_redis_db(db: int) -> None:
     import redis
 
-    client = redis.Redis(host="127.0.0.1", port=REDIS_PORT, db=db)
+    where = services()
+    client = redis.Redis(host=where.redis_host, port=where.redis_port, db=db)
     client.flushdb()
     client.close()
-    claims = redis.Redis(host="127.0.0.1", port=REDIS_PORT, db=0)
+    claims = redis.Redis(host=where.redis_host, port=where.redis_port, db=0)
     claims.delete(f"mcpfc-test:claim:{db}")
     claims.close()
 
@@ -347,7 +413,7 @@ class Stack:
             cm = postgres_database()
             self.database_url = cm.__enter__()
             self._cleanup.append(lambda: cm.__exit__(None, None, None))
-            redis_url = f"redis://127.0.0.1:{REDIS_PORT}/{db}"
+            redis_url = services().redis_url(db)
             env.update(
                 MCPFC_BROKER_URL=redis_url,
                 MCPFC_RESULT_BACKEND=redis_url,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import socket
 import statistics
 import subprocess
@@ -22,9 +21,7 @@ import time
 import httpx
 import psycopg
 
-from benchmarks.common import deploy_body, stop_process, wait_http
-
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+from benchmarks.common import deploy_body, services, stop_process, wait_http
 
 
 def _free_port() -> int:
@@ -87,10 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gets", type=int, default=200)
     args = p.parse_args(argv)
 
-    name = f"mcpfc_streams_{secrets.token_hex(4)}"
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
+    where = services()  # MCPFC_BENCH_PG_* (benchmarks/common.py Services)
+    admin = where.pg_url(where.pg_admin_db)
+    name = where.new_database_name()
+    with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    db_url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    db_url = where.pg_url(name)
     port = _free_port()
     proc = None
     try:
@@ -127,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         from deployer.store.db import engine_for, normalise_url
 
         engine_for(normalise_url(db_url)).dispose()
-        with psycopg.connect(ADMIN, autocommit=True) as conn:
+        with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return 0
 

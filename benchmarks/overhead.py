@@ -171,7 +171,7 @@ def run(*, quick: bool, kind: str, pool: str, concurrency: int) -> list[Row]:
                 "overhead p50: POST→succeeded vs bare SDK (probe off)",
                 median(service_s),
                 median(bare_s),
-                "<= 1.15",
+                "<= 1.05",
                 "s",
                 probe_note,
             )
@@ -205,7 +205,7 @@ def run(*, quick: bool, kind: str, pool: str, concurrency: int) -> list[Row]:
                 "overhead p50: POST→succeeded vs bare SDK + MCP probe (probe on)",
                 None,
                 None,
-                "<= 1.15",
+                "<= 1.05",
                 "s",
                 f"skipped: the emulator does not serve MCP on trigger URLs yet ({why})",
                 skipped=True,
@@ -234,7 +234,7 @@ def run(*, quick: bool, kind: str, pool: str, concurrency: int) -> list[Row]:
             "overhead p50: POST→succeeded vs bare SDK + MCP probe (probe on)",
             median(service_s),
             median(bare_s),
-            "<= 1.15",
+            "<= 1.05",
             "s",
             f"{FC_NOTE}; probe = deployer.ops.probe.probe on both sides; n={n} each",
         )
