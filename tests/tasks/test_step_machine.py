@@ -326,3 +326,47 @@ def test_the_probe_thread_s_records_name_the_deployment_too(
     assert all(getattr(r, "deployment_id", None) == dep_id for r in probing), [
         (r.name, r.getMessage()) for r in probing if getattr(r, "deployment_id", None) != dep_id
     ]
+
+
+def test_a_rollback_says_it_started_once_and_a_rotation_publishes_no_version(
+    settings: Settings, fc: EmulatorServer
+) -> None:
+    """Issue 26 #1, #13: one `rollback started` event; a token rotation rewrites the trigger alone (no
+    function write, no version, `live` stays) and keeps the old key until its trigger step."""
+    dep_id = queued(settings)
+    assert drive(settings, deploy, dep_id)[0]["status"] == "succeeded"
+    vault = Vault.from_settings(settings)
+    with session_scope(settings) as session:
+        row = store.get(session, dep_id)
+        assert row is not None
+        req = store.request_of(vault, row).model_copy(update={"command": ["mcp-server-time", "--v2"]})
+        assert lifecycle.queue_redeploy(session, vault, row, req, deadline_s=60)
+    assert drive(settings, deploy, dep_id)[0]["status"] == "succeeded"
+    with session_scope(settings) as session:
+        row = store.get(session, dep_id)
+        assert row is not None
+        assert lifecycle.queue_rollback(session, row, to="1", deadline_s=60)
+    assert drive(settings, deploy, dep_id)[0] == {"status": "succeeded", "version": "1", "tools": []}
+    rollback_run = row_of(settings, dep_id).task_id
+    with session_scope(settings) as session:
+        started = [e.message for e in store.events_after(session, dep_id, run=rollback_run)]
+    assert started.count("rollback started") == 1, started
+
+    key_before = row_of(settings, dep_id).endpoint_key_enc
+    with session_scope(settings) as session:
+        row = store.get(session, dep_id)
+        assert row is not None
+        assert lifecycle.rotate_token(session, row, deadline_s=60)
+    assert row_of(settings, dep_id).endpoint_key_enc == key_before, "the old key stays until the trigger step"
+    calls_before = dict(fc.faults.stats()["calls"])
+    assert drive(settings, deploy, dep_id)[0]["status"] == "succeeded"
+    row = row_of(settings, dep_id)
+    assert row.endpoint_key_enc != key_before and row.operation == "rotate"
+    calls = {op: n - calls_before.get(op, 0) for op, n in fc.faults.stats()["calls"].items()}
+    assert {op for op, n in calls.items() if n} <= {"GetTrigger", "UpdateTrigger", "CreateTrigger"}, calls
+    assert calls.get("UpdateTrigger") == 1, calls
+    assert [v["versionId"] for v in fc.backend.list_function_versions("mcp-steps")["versions"]] == ["2", "1"]
+    assert fc.backend.get_alias("mcp-steps", "live")["versionId"] == "1"
+    with session_scope(settings) as session:
+        messages = [e.message for e in store.events_after(session, dep_id, run=row.task_id)]
+    assert messages[-1].startswith("token rotated") and "live still serves version 1" in messages[-1]
