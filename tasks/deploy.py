@@ -242,6 +242,8 @@ class DeploySteps(FunctionSteps, ReleaseSteps):
         # FC now runs this spec: an earlier drift report no longer holds (the next check looks again).
         self.result.discard("drift")
         self.record_token_expiry()
+        if self.tools is None:  # a reconcile that probed nothing: the endpoint's tools are what they were
+            self.tools = list(self.row.tools or [])
         done = self.run_.succeed(
             self.done_message(),
             stage="done",

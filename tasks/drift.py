@@ -26,7 +26,7 @@ from deployer.store import reads as store
 from deployer.store.db import session_scope
 from deployer.store.result import DeploymentResult
 from deployer.store.tables import DeploymentRow
-from schemas import AuthType
+from schemas import AuthType, Status
 from tasks.app import app
 from tasks.context import context, log
 
@@ -84,7 +84,8 @@ def check(deployment_id: str) -> dict[str, Any]:
     previous = DeploymentResult.from_json(row.result).drift or {}
     messages = []
     if fields and fields != previous.get("fields"):
-        messages.append(f"config drift: {drift.summary(fields)} (`mcp-fc reconcile {row.name}` converges it)")
+        fix = "reconcile" if row.status == Status.succeeded.value else "redeploy"
+        messages.append(f"config drift: {drift.summary(fields)} (`mcp-fc {fix} {row.name}` converges it)")
     elif not fields and previous.get("drifted"):
         messages.append("config drift gone: FC matches the deployment's spec again")
     # Only if the row still serves the release that was read (same task, still succeeded): a deploy

@@ -279,7 +279,8 @@ def print_ops(console: Console, dep: Deployment) -> None:
                 "drift",
                 Text(
                     f"{len(dep.drift.fields)} field(s) differ from the spec (checked {_ago(dep.drift.checked_at)});"
-                    f" `mcp-fc reconcile {dep.name}` converges them",
+                    f" `mcp-fc {'reconcile' if dep.status == Status.succeeded else 'redeploy'} {dep.name}`"
+                    " converges them",
                     style="yellow",
                 ),
             )

@@ -28,6 +28,10 @@ def test_reconcile_refuses_while_busy_deleted_or_unknown(client, alice, bob, dep
     url = f"/v1/deployments/{dep['id']}/reconcile"
     assert "in progress" in assert_problem(client.post(url, headers=alice), 409)["detail"]
     assert_problem(client.post(url, headers=bob), 404)
+    move(settings, dep["id"], Status.running, Status.failed)
+    # a reconcile releases nothing: on a failed deployment it would end succeeded with the spec never live
+    refused = assert_problem(client.post(url, headers=alice), 409)
+    assert "mcp-fc redeploy" in refused["detail"] and refused["type"].endswith("not-live")
     move(settings, dep["id"], Status.deleting, Status.deleted)
     assert "deleted" in assert_problem(client.post(url, headers=alice), 409)["detail"]
     assert len(broker_messages(settings)) == 1

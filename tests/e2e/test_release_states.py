@@ -112,6 +112,7 @@ def test_rotate_reconcile_and_an_unchanged_deploy_keep_a_rolled_back_live(stack)
     reconciled = cli(stack, "reconcile", name)
     assert reconciled.exit_code == 0, (reconciled.output, stack.worker_logs())
     assert "nothing to reconcile" in reconciled.stderr and "no new release" in reconciled.stderr
+    assert get(stack, f"/v1/deployments/{name}")["tools"] == ["keep_one"], "what live serves, kept"
     # ... and so does a deploy of the spec the deployment already has
     again = cli(stack, "deploy", name, "--image", IMAGE, "--", *server("keep_two"))
     assert again.exit_code == 0, again.output
