@@ -422,3 +422,75 @@ def test_status_shows_config_drift_and_an_expiring_token(api, cli):
     assert "memorySize: FC has 1024, the spec wants 512" in result.stdout
     assert "mcp-fc reconcile mcp-time" in result.stdout
     assert "mcp-fc token rotate mcp-time" in result.stdout
+
+
+# -- what live serves, unchanged deploys, one run's events, configs with a warning (issue 26) ------------
+
+
+LIVE_ONE = {
+    "version": "1",
+    "release": 1,
+    "image": IMAGE,
+    "command": ["mcp-server-time", "--old"],
+    "env_keys": [],
+    "differs_from_spec": ["command"],
+}
+
+
+def test_status_shows_what_live_serves_beside_the_spec_when_they_differ(api, cli):
+    api.get("/v1/deployments/mcp-time").mock(
+        return_value=httpx.Response(200, json=succeeded(live=LIVE_ONE, tool_fingerprints={"a": "x"}))
+    )
+    out = cli("status", "mcp-time").stdout
+    assert "version 1 (release 1) serves another spec:" in out and "mcp-server-time --old" in out
+    assert "not live (differs in command; `mcp-fc redeploy mcp-time` releases it)" in out
+    same = {**LIVE_ONE, "differs_from_spec": []}
+    api.get("/v1/deployments/mcp-time").mock(return_value=httpx.Response(200, json=succeeded(live=same)))
+    out = cli("status", "mcp-time").stdout
+    assert "version 1 (release 1): serves the spec below" in out and "not live" not in out
+
+
+def test_a_deploy_that_changes_nothing_says_so_and_waits_for_nothing(api, cli):
+    api.post("/v1/deployments").mock(
+        return_value=httpx.Response(
+            200,
+            json=succeeded(),
+            headers={
+                "Mcpfc-Replaced": "succeeded",
+                "Mcpfc-Changed-Fields": "",
+                "Mcpfc-Unchanged": "nothing changed: mcp-time already has this spec, so no new release",
+            },
+        )
+    )
+    result = cli("deploy", "mcp-time", "--image", IMAGE, "--", "mcp-server-time")
+    assert result.exit_code == 0, result.output
+    assert "note: nothing changed" in result.stderr and "replaces it in place" not in result.stderr
+    assert "unchanged, no new release (id" in result.stdout
+
+
+def test_events_follow_the_run_asked_for(api, cli):
+    body = 'event: progress\nid: 7\ndata: {"status":"succeeded","stage":"done","progress":100,"message":"deployed"}\n\n'
+    route = api.get("/v1/deployments/mcp-time/events").mock(
+        return_value=httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+    )
+    result = cli("events", "mcp-time", "--run", "task-1")
+    assert result.exit_code == 0, result.output
+    assert route.calls.last.request.url.params.get("run") == "task-1"
+    assert result.stdout.strip() == "succeeded  done  100%  deployed"
+
+
+def test_config_of_a_failed_redeploy_still_serving_prints_it_with_the_warning(api, cli):
+    entry = {"type": "http", "url": "https://x.fcapp.run/mcp", "headers": {"Authorization": "Bearer t"}}
+    api.get("/v1/deployments/mcp-time/client-config").mock(
+        return_value=httpx.Response(
+            200,
+            json={"mcpServers": {"mcp-time": entry}},
+            headers={
+                "Mcpfc-Warning": "the last deploy of mcp-time failed: the endpoint still serves version 1"
+            },
+        )
+    )
+    result = cli("config", "mcp-time")
+    assert result.exit_code == 0, result.output
+    assert "warning: the last deploy of mcp-time failed" in result.stderr
+    assert json.loads(result.stdout)["mcpServers"]["mcp-time"]["url"] == entry["url"]
