@@ -153,7 +153,11 @@ class DeploySteps(FunctionSteps, ReleaseSteps):
         plan: set[str] = set()
 
         def observe() -> bool:
-            plan.update(unchanged.reconcile_plan(drift_check.observe(self.run_.ctx, self.row)))
+            if self.checkpoint.reconcile is None:  # looked once per run: a re-run finishes that plan
+                found = unchanged.reconcile_plan(drift_check.observe(self.run_.ctx, self.row))
+                self.checkpoint.reconcile = sorted(found)
+                self.run_.save(checkpoint=self.checkpoint)
+            plan.update(self.checkpoint.reconcile)
             self.reconciled = sorted(plan)
             return True
 

@@ -47,6 +47,9 @@ class Checkpoint:
     cutover: bool = False
     verify_removed: bool = False
     rollback_to: str | None = None
+    # reconcile (issue 26 #2): what FC showed drifted when the run looked, so a re-run after a wait
+    # finishes that plan instead of looking again (and finding its own half-done write)
+    reconcile: list[str] | None = None
     # token rotation (issue 26 #1): a new signing key on the trigger alone
     rotate: bool = False  # the run makes a new key (the old one stays until then)
     rotated: bool = False  # ... and saved it: a re-run writes the same one

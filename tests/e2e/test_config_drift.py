@@ -94,7 +94,8 @@ def test_a_memory_change_through_the_sdk_is_drift_and_reconcile_converges_it(sta
     after = deployment(stack, "drifty")
     assert after["status"] == "succeeded" and after["drift"] is None
     assert sdk(stack).get_function("drifty", fc.GetFunctionRequest()).body.memory_size == 512
-    assert any("reconciled" in m for m in events(stack, dep["id"]))
+    messages = events(stack, dep["id"])
+    assert any("reconciled" in m for m in messages), messages
 
     # and the next check finds FC in sync again
     run_check(stack, dep["id"])
