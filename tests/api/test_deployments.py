@@ -665,9 +665,10 @@ def test_client_config_for_the_inspector_is_its_command(client: TestClient, alic
     _publish(settings, dep["id"], "eyJ.endpoint.token")
     body = client.get(f"/v1/deployments/{dep['id']}/client-config?client=inspector", headers=alice).json()
     (command,) = body["commands"]
-    assert command["argv"][:6] == [
+    assert command["argv"][:7] == [
         "npx",
-        "@modelcontextprotocol/inspector",
+        "-y",
+        "@modelcontextprotocol/inspector@0.17.5",
         "--cli",
         MCP_URL,
         "--transport",
