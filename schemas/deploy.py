@@ -392,6 +392,7 @@ class DeployRequest(_Strict):
         if "allow_origins" not in req.model_fields_set and req.auth.type == AuthType.anonymous:
             # Unauthenticated, '*' would let any web page's script call the server (issue 24); explicit wins.
             req.allow_origins = []
+            req.model_fields_set.discard("allow_origins")  # still a default: clients send only what was asked
         problems = [
             InitErrorDetails(type=PydanticCustomError(rule, message), loc=(field,), input=value)
             for field, rule, message, value in [*req._capacity_problems(), *req._source_problems()]

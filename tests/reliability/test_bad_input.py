@@ -95,7 +95,7 @@ BAD_BODIES: list[tuple[str, Any, int, str, str]] = [
         "env_duplicate_key",
     ),
     # images
-    ("image missing", body(image=...), 422, "image", "missing"),
+    ("image missing", body(image=...), 422, "image", "image_required"),  # the command is no npx/uvx
     ("image empty", body(image=""), 422, "image", "string_too_short"),
     ("image upper case", body(image="Registry/NS/Image:1"), 422, "image", "image_reference"),
     ("image with a space", body(image="ns/image 1"), 422, "image", "image_reference"),
