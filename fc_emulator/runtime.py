@@ -186,9 +186,10 @@ class InstanceManager:
                     raise FunctionNotReady("the emulator is stopping")
                 instance = self._instances.get(name)
                 generation = (self._epoch, self._generation.get(name, 0))
-            if instance is None and generation != arrived:
-                # Stopped (deleted, its trigger gone) while this request waited for another one's start: a
-                # start now would run what nothing can reach until its deadline (issue 26 #11).
+            if instance is None and generation != arrived and (generation[0] != arrived[0] or "@" in name):
+                # A version's instance stopped (the function deleted, its trigger gone) while this request
+                # waited for another one's start: a start now would run what nothing can reach until its
+                # deadline (issue 26 #11). LATEST's stop is also an UpdateFunction's: that request goes on.
                 raise FunctionNotReady(f"function '{name}' was changed or deleted while starting; retry")
             if instance is not None and (instance.revision != function.revision or not instance.alive):
                 why = (
