@@ -178,12 +178,19 @@ class InstanceManager:
         # One instance per function and version: a published version keeps its own instance while LATEST
         # (key = the name) is updated.
         name = getattr(function, "instance_key", None) or function.name
+        with self._lock:
+            arrived = (self._epoch, self._generation.get(name, 0))
         with self._start_lock(name):
             with self._lock:
                 if self._closing:
                     raise FunctionNotReady("the emulator is stopping")
                 instance = self._instances.get(name)
                 generation = (self._epoch, self._generation.get(name, 0))
+            if instance is None and generation != arrived and (generation[0] != arrived[0] or "@" in name):
+                # A version's instance stopped (the function deleted, its trigger gone) while this request
+                # waited for another one's start: a start now would run what nothing can reach until its
+                # deadline (issue 26 #11). LATEST's stop is also an UpdateFunction's: that request goes on.
+                raise FunctionNotReady(f"function '{name}' was changed or deleted while starting; retry")
             if instance is not None and (instance.revision != function.revision or not instance.alive):
                 why = (
                     "revision changed"
