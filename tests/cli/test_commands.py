@@ -445,11 +445,14 @@ LIVE_ONE = {
 
 def test_status_shows_what_live_serves_beside_the_spec_when_they_differ(api, cli):
     api.get("/v1/deployments/mcp-time").mock(
-        return_value=httpx.Response(200, json=succeeded(live=LIVE_ONE, tool_fingerprints={"a": "x"}))
+        return_value=httpx.Response(
+            200, json=succeeded(live=LIVE_ONE, tool_fingerprint="ab" * 32, tool_fingerprints={"a": "x"})
+        )
     )
     out = cli("status", "mcp-time").stdout
     assert "version 1 (release 1) serves another spec:" in out and "mcp-server-time --old" in out
     assert "not live (differs in command; `mcp-fc redeploy mcp-time` releases it)" in out
+    assert "(1 tool)" in out, "one tool, not `1 tools`"
     same = {**LIVE_ONE, "differs_from_spec": []}
     api.get("/v1/deployments/mcp-time").mock(return_value=httpx.Response(200, json=succeeded(live=same)))
     out = cli("status", "mcp-time").stdout

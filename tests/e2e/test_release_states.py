@@ -8,7 +8,8 @@ bridge and named-tool servers behind the emulator, the official MCP client throu
 - a failed redeploy leaves the deployment `failed` while `live` serves the old version: the deployment says
   what `live` serves, its client config comes with a warning, the health and drift checks keep watching it,
   `rollback --to` the failed version is refused at once, and retention (keep 2 on this stack) deletes the
-  failed version, not the last good one.
+  failed version, not the last good one;
+- a cancel during a rollback's probe stops it, and `live` stays where it was.
 """
 
 from __future__ import annotations
@@ -197,3 +198,41 @@ def test_a_failed_redeploy_keeps_live_served_watched_and_its_good_versions(stack
     rolled = cli(stack, "rollback", name)
     assert rolled.exit_code == 0, rolled.output
     assert tools_at(url, headers) == ["good_one"]
+
+
+# Serves the named tool unless the flag file exists: then it hangs before answering (a release that was
+# good, and now does not answer when a rollback probes it again).
+GATED = (
+    "import os, runpy, sys, time\n"
+    "flag, script, tool = sys.argv[1:4]\n"
+    "while os.path.exists(flag):\n"
+    "    time.sleep(0.2)\n"
+    "sys.argv = [script, tool]\n"
+    "runpy.run_path(script, run_name='__main__')\n"
+)
+
+
+def test_a_cancel_during_a_rollback_s_probe_stops_it(stack, tmp_path):
+    """Issue 26 #13: the rollback's probe of its target stops on a cancel (it used to run to its timeout and
+    then fail); `live` stays where it was, and the target stays a rollback target."""
+    name, flag = "rollback-cancel", tmp_path / "hang"
+    gated = [sys.executable, "-c", GATED, str(flag), NAMED, "gated_one"]
+    assert cli(stack, "deploy", name, "--image", IMAGE, "--", *gated).exit_code == 0, stack.worker_logs()
+    assert cli(stack, "redeploy", name, "--", *server("gated_two")).exit_code == 0, stack.worker_logs()
+    flag.write_text("")
+    stack.fc.dataplane.reset()  # FC reclaims idle instances: the rollback's probe starts version 1 anew
+    with stack.http() as http:
+        dep_id = http.post(f"/v1/deployments/{name}/rollback", json={"to": "1"}).json()["id"]
+        wait_until(
+            lambda: http.get(f"/v1/deployments/{dep_id}").json()["stage"] == "verifying",
+            60,
+            what="the rollback's probe started",
+        )
+    cancelled = cli(stack, "cancel", name)
+    assert cancelled.exit_code == 0 and cancelled.stdout.strip().endswith("): cancelled"), cancelled.output
+    dep = get(stack, f"/v1/deployments/{dep_id}")
+    assert dep["status"] == "cancelled" and dep["live"]["version"] == "2", dep
+    live, known = versions(stack, name)
+    assert live == "2" and known["1"]["probe"]["ok"], known
+    assert [t["triggerName"] for t in stack.fc.backend.list_triggers(name)["triggers"]] == ["http"]
+    flag.unlink()
