@@ -68,6 +68,14 @@ def test_logs_show_the_servers_own_stderr_with_secrets_scrubbed(stack):
         newer = http.get("/v1/deployments/noisy/logs", params={"after": page["cursor"]}).json()
     assert all(x["time_ns"] > page["lines"][-1]["time_ns"] for x in newer["lines"])
 
+    # a `since` too far back for any clock is the caller's mistake, named as such (it was a 500 OverflowError)
+    with stack.http() as http:
+        for since in ("9" * 5000 + "s", "99999999999d"):
+            r = http.get("/v1/deployments/noisy/logs", params={"since": since})
+            assert r.status_code == 422 and "since" in r.text, (since[:12], r.status_code, r.text[:200])
+    refused = cli(stack, "logs", "noisy", "--since", "99999999999d")
+    assert refused.exit_code == 2 and "since" in refused.output, refused.output
+
 
 def test_another_owner_cannot_read_the_logs(stack):
     with stack.http(stack.other_key) as http:
