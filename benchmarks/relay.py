@@ -167,10 +167,8 @@ def throughput(make: Any, callers: int, per_caller: int) -> float:
     return callers * per_caller / (time.perf_counter() - t0)
 
 
-def start_bridge(server: list[str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    argv = bridge_argv("bridge", port, None)
-    argv = argv[: argv.index("--") + 1] + server
+def started(argv: list[str], port: int, what: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `argv` and wait until its `/status` answers; (the process, its /mcp URL)."""
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -181,8 +179,15 @@ def start_bridge(server: list[str]) -> tuple[subprocess.Popen[bytes], str]:
         except httpx.HTTPError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("the bridge did not start")
+            raise RuntimeError(f"{what} did not start")
         time.sleep(0.02)  # start-up polling, not part of any figure
+
+
+def start_bridge(server: list[str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    argv = bridge_argv("bridge", port, None)
+    argv = argv[: argv.index("--") + 1] + server
+    return started(argv, port, "the bridge")
 
 
 def start_passthrough(server: list[str]) -> tuple[subprocess.Popen[bytes], str]:
@@ -195,18 +200,7 @@ def start_passthrough(server: list[str]) -> tuple[subprocess.Popen[bytes], str]:
         "--",
         *server,
     ]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "/status", timeout=2).status_code == 200:
-                return proc, url + "/mcp"
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("the pass-through did not start")
-        time.sleep(0.02)  # start-up polling, not part of any figure
+    return started(argv, port, "the pass-through")
 
 
 def bridge_rows(quick: bool) -> list[Row]:

@@ -75,6 +75,14 @@ def bridge_key(tools: Tools) -> str:
     return h.hexdigest()[:32]
 
 
+def _uv_install_into(
+    tools: Tools, target: Path, requirements: Path, flags: list[str], failure: str, *, cwd: Path | None = None
+) -> None:
+    """Exactly the pinned requirements, for the build's target platform, into a directory of their own."""
+    argv = [tools.uv, "pip", "install", "--quiet", "--target", str(target), "--no-deps", *flags]
+    tools.run([*argv, *tools.target.uv_args, "-r", str(requirements)], cwd or target, failure)
+
+
 def install_bridge(tools: Tools, cache: Path) -> Path:
     """The bridge's tree for the target, installed once per (bridge, constraints, target) into `cache`."""
     key = bridge_key(tools)
@@ -85,22 +93,7 @@ def install_bridge(tools: Tools, cache: Path) -> Path:
     staging = cache / "bridge" / f".{key}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    tools.run(
-        [
-            tools.uv,
-            "pip",
-            "install",
-            "--quiet",
-            "--target",
-            str(staging),
-            "--no-deps",
-            *tools.target.uv_args,
-            "-r",
-            str(constraints),
-        ],
-        staging,
-        "uv could not install the bridge's dependencies",
-    )
+    _uv_install_into(tools, staging, constraints, [], "uv could not install the bridge's dependencies")
     shutil.copytree(package, staging / "mcp_fc_bridge", ignore=shutil.ignore_patterns("__pycache__"))
     try:
         staging.rename(done)
@@ -123,23 +116,7 @@ def _install_pypi(tools: Tools, lock: Lock, tree: Path) -> None:
     lock_file = tree / "mcp-fc" / PYPI_LOCK
     lock_file.write_text(lock.files[PYPI_LOCK])
     hashes = ["--require-hashes"] if lock.version != "local" else []  # a local folder has no hash
-    tools.run(
-        [
-            tools.uv,
-            "pip",
-            "install",
-            "--quiet",
-            "--target",
-            str(tree / "server"),
-            "--no-deps",
-            *hashes,
-            *tools.target.uv_args,
-            "-r",
-            str(lock_file),
-        ],
-        tree,
-        f"uv could not install {lock.spec}",
-    )
+    _uv_install_into(tools, tree / "server", lock_file, hashes, f"uv could not install {lock.spec}", cwd=tree)
 
 
 def fix_shebangs(site: Path) -> None:

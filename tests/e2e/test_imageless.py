@@ -104,6 +104,18 @@ def test_npx_server_deploys_without_an_image_with_node_from_its_layer(stack):
     assert "echo" in used.tools and "hi" in used.text
 
 
+def test_the_github_server_lists_its_tools_in_both_eras(stack):
+    """The README's own example (`npx -y @modelcontextprotocol/server-github`): it starts and lists its tools
+    without a token; its calls need the internet and a token, so none is made."""
+    dep = deploy(stack, "il-github", ["npx", "-y", "@modelcontextprotocol/server-github"])
+    assert dep["status"] == "succeeded", (dep.get("error"), stack.worker_logs())
+    assert dep["build"]["package"] == "@modelcontextprotocol/server-github"
+    headers = headers_of(stack, "il-github")
+    for mode in (MODERN, "legacy"):
+        used = asyncio.run(use(dep["urls"]["mcp"], "streamable-http", headers, mode=mode, tool=None))
+        assert {"search_repositories", "create_issue", "get_file_contents"} <= set(used.tools), used.tools
+
+
 def test_a_package_that_does_not_exist_fails_the_build_before_any_fc_call(stack):
     dep = deploy(stack, "il-missing", ["npx", "-y", "@mcp-fc-test-nonexistent/no-such-server-0"])
     assert dep["status"] == "failed"
