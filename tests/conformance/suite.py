@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,10 +100,23 @@ def read_verdicts(out: Path) -> dict[str, Verdict]:
     return found
 
 
-def require_suite() -> None:
-    """The suite and its Node must be installed; under CI a missing install is a failure, not a skip."""
+def require_suite(*, install: bool = True) -> None:
+    """The suite and its Node must be installed: `npm ci` here when they are not (the README's test command
+    runs no npm of its own); under CI a suite that is still missing is a failure, not a skip."""
     if NODE.exists() and CLI.exists():
         return
+    npm = shutil.which("npm")
+    if install and npm is not None:
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--prefer-offline"],
+            cwd=HERE,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if NODE.exists() and CLI.exists():
+            return
+        pytest.fail(f"`npm ci` in {HERE} did not install the conformance suite:\n{done.stderr[-2000:]}")
     message = f"the conformance suite is not installed: run `npm ci` in {HERE} (.ci/run does)"
     if in_ci():
         pytest.fail(message)

@@ -136,10 +136,10 @@ def test_a_missing_suite_fails_under_ci_and_skips_elsewhere(monkeypatch, tmp_pat
     monkeypatch.setattr(suite, "NODE", tmp_path / "node")
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="npm ci"):
-        suite.require_suite()
+        suite.require_suite(install=False)
     monkeypatch.setenv("CI", "")
     with pytest.raises(pytest.skip.Exception, match="npm ci"):
-        suite.require_suite()
+        suite.require_suite(install=False)
 
 
 def test_our_server_passes_every_scenario_directly(verdicts):
