@@ -98,6 +98,12 @@ def test_dev_demo_prints_a_working_url_and_header(tmp_path):
             assert "get_current_time" in tools, mode
             assert "Europe/Paris" in text, mode
         assert processes_using(tmp_path), "the function runs as a local process logging into the data dir"
+        # On the product's defaults, the function FC runs gets a quick liveness verdict (issue 26 #14: 2 s x 30
+        # cost two minutes of failed calls to a hung server); the start's patience is the bridge's late bind.
+        state = json.loads((tmp_path / "emulator-state.json").read_text())
+        (demo,) = [f for f in state["functions"] if f["name"] == "mcp-fc-demo"]
+        check = demo["spec"]["customRuntimeConfig"]["healthCheckConfig"]
+        assert check["periodSeconds"] * check["failureThreshold"] + check["timeoutSeconds"] <= 15, check
         assert "API key" in "\n".join(err.queue), "the banner shows the API key"
     finally:
         proc.send_signal(signal.SIGINT)
