@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -331,11 +332,14 @@ def rabbitmq_url() -> Iterator[str]:
     """A virtual host of this module's own, so two test runs on one broker never take each other's tasks."""
     require_service("RabbitMQ", 5672)
     vhost = f"mcpfc-test-{secrets.token_hex(4)}"
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
+    # an sbin tool: not on a plain user's PATH (a shell started with a minimal environment, say)
+    ctl = shutil.which("rabbitmqctl") or shutil.which("rabbitmqctl", path="/usr/sbin:/usr/local/sbin")
+    assert ctl is not None, "rabbitmqctl is needed to give each test module a virtual host of its own"
+    subprocess.run([ctl, "-q", "add_vhost", vhost], check=True, capture_output=True)
     subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+        [ctl, "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
         check=True,
         capture_output=True,
     )
     yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False, capture_output=True)
+    subprocess.run([ctl, "-q", "delete_vhost", vhost], check=False, capture_output=True)
